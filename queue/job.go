@@ -1,0 +1,121 @@
+// Package queue is faxhook's durable delivery engine: webhook jobs stored in Badger, scheduled by
+// due time, leased by a single dispatcher, retried on Phaxio's ladder and declared dead after the
+// last retry. It is a plain Go library and knows nothing about Caddy.
+package queue
+
+import (
+	"context"
+	"time"
+)
+
+// Field is one non-file form field of a webhook, in the order it is written to the body.
+type Field struct {
+	// Name is the form field name, e.g. "fax" or "event_type".
+	Name string `json:"name"`
+	// Value is the field's value, byte for byte as transmitted and signed.
+	Value string `json:"value"`
+}
+
+// File is one file part of a webhook (the received fax's PDF, part name "file").
+type File struct {
+	// Name is the form part name; it is what the signature covers.
+	Name string `json:"name"`
+	// Filename is the file name given in the part's Content-Disposition.
+	Filename string `json:"filename"`
+	// ContentType is the part's Content-Type, e.g. "application/pdf".
+	ContentType string `json:"content_type"`
+	// Data holds the file's bytes, sent identically on every attempt.
+	Data []byte `json:"data"`
+}
+
+// Job states.
+const (
+	StatePending   = "pending"   // waiting for its due time
+	StateLeased    = "leased"    // handed to a sender; an attempt is under way
+	StateDelivered = "delivered" // a receiver accepted it
+	StateDead      = "dead"      // every attempt failed, or the URL can never work
+)
+
+// Attempt records one delivery attempt.
+type Attempt struct {
+	// At is when the attempt started.
+	At time.Time `json:"at"`
+	// Duration is how long the attempt took.
+	Duration time.Duration `json:"duration"`
+	// Status is the HTTP status code (or SMTP reply code) received, 0 if none.
+	Status int `json:"status,omitempty"`
+	// Error describes why the attempt failed, empty on success.
+	Error string `json:"error,omitempty"`
+	// Body is the first bytes of the response body.
+	Body string `json:"body,omitempty"`
+}
+
+// Job is one webhook delivery: one event to one URL.
+type Job struct {
+	// ID is stable for the event and URL; enqueueing an existing ID is a no-op.
+	ID string `json:"id"`
+	// EventID identifies the event the job delivers; several URLs share it.
+	EventID string `json:"event_id"`
+	// EventType is the Phaxio event type (fax_completed, transmitting_page, retry_scheduled).
+	EventType string `json:"event_type"`
+	// FaxID is the id of the fax the event is about.
+	FaxID int64 `json:"fax_id"`
+	// URL is the webhook URL exactly as configured or submitted (http, https or mailto).
+	URL string `json:"url"`
+	// Fields are the form fields, in body order.
+	Fields []Field `json:"fields"`
+	// Files are the file parts.
+	Files []File `json:"files,omitempty"`
+	// State is one of the State constants.
+	State string `json:"state"`
+	// CreatedAt is when the job was enqueued.
+	CreatedAt time.Time `json:"created_at"`
+	// DueAt is when the next attempt is due (pending), or the lease ends (leased).
+	DueAt time.Time `json:"due_at"`
+	// Attempts is the attempt log, oldest first.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Result is what a sender reports about one attempt.
+type Result struct {
+	// Status is the HTTP status (or SMTP reply code), 0 when none was received.
+	Status int
+	// Err is nil when the receiver accepted the webhook.
+	Err error
+	// Permanent marks a failure that no retry can fix (malformed or forbidden URL).
+	Permanent bool
+	// Body is the beginning of the response body, for the attempt log.
+	Body string
+	// RetryAfter is a delay the receiver asked for (429/503 Retry-After), 0 if none.
+	RetryAfter time.Duration
+}
+
+// Sender delivers one job once. It must be safe for concurrent use and must return when ctx ends.
+type Sender interface {
+	Send(ctx context.Context, job *Job) Result
+}
+
+// Clock tells the time and waits; tests inject a virtual clock.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// After returns a channel that receives once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// DefaultSchedule is Phaxio's retry ladder: the delay before retry n (16 retries, 17 attempts).
+var DefaultSchedule = []time.Duration{
+	5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
+	6 * time.Hour, 6 * time.Hour, 6 * time.Hour, 6 * time.Hour,
+	6 * time.Hour, 6 * time.Hour, 6 * time.Hour, 6 * time.Hour,
+	6 * time.Hour, 6 * time.Hour, 6 * time.Hour, 6 * time.Hour,
+}
