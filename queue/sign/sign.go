@@ -1,0 +1,82 @@
+// Package sign computes and checks Phaxio's X-Phaxio-Signature: the lowercase hex HMAC-SHA1, keyed
+// with the webhook token, of the URL, then every non-file field's name and value sorted by name,
+// then every file part's name and the hex SHA-1 of its contents sorted by part name.
+package sign
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"net/url"
+	"sort"
+)
+
+// Header is the HTTP header that carries the signature.
+const Header = "X-Phaxio-Signature"
+
+// Field is one non-file form field.
+type Field struct {
+	Name, Value string
+}
+
+// File is one file part: its form part name and the hex SHA-1 of its contents.
+type File struct {
+	Name, SHA1Hex string
+}
+
+// FileOf returns the File entry of a part named name holding data.
+func FileOf(name string, data []byte) File {
+	sum := sha1.Sum(data)
+	return File{Name: name, SHA1Hex: hex.EncodeToString(sum[:])}
+}
+
+// Message builds the string that is signed. The inputs are not modified.
+func Message(rawURL string, fields []Field, files []File) []byte {
+	fs := append([]Field(nil), fields...)
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+	ps := append([]File(nil), files...)
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	n := len(rawURL)
+	for _, f := range fs {
+		n += len(f.Name) + len(f.Value)
+	}
+	for _, p := range ps {
+		n += len(p.Name) + len(p.SHA1Hex)
+	}
+	msg := make([]byte, 0, n)
+	msg = append(msg, rawURL...)
+	for _, f := range fs {
+		msg = append(msg, f.Name...)
+		msg = append(msg, f.Value...)
+	}
+	for _, p := range ps {
+		msg = append(msg, p.Name...)
+		msg = append(msg, p.SHA1Hex...)
+	}
+	return msg
+}
+
+// Sign returns the X-Phaxio-Signature value for a webhook POSTed to rawURL.
+func Sign(token, rawURL string, fields []Field, files []File) string {
+	mac := hmac.New(sha1.New, []byte(token))
+	mac.Write(Message(rawURL, fields, files))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether signature is the right one. It compares in constant time.
+func Verify(token, signature, rawURL string, fields []Field, files []File) bool {
+	want := Sign(token, rawURL, fields, files)
+	return hmac.Equal([]byte(want), []byte(signature))
+}
+
+// SignedURL returns the form of a webhook URL that is signed: the URL exactly as given, less any
+// user:password@ part, which receivers cannot reconstruct from the request they get. A URL that
+// does not parse is returned unchanged.
+func SignedURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	u.User = nil
+	return u.String()
+}

@@ -1,0 +1,69 @@
+package sign
+
+import "testing"
+
+const token = "test-webhook-token"
+
+const (
+	f1 = `{"id":1234,"direction":"sent","status":"success","is_test":true}`
+	f2 = `{"id":5678,"direction":"received","status":"success","is_test":true}`
+)
+
+// The vectors of phaxio-v2.1-webhooks.md §3.1; the first is the Ruby gem's official one.
+func TestVectors(t *testing.T) {
+	const u = "https://example.com/phaxio/webhook?account=42"
+	cases := []struct {
+		name   string
+		url    string
+		fields []Field
+		files  []File
+		want   string
+	}{
+		{"official", "example.com", []Field{{"test", "true"}}, nil, "64a735ef0c47a0ae671e381c046648f0966deb29"},
+		{"A", u, []Field{{"fax", f1}, {"event_type", "fax_completed"}}, nil, "38b7ac8123f3ae48d7870a1ee168bec75217b028"},
+		{"B", u, []Field{{"page", "2"}, {"event_type", "transmitting_page"}, {"fax", f1}, {"recipient_phone_number", "+15558675309"}}, nil, "e7d01f5d0c5abd24d7d824ecf94c021eae645835"},
+		{"C", u, []Field{{"event_type", "retry_scheduled"}, {"fax", f1}, {"retry_count", "1"}, {"recipient_phone_number", "+15558675309"}}, nil, "93c8fe48bb6588473e25d0f70913ce12f9f9ca98"},
+		{"D", "https://example.com/phaxio/received", []Field{{"event_type", "fax_completed"}, {"fax", f2}}, []File{FileOf("file", []byte("%PDF-1.4\n"))}, "aeb1b4b7084aaa499db0cd9fe45b87e67cf656b9"},
+	}
+	for _, c := range cases {
+		if got := Sign(token, c.url, c.fields, c.files); got != c.want {
+			t.Errorf("%s: Sign = %s, want %s", c.name, got, c.want)
+		}
+		if !Verify(token, c.want, c.url, c.fields, c.files) {
+			t.Errorf("%s: Verify rejected the right signature", c.name)
+		}
+		if Verify("other-token", c.want, c.url, c.fields, c.files) {
+			t.Errorf("%s: Verify accepted a signature under another token", c.name)
+		}
+	}
+}
+
+func TestFileHash(t *testing.T) {
+	if got := FileOf("file", []byte("%PDF-1.4\n")).SHA1Hex; got != "95607b02d48a786cb786897d727114fc79814b1e" {
+		t.Fatalf("sha1 = %s", got)
+	}
+}
+
+func TestMessageOrderAndNoMutation(t *testing.T) {
+	fields := []Field{{"fax", "F"}, {"event_type", "E"}}
+	got := string(Message("u", fields, []File{{"z", "1"}, {"file", "2"}}))
+	if got != "uevent_typeEfaxFfile2z1" {
+		t.Fatalf("message = %q", got)
+	}
+	if fields[0].Name != "fax" {
+		t.Fatal("Message reordered its input")
+	}
+}
+
+func TestSignedURL(t *testing.T) {
+	cases := map[string]string{
+		"https://foo:bar@example.com/hook?x=1": "https://example.com/hook?x=1",
+		"https://example.com/hook/":            "https://example.com/hook/",
+		"http://127.0.0.1:8080/a?b=c&d":        "http://127.0.0.1:8080/a?b=c&d",
+	}
+	for in, want := range cases {
+		if got := SignedURL(in); got != want {
+			t.Errorf("SignedURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
