@@ -7,8 +7,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"net/url"
 	"sort"
+	"strings"
 )
 
 // Header is the HTTP header that carries the signature.
@@ -70,13 +70,21 @@ func Verify(token, signature, rawURL string, fields []Field, files []File) bool 
 }
 
 // SignedURL returns the form of a webhook URL that is signed: the URL exactly as given, less any
-// user:password@ part, which receivers cannot reconstruct from the request they get. A URL that
-// does not parse is returned unchanged.
+// user:password@ part, which receivers cannot reconstruct from the request they get. Nothing else
+// is normalised: no re-escaping, no default port removal.
 func SignedURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
+	i := strings.Index(rawURL, "://")
+	if i < 0 {
 		return rawURL
 	}
-	u.User = nil
-	return u.String()
+	rest := rawURL[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return rawURL
+	}
+	return rawURL[:i+3] + rest[at+1:]
 }

@@ -67,3 +67,11 @@ func TestSignedURL(t *testing.T) {
 		}
 	}
 }
+
+func TestSignedURLVerbatim(t *testing.T) {
+	for _, u := range []string{"https://example.com/a%2Fb?q=%7e", "https://example.com:443/x", "example.com"} {
+		if got := SignedURL(u); got != u {
+			t.Errorf("SignedURL(%q) = %q, want it unchanged", u, got)
+		}
+	}
+}
