@@ -1,0 +1,254 @@
+package queue_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
+)
+
+// hits is a loopback webhook receiver whose answers a test scripts.
+type hits struct {
+	mu     sync.Mutex
+	times  []time.Time // virtual time of each hit
+	clock  queue.Clock
+	answer func(n int) int
+	ch     chan int
+}
+
+func newHits(clock queue.Clock, answer func(n int) int) (*hits, *httptest.Server) {
+	h := &hits{clock: clock, answer: answer, ch: make(chan int, 100)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.times = append(h.times, h.clock.Now())
+		n := len(h.times)
+		h.mu.Unlock()
+		w.WriteHeader(h.answer(n))
+		h.ch <- n
+	}))
+	return h, srv
+}
+
+func (h *hits) wait(t *testing.T, n int) {
+	t.Helper()
+	for {
+		select {
+		case got := <-h.ch:
+			if got >= n {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("receiver hit %d never came", n)
+		}
+	}
+}
+
+func openStore(t *testing.T, dir string) *queue.Badger {
+	t.Helper()
+	st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func enqueue(t *testing.T, d *queue.Dispatcher, id, url string, due time.Time) {
+	t.Helper()
+	err := d.Update(func(tx queue.Tx) error {
+		_, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, EventType: "fax_completed", FaxID: 1, URL: url,
+			Fields:    []queue.Field{{Name: "fax", Value: `{"id":1}`}, {Name: "event_type", Value: "fax_completed"}},
+			CreatedAt: due, DueAt: due})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func job(t *testing.T, st queue.Store, id string) *queue.Job {
+	t.Helper()
+	var j *queue.Job
+	if err := st.View(func(tx queue.Tx) (err error) { j, err = tx.Job(id); return }); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// waitState polls the store (real time) until the job reaches state.
+func waitState(t *testing.T, st queue.Store, id, state string) *queue.Job {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if j := job(t, st, id); j.State == state {
+			return j
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("job %s never reached %s (now %s)", id, state, job(t, st, id).State)
+	return nil
+}
+
+func TestRetriesAtLadderOffsetsThenDelivered(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := queue.NewFakeClock(t0)
+	h, srv := newHits(clock, func(n int) int {
+		if n <= 2 {
+			return 500
+		}
+		return 200
+	})
+	defer srv.Close()
+	st := openStore(t, t.TempDir())
+	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{Token: "tok"}), queue.Options{Clock: clock})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	enqueue(t, d, "j1", srv.URL+"/hook", t0)
+
+	h.wait(t, 1)
+	waitState(t, st, "j1", queue.StatePending)
+	clock.Advance(5 * time.Minute)
+	h.wait(t, 2)
+	waitState(t, st, "j1", queue.StatePending)
+	clock.Advance(10 * time.Minute)
+	h.wait(t, 3)
+	j := waitState(t, st, "j1", queue.StateDelivered)
+
+	want := []time.Duration{0, 5 * time.Minute, 15 * time.Minute}
+	for i, a := range j.Attempts {
+		if got := a.At.Sub(t0); got != want[i] {
+			t.Errorf("attempt %d at +%s, want +%s", i+1, got, want[i])
+		}
+	}
+	if len(j.Attempts) != 3 || j.Attempts[0].Status != 500 || j.Attempts[2].Status != 200 || j.Attempts[2].Error != "" {
+		t.Fatalf("attempt log = %+v", j.Attempts)
+	}
+}
+
+func TestAlwaysFailingDiesAfter17Attempts(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := queue.NewFakeClock(t0)
+	h, srv := newHits(clock, func(int) int { return 503 })
+	defer srv.Close()
+	st := openStore(t, t.TempDir())
+	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	enqueue(t, d, "dead1", srv.URL, t0)
+	var offset time.Duration
+	for n := 1; n <= 16; n++ {
+		h.wait(t, n)
+		waitState(t, st, "dead1", queue.StatePending)
+		step := queue.DefaultSchedule[n-1]
+		offset += step
+		clock.Advance(step)
+	}
+	h.wait(t, 17)
+	j := waitState(t, st, "dead1", queue.StateDead)
+	if len(j.Attempts) != 17 {
+		t.Fatalf("%d attempts, want 17", len(j.Attempts))
+	}
+	if got := j.Attempts[16].At.Sub(t0); got != offset || offset != 65*time.Minute+72*time.Hour {
+		t.Fatalf("last attempt at +%s, want +%s (73h05m)", got, offset)
+	}
+	clock.Advance(24 * time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.times) != 17 {
+		t.Fatalf("a dead job was attempted again: %d hits", len(h.times))
+	}
+}
+
+func TestEnqueueIsIdempotent(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	now := time.Now()
+	for i, want := range []bool{true, false} {
+		err := st.Update(func(tx queue.Tx) error {
+			ok, err := tx.Enqueue(&queue.Job{ID: "same", DueAt: now})
+			if ok != want {
+				t.Errorf("enqueue #%d reported %v", i+1, ok)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLeasedJobsReclaimedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// A job that a crashed run had leased.
+	err = st.Update(func(tx queue.Tx) error {
+		if _, err := tx.Enqueue(&queue.Job{ID: "x", DueAt: now}); err != nil {
+			return err
+		}
+		j, _ := tx.Job("x")
+		j.State, j.DueAt = queue.StateLeased, now.Add(time.Hour)
+		return tx.PutJob(j)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	clock := queue.SystemClock{}
+	h, srv := newHits(clock, func(int) int { return 204 })
+	defer srv.Close()
+	st = openStore(t, dir)
+	if err := st.Update(func(tx queue.Tx) error {
+		j, _ := tx.Job("x")
+		j.URL = srv.URL
+		return tx.PutJob(j)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	h.wait(t, 1)
+	waitState(t, st, "x", queue.StateDelivered)
+}
+
+func TestClosedStoreFailsCleanly(t *testing.T) {
+	st, err := queue.OpenBadger(t.TempDir(), queue.BadgerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := st.View(func(tx queue.Tx) error { _, err := tx.Leased(); return err }); err != queue.ErrClosed {
+		t.Fatalf("View on closed store = %v, want ErrClosed", err)
+	}
+	if err := st.Update(func(queue.Tx) error { return nil }); err != queue.ErrClosed {
+		t.Fatalf("Update on closed store = %v", err)
+	}
+}
+
+func TestSecondOpenSaysLocked(t *testing.T) {
+	dir := t.TempDir()
+	openStore(t, dir)
+	_, err := queue.OpenBadger(dir, queue.BadgerOptions{})
+	if err == nil {
+		t.Fatal("second open of one directory succeeded")
+	}
+	if want := "locked by another process"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+}

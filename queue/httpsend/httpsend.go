@@ -1,0 +1,321 @@
+// Package httpsend delivers webhook jobs over HTTP(S) the way Phaxio does: a multipart/form-data
+// POST signed with X-Phaxio-Signature, credentials from the URL's user:password@ part sent as HTTP
+// Basic auth, redirects not followed, and only a 2xx answer counting as delivered.
+//
+// Every attempt of a job sends byte-identical bodies with the identical signature: the multipart
+// boundary is derived from the job's ID, not drawn at random.
+package httpsend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/sign"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	// DefaultTimeout bounds a whole attempt: connecting, sending and reading the answer.
+	DefaultTimeout = 30 * time.Second
+	// DefaultUserAgent is the User-Agent header sent with every webhook.
+	DefaultUserAgent = "faxhook"
+	// DefaultBodyLimit is how many bytes of the response body are kept for the attempt log.
+	DefaultBodyLimit = 4096
+	// DefaultContentType is the Content-Type of a file part whose File.ContentType is empty.
+	DefaultContentType = "application/pdf"
+)
+
+// Header names, besides sign.Header, that every webhook carries.
+const (
+	// HeaderEventID carries the job's EventID, stable across attempts and URLs, for deduplication.
+	HeaderEventID = "X-Faxhook-Event-Id"
+	// HeaderAttempt carries the 1-based number of the attempt.
+	HeaderAttempt = "X-Faxhook-Attempt"
+)
+
+const (
+	// maxRetryAfter caps the delay a receiver can ask for with Retry-After.
+	maxRetryAfter = 6 * time.Hour
+	// drainLimit is how much of an unread response body is discarded so the connection can be reused.
+	drainLimit = 64 << 10
+)
+
+// Options configures a Sender. The zero value is usable: every zero field takes its default.
+type Options struct {
+	// Token is the webhook token that signs deliveries. Empty means no X-Phaxio-Signature header.
+	Token string
+	// Timeout bounds a whole attempt, from dialing to reading the response body. Default 30s.
+	Timeout time.Duration
+	// UserAgent is the User-Agent header value. Default "faxhook".
+	UserAgent string
+	// Transport performs the requests. Default: a dedicated clone of http.DefaultTransport keeping up
+	// to 16 idle connections per host for 90s.
+	Transport http.RoundTripper
+	// BodyLimit is how many bytes of the response body are kept in Result.Body. Default 4096.
+	BodyLimit int
+}
+
+// Sender delivers webhook jobs to http and https URLs. It implements queue.Sender and is safe for
+// concurrent use.
+type Sender struct {
+	token     string
+	timeout   time.Duration
+	userAgent string
+	bodyLimit int
+	client    *http.Client
+	now       func() time.Time
+}
+
+var _ queue.Sender = (*Sender)(nil)
+
+// New returns a Sender configured by opts, with defaults for its zero fields.
+func New(opts Options) *Sender {
+	s := &Sender{
+		token:     opts.Token,
+		timeout:   opts.Timeout,
+		userAgent: opts.UserAgent,
+		bodyLimit: opts.BodyLimit,
+		now:       time.Now,
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.userAgent == "" {
+		s.userAgent = DefaultUserAgent
+	}
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = DefaultBodyLimit
+	}
+	rt := opts.Transport
+	if rt == nil {
+		rt = defaultTransport()
+	}
+	s.client = &http.Client{
+		Transport: rt,
+		// A redirect is a failed attempt: hand the 3xx back instead of following it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return s
+}
+
+// defaultTransport returns a transport of the Sender's own, so that its connection pool is neither
+// shared with nor disturbed by the rest of the process.
+func defaultTransport() *http.Transport {
+	var t *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	} else {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	t.MaxIdleConns = 100
+	t.MaxIdleConnsPerHost = 16
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// CloseIdleConnections closes the idle keep-alive connections of the Sender's transport, if it
+// supports that. Call it when the Sender is retired.
+func (s *Sender) CloseIdleConnections() {
+	s.client.CloseIdleConnections()
+}
+
+// Send makes one delivery attempt of job to its http or https URL and reports the outcome. A URL
+// that can never work (malformed, another scheme, no host) or a job that cannot be encoded gives a
+// Permanent failure without any network I/O. Only a 2xx status is a success; the status decides,
+// so a 2xx whose body cannot be read in full still counts as delivered. Send returns when ctx ends
+// or the attempt times out, whichever is first.
+func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
+	if job == nil {
+		return queue.Result{Err: errors.New("sending webhook: nil job"), Permanent: true}
+	}
+	if _, err := ParseURL(job.URL); err != nil {
+		return queue.Result{Err: err, Permanent: true}
+	}
+	target := sign.SignedURL(job.URL) // it parsed, so stripping the userinfo textually is exact
+
+	body, contentType, err := Encode(job)
+	if err != nil {
+		return queue.Result{Err: fmt.Errorf("encoding webhook for %s: %w", target, err), Permanent: true}
+	}
+
+	actx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, job.URL, bytes.NewReader(body))
+	if err != nil {
+		// ParseURL accepted the URL, so this is not expected; never echo the raw URL.
+		return queue.Result{Err: fmt.Errorf("building request for %s: %w", target, unwrapURLError(err)), Permanent: true}
+	}
+	if req.URL.User != nil {
+		pass, _ := req.URL.User.Password()
+		req.SetBasicAuth(req.URL.User.Username(), pass)
+		req.URL.User = nil
+	}
+	h := req.Header
+	h.Set("Content-Type", contentType)
+	h.Set("User-Agent", s.userAgent)
+	h.Set(HeaderEventID, job.EventID)
+	h.Set(HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
+	if s.token != "" {
+		h.Set(sign.Header, Signature(s.token, job))
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return queue.Result{Err: s.transportError(ctx, actx, target, err)}
+	}
+	res := queue.Result{Status: resp.StatusCode}
+	res.Body = s.readBody(resp.Body)
+
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code <= 299:
+		return res
+	case code >= 300 && code <= 399 && resp.Header.Get("Location") != "":
+		loc := "(unparsable Location)"
+		if lu, err := resp.Location(); err == nil {
+			lu.User = nil
+			loc = lu.String()
+		}
+		res.Err = fmt.Errorf("redirect to %s not followed (receiver answered %s)", loc, statusText(code))
+	default:
+		res.Err = fmt.Errorf("receiver answered %s", statusText(code))
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	}
+	return res
+}
+
+// errAttemptTimeout is the cause of the attempt context when Options.Timeout runs out.
+var errAttemptTimeout = errors.New("webhook attempt timed out")
+
+// transportError describes a failed round trip: timeouts and cancellation in plain words, anything
+// else (refused connection, TLS failure, reset) as the transport reported it. The url.Error wrapper
+// is removed because it repeats the URL, user name included.
+func (s *Sender) transportError(parent, actx context.Context, target string, err error) error {
+	switch {
+	case parent.Err() != nil:
+		return fmt.Errorf("posting webhook to %s: attempt abandoned: %w", target, context.Cause(parent))
+	case errors.Is(context.Cause(actx), errAttemptTimeout):
+		return fmt.Errorf("posting webhook to %s: timed out after %s: %w", target, s.timeout, context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("posting webhook to %s: %w", target, unwrapURLError(err))
+	}
+}
+
+// readBody keeps the first bodyLimit bytes of a response body, drains a bounded amount more so the
+// connection can be reused, and closes it. Read errors are ignored: the status decides the outcome.
+func (s *Sender) readBody(rc io.ReadCloser) string {
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, int64(s.bodyLimit)))
+	_, _ = io.CopyN(io.Discard, rc, drainLimit)
+	return string(b)
+}
+
+// statusText renders a status code as "500 Internal Server Error", or just the number when the code
+// has no standard text. The receiver's own reason phrase is not used.
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code)
+}
+
+// ParseURL checks that rawURL is a webhook URL this package can deliver to: absolute, http or https,
+// with a host. Its errors never contain the URL's user information.
+func ParseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if strings.Contains(rawURL, "@") {
+			// url.Parse's detail may quote pieces of a misplaced password.
+			return nil, errors.New("invalid webhook URL (not shown, it may contain credentials): malformed URL")
+		}
+		return nil, fmt.Errorf("invalid webhook URL %q: %w", rawURL, unwrapURLError(err))
+	}
+	shown := sign.SignedURL(rawURL) // exact: the URL parsed, and both cut the authority alike
+	switch u.Scheme {
+	case "http", "https":
+	case "":
+		return nil, fmt.Errorf("invalid webhook URL %q: no scheme, want http or https", shown)
+	default:
+		return nil, fmt.Errorf("invalid webhook URL %q: scheme %q is not http or https", shown, u.Scheme)
+	}
+	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("invalid webhook URL %q: no host", shown)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("invalid webhook URL %q: port %s out of range", shown, p)
+		}
+	}
+	return u, nil
+}
+
+// unwrapURLError drops a *url.Error wrapper, whose text repeats the URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Signature returns the X-Phaxio-Signature value of job under token: the HMAC over the URL as
+// configured minus any user:password@ part, the non-file fields and the SHA-1 of every file part.
+func Signature(token string, job *queue.Job) string {
+	fields := make([]sign.Field, len(job.Fields))
+	for i, f := range job.Fields {
+		fields[i] = sign.Field{Name: f.Name, Value: f.Value}
+	}
+	files := make([]sign.File, len(job.Files))
+	for i, f := range job.Files {
+		files[i] = sign.FileOf(f.Name, f.Data)
+	}
+	return sign.Sign(token, sign.SignedURL(job.URL), fields, files)
+}
+
+// parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date, as a delay from now. It
+// returns 0 for an absent, malformed or past value and caps the delay at six hours.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if isDigits(v) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter // all digits but too large for int64, or beyond the cap
+		}
+		d = time.Duration(n) * time.Second
+	} else {
+		t, err := http.ParseTime(v)
+		if err != nil {
+			return 0
+		}
+		d = t.Sub(now)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
