@@ -70,9 +70,12 @@ func Verify(token, signature, rawURL string, fields []Field, files []File) bool 
 }
 
 // SignedURL returns the form of a webhook URL that is signed: the URL exactly as given, less any
-// user:password@ part, which receivers cannot reconstruct from the request they get. Nothing else
-// is normalised: no re-escaping, no default port removal.
+// user:password@ part and any #fragment, which receivers cannot reconstruct from the request they
+// get. Nothing else is normalised: no re-escaping, no default port removal.
 func SignedURL(rawURL string) string {
+	if h := strings.IndexByte(rawURL, '#'); h >= 0 {
+		rawURL = rawURL[:h]
+	}
 	i := strings.Index(rawURL, "://")
 	if i < 0 {
 		return rawURL

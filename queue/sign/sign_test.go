@@ -60,6 +60,7 @@ func TestSignedURL(t *testing.T) {
 		"https://foo:bar@example.com/hook?x=1": "https://example.com/hook?x=1",
 		"https://example.com/hook/":            "https://example.com/hook/",
 		"http://127.0.0.1:8080/a?b=c&d":        "http://127.0.0.1:8080/a?b=c&d",
+		"https://u:p@example.com/h?q=1#frag":   "https://example.com/h?q=1",
 	}
 	for in, want := range cases {
 		if got := SignedURL(in); got != want {
