@@ -228,6 +228,7 @@ func (d *Dispatcher) attempt(ctx context.Context, j *Job) {
 	start := d.opts.Clock.Now()
 	wall := time.Now()
 	res := d.sender.Send(ctx, j)
+	end := d.opts.Clock.Now()
 	if ctx.Err() != nil && res.Err != nil {
 		return // stopping: the job stays leased and is reclaimed by the next Start
 	}
@@ -257,7 +258,7 @@ func (d *Dispatcher) attempt(ctx context.Context, j *Job) {
 			if ra := min(res.RetryAfter, MaxRetryAfter); ra > delay {
 				delay = ra
 			}
-			cur.State, cur.DueAt = StatePending, start.Add(delay)
+			cur.State, cur.DueAt = StatePending, end.Add(delay) // the delay runs from the failure
 		}
 		final = cur
 		return tx.PutJob(cur)

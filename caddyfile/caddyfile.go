@@ -1,0 +1,175 @@
+// Package caddyfile parses faxhook's Caddyfile syntax: the `faxhook` global option, which
+// configures the faxhook app, and the `faxhook` handler directive, which is ordered after
+// `encode` so that it wraps `reverse_proxy` (and `handle` blocks containing it).
+//
+//	{
+//		faxhook {
+//			storage        /var/lib/caddy/faxhook
+//			token          {env.FAXHOOK_TOKEN}
+//			sent_url       https://example.com/phaxio/sent
+//			received_url   https://example.com/phaxio/received
+//			retry_schedule 5m 10m 20m 30m 6h
+//			timeout        30s
+//			sync_writes    on
+//			workers        16
+//		}
+//	}
+//
+//	fax.example.com {
+//		faxhook {
+//			max_capture 1MiB
+//		}
+//		reverse_proxy 127.0.0.1:8090
+//	}
+package caddyfile
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/faxhook/caddy-faxhook/handler"
+	"github.com/faxhook/caddy-faxhook/module"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("faxhook", parseGlobal)
+	httpcaddyfile.RegisterHandlerDirective("faxhook", parseDirective)
+	httpcaddyfile.RegisterDirectiveOrder("faxhook", httpcaddyfile.After, "encode")
+}
+
+// parseGlobal parses the `faxhook` global option into the faxhook app's JSON config.
+func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(module.App)
+	if existing != nil {
+		return nil, d.Err("the faxhook global option may appear only once")
+	}
+	if err := UnmarshalApp(d, app); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "faxhook", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalApp fills app from a `faxhook { … }` global option block.
+func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "storage":
+			if !d.AllArgs(&app.Storage) {
+				return d.ArgErr()
+			}
+		case "token":
+			if !d.AllArgs(&app.Token) {
+				return d.ArgErr()
+			}
+		case "sent_url", "received_url":
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return d.Errf("%s: at least one URL expected", opt)
+			}
+			for _, u := range urls {
+				if err := module.ValidateURL(u); err != nil {
+					return d.Errf("%s %q: %v", opt, u, err)
+				}
+			}
+			if opt == "sent_url" {
+				app.SentURLs = append(app.SentURLs, urls...)
+			} else {
+				app.ReceivedURLs = append(app.ReceivedURLs, urls...)
+			}
+		case "retry_schedule":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("retry_schedule: at least one delay expected")
+			}
+			for _, a := range args {
+				dur, err := caddy.ParseDuration(a)
+				if err != nil || dur <= 0 {
+					return d.Errf("retry_schedule: %q is not a positive duration", a)
+				}
+				app.RetrySchedule = append(app.RetrySchedule, caddy.Duration(dur))
+			}
+		case "timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("timeout: %q is not a positive duration", s)
+			}
+			app.Timeout = caddy.Duration(dur)
+		case "sync_writes":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			var on bool
+			switch s {
+			case "on", "true":
+				on = true
+			case "off", "false":
+			default:
+				return d.Errf("sync_writes: %q is not on or off", s)
+			}
+			app.SyncWrites = &on
+		case "workers":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("workers: %q is not a positive number", s)
+			}
+			app.Workers = n
+		default:
+			return d.Errf("unknown faxhook option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseDirective parses the `faxhook` handler directive.
+func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	hd := new(handler.Handler)
+	if err := UnmarshalHandler(h.Dispenser, hd); err != nil {
+		return nil, err
+	}
+	return hd, nil
+}
+
+// UnmarshalHandler fills hd from a `faxhook [{ … }]` directive.
+func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "max_capture":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_capture: %q is not a size between 1 byte and 1GiB", s)
+			}
+			hd.MaxCapture = int(n)
+		default:
+			return d.Errf("unknown faxhook subdirective %q", d.Val())
+		}
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package caddyfile_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/faxhook/caddy-faxhook/caddyfile"
+)
+
+func adapt(t *testing.T, cf string) (map[string]any, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m, nil
+}
+
+func TestAdaptGlobalOption(t *testing.T) {
+	m, err := adapt(t, `{
+	faxhook {
+		storage /var/lib/faxhook
+		token {env.FAXHOOK_TOKEN}
+		sent_url https://a.example/sent https://b.example/sent
+		received_url https://a.example/received
+		retry_schedule 1m 2m 1h
+		timeout 10s
+		sync_writes off
+		workers 4
+	}
+}
+:8080 {
+	faxhook
+	reverse_proxy 127.0.0.1:9000
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
+	want := `{"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
+		`"sent_urls":["https://a.example/sent","https://b.example/sent"],"storage":"/var/lib/faxhook","sync_writes":false,` +
+		`"timeout":10000000000,"token":"{env.FAXHOOK_TOKEN}","workers":4}`
+	if string(got) != want {
+		t.Fatalf("faxhook app JSON:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestDirectiveWrapsReverseProxyInsideHandle(t *testing.T) {
+	m, err := adapt(t, `:8080 {
+	handle /v2.1/* {
+		reverse_proxy 127.0.0.1:9000
+	}
+	faxhook {
+		max_capture 2MiB
+	}
+	encode gzip
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(m)
+	s := string(b)
+	enc, fh, rp := strings.Index(s, `"handler":"encode"`), strings.Index(s, `"handler":"faxhook"`), strings.Index(s, `"handler":"reverse_proxy"`)
+	if enc < 0 || fh < 0 || rp < 0 || !(enc < fh && fh < rp) {
+		t.Fatalf("want encode, then faxhook, then reverse_proxy (in the handle block); got %s", s)
+	}
+	if !strings.Contains(s, `"max_capture":2097152`) {
+		t.Fatalf("max_capture not adapted: %s", s)
+	}
+}
+
+// global wraps options in a faxhook global option block.
+func global(opts string) string { return "{\n\tfaxhook {\n\t\t" + opts + "\n\t}\n}" }
+
+func TestInvalidCaddyfiles(t *testing.T) {
+	cases := map[string]struct{ cf, want string }{
+		"unknown option":       {global(`colour blue`), `unknown faxhook option "colour"`},
+		"bad sent_url scheme":  {global(`sent_url ftp://x/y`), `sent_url "ftp://x/y": unsupported scheme`},
+		"sent_url no host":     {global(`sent_url http:///x`), `sent_url "http:///x": missing host`},
+		"empty sent_url":       {global(`sent_url`), `sent_url: at least one URL expected`},
+		"bad duration":         {global(`retry_schedule 5m soon`), `retry_schedule: "soon" is not a positive duration`},
+		"empty ladder":         {global(`retry_schedule`), `retry_schedule: at least one delay expected`},
+		"negative ladder":      {global(`retry_schedule -5m`), `retry_schedule: "-5m" is not a positive duration`},
+		"bad timeout":          {global(`timeout 0s`), `timeout: "0s" is not a positive duration`},
+		"bad sync_writes":      {global(`sync_writes maybe`), `sync_writes: "maybe" is not on or off`},
+		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
+		"two args":             {global(`storage a b`), `wrong argument count`},
+		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},
+		"bad max_capture":      {":80 {\n faxhook {\n  max_capture huge\n }\n}", `max_capture: "huge" is not a size`},
+		"directive argument":   {":80 {\n faxhook extra\n}", `wrong argument count`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := adapt(t, c.cf)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}

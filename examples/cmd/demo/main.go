@@ -1,0 +1,188 @@
+// Command demo runs faxhook's main job on loopback: the simulated fax service, a webhook receiver
+// that verifies signatures, and Caddy with the faxhook plugin in front of the service. It sends a
+// few faxes through Caddy, follows them through Caddy as a client would, prints each verified
+// webhook as it arrives and exits 0 once every expected webhook arrived (1 otherwise).
+//
+//	go run ./examples/cmd/demo -caddy ./caddy
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/examples/faxapp"
+	"github.com/faxhook/caddy-faxhook/examples/harness"
+	"github.com/faxhook/caddy-faxhook/examples/receiver"
+)
+
+const (
+	token  = "demo-webhook-token"
+	key    = "demo-key"
+	secret = "demo-secret"
+)
+
+func main() {
+	bin := flag.String("caddy", "./caddy", "Caddy binary with the faxhook plugin (./xcaddy.sh build)")
+	timeout := flag.Duration("timeout", 90*time.Second, "give up after this long")
+	keep := flag.Bool("keep", false, "keep the work directory (Caddyfile, logs, storage)")
+	flag.Parse()
+	if err := run(*bin, *timeout, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
+}
+
+func run(bin string, timeout time.Duration, keep bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "faxhook-demo-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Println("work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	svc := faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Tick: 150 * time.Millisecond, Seed: 7})
+	faxURL, stopFax, err := serve(svc)
+	if err != nil {
+		return err
+	}
+	defer stopFax()
+	var mu sync.Mutex
+	rcv := receiver.New(receiver.Config{Token: token, Respond: func(d receiver.Delivery) int {
+		mu.Lock()
+		defer mu.Unlock()
+		status := "VERIFIED"
+		if !d.Verified {
+			status = "INVALID SIGNATURE"
+		}
+		fmt.Printf("webhook  %-17s %-15s fax=%s  %s  %s\n", status, d.Fields["event_type"], faxID(d.Fields["fax"]), faxStatus(d.Fields["fax"]), d.URL)
+		if !d.Verified {
+			return http.StatusUnauthorized
+		}
+		return http.StatusOK
+	}})
+	rcvURL, stopRcv, err := serve(rcv)
+	if err != nil {
+		return err
+	}
+	defer stopRcv()
+
+	admin, err := harness.FreeAddr()
+	if err != nil {
+		return err
+	}
+	site, err := harness.FreeAddr()
+	if err != nil {
+		return err
+	}
+	caddyfile := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	faxhook {
+		storage %s
+		token {env.FAXHOOK_TOKEN}
+		sent_url %s/phaxio/sent
+		retry_schedule 1s 2s 4s
+	}
+}
+
+http://%s {
+	faxhook
+	reverse_proxy %s
+}
+`, admin, filepath.Join(dir, "storage"), rcvURL, site, faxURL)
+	fmt.Printf("fax service  %s\nreceiver     %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n", faxURL, rcvURL, site)
+	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token)
+	if err != nil {
+		return err
+	}
+	defer caddy.Stop()
+
+	client := &harness.Client{Base: "http://" + site + "/v2.1", Key: key, Secret: secret}
+	sends := []harness.SendOptions{
+		{To: []string{"+15558670000"}, File: faxapp.PDF(2), CallbackURL: rcvURL + "/phaxio/callback?customer=42"},
+		{To: []string{"+15558670001", "+15558670000"}, File: faxapp.PDF(3)},
+		{To: []string{"+15558670002"}, File: faxapp.PDF(1), CallbackURL: rcvURL + "/phaxio/callback?customer=7", CallbackAfterFile: true},
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sends))
+	for _, o := range sends {
+		id, err := client.Send(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("sent     fax=%d to %v through Caddy (callback_url %q)\n", id, o.To, o.CallbackURL)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := client.WaitDone(ctx, id, 200*time.Millisecond)
+			if err != nil {
+				errs <- err
+				return
+			}
+			fmt.Printf("polled   fax=%d is %s\n", id, s)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	if _, err := rcv.Wait(ctx, len(sends)); err != nil {
+		return fmt.Errorf("waiting for %d webhooks (got %d): %w; caddy log:\n%s", len(sends), rcv.Count(), err, caddy.Tail(30))
+	}
+	time.Sleep(300 * time.Millisecond) // a duplicate would show up now
+	ds := rcv.Deliveries()
+	for _, d := range ds {
+		if !d.Verified {
+			return fmt.Errorf("a webhook failed signature verification: %+v", d)
+		}
+	}
+	if len(ds) != len(sends) {
+		return fmt.Errorf("%d webhooks arrived, want %d", len(ds), len(sends))
+	}
+	fmt.Printf("\nall %d webhooks arrived, signed and verified\n", len(ds))
+	return nil
+}
+
+func faxID(j string) string {
+	var f struct {
+		ID int64 `json:"id"`
+	}
+	if json.Unmarshal([]byte(j), &f) != nil {
+		return "?"
+	}
+	return fmt.Sprint(f.ID)
+}
+
+func faxStatus(j string) string {
+	var f struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal([]byte(j), &f) != nil {
+		return "?"
+	}
+	return f.Status
+}

@@ -1,0 +1,269 @@
+// Package formtap captures small form fields of an HTTP request body while the body streams on
+// to the upstream untouched. It never calls ParseForm or ParseMultipartForm on the live request:
+// it wraps r.Body in a reader that returns exactly the original bytes and scans them
+// incrementally as the upstream (reverse_proxy) reads them, in O(1) memory regardless of body
+// size. Large file parts are scanned for the next boundary and never held.
+//
+// The scanners follow the rules of Go's own parsers (url.ParseQuery and mime/multipart), so the
+// values found are the values a Go upstream would see.
+package formtap
+
+import (
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"slices"
+	"sync"
+)
+
+// Tap captures small form fields of a request body while the body streams on to the upstream
+// untouched.
+//
+// The methods of a nil *Tap are safe to call: Fields returns nil, Finish does nothing.
+type Tap struct {
+	names    map[string]struct{}
+	maxValue int
+
+	mu        sync.Mutex
+	sc        scanner // nil once finished
+	remaining int64   // body bytes still expected when the length is known, else -1
+	finished  bool
+	complete  bool
+	fields    map[string][]string
+	truncated map[string]bool
+	done      chan struct{}
+}
+
+// scanner is an incremental form parser fed with the body bytes in order.
+type scanner interface {
+	// write scans the next bytes of the body. It returns true once the form is over (ended or
+	// malformed) and no further bytes need to be seen.
+	write(p []byte) (over bool)
+	// end tells the scanner the body ended and reports whether the form was complete.
+	end() (complete bool)
+	// release returns pooled resources.
+	release()
+}
+
+// Attach replaces r.Body with a reader that yields exactly the original bytes and, as they are
+// read, extracts the values of the named fields (e.g. "callback_url") from
+// application/x-www-form-urlencoded or multipart/form-data bodies. Names are exact: "to" and
+// "to[]" are different fields. Values longer than maxValue bytes are ignored and recorded as
+// truncated. For other content types Attach returns nil and leaves the body untouched.
+//
+// r.ContentLength, the original Close and bodies of unknown length are preserved; a nil body or
+// http.NoBody is left in place and yields a finished tap without fields. Attach does not look at
+// the method: the caller decides which requests carry a form.
+func Attach(r *http.Request, names []string, maxValue int) *Tap {
+	if r == nil {
+		return nil
+	}
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	multipart := false
+	switch {
+	case mediaType == "application/x-www-form-urlencoded":
+		// Like net/http's parsePostForm, accept it even if a parameter was malformed.
+	case mediaType == "multipart/form-data" && err == nil:
+		multipart = true
+	default:
+		return nil
+	}
+	if maxValue < 0 {
+		maxValue = 0
+	}
+	t := &Tap{
+		names:    make(map[string]struct{}, len(names)),
+		maxValue: maxValue,
+		done:     make(chan struct{}),
+	}
+	maxName := 0
+	for _, n := range names {
+		t.names[n] = struct{}{}
+		maxName = max(maxName, len(n))
+	}
+	if len(names) == 0 || r.Body == nil || r.Body == http.NoBody {
+		t.finish(true) // nothing to find, or an empty form
+		return t
+	}
+	if multipart {
+		b, ok := params["boundary"]
+		if !ok || b == "" || len(b) > maxBoundary {
+			t.finish(false) // Go's multipart reader cannot parse it either
+			return t
+		}
+		t.sc = newMultipartScanner(t, b)
+	} else {
+		t.sc = newURLScanner(t, maxName)
+	}
+	t.remaining = -1
+	if r.ContentLength > 0 {
+		t.remaining = r.ContentLength
+	}
+	r.Body = &body{rc: r.Body, t: t}
+	return t
+}
+
+// Fields waits until the body was read to EOF or closed (or Finish was called, or the form ended
+// early or was found malformed) and returns the captured values: name → values in body order.
+// Only requested names that had at least one value within maxValue appear. The map is a copy.
+func (t *Tap) Fields() map[string][]string {
+	if t == nil {
+		return nil
+	}
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string][]string, len(t.fields))
+	for k, v := range t.fields {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// Finish stops the tap, for when the upstream never read the whole body; it never blocks on the
+// body. Fields then returns what was seen so far (a value whose end was not seen is dropped).
+// Bytes read after Finish still pass through unchanged. Finish is idempotent.
+func (t *Tap) Finish() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finishLocked(false)
+}
+
+// Complete waits like Fields and reports whether the tap saw the whole form (to its end, well
+// formed), so that Fields is authoritative: a missing name was really absent.
+func (t *Tap) Complete() bool {
+	if t == nil {
+		return false
+	}
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.complete
+}
+
+// Truncated waits like Fields and reports whether the named field had a value longer than
+// maxValue (which Fields leaves out).
+func (t *Tap) Truncated(name string) bool {
+	if t == nil {
+		return false
+	}
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.truncated[name]
+}
+
+// TruncatedNames waits like Fields and returns the names of fields that had a value longer than
+// maxValue, sorted.
+func (t *Tap) TruncatedNames() []string {
+	if t == nil {
+		return nil
+	}
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Sorted(maps.Keys(t.truncated))
+}
+
+// wanted reports whether name is one of the requested field names.
+func (t *Tap) wanted(name string) bool {
+	_, ok := t.names[name]
+	return ok
+}
+
+// add records a value; called by scanners with t.mu held.
+func (t *Tap) add(name, value string) {
+	if len(value) > t.maxValue {
+		t.markTruncated(name)
+		return
+	}
+	if t.fields == nil {
+		t.fields = make(map[string][]string, 1)
+	}
+	t.fields[name] = append(t.fields[name], value)
+}
+
+// markTruncated records an oversized value; called by scanners with t.mu held.
+func (t *Tap) markTruncated(name string) {
+	if t.truncated == nil {
+		t.truncated = make(map[string]bool, 1)
+	}
+	t.truncated[name] = true
+}
+
+// feed scans bytes the upstream just read; err is the error the body returned with them.
+func (t *Tap) feed(p []byte, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished {
+		return
+	}
+	if t.remaining >= 0 {
+		if int64(len(p)) > t.remaining {
+			p = p[:t.remaining] // never scan beyond the declared length
+		}
+		t.remaining -= int64(len(p))
+		if t.remaining == 0 && err == nil {
+			// A consumer may stop after exactly ContentLength bytes without asking for io.EOF.
+			err = io.EOF
+		}
+	}
+	if len(p) > 0 && t.sc.write(p) {
+		t.finishLocked(t.sc.end())
+		return
+	}
+	if err != nil {
+		complete := false
+		if err == io.EOF {
+			complete = t.sc.end()
+		}
+		t.finishLocked(complete)
+	}
+}
+
+func (t *Tap) finish(complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finishLocked(complete)
+}
+
+func (t *Tap) finishLocked(complete bool) {
+	if t.finished {
+		return
+	}
+	t.finished = true
+	t.complete = complete
+	if t.sc != nil {
+		t.sc.release()
+		t.sc = nil
+	}
+	close(t.done)
+}
+
+// body is the replacement request body: it returns the original bytes and feeds them to the tap.
+type body struct {
+	rc io.ReadCloser
+	t  *Tap
+}
+
+// Read reads from the original body and scans what it returned.
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n < 0 || n > len(p) { // a broken reader; pass it through untouched
+		b.t.Finish()
+		return n, err
+	}
+	b.t.feed(p[:n], err)
+	return n, err
+}
+
+// Close closes the original body and stops the tap.
+func (b *body) Close() error {
+	err := b.rc.Close()
+	b.t.Finish()
+	return err
+}

@@ -1,0 +1,209 @@
+// Package handler is faxhook's HTTP middleware, `http.handlers.faxhook`. Put it in front of
+// `reverse_proxy` to a fax service: it picks up the callback_url of send and resend requests and
+// the fax objects in the service's JSON responses, and hands them to the faxhook app. The client
+// gets exactly the upstream's bytes; parsing and persistence happen off the request path.
+package handler
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/handler/capture"
+	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/handler/formtap"
+	"github.com/faxhook/caddy-faxhook/module"
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+func init() {
+	caddy.RegisterModule(new(Handler))
+}
+
+// DefaultMaxCapture is how much of a response body is kept for parsing by default.
+const DefaultMaxCapture = 1 << 20
+
+// Handler observes fax API traffic on its way to and from the fax service.
+type Handler struct {
+	// MaxCapture is how many bytes of a matched JSON response are kept for parsing (after
+	// decompression too). Larger responses still reach the client whole; faxhook skips them.
+	// Default 1 MiB.
+	MaxCapture int `json:"max_capture,omitempty"`
+
+	app *module.App
+	log *zap.Logger
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.faxhook", New: func() caddy.Module { return new(Handler) }}
+}
+
+// Provision finds the faxhook app (instantiating it with defaults if the config has none).
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if h.MaxCapture < 0 {
+		return fmt.Errorf("max_capture: %d is negative", h.MaxCapture)
+	}
+	if h.MaxCapture == 0 {
+		h.MaxCapture = DefaultMaxCapture
+	}
+	a, err := ctx.App("faxhook")
+	if err != nil {
+		return fmt.Errorf("loading the faxhook app: %w", err)
+	}
+	h.app = a.(*module.App)
+	return nil
+}
+
+// route is the kind of fax API call a request is.
+type route int
+
+const (
+	routeNone   route = iota
+	routeSend         // POST .../faxes
+	routeResend       // POST .../faxes/{id}/resend
+	routeGet          // GET .../faxes/{id}
+	routeList         // GET .../faxes
+	routeCancel       // POST .../faxes/{id}/cancel
+)
+
+// match classifies a request by the end of its path, so any API prefix (/v2.1, /api/v2.1) works.
+func match(r *http.Request) route {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	i := strings.LastIndex(p, "/faxes")
+	if i < 0 {
+		return routeNone
+	}
+	rest := p[i+len("/faxes"):]
+	switch {
+	case rest == "":
+		switch r.Method {
+		case http.MethodPost:
+			return routeSend
+		case http.MethodGet:
+			return routeList
+		}
+	case strings.Count(rest, "/") == 1 && isID(rest[1:]):
+		if r.Method == http.MethodGet {
+			return routeGet
+		}
+	case strings.Count(rest, "/") == 2:
+		id, action, _ := strings.Cut(rest[1:], "/")
+		if !isID(id) || r.Method != http.MethodPost {
+			return routeNone
+		}
+		switch action {
+		case "resend":
+			return routeResend
+		case "cancel":
+			return routeCancel
+		}
+	}
+	return routeNone
+}
+
+func isID(s string) bool {
+	if s == "" || len(s) > 19 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// wantJSON captures successful JSON responses.
+func wantJSON(status int, hdr http.Header) bool {
+	if status < 200 || status > 299 {
+		return false
+	}
+	ct := hdr.Get("Content-Type")
+	return ct == "" || strings.Contains(ct, "json")
+}
+
+// ServeHTTP passes the request on and observes it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rt := match(r)
+	if rt == routeNone {
+		return next.ServeHTTP(w, r)
+	}
+	var tap *formtap.Tap
+	if rt == routeSend || rt == routeResend {
+		tap = formtap.Attach(r, []string{"callback_url"}, 4096)
+	}
+	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
+		// Ask only for codings faxhook can decode; the client still gets the upstream's bytes.
+		if f := capture.DecodableEncodings(ae); f != "" {
+			r.Header.Set("Accept-Encoding", f)
+		} else {
+			r.Header.Del("Accept-Encoding")
+		}
+	}
+	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
+	err := next.ServeHTTP(cw, r)
+	var fields map[string][]string
+	if tap != nil {
+		tap.Finish()
+		fields = tap.Fields()
+	}
+	if err != nil || !cw.Captured() {
+		cw.Release()
+		return err
+	}
+	if cw.Truncated() {
+		cw.Release()
+		h.log.Warn("response too large to observe; raise max_capture",
+			zap.String("path", r.URL.Path), zap.Int("max_capture", h.MaxCapture))
+		return nil
+	}
+	enc := cw.Header().Get("Content-Encoding")
+	limit, log, path := h.MaxCapture, h.log, r.URL.Path
+	callbacks := fields["callback_url"]
+	ok := h.app.Observe(func() *module.Observation {
+		defer cw.Release()
+		body, err := capture.Decode(enc, cw.Bytes(), limit)
+		if err != nil {
+			log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
+			return nil
+		}
+		objs, err := extract.Phaxio(body)
+		if err != nil {
+			log.Debug("no fax objects in response", zap.String("path", path), zap.Error(err))
+			return nil
+		}
+		return &module.Observation{Faxes: objs, CallbackURLs: validURLs(log, callbacks)}
+	})
+	if !ok {
+		cw.Release()
+	}
+	return nil
+}
+
+// validURLs keeps the callback URLs faxhook can deliver to and logs the others.
+func validURLs(log *zap.Logger, urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		if u == "" {
+			continue
+		}
+		if err := module.ValidateURL(u); err != nil {
+			log.Warn("ignoring callback_url", zap.String("url", queue.RedactURL(u)), zap.Error(err))
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+// Package module is faxhook's Caddy app (`faxhook`): its configuration, the Badger store shared
+// across config reloads, the tracker that turns observed fax states into Phaxio v2.1 events, and
+// the dispatcher's lifecycle. The HTTP handler that observes traffic lives in package handler.
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// App is the `faxhook` Caddy app. It owns the durable queue and delivers the webhooks that the
+// faxhook HTTP handlers observe. Configure it with the `faxhook` global option in a Caddyfile or
+// under apps.faxhook in JSON.
+type App struct {
+	// Storage is the directory of the embedded Badger database that holds tracked faxes and
+	// webhook jobs. Default: the `faxhook` folder in Caddy's data directory. One directory can be
+	// open in one Caddy process at a time.
+	Storage string `json:"storage,omitempty"`
+
+	// Token is the webhook token that signs every HTTP webhook (X-Phaxio-Signature). Use a
+	// runtime placeholder such as `{env.FAXHOOK_TOKEN}` so the secret stays out of the saved
+	// config. Empty: webhooks are sent unsigned.
+	Token string `json:"token,omitempty"`
+
+	// SentURLs are the webhook URLs for sent faxes that did not name their own callback_url.
+	SentURLs []string `json:"sent_urls,omitempty"`
+
+	// ReceivedURLs are the webhook URLs for received faxes whose number has no URL of its own.
+	ReceivedURLs []string `json:"received_urls,omitempty"`
+
+	// RetrySchedule is the delay before each retry of a failed webhook; one attempt plus one per
+	// entry are made, then the job is dead. Default: Phaxio's ladder, 5m 10m 20m 30m and twelve
+	// times 6h (16 retries).
+	RetrySchedule []caddy.Duration `json:"retry_schedule,omitempty"`
+
+	// Timeout bounds each delivery attempt. Default 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// SyncWrites makes every stored job wait for fsync, so a job survives power loss and not only
+	// a crash of Caddy. Default true.
+	SyncWrites *bool `json:"sync_writes,omitempty"`
+
+	// Workers is how many deliveries may be under way at once. Default 16.
+	Workers int `json:"workers,omitempty"`
+
+	ctx     caddy.Context
+	log     *zap.Logger
+	dir     string
+	eng     *engine
+	hasRef  bool
+	token   string
+	sched   []time.Duration
+	timeout time.Duration
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "faxhook", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision resolves defaults and opens (or shares) the store. It starts no delivery: Provision
+// also runs for `caddy validate`.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.log = ctx.Logger()
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "faxhook")
+	}
+	abs, err := filepath.Abs(filepath.Clean(dir))
+	if err != nil {
+		return fmt.Errorf("resolving storage directory %q: %w", dir, err)
+	}
+	a.dir = abs
+	repl := caddy.NewReplacer()
+	a.token = repl.ReplaceKnown(a.Token, "")
+	if a.Token != "" && a.token == "" {
+		a.log.Warn("token is empty after replacing placeholders; webhooks will be sent unsigned", zap.String("token_config", redactPlaceholder(a.Token)))
+	}
+	a.sched = queue.DefaultSchedule
+	if len(a.RetrySchedule) > 0 {
+		a.sched = make([]time.Duration, len(a.RetrySchedule))
+		for i, d := range a.RetrySchedule {
+			a.sched[i] = time.Duration(d)
+		}
+	}
+	a.timeout = 30 * time.Second
+	if a.Timeout > 0 {
+		a.timeout = time.Duration(a.Timeout)
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	sync := a.SyncWrites == nil || *a.SyncWrites
+	eng, err := loadEngine(abs, sync, a.log)
+	if err != nil {
+		return err
+	}
+	a.eng, a.hasRef = eng, true
+	return nil
+}
+
+// Validate checks the configuration; every error names the option at fault.
+func (a *App) Validate() error {
+	for _, u := range a.SentURLs {
+		if err := ValidateURL(u); err != nil {
+			return fmt.Errorf("sent_url %q: %w", u, err)
+		}
+	}
+	for _, u := range a.ReceivedURLs {
+		if err := ValidateURL(u); err != nil {
+			return fmt.Errorf("received_url %q: %w", u, err)
+		}
+	}
+	for i, d := range a.RetrySchedule {
+		if d <= 0 {
+			return fmt.Errorf("retry_schedule: entry %d is %s; every delay must be positive", i+1, time.Duration(d))
+		}
+	}
+	if a.Timeout < 0 {
+		return fmt.Errorf("timeout: %s is negative", time.Duration(a.Timeout))
+	}
+	if a.Workers < 0 {
+		return fmt.Errorf("workers: %d is negative", a.Workers)
+	}
+	return nil
+}
+
+// Start hands this config's delivery settings to the shared engine and makes sure its dispatcher
+// runs. On a reload the new config starts before the old one stops; the newest settings win.
+func (a *App) Start() error {
+	if a.eng == nil {
+		return errors.New("faxhook app started without being provisioned")
+	}
+	return a.eng.start(settings{
+		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
+		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs,
+	}, a.log)
+}
+
+// Stop does nothing: the engine outlives configs and stops when the last config using its storage
+// is cleaned up.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's reference to the shared engine.
+func (a *App) Cleanup() error {
+	if !a.hasRef {
+		return nil
+	}
+	a.hasRef = false
+	_, err := engines.Delete(a.dir)
+	if err != nil {
+		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)
+	}
+	return nil
+}
+
+// Observe hands an observation to the tracker, in the background. It reports false when the
+// backlog is full or the app is shutting down; the observation is then dropped (and logged).
+func (a *App) Observe(task func() *Observation) bool {
+	if a.eng == nil {
+		return false
+	}
+	return a.eng.submit(task)
+}
+
+// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host.
+func ValidateURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+		if u.Host == "" {
+			return errors.New("missing host")
+		}
+	case "mailto":
+		return errors.New("mailto: webhooks are not supported yet")
+	case "":
+		return errors.New("missing scheme (http, https or mailto)")
+	default:
+		return fmt.Errorf("unsupported scheme %q (http, https or mailto)", u.Scheme)
+	}
+	return nil
+}
+
+// redactPlaceholder shows a placeholder's name but never a literal secret.
+func redactPlaceholder(s string) string {
+	if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+		return s
+	}
+	return "REDACTED"
+}

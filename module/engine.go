@@ -1,0 +1,221 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
+)
+
+// engines pools one engine per storage directory across config loads: Badger allows one open per
+// directory, and a reload provisions the new config before the old one is cleaned up.
+var engines = caddy.NewUsagePool()
+
+// settings are the delivery settings of the newest started config.
+type settings struct {
+	token        string
+	schedule     []time.Duration
+	timeout      time.Duration
+	workers      int
+	sentURLs     []string
+	receivedURLs []string
+}
+
+// engine is the pooled part of the app: the store, the tracker, the observation worker and the
+// dispatcher. Exactly one exists per storage directory in a process.
+type engine struct {
+	dir     string
+	store   *queue.Badger
+	log     atomic.Pointer[zap.Logger]
+	cfg     atomic.Pointer[settings]
+	sender  atomic.Pointer[httpsend.Sender]
+	tracker *tracker
+
+	mu    sync.Mutex
+	disp  *queue.Dispatcher
+	tasks chan func() *Observation
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+// loadEngine returns the engine for dir, opening it on first use.
+func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
+	v, loaded, err := engines.LoadOrNew(dir, func() (caddy.Destructor, error) {
+		st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: syncWrites, Logger: log.Named("badger")})
+		if err != nil {
+			return nil, err
+		}
+		e := &engine{
+			dir: dir, store: st,
+			tasks: make(chan func() *Observation, 4096),
+			stop:  make(chan struct{}), done: make(chan struct{}),
+		}
+		e.log.Store(log)
+		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
+		e.tracker = &tracker{eng: e}
+		if err := e.tracker.init(); err != nil {
+			st.Close()
+			return nil, err
+		}
+		go e.observeLoop()
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if loaded {
+		log.Debug("sharing faxhook storage with the running config", zap.String("storage", dir))
+	}
+	return v.(*engine), nil
+}
+
+// start applies s and starts the dispatcher if it is not running yet.
+func (e *engine) start(s settings, log *zap.Logger) error {
+	e.log.Store(log)
+	e.cfg.Store(&s)
+	e.sender.Store(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout}))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.disp != nil {
+		e.disp.SetSchedule(s.schedule)
+		return nil
+	}
+	e.disp = queue.NewDispatcher(e.store, senderFunc(e.send), queue.Options{
+		Schedule: s.schedule,
+		Workers:  s.workers,
+		Lease:    s.timeout + 30*time.Second,
+		Logger:   log.Named("dispatcher"),
+	})
+	if err := e.disp.Start(); err != nil {
+		e.disp = nil
+		return fmt.Errorf("starting the webhook dispatcher: %w", err)
+	}
+	return nil
+}
+
+// send delivers with the newest config's sender.
+func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
+	return e.sender.Load().Send(ctx, j)
+}
+
+// wake tells a running dispatcher that jobs were enqueued.
+func (e *engine) wake() {
+	e.mu.Lock()
+	d := e.disp
+	e.mu.Unlock()
+	if d != nil {
+		d.Wake()
+	}
+}
+
+// submit queues an observation task without blocking.
+func (e *engine) submit(task func() *Observation) bool {
+	select {
+	case <-e.stop:
+		return false
+	default:
+	}
+	select {
+	case e.tasks <- task:
+		return true
+	default:
+		e.log.Load().Warn("observation backlog full; dropping an observation")
+		return false
+	}
+}
+
+// observeLoop runs observation tasks in arrival order and records their results in batches, so
+// that a burst of observations costs one commit.
+func (e *engine) observeLoop() {
+	defer close(e.done)
+	for {
+		var batch []*Observation
+		select {
+		case <-e.stop:
+			e.drain()
+			return
+		case t := <-e.tasks:
+			if o := runTask(t, e.log.Load()); o != nil {
+				batch = append(batch, o)
+			}
+		}
+	more:
+		for len(batch) < 256 {
+			select {
+			case t := <-e.tasks:
+				if o := runTask(t, e.log.Load()); o != nil {
+					batch = append(batch, o)
+				}
+			default:
+				break more
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := e.tracker.record(batch); err != nil {
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			e.log.Load().Error("recording observed fax states", zap.Error(err))
+		}
+	}
+}
+
+// drain records the observations still queued when the engine stops.
+func (e *engine) drain() {
+	var batch []*Observation
+	for {
+		select {
+		case t := <-e.tasks:
+			if o := runTask(t, e.log.Load()); o != nil {
+				batch = append(batch, o)
+			}
+		default:
+			if len(batch) > 0 {
+				if err := e.tracker.record(batch); err != nil {
+					e.log.Load().Error("recording observed fax states at shutdown", zap.Error(err))
+				}
+			}
+			return
+		}
+	}
+}
+
+func runTask(t func() *Observation, log *zap.Logger) (o *Observation) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("observation task panicked", zap.Any("panic", r))
+			o = nil
+		}
+	}()
+	return t()
+}
+
+// Destruct stops the observation worker and the dispatcher and closes the store. The usage pool
+// calls it when the last config using this storage is cleaned up.
+func (e *engine) Destruct() error {
+	e.once.Do(func() { close(e.stop) })
+	<-e.done
+	e.mu.Lock()
+	if e.disp != nil {
+		e.disp.Stop()
+		e.disp = nil
+	}
+	e.mu.Unlock()
+	return e.store.Close()
+}
+
+// senderFunc adapts a function to queue.Sender.
+type senderFunc func(ctx context.Context, j *queue.Job) queue.Result
+
+func (f senderFunc) Send(ctx context.Context, j *queue.Job) queue.Result { return f(ctx, j) }

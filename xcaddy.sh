@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# xcaddy.sh — build, demo and test faxhook.
+#
+#   ./xcaddy.sh build   build ./caddy: Caddy v2.11.9 with the faxhook plugin (xcaddy v0.4.5)
+#   ./xcaddy.sh demo    build, then run the demo: simulated fax service + webhook receiver +
+#                       Caddy with faxhook on loopback; sends faxes and prints verified webhooks
+#   ./xcaddy.sh test    build, then run the whole test suite (what CI runs)
+#   ./xcaddy.sh modules list the faxhook modules of the built ./caddy
+#
+# Everything it needs is installed by itself: xcaddy with `go install` when missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+CADDY_VERSION=v2.11.9
+XCADDY_VERSION=v0.4.5
+MODULE=github.com/faxhook/caddy-faxhook
+GOBIN_DIR="$(go env GOPATH)/bin"
+export PATH="$GOBIN_DIR:$PATH"
+
+ensure_xcaddy() {
+	if ! command -v xcaddy >/dev/null 2>&1 || ! xcaddy version 2>/dev/null | grep -q "$XCADDY_VERSION"; then
+		echo "installing xcaddy $XCADDY_VERSION" >&2
+		go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+	fi
+}
+
+build() {
+	ensure_xcaddy
+	echo "building ./caddy (Caddy $CADDY_VERSION + faxhook) with xcaddy" >&2
+	# Fetch this module's whole dependency graph (Caddy included) through the module proxy first,
+	# then let xcaddy work from the module cache alone: its build module must not look up
+	# github.com/faxhook/caddy-faxhook on the proxy, which does not have it (it is replaced by
+	# this checkout).
+	go mod download
+	GOPROXY=off GOFLAGS=-mod=mod xcaddy build "$CADDY_VERSION" \
+		--output ./caddy \
+		--with "$MODULE/module/plugin" \
+		--replace "$MODULE=." >&2
+	./caddy list-modules | grep -q '^faxhook$' || { echo "built caddy lacks the faxhook app" >&2; exit 1; }
+	./caddy list-modules | grep -q '^http.handlers.faxhook$' || { echo "built caddy lacks http.handlers.faxhook" >&2; exit 1; }
+}
+
+case "${1:-}" in
+build)
+	build
+	;;
+demo)
+	build
+	go run ./examples/cmd/demo -caddy ./caddy "${@:2}"
+	;;
+test)
+	build
+	echo "running the test suite" >&2
+	FAXHOOK_CADDY="$PWD/caddy" go test -race -count=1 -timeout 25m ./...
+	;;
+modules)
+	./caddy list-modules | grep faxhook
+	;;
+*)
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
