@@ -19,6 +19,9 @@ const (
 	prefixJob   = "j/" // j/<id> → job JSON
 	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → "" for pending jobs
 	prefixLease = "l/" // l/<id> → "" for leased jobs
+	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
+	prefixChain = "c/" // c/<chain> → 8-byte unfinished count + 8-byte next seq
+	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
 )
 
 // BadgerOptions tunes the embedded store.
@@ -184,6 +187,15 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 		return false, err
 	}
 	job.State = StatePending
+	if job.Chain != "" {
+		unfinished, _, err := t.chain(job.Chain)
+		if err != nil {
+			return false, err
+		}
+		if unfinished > 0 {
+			job.State = StateWaiting
+		}
+	}
 	return true, t.write(job, nil)
 }
 
@@ -195,16 +207,113 @@ func (t *badgerTx) PutJob(job *Job) error {
 	return t.write(job, old)
 }
 
-// write stores job and moves its index entries from those of old (nil for a new job).
-func (t *badgerTx) write(job *Job, old *Job) error {
-	if old != nil {
-		switch old.State {
-		case StatePending:
-			if err := t.txn.Delete(dueKey(old.DueAt, old.ID)); err != nil {
+// chain reads a chain's unfinished job count and next sequence number.
+func (t *badgerTx) chain(name string) (unfinished, next uint64, err error) {
+	v, err := t.get([]byte(prefixChain + name))
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil || len(v) != 16 {
+		return 0, 0, fmt.Errorf("reading chain %q: bad record (%v)", name, err)
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+func (t *badgerTx) putChain(name string, unfinished, next uint64) error {
+	if unfinished == 0 {
+		return t.txn.Delete([]byte(prefixChain + name))
+	}
+	v := binary.BigEndian.AppendUint64(nil, unfinished)
+	return t.txn.Set([]byte(prefixChain+name), binary.BigEndian.AppendUint64(v, next))
+}
+
+func waitKey(chain string, seq uint64, id string) []byte {
+	k := append([]byte(prefixWait+chain), 0)
+	k = binary.BigEndian.AppendUint64(k, seq)
+	return append(k, id...)
+}
+
+func finKey(state string, at time.Time, id string) []byte {
+	k := append([]byte(prefixFin+state), '/')
+	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	return append(k, id...)
+}
+
+// chainStep keeps a chain's bookkeeping when a job enters it, leaves it, or finishes.
+func (t *badgerTx) chainStep(job, old *Job) error {
+	wasOpen := old != nil && !Finished(old.State)
+	isOpen := !Finished(job.State)
+	if job.Chain == "" || wasOpen == isOpen {
+		return nil
+	}
+	unfinished, next, err := t.chain(job.Chain)
+	if err != nil {
+		return err
+	}
+	if isOpen { // enqueued, or replayed after it had finished
+		if job.State == StateWaiting {
+			if err := t.txn.Set(waitKey(job.Chain, next, job.ID), nil); err != nil {
 				return err
 			}
+			next++
+		}
+		return t.putChain(job.Chain, unfinished+1, next)
+	}
+	// Finished: the next waiting job of the chain, if any, becomes pending.
+	if unfinished > 0 {
+		unfinished--
+	}
+	if err := t.putChain(job.Chain, unfinished, next); err != nil {
+		return err
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = append([]byte(prefixWait+job.Chain), 0)
+	it := t.txn.NewIterator(opts)
+	var key []byte
+	it.Rewind()
+	if it.Valid() {
+		key = it.Item().KeyCopy(nil)
+	}
+	it.Close()
+	if key == nil {
+		return nil
+	}
+	nextJob, err := t.Job(string(key[len(opts.Prefix)+8:]))
+	if err != nil {
+		return fmt.Errorf("loading the next job of chain %q: %w", job.Chain, err)
+	}
+	if err := t.txn.Delete(key); err != nil {
+		return err
+	}
+	prev := *nextJob
+	nextJob.State, nextJob.DueAt = StatePending, job.DueAt
+	return t.writeIndexes(nextJob, &prev)
+}
+
+// write stores job, moves its index entries from those of old (nil for a new job) and keeps its
+// chain's bookkeeping.
+func (t *badgerTx) write(job *Job, old *Job) error {
+	if err := t.writeIndexes(job, old); err != nil {
+		return err
+	}
+	return t.chainStep(job, old)
+}
+
+// writeIndexes stores job and moves its index entries from those of old.
+func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
+	if old != nil {
+		var key []byte
+		switch old.State {
+		case StatePending:
+			key = dueKey(old.DueAt, old.ID)
 		case StateLeased:
-			if err := t.txn.Delete([]byte(prefixLease + old.ID)); err != nil {
+			key = []byte(prefixLease + old.ID)
+		case StateDelivered, StateDead:
+			key = finKey(old.State, old.FinishedAt, old.ID)
+		}
+		if key != nil {
+			if err := t.txn.Delete(key); err != nil {
 				return err
 			}
 		}
@@ -221,6 +330,8 @@ func (t *badgerTx) write(job *Job, old *Job) error {
 		return t.txn.Set(dueKey(job.DueAt, job.ID), nil)
 	case StateLeased:
 		return t.txn.Set([]byte(prefixLease+job.ID), nil)
+	case StateDelivered, StateDead:
+		return t.txn.Set(finKey(job.State, job.FinishedAt, job.ID), nil)
 	}
 	return nil
 }
@@ -290,6 +401,45 @@ func (t *badgerTx) Jobs(fn func(*Job) bool) error {
 			return fmt.Errorf("decoding job %s: %w", it.Item().Key(), err)
 		}
 		if !fn(&j) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *badgerTx) Finished(state string, since time.Time, fn func(*Job) bool) error {
+	if !Finished(state) {
+		return fmt.Errorf("listing finished jobs: %q is not a final state", state)
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte(prefixFin + state + "/")
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(finKey(state, since, "")); it.Valid(); it.Next() {
+		id := string(it.Item().Key()[len(opts.Prefix)+8:])
+		j, err := t.Job(id)
+		if err != nil {
+			return fmt.Errorf("loading finished job %s: %w", id, err)
+		}
+		if !fn(j) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *badgerTx) States(prefix string, fn func(key string, value []byte) bool) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefixState + prefix)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if !fn(string(it.Item().Key()[len(prefixState):]), v) {
 			return nil
 		}
 	}

@@ -250,9 +250,9 @@ func (d *Dispatcher) attempt(ctx context.Context, j *Job) {
 		schedule := *d.schedule.Load()
 		switch {
 		case res.Err == nil:
-			cur.State = StateDelivered
+			cur.State, cur.FinishedAt, cur.DueAt = StateDelivered, end, end
 		case res.Permanent || n > len(schedule):
-			cur.State = StateDead
+			cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
 		default:
 			delay := schedule[n-1]
 			if ra := min(res.RetryAfter, MaxRetryAfter); ra > delay {

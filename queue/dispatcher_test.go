@@ -252,3 +252,98 @@ func TestSecondOpenSaysLocked(t *testing.T) {
 		t.Fatalf("error %q does not say %q", err, want)
 	}
 }
+
+func TestChainOrderWaitsForEarlierJob(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := queue.NewFakeClock(t0)
+	var mu sync.Mutex
+	var order []string
+	failFirst := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get(httpsend.HeaderEventID)
+		order = append(order, id)
+		if id == "a1" && failFirst {
+			failFirst = false
+			w.WriteHeader(500)
+			return
+		}
+		w.WriteHeader(200)
+	}))
+	defer srv.Close()
+	st := openStore(t, t.TempDir())
+	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
+	err := d.Update(func(tx queue.Tx) error {
+		for _, j := range []struct{ id, chain string }{{"a1", "A"}, {"a2", "A"}, {"a3", "A"}, {"b1", "B"}} {
+			if _, err := tx.Enqueue(&queue.Job{ID: j.id, EventID: j.id, Chain: j.chain, URL: srv.URL, DueAt: t0,
+				Fields: []queue.Field{{Name: "event_type", Value: "x"}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := job(t, st, "a2").State; s != queue.StateWaiting {
+		t.Fatalf("a2 is %s, want waiting behind a1", s)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	waitState(t, st, "b1", queue.StateDelivered) // another chain does not wait for A
+	waitState(t, st, "a1", queue.StatePending)   // a1 failed once and awaits its retry
+	if s := job(t, st, "a2").State; s != queue.StateWaiting {
+		t.Fatalf("a2 is %s while a1 awaits a retry, want waiting", s)
+	}
+	clock.Advance(5 * time.Minute)
+	waitState(t, st, "a3", queue.StateDelivered)
+	mu.Lock()
+	defer mu.Unlock()
+	var a []string
+	for _, id := range order {
+		if id != "b1" {
+			a = append(a, id)
+		}
+	}
+	if strings.Join(a, ",") != "a1,a1,a2,a3" {
+		t.Fatalf("chain A attempted in order %v, want a1,a1,a2,a3", a)
+	}
+}
+
+func TestFinishedIndexAndReplayBookkeeping(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := st.Update(func(tx queue.Tx) error {
+		for _, id := range []string{"d1", "d2"} {
+			if _, err := tx.Enqueue(&queue.Job{ID: id, Chain: "C", DueAt: t0}); err != nil {
+				return err
+			}
+		}
+		j, _ := tx.Job("d1")
+		j.State, j.FinishedAt, j.DueAt = queue.StateDead, t0.Add(time.Hour), t0.Add(time.Hour)
+		return tx.PutJob(j)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := job(t, st, "d2"); j.State != queue.StatePending || !j.DueAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("d2 after d1 died: %s due %s, want pending due at d1's finish", j.State, j.DueAt)
+	}
+	var dead []string
+	st.View(func(tx queue.Tx) error {
+		return tx.Finished(queue.StateDead, t0, func(j *queue.Job) bool { dead = append(dead, j.ID); return true })
+	})
+	if len(dead) != 1 || dead[0] != "d1" {
+		t.Fatalf("dead since t0 = %v", dead)
+	}
+	st.View(func(tx queue.Tx) error {
+		dead = nil
+		return tx.Finished(queue.StateDead, t0.Add(2*time.Hour), func(j *queue.Job) bool { dead = append(dead, j.ID); return true })
+	})
+	if len(dead) != 0 {
+		t.Fatalf("dead since after its death = %v", dead)
+	}
+}

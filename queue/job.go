@@ -30,6 +30,7 @@ type File struct {
 
 // Job states.
 const (
+	StateWaiting   = "waiting"   // behind an earlier unfinished job of its chain
 	StatePending   = "pending"   // waiting for its due time
 	StateLeased    = "leased"    // handed to a sender; an attempt is under way
 	StateDelivered = "delivered" // a receiver accepted it
@@ -50,6 +51,9 @@ type Attempt struct {
 	Body string `json:"body,omitempty"`
 }
 
+// Finished reports whether a state is final (delivered or dead).
+func Finished(state string) bool { return state == StateDelivered || state == StateDead }
+
 // Job is one webhook delivery: one event to one URL.
 type Job struct {
 	// ID is stable for the event and URL; enqueueing an existing ID is a no-op.
@@ -66,8 +70,13 @@ type Job struct {
 	Fields []Field `json:"fields"`
 	// Files are the file parts.
 	Files []File `json:"files,omitempty"`
+	// Chain orders jobs: within one chain (one fax to one URL) a job is attempted only after the
+	// jobs enqueued before it were delivered or died. Empty: no ordering.
+	Chain string `json:"chain,omitempty"`
 	// State is one of the State constants.
 	State string `json:"state"`
+	// FinishedAt is when the job was delivered or died.
+	FinishedAt time.Time `json:"finished_at,omitempty"`
 	// CreatedAt is when the job was enqueued.
 	CreatedAt time.Time `json:"created_at"`
 	// DueAt is when the next attempt is due (pending), or the lease ends (leased).

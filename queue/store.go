@@ -29,12 +29,15 @@ type Tx interface {
 	PutState(key string, value []byte) error
 	// DeleteState removes a state record; removing a missing one is not an error.
 	DeleteState(key string) error
-	// Enqueue adds a pending job due at job.DueAt. It reports false, and changes nothing, when a
-	// job with that ID already exists: enqueueing is idempotent.
+	// Enqueue adds a job due at job.DueAt: pending, or waiting when an earlier job of its chain
+	// is unfinished. It reports false, and changes nothing, when a job with that ID already
+	// exists: enqueueing is idempotent.
 	Enqueue(job *Job) (bool, error)
 	// Job returns the job with that ID, or ErrNotFound.
 	Job(id string) (*Job, error)
-	// PutJob stores job, moving it in the due and lease indexes from its stored state to its new one.
+	// PutJob stores job, moving it in the indexes from its stored state to its new one. When a job
+	// of a chain finishes (delivered or dead), the next waiting job of the chain becomes pending,
+	// due at the finished job's DueAt.
 	PutJob(job *Job) error
 	// Due returns up to limit pending jobs whose DueAt is not after now, earliest first.
 	Due(now time.Time, limit int) ([]*Job, error)
@@ -44,4 +47,10 @@ type Tx interface {
 	Leased() ([]string, error)
 	// Jobs calls fn for every job, in ID order, until fn returns false.
 	Jobs(fn func(*Job) bool) error
+	// Finished calls fn for the jobs in a final state (StateDelivered or StateDead) that finished
+	// at or after since, oldest first, until fn returns false.
+	Finished(state string, since time.Time, fn func(*Job) bool) error
+	// States calls fn for every state record whose key starts with prefix, in key order, until fn
+	// returns false.
+	States(prefix string, fn func(key string, value []byte) bool) error
 }
