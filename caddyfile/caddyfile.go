@@ -12,6 +12,15 @@
 //			timeout        30s
 //			sync_writes    on
 //			workers        16
+//			inflight       on
+//			number         +15551234567 https://example.com/phaxio/line1
+//			max_file_size  20MiB
+//			poll {
+//				upstream    http://127.0.0.1:8090/v2.1
+//				credentials {env.FAX_API_KEY} {env.FAX_API_SECRET}
+//				interval    10s
+//				concurrency 4
+//			}
 //		}
 //	}
 //
@@ -24,6 +33,7 @@
 package caddyfile
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -114,15 +124,51 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
-			var on bool
-			switch s {
-			case "on", "true":
-				on = true
-			case "off", "false":
-			default:
-				return d.Errf("sync_writes: %q is not on or off", s)
+			on, err := parseOnOff(s)
+			if err != nil {
+				return d.Errf("sync_writes: %v", err)
 			}
 			app.SyncWrites = &on
+		case "inflight":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			on, err := parseOnOff(s)
+			if err != nil {
+				return d.Errf("inflight: %v", err)
+			}
+			app.Inflight = on
+		case "number":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Err("number: want a phone number and at least one URL")
+			}
+			for _, u := range args[1:] {
+				if err := module.ValidateURL(u); err != nil {
+					return d.Errf("number %s %q: %v", args[0], u, err)
+				}
+			}
+			if app.Numbers == nil {
+				app.Numbers = map[string][]string{}
+			}
+			app.Numbers[args[0]] = append(app.Numbers[args[0]], args[1:]...)
+		case "max_file_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 {
+				return d.Errf("max_file_size: %q is not a size", s)
+			}
+			app.MaxFileSize = int64(n)
+		case "poll":
+			p := new(module.PollConfig)
+			if err := unmarshalPoll(d, p); err != nil {
+				return err
+			}
+			app.Poll = p
 		case "workers":
 			var s string
 			if !d.AllArgs(&s) {
@@ -136,6 +182,67 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 		default:
 			return d.Errf("unknown faxhook option %q", opt)
 		}
+	}
+	return nil
+}
+
+func parseOnOff(s string) (bool, error) {
+	switch s {
+	case "on", "true":
+		return true, nil
+	case "off", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not on or off", s)
+}
+
+// unmarshalPoll parses a `poll { … }` block.
+func unmarshalPoll(d *caddyfile.Dispenser, p *module.PollConfig) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "upstream":
+			if !d.AllArgs(&p.Upstream) {
+				return d.ArgErr()
+			}
+		case "credentials":
+			if !d.AllArgs(&p.APIKey, &p.APISecret) {
+				return d.Err("poll credentials: want an API key and an API secret")
+			}
+		case "interval":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("poll interval: %q is not a positive duration", s)
+			}
+			p.Interval = caddy.Duration(dur)
+		case "concurrency":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("poll concurrency: %q is not a positive number", s)
+			}
+			p.Concurrency = n
+		case "off":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.Disabled = true
+		default:
+			return d.Errf("unknown poll option %q", opt)
+		}
+	}
+	if p.Upstream == "" {
+		return d.Err("poll: upstream is required")
 	}
 	return nil
 }

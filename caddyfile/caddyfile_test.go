@@ -36,6 +36,15 @@ func TestAdaptGlobalOption(t *testing.T) {
 		timeout 10s
 		sync_writes off
 		workers 4
+		inflight on
+		number +15551230001 https://a.example/line1 https://b.example/line1
+		max_file_size 5MiB
+		poll {
+			upstream http://127.0.0.1:8090/v2.1
+			credentials {env.K} {env.S}
+			interval 2s
+			concurrency 2
+		}
 	}
 }
 :8080 {
@@ -46,7 +55,9 @@ func TestAdaptGlobalOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
-	want := `{"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
+	want := `{"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},` +
+		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
+		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],"storage":"/var/lib/faxhook","sync_writes":false,` +
 		`"timeout":10000000000,"token":"{env.FAXHOOK_TOKEN}","workers":4}`
 	if string(got) != want {
@@ -92,6 +103,13 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"negative ladder":      {global(`retry_schedule -5m`), `retry_schedule: "-5m" is not a positive duration`},
 		"bad timeout":          {global(`timeout 0s`), `timeout: "0s" is not a positive duration`},
 		"bad sync_writes":      {global(`sync_writes maybe`), `sync_writes: "maybe" is not on or off`},
+		"bad inflight":         {global(`inflight sometimes`), `inflight: "sometimes" is not on or off`},
+		"number without url":   {global(`number +15551230001`), `number: want a phone number and at least one URL`},
+		"number bad url":       {global(`number +15551230001 gopher://x`), `unsupported scheme`},
+		"poll no upstream":     {global("poll {\n interval 5s\n }"), `poll: upstream is required`},
+		"poll bad interval":    {global("poll {\n upstream http://x/v2.1\n interval never\n }"), `poll interval: "never" is not a positive duration`},
+		"poll one credential":  {global("poll {\n upstream http://x/v2.1\n credentials onlykey\n }"), `poll credentials: want an API key and an API secret`},
+		"poll unknown":         {global("poll {\n upstream http://x/v2.1\n colour red\n }"), `unknown poll option "colour"`},
 		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":             {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},

@@ -76,11 +76,22 @@ const (
 	routeGet          // GET .../faxes/{id}
 	routeList         // GET .../faxes
 	routeCancel       // POST .../faxes/{id}/cancel
+	routeNumbers      // GET or POST .../phone_numbers, GET .../phone_numbers/{number}
 )
 
 // match classifies a request by the end of its path, so any API prefix (/v2.1, /api/v2.1) works.
 func match(r *http.Request) route {
 	p := strings.TrimSuffix(r.URL.Path, "/")
+	if i := strings.LastIndex(p, "/phone_numbers"); i >= 0 {
+		rest := p[i+len("/phone_numbers"):]
+		switch {
+		case rest == "" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+			return routeNumbers
+		case strings.Count(rest, "/") == 1 && len(rest) > 1 && r.Method == http.MethodGet:
+			return routeNumbers
+		}
+		return routeNone
+	}
 	i := strings.LastIndex(p, "/faxes")
 	if i < 0 {
 		return routeNone
@@ -141,7 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	var tap *formtap.Tap
-	if rt == routeSend || rt == routeResend {
+	if rt == routeSend || rt == routeResend || (rt == routeNumbers && r.Method == http.MethodPost) {
 		tap = formtap.Attach(r, []string{"callback_url"}, 4096)
 	}
 	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
@@ -178,6 +189,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if err != nil {
 			log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
 			return nil
+		}
+		if rt == routeNumbers {
+			nums, err := extract.PhoneNumbers(body)
+			if err != nil {
+				log.Debug("no phone numbers in response", zap.String("path", path), zap.Error(err))
+				return nil
+			}
+			// A provisioning request's callback_url applies when the response does not echo it.
+			if cb := validURLs(log, callbacks); len(cb) > 0 && len(nums) == 1 && !nums[0].HasCallback {
+				nums[0].CallbackURL, nums[0].HasCallback = cb[0], true
+			}
+			return &module.Observation{Numbers: nums}
 		}
 		objs, err := extract.Phaxio(body)
 		if err != nil {

@@ -19,7 +19,10 @@ func TestMatch(t *testing.T) {
 		{"GET", "/v2.1/faxes/123/file", routeNone},
 		{"DELETE", "/v2.1/faxes/123", routeNone},
 		{"GET", "/v2.1/faxes/abc", routeNone},
-		{"GET", "/v2.1/phone_numbers", routeNone},
+		{"GET", "/v2.1/phone_numbers", routeNumbers},
+		{"POST", "/v2.1/phone_numbers", routeNumbers},
+		{"GET", "/v2.1/phone_numbers/+15551230001", routeNumbers},
+		{"DELETE", "/v2.1/phone_numbers/+15551230001", routeNone},
 		{"GET", "/", routeNone},
 		{"POST", "/v2.1/faxes/1/2/resend", routeNone},
 	}

@@ -56,6 +56,24 @@ type App struct {
 	// Workers is how many deliveries may be under way at once. Default 16.
 	Workers int `json:"workers,omitempty"`
 
+	// Inflight enables the inflight events of sent faxes, transmitting_page (for every page of
+	// every recipient) and retry_scheduled (each time a recipient's retry count rises). Off by
+	// default, as at Phaxio; fax_completed is always sent.
+	Inflight bool `json:"inflight,omitempty"`
+
+	// Numbers maps a receiving phone number (E.164, e.g. `+15551234567`) to the webhook URLs of
+	// faxes received on it. They win over the URL the fax service reports for the number and over
+	// ReceivedURLs.
+	Numbers map[string][]string `json:"numbers,omitempty"`
+
+	// Poll lets faxhook call the fax service's API itself: to poll faxes in flight, discover
+	// received faxes and fetch received faxes' PDFs.
+	Poll *PollConfig `json:"poll,omitempty"`
+
+	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes).
+	// A larger file is left out of the webhook, with an error in the log. Default 20 MiB.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+
 	ctx     caddy.Context
 	log     *zap.Logger
 	dir     string
@@ -64,6 +82,7 @@ type App struct {
 	token   string
 	sched   []time.Duration
 	timeout time.Duration
+	poll    *pollSettings
 }
 
 // Interface guards.
@@ -112,6 +131,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
+	if a.MaxFileSize == 0 {
+		a.MaxFileSize = 20 << 20
+	}
+	if p := a.Poll; p != nil {
+		a.poll = &pollSettings{
+			upstream: strings.TrimSuffix(p.Upstream, "/"),
+			key:      repl.ReplaceKnown(p.APIKey, ""), secret: repl.ReplaceKnown(p.APISecret, ""),
+			interval: time.Duration(p.Interval), concurrency: p.Concurrency, disabled: p.Disabled,
+		}
+		if a.poll.interval == 0 {
+			a.poll.interval = 10 * time.Second
+		}
+		if a.poll.concurrency == 0 {
+			a.poll.concurrency = 4
+		}
+	}
 	sync := a.SyncWrites == nil || *a.SyncWrites
 	eng, err := loadEngine(abs, sync, a.log)
 	if err != nil {
@@ -144,6 +179,31 @@ func (a *App) Validate() error {
 	if a.Workers < 0 {
 		return fmt.Errorf("workers: %d is negative", a.Workers)
 	}
+	for n, urls := range a.Numbers {
+		if !strings.HasPrefix(n, "+") || len(n) < 8 {
+			return fmt.Errorf("number %q: not an E.164 number (+ and digits)", n)
+		}
+		for _, u := range urls {
+			if err := ValidateURL(u); err != nil {
+				return fmt.Errorf("number %s %q: %w", n, u, err)
+			}
+		}
+	}
+	if a.MaxFileSize < 0 {
+		return fmt.Errorf("max_file_size: %d is negative", a.MaxFileSize)
+	}
+	if p := a.Poll; p != nil {
+		u, err := url.Parse(p.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("poll upstream %q: want an http(s) URL of the fax API root", p.Upstream)
+		}
+		if p.Interval < 0 {
+			return fmt.Errorf("poll interval: %s is negative", time.Duration(p.Interval))
+		}
+		if p.Concurrency < 0 {
+			return fmt.Errorf("poll concurrency: %d is negative", p.Concurrency)
+		}
+	}
 	return nil
 }
 
@@ -155,7 +215,8 @@ func (a *App) Start() error {
 	}
 	return a.eng.start(settings{
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
-		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs,
+		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
+		inflight: a.Inflight, poll: a.poll, maxFileSize: a.MaxFileSize,
 	}, a.log)
 }
 

@@ -27,6 +27,10 @@ type settings struct {
 	workers      int
 	sentURLs     []string
 	receivedURLs []string
+	numberURLs   map[string][]string
+	inflight     bool
+	poll         *pollSettings
+	maxFileSize  int64
 }
 
 // engine is the pooled part of the app: the store, the tracker, the observation worker and the
@@ -39,12 +43,13 @@ type engine struct {
 	sender  atomic.Pointer[httpsend.Sender]
 	tracker *tracker
 
-	mu    sync.Mutex
-	disp  *queue.Dispatcher
-	tasks chan func() *Observation
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	mu       sync.Mutex
+	disp     *queue.Dispatcher
+	pollDone chan struct{} // nil until the poll loop runs
+	tasks    chan func() *Observation
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 // loadEngine returns the engine for dir, opening it on first use.
@@ -85,6 +90,10 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	e.sender.Store(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout}))
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.pollDone == nil {
+		e.pollDone = make(chan struct{})
+		go e.pollLoop()
+	}
 	if e.disp != nil {
 		e.disp.SetSchedule(s.schedule)
 		return nil
@@ -102,8 +111,14 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	return nil
 }
 
-// send delivers with the newest config's sender.
+// send delivers with the newest config's sender, fetching a received fax's PDF first if the job
+// still needs it.
 func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
+	if j.FetchFile != "" && len(j.Files) == 0 {
+		if err := e.fetchFile(ctx, j); err != nil {
+			return queue.Result{Err: err}
+		}
+	}
 	return e.sender.Load().Send(ctx, j)
 }
 
@@ -207,6 +222,9 @@ func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
 	<-e.done
 	e.mu.Lock()
+	if e.pollDone != nil {
+		<-e.pollDone
+	}
 	if e.disp != nil {
 		e.disp.Stop()
 		e.disp = nil

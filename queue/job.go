@@ -70,6 +70,10 @@ type Job struct {
 	Fields []Field `json:"fields"`
 	// Files are the file parts.
 	Files []File `json:"files,omitempty"`
+	// FetchFile, when set and Files is empty, names a file (the received fax's PDF) that the
+	// application fetches once before the first attempt and stores in Files, so that every
+	// attempt sends the same bytes.
+	FetchFile string `json:"fetch_file,omitempty"`
 	// Chain orders jobs: within one chain (one fax to one URL) a job is attempted only after the
 	// jobs enqueued before it were delivered or died. Empty: no ordering.
 	Chain string `json:"chain,omitempty"`

@@ -106,7 +106,7 @@ http://%s {
 		reverse_proxy %s
 	}
 }
-`, e.admin, e.storage, strings.ReplaceAll(faxhookOpts, "RCV", e.rcvURL), e.site, e.faxURL)
+`, e.admin, e.storage, strings.NewReplacer("RCV", e.rcvURL, "FAX", e.faxURL).Replace(faxhookOpts), e.site, e.faxURL)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

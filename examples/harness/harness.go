@@ -326,3 +326,56 @@ func (c *Client) WaitDone(ctx context.Context, id int64, interval time.Duration)
 		}
 	}
 }
+
+// TestReceive simulates an incoming fax (POST /faxes with direction=received, test credentials)
+// and returns the id the simulated service reports (0 if the service, like Phaxio, reports none).
+func (c *Client) TestReceive(ctx context.Context, file []byte, from, to string) (int64, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("direction", "received")
+	if from != "" {
+		mw.WriteField("from_number", from)
+	}
+	if to != "" {
+		mw.WriteField("to_number", to)
+	}
+	fw, _ := mw.CreateFormFile("file", "received.pdf")
+	fw.Write(file)
+	mw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/faxes", &body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	env, err := c.do(req)
+	if err != nil {
+		return 0, err
+	}
+	data, _ := env["data"].(map[string]any)
+	id, _ := data["id"].(float64)
+	return int64(id), nil
+}
+
+// ProvisionNumber provisions a phone number (POST /phone_numbers) with a webhook URL and returns
+// the number.
+func (c *Client) ProvisionNumber(ctx context.Context, areaCode, callbackURL string) (string, error) {
+	form := url.Values{"country_code": {"1"}, "area_code": {areaCode}}
+	if callbackURL != "" {
+		form.Set("callback_url", callbackURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/phone_numbers", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	env, err := c.do(req)
+	if err != nil {
+		return "", err
+	}
+	data, _ := env["data"].(map[string]any)
+	n, _ := data["phone_number"].(string)
+	if n == "" {
+		return "", fmt.Errorf("provisioning response has no phone_number: %v", env)
+	}
+	return n, nil
+}

@@ -1,0 +1,233 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+// PollConfig tells faxhook how to call the fax service's API itself: to poll faxes still in
+// flight (so webhooks fire even when no client asks about them), to discover received faxes, and
+// to fetch received faxes' PDFs.
+type PollConfig struct {
+	// Upstream is the API root of the fax service, e.g. `http://127.0.0.1:8090/v2.1`.
+	Upstream string `json:"upstream"`
+	// APIKey is the HTTP Basic user name; placeholders such as `{env.FAX_API_KEY}` are replaced
+	// at runtime.
+	APIKey string `json:"api_key,omitempty"`
+	// APISecret is the HTTP Basic password; placeholders are replaced at runtime.
+	APISecret string `json:"api_secret,omitempty"`
+	// Interval is the time between two polls. Default 10s. On errors the poller backs off, up to
+	// 5 minutes.
+	Interval caddy.Duration `json:"interval,omitempty"`
+	// Concurrency is how many requests the poller makes at once. Default 4.
+	Concurrency int `json:"concurrency,omitempty"`
+	// Disabled keeps the upstream for fetching files but does not poll.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// pollSettings is a resolved PollConfig.
+type pollSettings struct {
+	upstream    string
+	key, secret string
+	interval    time.Duration
+	concurrency int
+	disabled    bool
+}
+
+// apiGet calls the upstream API at path (relative to its root) and returns the body of a 200
+// answer, reading at most limit bytes (an error when larger).
+func (p *pollSettings) apiGet(ctx context.Context, client *http.Client, path string, limit int64) ([]byte, int, error) {
+	u := p.upstream + "/" + strings.TrimPrefix(path, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("building request for %s: %w", path, err)
+	}
+	if p.key != "" || p.secret != "" {
+		req.SetBasicAuth(p.key, p.secret)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: upstream answered %s", path, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: reading body: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: %w (over %d bytes)", path, errTooLarge, limit)
+	}
+	return b, resp.StatusCode, nil
+}
+
+var errTooLarge = errors.New("response too large")
+
+// maxPollBody bounds a poll response.
+const maxPollBody = 16 << 20
+
+// pollLoop polls while the engine runs, reading the newest settings each round.
+func (e *engine) pollLoop() {
+	defer close(e.pollDone)
+	client := &http.Client{Timeout: 30 * time.Second}
+	failures := 0
+	var lastList time.Time
+	for {
+		wait := 5 * time.Second
+		p := e.cfg.Load().poll
+		if p != nil && !p.disabled {
+			wait = p.interval
+			for i := 0; i < failures && wait < 5*time.Minute; i++ {
+				wait *= 2
+			}
+			wait = min(wait, 5*time.Minute)
+		}
+		select {
+		case <-e.stop:
+			return
+		case <-time.After(wait):
+		}
+		p = e.cfg.Load().poll
+		if p == nil || p.disabled {
+			continue
+		}
+		started := time.Now()
+		if err := e.pollOnce(p, client, lastList); err != nil {
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			failures++
+			e.log.Load().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
+			continue
+		}
+		failures, lastList = 0, started
+	}
+}
+
+// pollOnce asks about every fax still in flight and lists received faxes created since the
+// last successful round (with an overlap), recording what it learns.
+func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Time) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var ids []string
+	err := e.store.View(func(tx queue.Tx) error {
+		return tx.States(prefixLive, func(key string, _ []byte) bool {
+			ids = append(ids, strings.TrimPrefix(key, prefixLive))
+			return true
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("listing faxes in flight: %w", err)
+	}
+	var (
+		mu    sync.Mutex
+		batch []*Observation
+		errs  []error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, p.concurrency)
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			body, status, err := p.apiGet(ctx, client, "faxes/"+id, maxPollBody)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case status == http.StatusNotFound:
+				e.log.Load().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", id))
+				e.forget(id)
+			case err != nil:
+				errs = append(errs, err)
+			default:
+				if objs, err := extract.Phaxio(body); err == nil {
+					batch = append(batch, &Observation{Faxes: objs})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	after := e.tracker.since
+	if !lastList.IsZero() {
+		after = lastList.Add(-2 * p.interval)
+	}
+	q := url.Values{"direction": {"received"}, "created_after": {after.Format(time.RFC3339)}, "per_page": {"1000"}}
+	if body, _, err := p.apiGet(ctx, client, "faxes?"+q.Encode(), maxPollBody); err != nil {
+		errs = append(errs, err)
+	} else if objs, err := extract.Phaxio(body); err == nil && len(objs) > 0 {
+		batch = append(batch, &Observation{Faxes: objs})
+	}
+	if len(batch) > 0 {
+		if err := e.tracker.record(batch); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// forget drops a fax from the poller's work list.
+func (e *engine) forget(id string) {
+	if err := e.store.Update(func(tx queue.Tx) error { return tx.DeleteState(prefixLive + id) }); err != nil {
+		e.log.Load().Warn("poller: forgetting a fax", zap.String("fax_id", id), zap.Error(err))
+	}
+}
+
+// fetchFile fetches a received fax's PDF once, before the job's first attempt, and stores it in
+// the job so that every attempt sends the same bytes.
+func (e *engine) fetchFile(ctx context.Context, j *queue.Job) error {
+	cfg := e.cfg.Load()
+	log := e.log.Load()
+	var file *queue.File
+	if cfg.poll == nil {
+		log.Warn("cannot fetch the received fax's PDF: no upstream configured (faxhook poll { upstream … }); sending the webhook without it",
+			zap.Int64("fax_id", j.FaxID))
+	} else {
+		body, _, err := cfg.poll.apiGet(ctx, &http.Client{Timeout: 60 * time.Second}, j.FetchFile, cfg.maxFileSize)
+		switch {
+		case errors.Is(err, errTooLarge):
+			log.Error("received fax's PDF is larger than max_file_size; sending the webhook without it",
+				zap.Int64("fax_id", j.FaxID), zap.Int64("max_file_size", cfg.maxFileSize))
+		case err != nil:
+			return fmt.Errorf("fetching the received fax's PDF: %w", err)
+		default:
+			file = &queue.File{Name: "file", Filename: fmt.Sprintf("fax-%d.pdf", j.FaxID), ContentType: "application/pdf", Data: body}
+		}
+	}
+	return e.store.Update(func(tx queue.Tx) error {
+		cur, err := tx.Job(j.ID)
+		if err != nil {
+			return err
+		}
+		cur.FetchFile = ""
+		if file != nil {
+			cur.Files = []queue.File{*file}
+		}
+		j.FetchFile, j.Files = cur.FetchFile, cur.Files
+		return tx.PutJob(cur)
+	})
+}
