@@ -5,8 +5,10 @@
 package handler
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -70,13 +72,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 type route int
 
 const (
-	routeNone   route = iota
-	routeSend         // POST .../faxes
-	routeResend       // POST .../faxes/{id}/resend
-	routeGet          // GET .../faxes/{id}
-	routeList         // GET .../faxes
-	routeCancel       // POST .../faxes/{id}/cancel
-	routeNumbers      // GET or POST .../phone_numbers, GET .../phone_numbers/{number}
+	routeNone    route = iota
+	routeSend          // POST .../faxes
+	routeResend        // POST .../faxes/{id}/resend
+	routeGet           // GET .../faxes/{id}
+	routeList          // GET .../faxes
+	routeCancel        // POST .../faxes/{id}/cancel
+	routeNumbers       // GET or POST .../phone_numbers, GET .../phone_numbers/{number}
 )
 
 // match classifies a request by the end of its path, so any API prefix (/v2.1, /api/v2.1) works.
@@ -164,55 +166,105 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
-	err := next.ServeHTTP(cw, r)
-	var fields map[string][]string
 	if tap != nil {
-		tap.Finish()
-		fields = tap.Fields()
+		return h.serveCreate(cw, r, next, rt, tap)
 	}
+	err := next.ServeHTTP(cw, r)
 	if err != nil || !cw.Captured() {
 		cw.Release()
 		return err
 	}
+	h.observeAsync(cw, rt, r.URL.Path, nil)
+	return nil
+}
+
+// maxHeld bounds the response of a creating request that faxhook holds back until it committed
+// what the request said.
+const maxHeld = 64 << 10
+
+// serveCreate handles a request that creates a fax or a phone number. Its callback_url exists
+// nowhere but in this request, so faxhook commits it durably, together with the new id from the
+// response, before the client receives that response: a crash right after cannot lose it. The
+// response is held only when it is a small JSON success with a known length; otherwise it
+// streams and is observed afterwards like any other.
+func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, rt route, tap *formtap.Tap) error {
+	held := new(bytes.Buffer)
+	rec := caddyhttp.NewResponseRecorder(cw, held, func(status int, hdr http.Header) bool {
+		n, err := strconv.Atoi(hdr.Get("Content-Length"))
+		return wantJSON(status, hdr) && err == nil && n <= maxHeld
+	})
+	err := next.ServeHTTP(rec, r)
+	tap.Finish()
+	callbacks := tap.Fields()["callback_url"]
+	if err != nil {
+		cw.Release()
+		return err
+	}
+	if !rec.Buffered() {
+		if cw.Captured() {
+			h.observeAsync(cw, rt, r.URL.Path, callbacks)
+		} else {
+			cw.Release()
+		}
+		return nil
+	}
+	enc := rec.Header().Get("Content-Encoding")
+	if obs := h.observation(rt, enc, held.Bytes(), callbacks, r.URL.Path); obs != nil {
+		if err := h.app.Record(obs); err != nil {
+			h.log.Error("recording a send before answering it; its callback_url may be lost",
+				zap.String("path", r.URL.Path), zap.Error(err))
+		}
+	}
+	err = rec.WriteResponse()
+	cw.Release()
+	return err
+}
+
+// observeAsync hands a captured response to the app, to be parsed and recorded off the
+// request path; it takes ownership of cw's buffer.
+func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callbacks []string) {
 	if cw.Truncated() {
 		cw.Release()
 		h.log.Warn("response too large to observe; raise max_capture",
-			zap.String("path", r.URL.Path), zap.Int("max_capture", h.MaxCapture))
-		return nil
+			zap.String("path", path), zap.Int("max_capture", h.MaxCapture))
+		return
 	}
 	enc := cw.Header().Get("Content-Encoding")
-	limit, log, path := h.MaxCapture, h.log, r.URL.Path
-	callbacks := fields["callback_url"]
 	ok := h.app.Observe(func() *module.Observation {
 		defer cw.Release()
-		body, err := capture.Decode(enc, cw.Bytes(), limit)
-		if err != nil {
-			log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
-			return nil
-		}
-		if rt == routeNumbers {
-			nums, err := extract.PhoneNumbers(body)
-			if err != nil {
-				log.Debug("no phone numbers in response", zap.String("path", path), zap.Error(err))
-				return nil
-			}
-			// A provisioning request's callback_url applies when the response does not echo it.
-			if cb := validURLs(log, callbacks); len(cb) > 0 && len(nums) == 1 && !nums[0].HasCallback {
-				nums[0].CallbackURL, nums[0].HasCallback = cb[0], true
-			}
-			return &module.Observation{Numbers: nums}
-		}
-		objs, err := extract.Phaxio(body)
-		if err != nil {
-			log.Debug("no fax objects in response", zap.String("path", path), zap.Error(err))
-			return nil
-		}
-		return &module.Observation{Faxes: objs, CallbackURLs: validURLs(log, callbacks)}
+		return h.observation(rt, enc, cw.Bytes(), callbacks, path)
 	})
 	if !ok {
 		cw.Release()
 	}
-	return nil
+}
+
+// observation parses a response body (encoded with enc) of a route into what it tells faxhook.
+func (h *Handler) observation(rt route, enc string, raw []byte, callbacks []string, path string) *module.Observation {
+	log := h.log
+	body, err := capture.Decode(enc, raw, h.MaxCapture)
+	if err != nil {
+		log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
+		return nil
+	}
+	if rt == routeNumbers {
+		nums, err := extract.PhoneNumbers(body)
+		if err != nil {
+			log.Debug("no phone numbers in response", zap.String("path", path), zap.Error(err))
+			return nil
+		}
+		// A provisioning request's callback_url applies when the response does not echo it.
+		if cb := validURLs(log, callbacks); len(cb) > 0 && len(nums) == 1 && !nums[0].HasCallback {
+			nums[0].CallbackURL, nums[0].HasCallback = cb[0], true
+		}
+		return &module.Observation{Numbers: nums}
+	}
+	objs, err := extract.Phaxio(body)
+	if err != nil {
+		log.Debug("no fax objects in response", zap.String("path", path), zap.Error(err))
+		return nil
+	}
+	return &module.Observation{Faxes: objs, CallbackURLs: validURLs(log, callbacks)}
 }
 
 // validURLs keeps the callback URLs faxhook can deliver to and logs the others.

@@ -246,6 +246,15 @@ func (a *App) Observe(task func() *Observation) bool {
 	return a.eng.submit(task)
 }
 
+// Record records an observation now, in the caller's goroutine, and returns once it is durably
+// committed. The handler uses it for what a request alone says (a send's callback_url).
+func (a *App) Record(o *Observation) error {
+	if a.eng == nil {
+		return errors.New("faxhook app is not provisioned")
+	}
+	return a.eng.tracker.record([]*Observation{o})
+}
+
 // ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host.
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)

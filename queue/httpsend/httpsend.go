@@ -4,6 +4,10 @@
 //
 // Every attempt of a job sends byte-identical bodies with the identical signature: the multipart
 // boundary is derived from the job's ID, not drawn at random.
+//
+// With Options.Guard set, the sender refuses loopback, private, link-local, metadata and other
+// special-purpose destinations (package ssrf): literal IP URLs before any I/O, host names at dial
+// time on the address they resolve to. A refused destination is a permanent failure.
 package httpsend
 
 import (
@@ -20,6 +24,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/sign"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -58,8 +63,14 @@ type Options struct {
 	// UserAgent is the User-Agent header value. Default "faxhook".
 	UserAgent string
 	// Transport performs the requests. Default: a dedicated clone of http.DefaultTransport keeping up
-	// to 16 idle connections per host for 90s.
+	// to 16 idle connections per host for 90s (with Guard set: dialling through the guard and
+	// ignoring HTTP_PROXY and friends). A custom Transport is used as given: Guard then still
+	// refuses literal IP URLs before sending, but dial-time checks are the Transport's business.
 	Transport http.RoundTripper
+	// Guard, if non-nil, refuses destinations it blocks (see package ssrf): a literal IP URL before
+	// any network I/O, a host name at dial time on the resolved address actually dialled. Either way
+	// the attempt fails permanently with an error matching ssrf.ErrBlocked. Nil means no guard.
+	Guard *ssrf.Guard
 	// BodyLimit is how many bytes of the response body are kept in Result.Body. Default 4096.
 	BodyLimit int
 }
@@ -72,6 +83,7 @@ type Sender struct {
 	userAgent string
 	bodyLimit int
 	client    *http.Client
+	guard     *ssrf.Guard
 	now       func() time.Time
 }
 
@@ -84,6 +96,7 @@ func New(opts Options) *Sender {
 		timeout:   opts.Timeout,
 		userAgent: opts.UserAgent,
 		bodyLimit: opts.BodyLimit,
+		guard:     opts.Guard,
 		now:       time.Now,
 	}
 	if s.timeout <= 0 {
@@ -97,7 +110,7 @@ func New(opts Options) *Sender {
 	}
 	rt := opts.Transport
 	if rt == nil {
-		rt = defaultTransport()
+		rt = defaultTransport(opts.Guard)
 	}
 	s.client = &http.Client{
 		Transport: rt,
@@ -108,8 +121,9 @@ func New(opts Options) *Sender {
 }
 
 // defaultTransport returns a transport of the Sender's own, so that its connection pool is neither
-// shared with nor disturbed by the rest of the process.
-func defaultTransport() *http.Transport {
+// shared with nor disturbed by the rest of the process. With a guard it dials through the guard and
+// uses no proxy: through a proxy the guard would only ever see the proxy's address.
+func defaultTransport(guard *ssrf.Guard) *http.Transport {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = dt.Clone()
@@ -119,6 +133,10 @@ func defaultTransport() *http.Transport {
 	t.MaxIdleConns = 100
 	t.MaxIdleConnsPerHost = 16
 	t.IdleConnTimeout = 90 * time.Second
+	if guard != nil {
+		t.Proxy = nil
+		t.DialContext = guard.Dialer().DialContext
+	}
 	return t
 }
 
@@ -137,10 +155,16 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if job == nil {
 		return queue.Result{Err: errors.New("sending webhook: nil job"), Permanent: true}
 	}
-	if _, err := ParseURL(job.URL); err != nil {
+	u, err := ParseURL(job.URL)
+	if err != nil {
 		return queue.Result{Err: err, Permanent: true}
 	}
 	target := sign.SignedURL(job.URL) // it parsed, so stripping the userinfo textually is exact
+	if s.guard != nil {
+		if err := s.guard.CheckHost(u.Hostname()); err != nil {
+			return queue.Result{Err: fmt.Errorf("posting webhook to %s: %w", target, err), Permanent: true}
+		}
+	}
 
 	body, contentType, err := Encode(job)
 	if err != nil {
@@ -171,7 +195,9 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return queue.Result{Err: s.transportError(ctx, actx, target, err)}
+		// A destination refused by the guard cannot become acceptable by retrying.
+		blocked := errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil
+		return queue.Result{Err: s.transportError(ctx, actx, target, err), Permanent: blocked}
 	}
 	res := queue.Result{Status: resp.StatusCode}
 	res.Body = s.readBody(resp.Body)
