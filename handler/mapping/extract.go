@@ -1,0 +1,509 @@
+package mapping
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/queue/fax"
+)
+
+// ErrSkipped marks the errors of faxes that Extract found but could not convert (a value that
+// does not fit its field). Extract returns the other faxes of the same body beside it.
+var ErrSkipped = errors.New("fax skipped")
+
+// idMask keeps derived ids within the integers a float64 holds exactly (JavaScript's
+// Number.MAX_SAFE_INTEGER is 2^53-1).
+const idMask = 1<<53 - 1
+
+// DeriveID returns the v2.1 id faxhook uses for an upstream id that is not an integer within
+// int64: the FNV-1a 64-bit hash of its text masked to 53 bits (never 0). The same text always
+// yields the same id; different texts collide with negligible probability (about n²/2⁵⁴ for n
+// faxes).
+func DeriveID(upstreamID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(upstreamID))
+	id := int64(h.Sum64() & idMask)
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// Found is one fax object found in a body, with the upstream's own spelling of its id.
+type Found struct {
+	// Object is the fax as extract.Phaxio would have produced it from a Phaxio body.
+	Object extract.Object
+	// UpstreamID is the id as the upstream wrote it ("101000", "job-7f3a"): the value to put in
+	// the {id} segment of the upstream's routes (see Mapping.Path). Object.Fax.ID is the same
+	// number, or DeriveID of it.
+	UpstreamID string
+}
+
+// Extract returns the fax objects in the response body of a route (RouteSend, …, as Match
+// returns it), built exactly as extract.Phaxio builds them from a Phaxio body: v2.1 fields (see
+// extract.Object.Has for which were present), Full when a status was present, and CurrentPage
+// from recipient.current_page.
+//
+// send and resend responses yield the new fax's id only (Full false) when SendID is set; file
+// responses yield nothing. A body that is not JSON, or holds nothing at the configured path,
+// yields no objects and an error that wraps extract.ErrNoObjects or describes the JSON error.
+// Faxes that do not convert are left out and reported in an error that wraps ErrSkipped,
+// returned together with the faxes that did convert: use the objects even when err != nil.
+func (m *Mapping) Extract(route string, body []byte) ([]extract.Object, error) {
+	found, err := m.ExtractWithIDs(route, body)
+	if len(found) == 0 {
+		return nil, err
+	}
+	objs := make([]extract.Object, len(found))
+	for i := range found {
+		objs[i] = found[i].Object
+	}
+	return objs, err
+}
+
+// ExtractWithIDs is Extract keeping each fax's upstream id.
+func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
+	c, err := m.compile()
+	if err != nil {
+		return nil, err
+	}
+	var at path
+	idOnly := false
+	switch route {
+	case RouteSend, RouteResend:
+		if m.SendID != "" {
+			at, idOnly = c.sendID, true
+		} else {
+			at = c.object
+		}
+	case RouteStatus, RouteCancel:
+		at = c.object
+	case RouteList:
+		at = c.list
+	case RouteFile:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("mapping: unknown route %q", route)
+	}
+	root, err := decodeJSON(body)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: %s response is not JSON: %w", route, err)
+	}
+	v, st, err := at.lookup(root)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, extract.ErrNoObjects, err)
+	case st != found:
+		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, extract.ErrNoObjects, at.text)
+	}
+	if idOnly {
+		f, err := c.idOnly(v)
+		if err != nil {
+			return nil, fmt.Errorf("mapping: %s response: %w: send_id: %w", route, ErrSkipped, err)
+		}
+		return []Found{f}, nil
+	}
+	var items []any
+	switch x := v.(type) {
+	case map[string]any:
+		items = []any{x}
+	case []any:
+		items = x
+	default:
+		return nil, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, extract.ErrNoObjects, at.text, describe(v))
+	}
+	out := make([]Found, 0, len(items))
+	var errs []error
+	for i, item := range items {
+		f, err := c.fax(item)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mapping: %s response, fax %d: %w: %w", route, i, ErrSkipped, err))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, errors.Join(errs...)
+}
+
+// NewID returns the id of the fax a send or resend response announces (at SendID, or the id of
+// the fax object at Object when SendID is empty), as faxhook's id and as the upstream wrote it.
+// ok is false if the body holds no such id.
+func (m *Mapping) NewID(body []byte) (id int64, upstreamID string, ok bool) {
+	found, err := m.ExtractWithIDs(RouteSend, body)
+	if err != nil || len(found) != 1 {
+		return 0, "", false
+	}
+	return found[0].Object.Fax.ID, found[0].UpstreamID, true
+}
+
+// compiled is a Mapping with its paths parsed.
+type compiled struct {
+	m                    *Mapping
+	object, list, sendID path
+	f                    map[string]path // v2.1 fax field name → path
+	r                    map[string]path // v2.1 recipient field name (and x_current_page) → path
+	times                timeReader
+}
+
+func (m *Mapping) compile() (*compiled, error) {
+	c := &compiled{m: m, f: map[string]path{}, r: map[string]path{}}
+	var err error
+	if c.object, err = mustPath("object", m.Object, false); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	if c.list, err = mustPath("list_objects", m.ListObjects, false); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	if c.sendID, err = mustPath("send_id", m.SendID, false); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	for _, fp := range m.fieldPaths() {
+		if fp.path == "" {
+			continue
+		}
+		p, err := mustPath(fp.name, fp.path, true)
+		if err != nil {
+			return nil, fmt.Errorf("mapping: %w", err)
+		}
+		if name, ok := strings.CutPrefix(fp.name, "fields."); ok {
+			c.f[name] = p
+		} else if name, ok := strings.CutPrefix(fp.name, "recipient."); ok {
+			if name == "current_page" {
+				name = fax.ExtCurrentPage
+			}
+			c.r[name] = p
+		}
+	}
+	if _, ok := c.f["id"]; !ok {
+		return nil, errors.New("mapping: fields.id: required")
+	}
+	if c.times, err = newTimeReader(m.TimeFormat, m.TimeZone); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	return c, nil
+}
+
+// idOf converts an upstream id: integers within int64 as they are, other strings and numbers
+// through DeriveID.
+func idOf(v any) (id int64, upstream string, err error) {
+	switch c := v.(type) {
+	case json.Number:
+		upstream = string(c)
+	case string:
+		upstream = c
+	default:
+		return 0, "", fmt.Errorf("%s is not an id", describe(v))
+	}
+	if upstream == "" {
+		return 0, "", errors.New("the id is empty")
+	}
+	if n, err := asInt64(v); err == nil {
+		return n, upstream, nil
+	}
+	return DeriveID(upstream), upstream, nil
+}
+
+// idOnly builds the object of a send response: {"id":N}.
+func (c *compiled) idOnly(v any) (Found, error) {
+	id, upstream, err := idOf(v)
+	if err != nil {
+		return Found{}, err
+	}
+	o, err := viaPhaxio(map[string]any{"id": id})
+	if err != nil {
+		return Found{}, err
+	}
+	return Found{Object: o, UpstreamID: upstream}, nil
+}
+
+// fax builds one fax object.
+func (c *compiled) fax(v any) (Found, error) {
+	if _, ok := v.(map[string]any); !ok {
+		return Found{}, fmt.Errorf("%s is not a fax object", describe(v))
+	}
+	w := map[string]any{}
+	raw, st, err := c.f["id"].lookup(v)
+	switch {
+	case err != nil:
+		return Found{}, fmt.Errorf("fields.id: %w", err)
+	case st == missing:
+		return Found{}, fmt.Errorf("fields.id: %q is missing", c.m.Fields.ID)
+	case st == null:
+		return Found{}, fmt.Errorf("fields.id: %q is null", c.m.Fields.ID)
+	}
+	id, upstream, err := idOf(raw)
+	if err != nil {
+		return Found{}, fmt.Errorf("fields.id: %w", err)
+	}
+	w["id"] = id
+
+	conv := converter{c: c, src: v, dst: w, prefix: "fields."}
+	conv.vocab("direction", c.m.DirectionMap, directions, false, true)
+	conv.vocab("status", c.m.StatusMap, faxStatuses, false, true)
+	conv.boolean("is_test")
+	conv.integer("num_pages", false)
+	conv.time("created_at", false)
+	conv.time("completed_at", true)
+	conv.str("caller_id", true)
+	conv.str("from_number", true)
+	conv.str("to_number", true)
+	conv.str("caller_name", true)
+	conv.integer("cost", false)
+	conv.tags("tags")
+	conv.errorType("error_type")
+	conv.integer("error_id", true)
+	conv.str("error_message", true)
+	if conv.err != nil {
+		return Found{}, conv.err
+	}
+	if err := c.recipients(v, w); err != nil {
+		return Found{}, err
+	}
+	o, err := viaPhaxio(w)
+	if err != nil {
+		return Found{}, err
+	}
+	return Found{Object: o, UpstreamID: upstream}, nil
+}
+
+// recipients converts the recipients array into w["recipients"].
+func (c *compiled) recipients(v any, w map[string]any) error {
+	p, ok := c.f["recipients"]
+	if !ok {
+		return nil
+	}
+	raw, st, err := p.lookup(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("fields.recipients: %w", err)
+	case st != found:
+		return nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return fmt.Errorf("fields.recipients: %s is not an array", describe(raw))
+	}
+	out := make([]map[string]any, 0, len(list))
+	for i, item := range list {
+		r := map[string]any{}
+		conv := converter{c: c, src: item, dst: r, prefix: "recipient.", recipient: true}
+		conv.str("phone_number", false)
+		if _, ok := r["phone_number"]; !ok && conv.err == nil {
+			conv.err = fmt.Errorf("recipient.phone_number: %q is missing or null", c.m.Recipient.PhoneNumber)
+		}
+		conv.vocab("status", c.m.RecipientStatusMap, recipientStatuses, true, false)
+		conv.integer("retry_count", false)
+		conv.time("completed_at", true)
+		conv.integer("bitrate", true)
+		conv.integer("resolution", true)
+		conv.errorType("error_type")
+		conv.integer("error_id", true)
+		conv.str("error_message", true)
+		conv.integer(fax.ExtCurrentPage, false)
+		if conv.err != nil {
+			return fmt.Errorf("recipient %d: %w", i, conv.err)
+		}
+		out = append(out, r)
+	}
+	w["recipients"] = out
+	return nil
+}
+
+// converter copies mapped fields from a decoded upstream object into a v2.1 wire object,
+// keeping the first error.
+type converter struct {
+	c         *compiled
+	src       any
+	dst       map[string]any
+	prefix    string // "fields." or "recipient."
+	recipient bool
+	err       error
+}
+
+// get looks a field up. ok is false when the field is unmapped, missing, null in a
+// non-nullable field (then absent), or after an error; a null of a nullable field is stored.
+func (cv *converter) get(name string, nullable bool) (any, bool) {
+	if cv.err != nil {
+		return nil, false
+	}
+	paths := cv.c.f
+	if cv.recipient {
+		paths = cv.c.r
+	}
+	p, ok := paths[name]
+	if !ok {
+		return nil, false
+	}
+	v, st, err := p.lookup(cv.src)
+	switch {
+	case err != nil:
+		cv.fail(name, err)
+		return nil, false
+	case st == null && nullable:
+		cv.dst[name] = nil
+		return nil, false
+	case st != found:
+		return nil, false
+	}
+	return v, true
+}
+
+func (cv *converter) fail(name string, err error) {
+	if name == fax.ExtCurrentPage {
+		name = "current_page"
+	}
+	cv.err = fmt.Errorf("%s%s: %w", cv.prefix, name, err)
+}
+
+func (cv *converter) str(name string, nullable bool) {
+	v, ok := cv.get(name, nullable)
+	if !ok {
+		return
+	}
+	s, err := asString(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	cv.dst[name] = s
+}
+
+func (cv *converter) integer(name string, nullable bool) {
+	v, ok := cv.get(name, nullable)
+	if !ok {
+		return
+	}
+	n, err := asInt(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	cv.dst[name] = n
+}
+
+func (cv *converter) boolean(name string) {
+	v, ok := cv.get(name, false)
+	if !ok {
+		return
+	}
+	b, err := asBool(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	cv.dst[name] = b
+}
+
+func (cv *converter) time(name string, nullable bool) {
+	v, ok := cv.get(name, nullable)
+	if !ok {
+		return
+	}
+	if s, isStr := v.(string); isStr && s == "" {
+		if nullable {
+			cv.dst[name] = nil
+		}
+		return
+	}
+	t, err := cv.c.times.read(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	cv.dst[name] = t
+}
+
+// vocab translates a status or direction through vm; values outside vm must be in allowed.
+// With emptyIsNull a translation to "" stores null.
+func (cv *converter) vocab(name string, vm map[string]string, allowed []string, emptyIsNull, nullIsAbsent bool) {
+	v, ok := cv.get(name, !nullIsAbsent)
+	if !ok {
+		return
+	}
+	s, err := asString(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	if t, mapped := vm[s]; mapped {
+		if t == "" && emptyIsNull {
+			cv.dst[name] = nil
+			return
+		}
+		s = t
+	}
+	if !slices.Contains(allowed, s) {
+		cv.fail(name, fmt.Errorf("%q is neither in the map nor a v2.1 value", s))
+		return
+	}
+	cv.dst[name] = s
+}
+
+// errorType translates an error type through ErrorTypeMap; unknown types pass unchanged.
+func (cv *converter) errorType(name string) {
+	v, ok := cv.get(name, true)
+	if !ok {
+		return
+	}
+	s, err := asString(v)
+	if err != nil {
+		cv.fail(name, err)
+		return
+	}
+	if t, mapped := cv.c.m.ErrorTypeMap[s]; mapped {
+		s = t
+	}
+	cv.dst[name] = s
+}
+
+// tags converts an object of scalars to tag name → text; null values are left out.
+func (cv *converter) tags(name string) {
+	v, ok := cv.get(name, false)
+	if !ok {
+		return
+	}
+	obj, isObj := v.(map[string]any)
+	if !isObj {
+		cv.fail(name, fmt.Errorf("%s is not an object", describe(v)))
+		return
+	}
+	out := make(map[string]string, len(obj))
+	for k, tv := range obj {
+		switch x := tv.(type) {
+		case nil:
+		case bool:
+			out[k] = strconv.FormatBool(x)
+		case string:
+			out[k] = x
+		case json.Number:
+			out[k] = string(x)
+		default:
+			cv.fail(name, fmt.Errorf("tag %q: %s is not a scalar", k, describe(tv)))
+			return
+		}
+	}
+	cv.dst[name] = out
+}
+
+// viaPhaxio turns a v2.1 wire object into an extract.Object by the Phaxio extractor itself, so
+// that presence (Object.Has), Full and CurrentPage follow exactly its rules.
+func viaPhaxio(w map[string]any) (extract.Object, error) {
+	body, err := json.Marshal(map[string]any{"success": true, "data": w})
+	if err != nil {
+		return extract.Object{}, fmt.Errorf("encoding the v2.1 object: %w", err)
+	}
+	objs, err := extract.Phaxio(body)
+	if err != nil {
+		return extract.Object{}, fmt.Errorf("reading the v2.1 object: %w", err)
+	}
+	if len(objs) != 1 {
+		return extract.Object{}, fmt.Errorf("reading the v2.1 object: %d objects", len(objs))
+	}
+	return objs[0], nil
+}
