@@ -15,6 +15,14 @@
 //			inflight       on
 //			number         +15551234567 https://example.com/phaxio/line1
 //			max_file_size  20MiB
+//			allow_private  10.0.0.0/8
+//			smtp {
+//				server   smtp.example.com:587
+//				username faxhook
+//				password {env.SMTP_PASSWORD}
+//				from     "Faxhook <fax@example.com>"
+//				tls      starttls
+//			}
 //			poll {
 //				upstream    http://127.0.0.1:8090/v2.1
 //				credentials {env.FAX_API_KEY} {env.FAX_API_SECRET}
@@ -45,6 +53,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/handler"
 	"github.com/faxhook/caddy-faxhook/module"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 func init() {
@@ -163,6 +172,21 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return d.Errf("max_file_size: %q is not a size", s)
 			}
 			app.MaxFileSize = int64(n)
+		case "allow_private":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("allow_private: at least one CIDR or IP expected")
+			}
+			if _, err := ssrf.ParseAllow(args); err != nil {
+				return d.Errf("allow_private: %v", err)
+			}
+			app.AllowPrivate = append(app.AllowPrivate, args...)
+		case "smtp":
+			c := new(module.SMTPConfig)
+			if err := unmarshalSMTP(d, c); err != nil {
+				return err
+			}
+			app.SMTP = c
 		case "poll":
 			p := new(module.PollConfig)
 			if err := unmarshalPoll(d, p); err != nil {
@@ -243,6 +267,54 @@ func unmarshalPoll(d *caddyfile.Dispenser, p *module.PollConfig) error {
 	}
 	if p.Upstream == "" {
 		return d.Err("poll: upstream is required")
+	}
+	return nil
+}
+
+// unmarshalSMTP parses an `smtp { … }` block.
+func unmarshalSMTP(d *caddyfile.Dispenser, c *module.SMTPConfig) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		var dst *string
+		switch opt {
+		case "server":
+			dst = &c.Server
+		case "username":
+			dst = &c.Username
+		case "password":
+			dst = &c.Password
+		case "from":
+			dst = &c.From
+		case "tls":
+			dst = &c.TLS
+		case "timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("smtp timeout: %q is not a positive duration", s)
+			}
+			c.Timeout = caddy.Duration(dur)
+			continue
+		default:
+			return d.Errf("unknown smtp option %q", opt)
+		}
+		if !d.AllArgs(dst) {
+			return d.Errf("smtp %s: one value expected", opt)
+		}
+	}
+	switch c.TLS {
+	case "", "starttls", "opportunistic", "implicit":
+	default:
+		return d.Errf("smtp tls: %q is not starttls, opportunistic or implicit", c.TLS)
+	}
+	if c.Server == "" || c.From == "" {
+		return d.Err("smtp: server and from are required")
 	}
 	return nil
 }

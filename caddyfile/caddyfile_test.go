@@ -39,6 +39,15 @@ func TestAdaptGlobalOption(t *testing.T) {
 		inflight on
 		number +15551230001 https://a.example/line1 https://b.example/line1
 		max_file_size 5MiB
+		allow_private 10.0.0.0/8 127.0.0.1
+		smtp {
+			server mail.example.com:587
+			username fax
+			password {env.SMTP_PASSWORD}
+			from "Faxhook <fax@example.com>"
+			tls implicit
+			timeout 20s
+		}
 		poll {
 			upstream http://127.0.0.1:8090/v2.1
 			credentials {env.K} {env.S}
@@ -55,10 +64,12 @@ func TestAdaptGlobalOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
-	want := `{"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},` +
+	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},` +
 		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
-		`"sent_urls":["https://a.example/sent","https://b.example/sent"],"storage":"/var/lib/faxhook","sync_writes":false,` +
+		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
+		`"smtp":{"from":"Faxhook \u003cfax@example.com\u003e","password":"{env.SMTP_PASSWORD}","server":"mail.example.com:587","timeout":20000000000,"tls":"implicit","username":"fax"},` +
+		`"storage":"/var/lib/faxhook","sync_writes":false,` +
 		`"timeout":10000000000,"token":"{env.FAXHOOK_TOKEN}","workers":4}`
 	if string(got) != want {
 		t.Fatalf("faxhook app JSON:\n got %s\nwant %s", got, want)
@@ -110,6 +121,11 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"poll bad interval":    {global("poll {\n upstream http://x/v2.1\n interval never\n }"), `poll interval: "never" is not a positive duration`},
 		"poll one credential":  {global("poll {\n upstream http://x/v2.1\n credentials onlykey\n }"), `poll credentials: want an API key and an API secret`},
 		"poll unknown":         {global("poll {\n upstream http://x/v2.1\n colour red\n }"), `unknown poll option "colour"`},
+		"bad allow_private":    {global(`allow_private 10.0.0.0/33`), `allow_private:`},
+		"smtp without from":    {global("smtp {\n server mail.example.com:587\n }"), `smtp: server and from are required`},
+		"smtp bad tls":         {global("smtp {\n server m:25\n from a@b.c\n tls maybe\n }"), `smtp tls: "maybe" is not starttls`},
+		"smtp unknown":         {global("smtp {\n server m:25\n from a@b.c\n colour red\n }"), `unknown smtp option "colour"`},
+		"bad mailto":           {global(`sent_url mailto:`), `sent_url "mailto:"`},
 		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":             {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},

@@ -51,7 +51,8 @@ func jsonConfig(admin, site int, storage, sentURL, upstream string) string {
 			"storage": %q,
 			"token": "{env.FAXHOOK_INPROCESS_TOKEN}",
 			"sent_urls": [%q],
-			"retry_schedule": ["100ms", "200ms"]
+			"retry_schedule": ["100ms", "200ms"],
+			"allow_private": ["127.0.0.0/8"]
 		},
 		"http": {
 			"servers": {

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/mailsend"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 func init() {
@@ -70,6 +72,15 @@ type App struct {
 	// received faxes and fetch received faxes' PDFs.
 	Poll *PollConfig `json:"poll,omitempty"`
 
+	// AllowPrivate lists destination ranges (CIDRs or IPs) that HTTP webhooks may reach although
+	// they are loopback, private, link-local or otherwise internal. By default every such
+	// destination is refused at dial time (an SSRF guard: callback URLs come from API clients),
+	// including DNS names that resolve to one; the job dies at once with a clear attempt log.
+	AllowPrivate []string `json:"allow_private,omitempty"`
+
+	// SMTP configures delivery of `mailto:` webhooks. Without it, mailto: URLs are refused.
+	SMTP *SMTPConfig `json:"smtp,omitempty"`
+
 	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes).
 	// A larger file is left out of the webhook, with an error in the log. Default 20 MiB.
 	MaxFileSize int64 `json:"max_file_size,omitempty"`
@@ -83,6 +94,26 @@ type App struct {
 	sched   []time.Duration
 	timeout time.Duration
 	poll    *pollSettings
+	guard   *ssrf.Guard
+	mail    *mailsend.Sender
+}
+
+// SMTPConfig is the mail server that delivers `mailto:` webhooks.
+type SMTPConfig struct {
+	// Server is the SMTP server as host:port, e.g. `smtp.example.com:587`.
+	Server string `json:"server"`
+	// Username enables SMTP AUTH; empty means none.
+	Username string `json:"username,omitempty"`
+	// Password is the SMTP password; use a placeholder such as `{env.SMTP_PASSWORD}`. It is never
+	// logged.
+	Password string `json:"password,omitempty"`
+	// From is the sender address, e.g. `Faxhook <fax@example.com>`.
+	From string `json:"from"`
+	// TLS is the TLS policy: `starttls` (required; default), `opportunistic` (STARTTLS when
+	// offered) or `implicit` (TLS from the first byte, usually port 465).
+	TLS string `json:"tls,omitempty"`
+	// Timeout bounds one delivery attempt. Default 30s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
 // Interface guards.
@@ -145,6 +176,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		if a.poll.concurrency == 0 {
 			a.poll.concurrency = 4
+		}
+	}
+	allow, err := ssrf.ParseAllow(a.AllowPrivate)
+	if err != nil {
+		return fmt.Errorf("allow_private: %w", err)
+	}
+	a.guard = ssrf.New(allow)
+	if c := a.SMTP; c != nil {
+		a.mail, err = mailsend.New(mailsend.Options{
+			Host: c.Server, Username: repl.ReplaceKnown(c.Username, ""), Password: repl.ReplaceKnown(c.Password, ""),
+			From: c.From, TLS: mailsend.TLSPolicy(c.TLS), Timeout: time.Duration(c.Timeout),
+		})
+		if err != nil {
+			return fmt.Errorf("smtp: %w", err)
 		}
 	}
 	sync := a.SyncWrites == nil || *a.SyncWrites
@@ -217,6 +262,7 @@ func (a *App) Start() error {
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
 		inflight: a.Inflight, poll: a.poll, maxFileSize: a.MaxFileSize,
+		guard: a.guard, mail: a.mail,
 	}, a.log)
 }
 
@@ -255,7 +301,8 @@ func (a *App) Record(o *Observation) error {
 	return a.eng.tracker.record([]*Observation{o})
 }
 
-// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host.
+// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host,
+// or mailto with at least one valid address.
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -267,7 +314,9 @@ func ValidateURL(raw string) error {
 			return errors.New("missing host")
 		}
 	case "mailto":
-		return errors.New("mailto: webhooks are not supported yet")
+		if _, err := mailsend.ParseMailto(raw); err != nil {
+			return err
+		}
 	case "":
 		return errors.New("missing scheme (http, https or mailto)")
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
+	"github.com/faxhook/caddy-faxhook/queue/mailsend"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 // engines pools one engine per storage directory across config loads: Badger allows one open per
@@ -31,6 +34,8 @@ type settings struct {
 	inflight     bool
 	poll         *pollSettings
 	maxFileSize  int64
+	guard        *ssrf.Guard
+	mail         *mailsend.Sender
 }
 
 // engine is the pooled part of the app: the store, the tracker, the observation worker and the
@@ -87,7 +92,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 func (e *engine) start(s settings, log *zap.Logger) error {
 	e.log.Store(log)
 	e.cfg.Store(&s)
-	e.sender.Store(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout}))
+	e.sender.Store(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard}))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pollDone == nil {
@@ -118,6 +123,13 @@ func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
 		if err := e.fetchFile(ctx, j); err != nil {
 			return queue.Result{Err: err}
 		}
+	}
+	if strings.HasPrefix(strings.ToLower(j.URL), "mailto:") {
+		m := e.cfg.Load().mail
+		if m == nil {
+			return queue.Result{Permanent: true, Err: errors.New("mailto: webhook, but no smtp server is configured (faxhook { smtp { … } })")}
+		}
+		return m.Send(ctx, j)
 	}
 	return e.sender.Load().Send(ctx, j)
 }

@@ -340,6 +340,7 @@ func (r *run) caddyfile(admin, site, faxURL, storage string) string {
 		sent_url %s/sent
 		retry_schedule %s
 		timeout 5s
+		allow_private 127.0.0.0/8
 		%s
 	}
 }

@@ -94,6 +94,7 @@ func TestClientGetsUpstreamBytesUnchanged(t *testing.T) {
 		storage %s
 		token {env.FAXHOOK_TOKEN}
 		sent_url %s/sent
+		allow_private 127.0.0.1
 	}
 }
 http://%s {

@@ -96,6 +96,7 @@ func (e *env) caddyfile(faxhookOpts string) string {
 	faxhook {
 		storage %s
 		token {env.FAXHOOK_TOKEN}
+		allow_private 127.0.0.0/8
 		%s
 	}
 }
@@ -323,5 +324,31 @@ func TestReloadsDuringTrafficLoseNothing(t *testing.T) {
 	}
 	if log := e.caddy.Tail(400); strings.Contains(log, "directory lock") {
 		t.Fatalf("a reload hit Badger's lock:\n%s", log)
+	}
+}
+
+func TestSSRFGuardBlocksPrivateDestinationsByDefault(t *testing.T) {
+	e := newEnv(t, nil, "")
+	// Caddy with the guard's defaults: no allow_private.
+	if err := e.caddy.Reload(strings.Replace(e.caddyfile("sent_url RCV/sent"), "allow_private 127.0.0.0/8", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
+		CallbackURL: "http://localhost:" + e.rcvURL[strings.LastIndex(e.rcvURL, ":")+1:] + "/via-dns"})
+	e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && strings.Count(e.caddy.Tail(200), "webhook dead") < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	log := e.caddy.Tail(200)
+	if n := strings.Count(log, "webhook dead"); n != 2 || !strings.Contains(log, "is loopback; blocked") {
+		t.Fatalf("want both webhooks dead at once as blocked loopback destinations; log:\n%s", log)
+	}
+	if strings.Contains(log, "retry scheduled") {
+		t.Fatal("a blocked destination was scheduled for a retry")
+	}
+	if n := e.rcv.Count(); n != 0 {
+		t.Fatalf("the loopback receiver got %d requests through the guard", n)
 	}
 }

@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/harness"
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
+	"github.com/faxhook/caddy-faxhook/examples/smtpsink"
 )
 
 const (
@@ -88,6 +90,24 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		return err
 	}
 	defer stopRcv()
+	sink, err := smtpsink.Start("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	sink.OnMessage = func(m smtpsink.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		p, err := smtpsink.Parse(m.Data)
+		if err != nil {
+			fmt.Println("e-mail   (unreadable):", err)
+			return
+		}
+		fmt.Printf("e-mail   to %v: %q (text %d bytes, html %d bytes)\n", m.To, p.Subject, len(p.Text), len(p.HTML))
+		for _, line := range strings.Split(strings.TrimSpace(p.Text), "\n") {
+			fmt.Println("         |", line)
+		}
+	}
 
 	admin, err := harness.FreeAddr()
 	if err != nil {
@@ -105,6 +125,12 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		token {env.FAXHOOK_TOKEN}
 		sent_url %s/phaxio/sent
 		retry_schedule 1s 2s 4s
+		allow_private 127.0.0.0/8
+		smtp {
+			server %s
+			from "Faxhook demo <fax@faxhook.test>"
+			tls opportunistic
+		}
 	}
 }
 
@@ -112,8 +138,8 @@ http://%s {
 	faxhook
 	reverse_proxy %s
 }
-`, admin, filepath.Join(dir, "storage"), rcvURL, site, faxURL)
-	fmt.Printf("fax service  %s\nreceiver     %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n", faxURL, rcvURL, site)
+`, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), site, faxURL)
+	fmt.Printf("fax service  %s\nreceiver     %s\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n", faxURL, rcvURL, sink.Addr(), site)
 	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token)
 	if err != nil {
 		return err
@@ -125,7 +151,9 @@ http://%s {
 		{To: []string{"+15558670000"}, File: faxapp.PDF(2), CallbackURL: rcvURL + "/phaxio/callback?customer=42"},
 		{To: []string{"+15558670001", "+15558670000"}, File: faxapp.PDF(3)},
 		{To: []string{"+15558670002"}, File: faxapp.PDF(1), CallbackURL: rcvURL + "/phaxio/callback?customer=7", CallbackAfterFile: true},
+		{To: []string{"+15558670000"}, File: faxapp.PDF(1), CallbackURL: "mailto:frontdesk@faxhook.test", Tags: map[string]string{"patient": "<b>Jane</b>"}},
 	}
+	const webhooks = 3 // the e-mail goes to the SMTP sink
 	var wg sync.WaitGroup
 	errs := make(chan error, len(sends))
 	for _, o := range sends {
@@ -150,8 +178,11 @@ http://%s {
 	for err := range errs {
 		return err
 	}
-	if _, err := rcv.Wait(ctx, len(sends)); err != nil {
-		return fmt.Errorf("waiting for %d webhooks (got %d): %w; caddy log:\n%s", len(sends), rcv.Count(), err, caddy.Tail(30))
+	if _, err := rcv.Wait(ctx, webhooks); err != nil {
+		return fmt.Errorf("waiting for %d webhooks (got %d): %w; caddy log:\n%s", webhooks, rcv.Count(), err, caddy.Tail(30))
+	}
+	if _, err := sink.Wait(ctx, 1); err != nil {
+		return fmt.Errorf("waiting for the e-mail webhook: %w; caddy log:\n%s", err, caddy.Tail(30))
 	}
 	time.Sleep(300 * time.Millisecond) // a duplicate would show up now
 	ds := rcv.Deliveries()
@@ -160,10 +191,10 @@ http://%s {
 			return fmt.Errorf("a webhook failed signature verification: %+v", d)
 		}
 	}
-	if len(ds) != len(sends) {
-		return fmt.Errorf("%d webhooks arrived, want %d", len(ds), len(sends))
+	if len(ds) != webhooks || len(sink.Messages()) != 1 {
+		return fmt.Errorf("%d webhooks and %d e-mails arrived, want %d and 1", len(ds), len(sink.Messages()), webhooks)
 	}
-	fmt.Printf("\nall %d webhooks arrived, signed and verified\n", len(ds))
+	fmt.Printf("\nall %d webhooks arrived, signed and verified, and 1 e-mail webhook\n", len(ds))
 	return nil
 }
 
