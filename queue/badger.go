@@ -161,7 +161,7 @@ func (t *badgerTx) DeleteState(key string) error { return t.txn.Delete([]byte(pr
 func dueKey(at time.Time, id string) []byte {
 	k := make([]byte, 0, len(prefixDue)+8+len(id))
 	k = append(k, prefixDue...)
-	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	k = binary.BigEndian.AppendUint64(k, unixNanos(at))
 	return append(k, id...)
 }
 
@@ -235,8 +235,16 @@ func waitKey(chain string, seq uint64, id string) []byte {
 
 func finKey(state string, at time.Time, id string) []byte {
 	k := append([]byte(prefixFin+state), '/')
-	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	k = binary.BigEndian.AppendUint64(k, unixNanos(at))
 	return append(k, id...)
+}
+
+// unixNanos orders times in keys; times before 1970 (the zero time) sort first.
+func unixNanos(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
 }
 
 // chainStep keeps a chain's bookkeeping when a job enters it, leaves it, or finishes.
@@ -334,6 +342,23 @@ func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
 		return t.txn.Set(finKey(job.State, job.FinishedAt, job.ID), nil)
 	}
 	return nil
+}
+
+func (t *badgerTx) DeleteJob(id string) error {
+	j, err := t.Job(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !Finished(j.State) {
+		return fmt.Errorf("deleting job %s: it is %s, not finished", id, j.State)
+	}
+	if err := t.txn.Delete(finKey(j.State, j.FinishedAt, j.ID)); err != nil {
+		return err
+	}
+	return t.txn.Delete([]byte(prefixJob + id))
 }
 
 func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {

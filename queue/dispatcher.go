@@ -246,7 +246,7 @@ func (d *Dispatcher) attempt(ctx context.Context, j *Job) {
 			return nil // someone (an operator's replay) changed it meanwhile
 		}
 		cur.Attempts = append(cur.Attempts, a)
-		n := len(cur.Attempts)
+		n := len(cur.Attempts) - cur.LadderBase
 		schedule := *d.schedule.Load()
 		switch {
 		case res.Err == nil:

@@ -87,6 +87,11 @@ type Job struct {
 	DueAt time.Time `json:"due_at"`
 	// Attempts is the attempt log, oldest first.
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// LadderBase is how many attempts were made before the last replay; the retry ladder counts
+	// from there.
+	LadderBase int `json:"ladder_base,omitempty"`
+	// ReplayedAt lists when an operator replayed the job.
+	ReplayedAt []time.Time `json:"replayed_at,omitempty"`
 }
 
 // Result is what a sender reports about one attempt.

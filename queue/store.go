@@ -39,6 +39,9 @@ type Tx interface {
 	// of a chain finishes (delivered or dead), the next waiting job of the chain becomes pending,
 	// due at the finished job's DueAt.
 	PutJob(job *Job) error
+	// DeleteJob removes a finished job and its index entries; removing a missing one is not an
+	// error. Unfinished jobs cannot be deleted.
+	DeleteJob(id string) error
 	// Due returns up to limit pending jobs whose DueAt is not after now, earliest first.
 	Due(now time.Time, limit int) ([]*Job, error)
 	// NextDue returns the earliest DueAt of any pending job; ok is false when there is none.
