@@ -35,13 +35,17 @@
 //	fax.example.com {
 //		faxhook {
 //			max_capture 1MiB
+//			mapping     /etc/caddy/otherfax-mapping.json # only for non-Phaxio APIs
 //		}
 //		reverse_proxy 127.0.0.1:8090
 //	}
 package caddyfile
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,6 +56,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/faxhook/caddy-faxhook/handler"
+	"github.com/faxhook/caddy-faxhook/handler/mapping"
 	"github.com/faxhook/caddy-faxhook/module"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -346,6 +351,25 @@ func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
 				return d.Errf("max_capture: %q is not a size between 1 byte and 1GiB", s)
 			}
 			hd.MaxCapture = int(n)
+		case "mapping":
+			var path string
+			if !d.AllArgs(&path) {
+				return d.Err("mapping: want the path of a JSON mapping file")
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return d.Errf("mapping: reading %s: %v", path, err)
+			}
+			m := new(mapping.Mapping)
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(m); err != nil {
+				return d.Errf("mapping: %s is not a valid mapping: %v", path, err)
+			}
+			if err := m.Validate(); err != nil {
+				return d.Errf("mapping %s: %v", path, err)
+			}
+			hd.Mapping = m
 		default:
 			return d.Errf("unknown faxhook subdirective %q", d.Val())
 		}

@@ -2,6 +2,8 @@ package caddyfile_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/faxhook/caddy-faxhook/caddyfile"
+	"github.com/faxhook/caddy-faxhook/examples/otherfax"
 )
 
 func adapt(t *testing.T, cf string) (map[string]any, error) {
@@ -130,6 +133,8 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"two args":             {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},
 		"bad max_capture":      {":80 {\n faxhook {\n  max_capture huge\n }\n}", `max_capture: "huge" is not a size`},
+		"mapping missing file": {":80 {\n faxhook {\n  mapping /nonexistent/m.json\n }\n}", `mapping: reading /nonexistent/m.json`},
+		"mapping no path":      {":80 {\n faxhook {\n  mapping\n }\n}", `mapping: want the path of a JSON mapping file`},
 		"directive argument":   {":80 {\n faxhook extra\n}", `wrong argument count`},
 	}
 	for name, c := range cases {
@@ -139,5 +144,28 @@ func TestInvalidCaddyfiles(t *testing.T) {
 				t.Fatalf("error = %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestMappingFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(otherfax.ExampleMappingJSON), 0o644)
+	m, err := adapt(t, ":80 {\n faxhook {\n  mapping "+good+"\n }\n reverse_proxy 127.0.0.1:9\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(m); !strings.Contains(string(b), `"send":"POST /api/fax/jobs"`) {
+		t.Fatalf("mapping not embedded in the handler config: %s", b)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"send":"POST /x","fields":{}}`), 0o644)
+	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+bad+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "mapping") {
+		t.Fatalf("an incomplete mapping adapted: %v", err)
+	}
+	unknown := filepath.Join(dir, "unknown.json")
+	os.WriteFile(unknown, []byte(`{"sendd":"POST /x"}`), 0o644)
+	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+unknown+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "sendd") {
+		t.Fatalf("a mapping with an unknown field adapted: %v", err)
 	}
 }

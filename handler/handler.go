@@ -17,7 +17,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/handler/capture"
 	"github.com/faxhook/caddy-faxhook/handler/extract"
-	"github.com/faxhook/caddy-faxhook/handler/formtap"
+	"github.com/faxhook/caddy-faxhook/handler/mapping"
 	"github.com/faxhook/caddy-faxhook/module"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
@@ -35,6 +35,12 @@ type Handler struct {
 	// decompression too). Larger responses still reach the client whole; faxhook skips them.
 	// Default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
+
+	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes and where
+	// each fax field lives in its JSON. faxhook builds the v2.1 fax object from it. Default: the
+	// Phaxio v2.1 profile (routes …/faxes, …/faxes/{id}, …/phone_numbers; envelope
+	// {"success","data"}).
+	Mapping *mapping.Mapping `json:"mapping,omitempty"`
 
 	app *module.App
 	log *zap.Logger
@@ -59,6 +65,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MaxCapture == 0 {
 		h.MaxCapture = DefaultMaxCapture
+	}
+	if h.Mapping != nil {
+		if err := h.Mapping.Validate(); err != nil {
+			return err
+		}
 	}
 	a, err := ctx.App("faxhook")
 	if err != nil {
@@ -138,6 +149,30 @@ func isID(s string) bool {
 	return true
 }
 
+// mappedRoutes translates a mapping's route names into the handler's routes.
+var mappedRoutes = map[string]route{
+	mapping.RouteSend: routeSend, mapping.RouteResend: routeResend, mapping.RouteStatus: routeGet,
+	mapping.RouteList: routeList, mapping.RouteCancel: routeCancel,
+}
+
+// routeNames are the mapping's names of the handler's routes.
+var routeNames = map[route]string{
+	routeSend: mapping.RouteSend, routeResend: mapping.RouteResend, routeGet: mapping.RouteStatus,
+	routeList: mapping.RouteList, routeCancel: mapping.RouteCancel,
+}
+
+// route classifies a request with the mapping when there is one, else by the Phaxio profile.
+func (h *Handler) route(r *http.Request) route {
+	if h.Mapping == nil {
+		return match(r)
+	}
+	name, _, ok := h.Mapping.Match(r.Method, r.URL.Path)
+	if !ok {
+		return routeNone
+	}
+	return mappedRoutes[name] // routeNone for the file route
+}
+
 // wantJSON captures successful JSON responses.
 func wantJSON(status int, hdr http.Header) bool {
 	if status < 200 || status > 299 {
@@ -149,13 +184,20 @@ func wantJSON(status int, hdr http.Header) bool {
 
 // ServeHTTP passes the request on and observes it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rt := match(r)
+	rt := h.route(r)
 	if rt == routeNone {
 		return next.ServeHTTP(w, r)
 	}
-	var tap *formtap.Tap
+	var tap mapping.RequestTap
 	if rt == routeSend || rt == routeResend || (rt == routeNumbers && r.Method == http.MethodPost) {
-		tap = formtap.Attach(r, []string{"callback_url"}, 4096)
+		field := "callback_url"
+		if h.Mapping != nil {
+			field = h.Mapping.Callback()
+		}
+		// A nil *formtap.Tap or *mapping.JSONTap must not become a non-nil interface.
+		if t := mapping.AttachRequest(r, []string{field}, 4096); t != nil {
+			tap = t
+		}
 	}
 	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
 		// Ask only for codings faxhook can decode; the client still gets the upstream's bytes.
@@ -187,7 +229,7 @@ const maxHeld = 64 << 10
 // response, before the client receives that response: a crash right after cannot lose it. The
 // response is held only when it is a small JSON success with a known length; otherwise it
 // streams and is observed afterwards like any other.
-func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, rt route, tap *formtap.Tap) error {
+func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, rt route, tap mapping.RequestTap) error {
 	held := new(bytes.Buffer)
 	rec := caddyhttp.NewResponseRecorder(cw, held, func(status int, hdr http.Header) bool {
 		n, err := strconv.Atoi(hdr.Get("Content-Length"))
@@ -195,7 +237,11 @@ func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhtt
 	})
 	err := next.ServeHTTP(rec, r)
 	tap.Finish()
-	callbacks := tap.Fields()["callback_url"]
+	field := "callback_url"
+	if h.Mapping != nil {
+		field = h.Mapping.Callback()
+	}
+	callbacks := tap.Fields()[field]
 	if err != nil {
 		cw.Release()
 		return err
@@ -259,9 +305,17 @@ func (h *Handler) observation(rt route, enc string, raw []byte, callbacks []stri
 		}
 		return &module.Observation{Numbers: nums}
 	}
-	objs, err := extract.Phaxio(body)
+	var objs []extract.Object
+	if h.Mapping != nil {
+		objs, err = h.Mapping.Extract(routeNames[rt], body)
+	} else {
+		objs, err = extract.Phaxio(body)
+	}
 	if err != nil {
-		log.Debug("no fax objects in response", zap.String("path", path), zap.Error(err))
+		// A mapping may convert some faxes of a list and not others: use those it did.
+		log.Debug("fax objects not (all) extracted from response", zap.String("path", path), zap.Error(err))
+	}
+	if len(objs) == 0 {
 		return nil
 	}
 	return &module.Observation{Faxes: objs, CallbackURLs: validURLs(log, callbacks)}
