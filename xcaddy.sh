@@ -53,6 +53,11 @@ test)
 	build
 	echo "running the test suite" >&2
 	FAXHOOK_CADDY="$PWD/caddy" go test -race -count=1 -timeout 25m ./...
+	echo "fuzzing each target for a few seconds" >&2
+	for target in handler:FuzzServeHTTP handler/extract:FuzzPhaxio handler/formtap:FuzzTap \
+		handler/mapping:FuzzExtract handler/mapping:FuzzJSONTap; do
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-5s}" -fuzzminimizetime 2s "./${target%%:*}"
+	done
 	;;
 modules)
 	./caddy list-modules | grep faxhook
