@@ -138,3 +138,24 @@ func keys(m map[string]receiver.Delivery) []string {
 	}
 	return out
 }
+
+func TestResendMapsNewFaxToItsCallbackURL(t *testing.T) {
+	e := newEnv(t, nil, "sent_url RCV/global")
+	ctx := ctxT(t, 60*time.Second)
+	first := e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1), CallbackURL: e.rcvURL + "/first"})
+	second, err := e.client.Resend(ctx, first, e.rcvURL+"/resent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.WaitDone(ctx, second, 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ds := e.expectExactly(2)
+	got := map[int64]string{}
+	for _, d := range ds {
+		got[parseFax(t, d).ID] = strings.TrimPrefix(d.URL, e.rcvURL)
+	}
+	if got[first] != "/first" || got[second] != "/resent" {
+		t.Fatalf("webhook URLs by fax: %v (want %d → /first, %d → /resent)", got, first, second)
+	}
+}

@@ -379,3 +379,27 @@ func (c *Client) ProvisionNumber(ctx context.Context, areaCode, callbackURL stri
 	}
 	return n, nil
 }
+
+// Resend resends a fax (POST /faxes/{id}/resend), with callbackURL as its callback_url when set,
+// and returns the new fax's id.
+func (c *Client) Resend(ctx context.Context, id int64, callbackURL string) (int64, error) {
+	form := url.Values{}
+	if callbackURL != "" {
+		form.Set("callback_url", callbackURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/faxes/%d/resend", c.Base, id), strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	env, err := c.do(req)
+	if err != nil {
+		return 0, err
+	}
+	data, _ := env["data"].(map[string]any)
+	newID, _ := data["id"].(float64)
+	if newID == 0 {
+		return 0, fmt.Errorf("resend response has no data.id: %v", env)
+	}
+	return int64(newID), nil
+}
