@@ -2,11 +2,14 @@ package handler_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +122,122 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 			t.Errorf("delivery to %s: verified=%v fax=%s", d.URL, d.Verified, d.Fields["fax"])
 		}
 	}
+}
+
+// TestManyReloadsUnderTraffic reloads the in-process Caddy 50 times while faxes are sent and
+// followed through it: no reload fails on Badger's lock, every fax's webhook arrives exactly
+// once, and the goroutine count returns to its baseline.
+func TestManyReloadsUnderTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 reloads")
+	}
+	t.Setenv("FAXHOOK_INPROCESS_TOKEN", "inproc-token")
+	svc := faxapp.New(faxapp.Config{APIKey: "k", APISecret: "s", Tick: 20 * time.Millisecond, Seed: 11})
+	up := serve(t, svc)
+	rcv := receiver.New(receiver.Config{Token: "inproc-token"})
+	rcvURL := serve(t, rcv)
+	admin, site := port(t), port(t)
+	storage := filepath.Join(t.TempDir(), "store")
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
+	cfg := func(i int) string {
+		// Each reload changes the config (the sent URL's query), so Caddy really reloads.
+		return jsonConfig(admin, site, storage, fmt.Sprintf("%s/sent?gen=%d", rcvURL, i%2), up)
+	}
+	tester.InitServer(cfg(0), "json")
+	time.Sleep(200 * time.Millisecond)
+	baseline := ourGoroutines()
+
+	client := &harness.Client{Base: fmt.Sprintf("http://127.0.0.1:%d/v2.1", site), Key: "k", Secret: "s"}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	sent := map[int64]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id, err := client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+				if err != nil {
+					continue // a request may meet a listener being swapped; the fax was not sent
+				}
+				for {
+					s, err := client.Status(ctx, id)
+					if err == nil && (s == "success" || s == "failure") {
+						break
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				mu.Lock()
+				sent[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 1; i <= 50; i++ {
+		tester.InitServer(cfg(i), "json")
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	n := len(sent)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("no fax got through during the reloads")
+	}
+	if _, err := rcv.Wait(ctx, n); err != nil {
+		t.Fatalf("%d faxes sent, %d webhooks: %v", n, rcv.Count(), err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	seen := map[int64]int{}
+	for _, d := range rcv.Deliveries() {
+		var f struct {
+			ID int64 `json:"id"`
+		}
+		json.Unmarshal([]byte(d.Fields["fax"]), &f)
+		seen[f.ID]++
+		if !d.Verified {
+			t.Errorf("unverified delivery for fax %d", f.ID)
+		}
+	}
+	for id := range sent {
+		if seen[id] != 1 {
+			t.Errorf("fax %d: %d webhooks, want exactly 1", id, seen[id])
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ourGoroutines() > baseline && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := ourGoroutines(); g > baseline {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("%d faxhook goroutines after 50 reloads, baseline %d; stacks:\n%s", g, baseline, buf)
+	}
+	t.Logf("%d faxes through 50 reloads", n)
+}
+
+// ourGoroutines counts the goroutines running faxhook's app or queue code (idle keep-alive
+// connections of Caddy's and net/http's transports come and go on their own timers).
+func ourGoroutines() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "caddy-faxhook/module.") || strings.Contains(g, "caddy-faxhook/queue.") {
+			n++
+		}
+	}
+	return n
 }
