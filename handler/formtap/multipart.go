@@ -411,7 +411,11 @@ func (s *multipartScanner) stepBody(data []byte, eof bool) (int, bool) {
 	if bytes.HasPrefix(s.nlDash, data) {
 		return 0, false
 	}
-	if i := bytes.LastIndexByte(data, s.nlDash[0]); i >= 0 && bytes.HasPrefix(s.nlDash, data[i:]) {
+	// A partial delimiter can only start within the last len(nlDash) bytes: search only there
+	// (the same answer as mime/multipart's search of the whole chunk, without scanning a file).
+	from := max(0, len(data)-len(s.nlDash))
+	if i := bytes.LastIndexByte(data[from:], s.nlDash[0]); i >= 0 && bytes.HasPrefix(s.nlDash, data[from+i:]) {
+		i += from
 		if i == 0 {
 			return 0, false
 		}
