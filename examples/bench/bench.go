@@ -1,0 +1,516 @@
+// Package bench measures what faxhook costs on the proxy path. It starts, on loopback, a static
+// Phaxio-style fax API (an in-process Go server with precomputed bodies), Caddy with
+// reverse_proxy alone ("bare") and Caddy with faxhook in front of the same reverse_proxy
+// ("faxhook"), then drives both with a closed-loop load generator for a fixed time per run,
+// alternating the two Caddys (ABBA order across rounds), on four paths:
+//
+//	(a) GET /health             a non-fax path, small text
+//	(b) GET /v2.1/faxes/{id}    one completed fax, ~1 KB of JSON
+//	(c) GET /v2.1/faxes         a list of 100 faxes, ~100 KB of JSON
+//	(d) POST /v2.1/faxes        multipart send with callback_url and a 1 MiB file part
+//
+// The Report gives, per path and Caddy, the median over rounds of throughput and of p50/p99
+// latency, the faxhook/bare ratios, the peak RSS of each Caddy and whether the overhead goals
+// were met. The command is examples/cmd/bench.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/examples/harness"
+)
+
+// Path is one benchmarked API call, named by its letter in the issue: "a" to "d".
+type Path string
+
+// The benchmarked paths.
+const (
+	// PathOther is (a): GET /health, a path faxhook does not observe.
+	PathOther Path = "a"
+	// PathGet is (b): GET /v2.1/faxes/{id}, one fax as JSON.
+	PathGet Path = "b"
+	// PathList is (c): GET /v2.1/faxes, a list of 100 faxes as JSON.
+	PathList Path = "c"
+	// PathSend is (d): POST /v2.1/faxes, multipart with callback_url and a 1 MiB file part.
+	PathSend Path = "d"
+)
+
+// AllPaths are the paths in report order.
+var AllPaths = []Path{PathOther, PathGet, PathList, PathSend}
+
+// Request returns the request line of the path, e.g. "GET /v2.1/faxes".
+func (p Path) Request() string {
+	switch p {
+	case PathOther:
+		return "GET /health"
+	case PathGet:
+		return "GET /v2.1/faxes/" + strconv.Itoa(getFaxID)
+	case PathList:
+		return "GET /v2.1/faxes"
+	case PathSend:
+		return "POST /v2.1/faxes"
+	}
+	return "?"
+}
+
+// ParsePaths parses a comma-separated list of path letters such as "a,b,c,d".
+func ParsePaths(s string) ([]Path, error) {
+	var out []Path
+	for _, f := range strings.Split(s, ",") {
+		p := Path(strings.TrimSpace(f))
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(AllPaths, p) {
+			return nil, fmt.Errorf("unknown path %q (want a, b, c or d)", p)
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no paths")
+	}
+	return out, nil
+}
+
+// Options configures a benchmark Run. Zero fields take the defaults.
+type Options struct {
+	// Duration is the measured time of each run (one path through one Caddy). Default 5s.
+	Duration time.Duration
+	// Warmup is run before each measured run and not recorded, to open connections and warm
+	// caches. Default Duration/10, between 100ms and 1s.
+	Warmup time.Duration
+	// Rounds is how many times each path is run through each Caddy; odd rounds run bare first,
+	// even rounds faxhook first (ABBA), and the report takes medians over rounds. Default 3.
+	Rounds int
+	// Concurrency is the number of closed-loop client workers. Default 8.
+	Concurrency int
+	// CaddyBinary is the Caddy with the faxhook plugin. Default: harness.CaddyBinary().
+	CaddyBinary string
+	// Paths are the paths to run, in report order. Default AllPaths.
+	Paths []Path
+	// FaxhookOptions are extra lines for the faxhook global option block (e.g. "sync_writes
+	// off"), for experiments; the defaults are production's.
+	FaxhookOptions []string
+	// AA runs the bare configuration in both slots (an A/A test): the ratios then show the
+	// harness's own noise and bias on this machine, which a real run's ratios must be read
+	// against.
+	AA bool
+	// Keep keeps the work directory (Caddyfiles, logs, faxhook storage); see Report.WorkDir.
+	Keep bool
+	// Progress, if not nil, receives a line per run as the benchmark goes.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() error {
+	if o.Duration == 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Warmup == 0 {
+		o.Warmup = min(max(o.Duration/10, 100*time.Millisecond), time.Second)
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 3
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 8
+	}
+	if len(o.Paths) == 0 {
+		o.Paths = AllPaths
+	}
+	switch {
+	case o.Duration < 0 || o.Warmup < 0:
+		return errors.New("negative duration")
+	case o.Rounds < 0:
+		return errors.New("negative rounds")
+	case o.Concurrency < 0:
+		return errors.New("negative concurrency")
+	}
+	for _, p := range o.Paths {
+		if !slices.Contains(AllPaths, p) {
+			return fmt.Errorf("unknown path %q", p)
+		}
+	}
+	return nil
+}
+
+// RunStats is one measured run of one path through one Caddy.
+type RunStats struct {
+	// Throughput is successful responses per second.
+	Throughput float64
+	// P50 and P99 are latency percentiles of the successful requests (client side: request
+	// written to body read).
+	P50, P99 time.Duration
+	// Requests counts successful responses; Errors counts failed requests.
+	Requests, Errors int64
+	// CPUPerRequest is the Caddy's CPU time (user + system) from the start of the window until
+	// it went idle after it, divided by Requests: the cost per request including work deferred
+	// past the window (faxhook's observation backlog).
+	CPUPerRequest time.Duration
+	// Drain is how long the Caddy stayed busy after the window.
+	Drain time.Duration
+	// Dropped counts the observations faxhook dropped because its backlog was full (always 0
+	// for bare Caddy).
+	Dropped int64
+}
+
+// VariantStats summarizes one path through one Caddy over all rounds.
+type VariantStats struct {
+	// Throughput, P50, P99, CPUPerRequest and Drain are medians over rounds.
+	Throughput           float64
+	P50, P99             time.Duration
+	CPUPerRequest, Drain time.Duration
+	// Requests, Errors and Dropped are totals over rounds.
+	Requests, Errors, Dropped int64
+	// FirstError describes the first failed request, if any.
+	FirstError string
+	// Rounds are the individual runs in round order.
+	Rounds []RunStats
+}
+
+// PathReport is the result for one path.
+type PathReport struct {
+	// Path is the path's letter.
+	Path Path
+	// ResponseBytes is the size of the upstream's response body (for (d), of the request body).
+	ResponseBytes int
+	// Bare and Faxhook are the two Caddys' results.
+	Bare, Faxhook VariantStats
+	// Ratio is the median over rounds of faxhook/bare throughput, each round's runs paired.
+	Ratio float64
+	// RoundRatios are the per-round throughput ratios.
+	RoundRatios []float64
+	// AddedP50 and AddedP99 are the medians over rounds of faxhook minus bare latency.
+	AddedP50, AddedP99 time.Duration
+	// CPURatio is bare over faxhook CPU time per request (medians): the throughput ratio a
+	// Caddy bound by its own CPUs would see. Unlike Ratio it hardly depends on what else runs on
+	// the machine.
+	CPURatio float64
+}
+
+// Goal is one overhead budget of the issue and whether the run met it.
+type Goal struct {
+	// Path is the path the goal is about.
+	Path Path
+	// Metric is "throughput ratio" (Value ≥ Limit) or "added p99 ms" (Value ≤ Limit).
+	Metric string
+	// Value is the measured value and Limit the budget.
+	Value, Limit float64
+	// CPUBased is, for throughput goals, the same ratio estimated from CPU time per request
+	// (PathReport.CPURatio); 0 otherwise.
+	CPUBased float64
+	// Met reports whether Value is within Limit.
+	Met bool
+}
+
+// The goals' metrics.
+const (
+	MetricRatio    = "throughput ratio"
+	MetricAddedP99 = "added p99 ms"
+)
+
+// Report is the outcome of a Run.
+type Report struct {
+	// Options are the effective options (defaults filled in).
+	Options Options
+	// CPUs is the number of CPUs the load generator, both Caddys and the upstream share.
+	CPUs int
+	// LoadBefore and LoadAfter are the machine's 1-minute load average before the Caddys
+	// started and at the end (-1: unknown). A load well above zero before the start means other
+	// processes competed for the CPUs and the numbers are noisier.
+	LoadBefore, LoadAfter float64
+	// Paths are the per-path results, in Options.Paths order.
+	Paths []PathReport
+	// BareMemory and FaxhookMemory are the two Caddys' memory at the end of the run.
+	BareMemory, FaxhookMemory Memory
+	// Goals are the overhead budgets for the paths that were run.
+	Goals []Goal
+	// WorkDir is the work directory, when Options.Keep kept it.
+	WorkDir string
+}
+
+// goalLimits are the issue's budgets: minimum throughput ratios, and the added p99 on (b).
+var goalLimits = map[Path]float64{PathOther: 0.97, PathGet: 0.90, PathList: 0.90, PathSend: 0.95}
+
+const maxAddedP99OnGet = time.Millisecond
+
+// settleLimit bounds the wait for the Caddys to go idle before and after a run.
+const settleLimit = 60 * time.Second
+
+// Run starts the upstream and both Caddys, runs the benchmark and stops everything again. It
+// fails if a Caddy does not start or if a path does not answer correctly through either Caddy
+// before the measurement; failed requests during the measurement are counted, not fatal.
+func Run(ctx context.Context, o Options) (rep Report, err error) {
+	if err := o.defaults(); err != nil {
+		return Report{}, err
+	}
+	if o.CaddyBinary == "" {
+		if o.CaddyBinary, err = harness.CaddyBinary(); err != nil {
+			return Report{}, err
+		}
+	}
+	rep = Report{Options: o, CPUs: runtime.NumCPU(), LoadBefore: loadAvg()}
+	progress := func(format string, args ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", args...)
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "faxhook-bench-")
+	if err != nil {
+		return Report{}, err
+	}
+	if o.Keep {
+		rep.WorkDir = dir
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	up := newUpstream()
+	upURL, stopUp, err := serve(up.handler())
+	if err != nil {
+		return Report{}, err
+	}
+	defer stopUp()
+	sinkURL, stopSink, err := serve(sink())
+	if err != nil {
+		return Report{}, err
+	}
+	defer stopSink()
+
+	var caddys [2]*caddyProc
+	defer func() {
+		for _, c := range caddys {
+			if c != nil {
+				c.Stop()
+			}
+		}
+	}()
+	for _, v := range []Variant{Bare, Faxhook} {
+		cfg := v
+		if o.AA {
+			cfg = Bare
+		}
+		c, err := startCaddy(o.CaddyBinary, filepath.Join(dir, v.String()), cfg, upURL, sinkURL, o.FaxhookOptions)
+		if err != nil {
+			return Report{}, err
+		}
+		caddys[v] = c
+		progress("%-7s caddy  %s  pid %d", v, c.site, c.pid)
+	}
+	progress("upstream       %s", upURL)
+
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        4 * o.Concurrency,
+		MaxIdleConnsPerHost: 2 * o.Concurrency,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+
+	body, ct := sendBody(sinkURL + "/callback?customer=42")
+	targets := func(site string) map[Path]*target {
+		return map[Path]*target{
+			PathOther: {method: http.MethodGet, url: site + "/health", check: exactBody(len(up.health))},
+			PathGet:   {method: http.MethodGet, url: site + "/v2.1/faxes/" + strconv.Itoa(getFaxID), check: exactBody(len(up.getBody))},
+			PathList:  {method: http.MethodGet, url: site + "/v2.1/faxes", check: exactBody(len(up.list))},
+			PathSend:  {method: http.MethodPost, url: site + "/v2.1/faxes", contentType: ct, body: body, check: sendQueued},
+		}
+	}
+	tgt := [2]map[Path]*target{targets(caddys[Bare].site), targets(caddys[Faxhook].site)}
+	sizes := map[Path]int{PathOther: len(up.health), PathGet: len(up.getBody), PathList: len(up.list), PathSend: len(body)}
+
+	// Every path must answer correctly through both Caddys before anything is measured.
+	for _, p := range o.Paths {
+		for _, v := range []Variant{Bare, Faxhook} {
+			w := &worker{client: client, t: tgt[v][p], buf: make([]byte, 32<<10)}
+			if w.tmpl, err = templateRequest(ctx, w.t); err != nil {
+				return Report{}, err
+			}
+			if _, err := w.once(); err != nil {
+				return Report{}, fmt.Errorf("(%s) %s through %s caddy: %w; log:\n%s", p, p.Request(), v, err, caddys[v].Tail(20))
+			}
+		}
+	}
+
+	runs := make(map[Path]*[2][]runResult, len(o.Paths))
+	for _, p := range o.Paths {
+		runs[p] = new([2][]runResult)
+	}
+	pids := []int{caddys[Bare].pid, caddys[Faxhook].pid}
+	for r := range o.Rounds {
+		order := []Variant{Bare, Faxhook}
+		if r%2 == 1 {
+			order = []Variant{Faxhook, Bare}
+		}
+		for _, p := range o.Paths {
+			for _, v := range order {
+				c := caddys[v]
+				// Start from quiet processes: work left over from the previous run (faxhook's
+				// observation backlog) must not be charged to this one.
+				settle(ctx, pids, settleLimit)
+				if o.Warmup > 0 {
+					if _, err := load(ctx, client, tgt[v][p], o.Concurrency, o.Warmup); err != nil {
+						return Report{}, err
+					}
+				}
+				cpu0, _ := cpuTime(c.pid)
+				drops0 := c.drops()
+				res, err := load(ctx, client, tgt[v][p], o.Concurrency, o.Duration)
+				if err != nil {
+					return Report{}, err
+				}
+				res.drain = settle(ctx, []int{c.pid}, settleLimit)
+				cpu1, _ := cpuTime(c.pid)
+				res.cpu = cpu1 - cpu0
+				res.dropped = c.drops() - drops0
+				tr.CloseIdleConnections() // each run opens its own connections during warmup
+				runs[p][v] = append(runs[p][v], res)
+				progress("round %d/%d  (%s) %-22s %-7s %7.0f req/s  p50 %-9s p99 %-9s cpu/req %-9s drain %-6s dropped %d errors %d",
+					r+1, o.Rounds, p, p.Request(), v, res.throughput(),
+					fmtDur(percentile(res.latencies, 0.50)), fmtDur(percentile(res.latencies, 0.99)),
+					fmtMicros(res.cpuPerRequest()), res.drain.Round(10*time.Millisecond), res.dropped, res.errors)
+			}
+		}
+	}
+
+	for _, p := range o.Paths {
+		pr := PathReport{Path: p, ResponseBytes: sizes[p]}
+		pr.Bare = summarize(runs[p][Bare])
+		pr.Faxhook = summarize(runs[p][Faxhook])
+		var d50, d99 []time.Duration
+		for i := range runs[p][Bare] {
+			b, f := pr.Bare.Rounds[i], pr.Faxhook.Rounds[i]
+			ratio := 0.0
+			if b.Throughput > 0 {
+				ratio = f.Throughput / b.Throughput
+			}
+			pr.RoundRatios = append(pr.RoundRatios, ratio)
+			d50 = append(d50, f.P50-b.P50)
+			d99 = append(d99, f.P99-b.P99)
+		}
+		pr.Ratio = median(pr.RoundRatios)
+		pr.AddedP50, pr.AddedP99 = median(d50), median(d99)
+		if pr.Faxhook.CPUPerRequest > 0 {
+			pr.CPURatio = float64(pr.Bare.CPUPerRequest) / float64(pr.Faxhook.CPUPerRequest)
+		}
+		rep.Paths = append(rep.Paths, pr)
+
+		if o.Rounds > 0 {
+			lim := goalLimits[p]
+			rep.Goals = append(rep.Goals, Goal{Path: p, Metric: MetricRatio, Value: pr.Ratio, Limit: lim, Met: pr.Ratio >= lim, CPUBased: pr.CPURatio})
+			if p == PathGet {
+				ms := float64(pr.AddedP99) / float64(time.Millisecond)
+				lim := float64(maxAddedP99OnGet) / float64(time.Millisecond)
+				rep.Goals = append(rep.Goals, Goal{Path: p, Metric: MetricAddedP99, Value: ms, Limit: lim, Met: ms <= lim})
+			}
+		}
+	}
+	rep.LoadAfter = loadAvg()
+	rep.BareMemory, _ = readMemory(caddys[Bare].pid)
+	rep.FaxhookMemory, _ = readMemory(caddys[Faxhook].pid)
+	return rep, nil
+}
+
+// templateRequest builds the request a worker copies for every request it makes.
+func templateRequest(ctx context.Context, t *target) (*http.Request, error) {
+	r, err := http.NewRequestWithContext(ctx, t.method, t.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if t.body != nil {
+		r.ContentLength = int64(len(t.body))
+		body := t.body
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.Header.Set("Content-Type", t.contentType)
+	}
+	r.Header.Set("User-Agent", "faxhook-bench")
+	r.SetBasicAuth("bench-key", "bench-secret")
+	return r, nil
+}
+
+// exactBody accepts a 200 whose body has exactly n bytes.
+func exactBody(n int) func(int, int64, []byte) error {
+	return func(status int, got int64, _ []byte) error {
+		if status != http.StatusOK {
+			return fmt.Errorf("status %d", status)
+		}
+		if got != int64(n) {
+			return fmt.Errorf("body of %d bytes, want %d", got, n)
+		}
+		return nil
+	}
+}
+
+// sendQueued accepts the upstream's answer to a send.
+func sendQueued(status int, _ int64, head []byte) error {
+	if status != http.StatusOK {
+		return fmt.Errorf("status %d: %q", status, head)
+	}
+	const want = `{"success":true,"message":"Fax queued for sending","data":{"id":`
+	if !strings.HasPrefix(string(head), want) {
+		return fmt.Errorf("unexpected send response %q", head)
+	}
+	return nil
+}
+
+func summarize(rs []runResult) VariantStats {
+	var s VariantStats
+	var tp []float64
+	var p50, p99, cpu, drain []time.Duration
+	for _, r := range rs {
+		st := RunStats{
+			Throughput:    r.throughput(),
+			P50:           percentile(r.latencies, 0.50),
+			P99:           percentile(r.latencies, 0.99),
+			Requests:      r.requests,
+			Errors:        r.errors,
+			CPUPerRequest: r.cpuPerRequest(),
+			Drain:         r.drain,
+			Dropped:       r.dropped,
+		}
+		s.Rounds = append(s.Rounds, st)
+		s.Requests += r.requests
+		s.Errors += r.errors
+		s.Dropped += r.dropped
+		cpu = append(cpu, st.CPUPerRequest)
+		drain = append(drain, st.Drain)
+		if s.FirstError == "" {
+			s.FirstError = r.firstErr
+		}
+		tp = append(tp, st.Throughput)
+		p50 = append(p50, st.P50)
+		p99 = append(p99, st.P99)
+	}
+	s.Throughput, s.P50, s.P99 = median(tp), median(p50), median(p99)
+	s.CPUPerRequest, s.Drain = median(cpu), median(drain)
+	return s
+}
+
+// median returns the median of xs (the mean of the middle two for an even count), 0 if empty.
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

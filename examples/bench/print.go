@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// fmtDur formats a latency in milliseconds with three decimals.
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+}
+
+// fmtMicros formats a small duration in microseconds.
+func fmtMicros(d time.Duration) string {
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
+// fmtDelta formats a latency difference with its sign.
+func fmtDelta(d time.Duration) string {
+	return fmt.Sprintf("%+.3fms", float64(d)/float64(time.Millisecond))
+}
+
+func fmtMem(m Memory) string {
+	if m.PID == 0 || m.PeakRSS == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s (pid %d, now %s)", describeSize(int(m.PeakRSS)), m.PID, describeSize(int(m.RSS)))
+}
+
+// Print writes the report as a table: per path the two Caddys' median throughput and p50/p99
+// latency, the faxhook/bare ratios, then the goals and the Caddys' peak RSS.
+func (r Report) Print(w io.Writer) error {
+	o := r.Options
+	var b strings.Builder
+	if o.AA {
+		b.WriteString("A/A RUN: both slots run bare Caddy; the \"faxhook\" rows are a second bare Caddy.\n")
+	}
+	fmt.Fprintf(&b, "faxhook proxy-path benchmark: %s per run after %s warmup, %d round(s) in ABBA order, %d closed-loop workers\n",
+		o.Duration, o.Warmup, o.Rounds, o.Concurrency)
+	fmt.Fprintf(&b, "machine: %d CPUs (GOMAXPROCS %d) shared by the load generator, both Caddys and the upstream, all on loopback;\n",
+		r.CPUs, runtime.GOMAXPROCS(0))
+	b.WriteString("         absolute numbers are this machine's, the faxhook/bare ratios are the result.\n")
+	if r.LoadBefore >= 0 {
+		fmt.Fprintf(&b, "load average (1 min): %.2f before, %.2f after", r.LoadBefore, r.LoadAfter)
+		if r.LoadBefore > 0.5*float64(r.CPUs) {
+			b.WriteString(" -- other processes were busy before the start: expect noise")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("values are medians over rounds; ratio = median of the per-round faxhook/bare throughput ratios.\n")
+	b.WriteString("cpu/req = the Caddy's CPU time from the start of the run until it went idle again, per request;\n")
+	b.WriteString("drain = how long it stayed busy after the run; dropped = observations faxhook dropped (backlog full).\n")
+	b.WriteString("in the ratio rows, cpu/req shows faxhook's CPU cost per request relative to bare (x1.00 = none);\n")
+	b.WriteString("the cpu-based estimate below (bare cpu/req / faxhook cpu/req) is the throughput ratio of a Caddy\n")
+	b.WriteString("bound by its own CPUs, and is far less sensitive to other load on the machine than req/s.\n\n")
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "path\tbody\tvariant\treq/s\tp50\tp99\tcpu/req\tdrain\tdropped\terrors\tper-round ratio\t\n")
+	for _, p := range r.Paths {
+		row := func(name, label, size string, s VariantStats) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t\t\n", name, size, label, s.Throughput,
+				fmtDur(s.P50), fmtDur(s.P99), fmtMicros(s.CPUPerRequest), s.Drain.Round(10*time.Millisecond), s.Dropped, s.Errors)
+		}
+		row(fmt.Sprintf("(%s) %s", p.Path, p.Path.Request()), "bare", describeSize(p.ResponseBytes), p.Bare)
+		row("", "faxhook", "", p.Faxhook)
+		var rr []string
+		for _, x := range p.RoundRatios {
+			rr = append(rr, fmt.Sprintf("%.3f", x))
+		}
+		cpuCost := "-"
+		if p.CPURatio > 0 {
+			cpuCost = fmt.Sprintf("x%.2f", 1/p.CPURatio)
+		}
+		fmt.Fprintf(tw, "\t\tfaxhook/bare\t%.3f\t%s\t%s\t%s\t\t\t\t%s\t\n", p.Ratio, fmtDelta(p.AddedP50), fmtDelta(p.AddedP99), cpuCost, strings.Join(rr, " "))
+	}
+	tw.Flush()
+	var errs []string
+	for _, p := range r.Paths {
+		for _, v := range []struct {
+			name string
+			s    VariantStats
+		}{{"bare", p.Bare}, {"faxhook", p.Faxhook}} {
+			if v.s.FirstError != "" {
+				errs = append(errs, fmt.Sprintf("(%s) %s: %d error(s), first: %s", p.Path, v.name, v.s.Errors, v.s.FirstError))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		b.WriteString("\nerrors:\n  " + strings.Join(errs, "\n  ") + "\n")
+	}
+
+	if len(r.Goals) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprint(tw, "goal\tmeasured\tbudget\t\tcpu-based estimate\n")
+		for _, g := range r.Goals {
+			verdict := "met"
+			if !g.Met {
+				verdict = "MISSED"
+			}
+			switch g.Metric {
+			case MetricAddedP99:
+				fmt.Fprintf(tw, "(%s) added p99 (faxhook - bare)\t%+.3fms\t<= %.3gms\t%s\t\n", g.Path, g.Value, g.Limit, verdict)
+			default:
+				est := "-"
+				if g.CPUBased > 0 {
+					est = fmt.Sprintf("%.3f", g.CPUBased)
+					if g.CPUBased < g.Limit {
+						est += " (below budget)"
+					}
+				}
+				fmt.Fprintf(tw, "(%s) throughput faxhook/bare\t%.3f\t>= %.2f\t%s\t%s\n", g.Path, g.Value, g.Limit, verdict, est)
+			}
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintf(&b, "\npeak RSS (VmHWM)  bare caddy     %s\n", fmtMem(r.BareMemory))
+	fmt.Fprintf(&b, "                  faxhook caddy  %s\n", fmtMem(r.FaxhookMemory))
+	if r.WorkDir != "" {
+		fmt.Fprintf(&b, "\nwork directory kept: %s\n", r.WorkDir)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,70 @@
+// Command bench measures faxhook's cost on the proxy path against bare Caddy: a static fax API
+// upstream, Caddy with reverse_proxy alone and Caddy with faxhook + reverse_proxy, all on
+// loopback, driven by a closed-loop load generator in alternating runs. It prints throughput and
+// p50/p99 latency per path and Caddy, the faxhook/bare ratios, the overhead goals and each
+// Caddy's peak RSS. See package examples/bench.
+//
+//	go run ./examples/cmd/bench                       # builds Caddy with go build, runs a,b,c,d
+//	go run ./examples/cmd/bench -caddy ./caddy -duration 5s -rounds 3 -paths b,c
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/examples/bench"
+)
+
+func main() {
+	caddyBin := flag.String("caddy", "", "Caddy binary with the faxhook plugin (default: $FAXHOOK_CADDY, else built with go build from examples/cmd/caddy)")
+	duration := flag.Duration("duration", 5*time.Second, "measured time of each run")
+	warmup := flag.Duration("warmup", 0, "unrecorded warmup before each run (default duration/10, 100ms to 1s)")
+	rounds := flag.Int("rounds", 3, "A/B rounds (ABBA order); the report takes medians over rounds")
+	concurrency := flag.Int("concurrency", 8, "closed-loop client workers")
+	paths := flag.String("paths", "a,b,c,d", "paths to run: a (GET /health), b (GET /v2.1/faxes/{id}), c (GET /v2.1/faxes, 100 faxes), d (1 MiB multipart send)")
+	faxhookOpts := flag.String("faxhook-opts", "", `extra lines for the faxhook global option, separated by ";" (e.g. "sync_writes off")`)
+	keep := flag.Bool("keep", false, "keep the work directory (Caddyfiles, logs, faxhook storage)")
+	aa := flag.Bool("aa", false, "A/A calibration: run bare Caddy in both slots to see the harness's noise")
+	strict := flag.Bool("strict", false, "exit 2 when a goal is missed")
+	quiet := flag.Bool("q", false, "no per-run progress on stderr")
+	flag.Parse()
+
+	ps, err := bench.ParsePaths(*paths)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	var extra []string
+	for _, l := range strings.Split(*faxhookOpts, ";") {
+		if l = strings.TrimSpace(l); l != "" {
+			extra = append(extra, l)
+		}
+	}
+	o := bench.Options{
+		Duration: *duration, Warmup: *warmup, Rounds: *rounds, Concurrency: *concurrency,
+		CaddyBinary: *caddyBin, Paths: ps, FaxhookOptions: extra, Keep: *keep, AA: *aa,
+	}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := bench.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	rep.Print(os.Stdout)
+	if *strict {
+		for _, g := range rep.Goals {
+			if !g.Met {
+				os.Exit(2)
+			}
+		}
+	}
+}
