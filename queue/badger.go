@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,11 +19,14 @@ import (
 const (
 	prefixState = "s/" // s/<key> → state record
 	prefixJob   = "j/" // j/<id> → job JSON
-	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → "" for pending jobs
+	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → Destination(URL) for pending jobs
+	prefixPark  = "p/" // p/<destination>\x00<8-byte unix nanos><id> → "" for pending jobs set aside
 	prefixLease = "l/" // l/<id> → "" for leased jobs
 	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
 	prefixChain = "c/" // c/<chain> → 8-byte unfinished count + 8-byte next seq
 	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
+
+	keyFlushMarker = "x/flush" // written and dropped at once to make Badger flush its memtables
 )
 
 // BadgerOptions tunes the embedded store.
@@ -33,14 +38,48 @@ type BadgerOptions struct {
 	Logger *zap.Logger
 }
 
+// Bounds on the work of one Tx.ScanDue.
+const (
+	// parkBudget is how many due jobs of busy destinations one read-write scan sets aside.
+	parkBudget = 2048
+	// skipBudget is how many due jobs of busy destinations one read-only scan passes over.
+	skipBudget = 16384
+)
+
+// ErrTooBig is returned (wrapped) when one transaction would write more than the store takes at
+// once; split the work into smaller transactions.
+var ErrTooBig = errors.New("transaction too big")
+
+// vlogFileSize is the size of one value-log file (a variable for tests).
+var vlogFileSize int64 = 64 << 20
+
 // Badger is the Store on an embedded Badger database.
 type Badger struct {
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	db     *badger.DB
 	closed bool
 	dir    string
-	stopGC chan struct{}
-	gcDone chan struct{}
+
+	stopOnce sync.Once
+	stopGC   chan struct{}
+	gcDone   chan struct{}
+
+	parkMu sync.Mutex
+	// parked holds every destination that may have jobs set aside (p/ keys), with a generation
+	// that each new set-aside bumps. It is a superset: a destination leaves it only after a
+	// committed scan found none of its jobs set aside and no set-aside happened since.
+	parked map[string]uint64
+
+	janMu   sync.Mutex
+	jan     *janitor
+	closing bool
+
+	lw *lowWater // where scans of the due index and set-aside lists start
+
+	gcMu sync.Mutex
+	// CollectGarbage compacts the tree when the value log exceeds deepGCFloor (its size after
+	// the last compaction) by deepGCStep.
+	deepGCFloor, deepGCStep int64
 }
 
 var _ Store = (*Badger)(nil)
@@ -55,7 +94,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(vlogFileSize).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 	db, err := badger.Open(bo)
@@ -66,9 +105,78 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		}
 		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
-	b := &Badger{db: db, dir: dir, stopGC: make(chan struct{}), gcDone: make(chan struct{})}
+	b := &Badger{db: db, dir: dir, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
+		parked: map[string]uint64{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
+	if err := b.loadParked(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
+	}
 	go b.gcLoop(10 * time.Minute)
 	return b, nil
+}
+
+// loadParked fills b.parked with the destinations that have jobs set aside, one seek per
+// destination.
+func (b *Badger) loadParked() error {
+	return b.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte(prefixPark)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			k := it.Item().Key()[len(prefixPark):]
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				it.Next()
+				continue
+			}
+			dest := string(k[:i])
+			b.parked[dest] = 1
+			it.Seek(append([]byte(prefixPark+dest), 1))
+		}
+		return nil
+	})
+}
+
+// parkedDests returns a copy of the destinations that may have jobs set aside.
+func (b *Badger) parkedDests() map[string]uint64 {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	if len(b.parked) == 0 {
+		return nil
+	}
+	m := make(map[string]uint64, len(b.parked))
+	for k, v := range b.parked {
+		m[k] = v
+	}
+	return m
+}
+
+// mayBeParked reports whether dest may have jobs set aside.
+func (b *Badger) mayBeParked(dest string) bool {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	_, ok := b.parked[dest]
+	return ok
+}
+
+// addParked records, before the transaction commits, that dest is getting jobs set aside.
+func (b *Badger) addParked(dest string) {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	b.parked[dest]++
+}
+
+// dropParked forgets dest once a committed scan found none of its jobs set aside, unless jobs
+// were set aside since (gen changed).
+func (b *Badger) dropParked(dest string, gen uint64) {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	if b.parked[dest] == gen {
+		delete(b.parked, dest)
+		b.lw.forget(dest)
+	}
 }
 
 // Dir returns the directory the database lives in.
@@ -83,27 +191,31 @@ func (b *Badger) gcLoop(every time.Duration) {
 		case <-b.stopGC:
 			return
 		case <-t.C:
-			b.mu.RLock()
-			if !b.closed {
-				for b.db.RunValueLogGC(0.5) == nil {
-				}
-			}
-			b.mu.RUnlock()
+			_ = b.valueLogGC() // best effort; the next tick tries again
 		}
 	}
 }
 
-// Close closes the database. Operations after Close fail with ErrClosed; Close waits for those
-// under way.
+// Close stops the janitor and the garbage collector and closes the database. Operations after
+// Close fail with ErrClosed; Close waits for those under way.
 func (b *Badger) Close() error {
+	// The background loops take b.mu for reading: stop them before taking it for writing.
+	b.janMu.Lock()
+	b.closing = true
+	j := b.jan
+	b.jan = nil
+	b.janMu.Unlock()
+	if j != nil {
+		j.halt()
+	}
+	b.stopOnce.Do(func() { close(b.stopGC) })
+	<-b.gcDone
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil
 	}
 	b.closed = true
-	close(b.stopGC)
-	<-b.gcDone
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("closing faxhook storage at %s: %w", b.dir, err)
 	}
@@ -118,8 +230,29 @@ func (b *Badger) Update(fn func(Tx) error) error {
 		return ErrClosed
 	}
 	var err error
+	blocked := 0
 	for try := 0; try < 10; try++ {
-		err = b.db.Update(func(txn *badger.Txn) error { return fn(&badgerTx{txn: txn}) })
+		t := &badgerTx{b: b, update: true}
+		b.lw.begin(t)
+		err = b.db.Update(func(txn *badger.Txn) error { t.txn = txn; return fn(t) })
+		b.lw.end(t, err == nil, t.firstSeen)
+		if err == nil {
+			for _, h := range t.committed {
+				h()
+			}
+			return nil
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("%w: %w", ErrTooBig, err)
+		}
+		if errors.Is(err, badger.ErrBlockedWrites) {
+			// CollectGarbage is flushing the memtables; that takes a moment.
+			if blocked++; blocked < 600 {
+				try--
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
@@ -134,10 +267,65 @@ func (b *Badger) View(fn func(Tx) error) error {
 	if b.closed {
 		return ErrClosed
 	}
-	return b.db.View(func(txn *badger.Txn) error { return fn(&badgerTx{txn: txn}) })
+	t := &badgerTx{b: b}
+	b.lw.begin(t)
+	err := b.db.View(func(txn *badger.Txn) error { t.txn = txn; return fn(t) })
+	b.lw.end(t, err == nil, t.firstSeen)
+	return err
 }
 
-type badgerTx struct{ txn *badger.Txn }
+type badgerTx struct {
+	b         *Badger
+	txn       *badger.Txn
+	update    bool
+	committed []func() // run once the transaction committed
+
+	// seen holds, for the jobs this transaction read or wrote, the fields their index entries
+	// depend on, as stored now: PutJob need not read and decode the job again.
+	seen map[string]Job
+	// chains caches the chain records this transaction read or wrote: [unfinished, next].
+	chains map[string][2]uint64
+	// offered records, for the jobs ScanDue offered in this transaction, whether their entry was
+	// a set-aside one (true) or in the due index (false).
+	offered map[string]bool
+	// firstSeen holds, per index scanned from its low-water bound, the key suffix of the first
+	// entry found (noEntry for none), for lowWater.end.
+	firstSeen map[string]string
+}
+
+// offer records where the entry of a job ScanDue offers is.
+func (t *badgerTx) offer(id string, parked bool) {
+	if t.offered == nil {
+		t.offered = map[string]bool{}
+	}
+	t.offered[id] = parked
+}
+
+// saw records the key suffix of the first entry a scan of index idx found from its bound.
+func (t *badgerTx) saw(idx string, at string) {
+	if t.firstSeen == nil {
+		t.firstSeen = map[string]string{}
+	}
+	if v, ok := t.firstSeen[idx]; !ok || at < v {
+		t.firstSeen[idx] = at
+	}
+}
+
+// indexOf names the low-water index of a due-index or set-aside prefix.
+func indexOf(prefix []byte) string {
+	if string(prefix) == prefixDue {
+		return ""
+	}
+	return string(prefix[len(prefixPark) : len(prefix)-1])
+}
+
+// remember records the indexed fields of j as stored.
+func (t *badgerTx) remember(j *Job) {
+	if t.seen == nil {
+		t.seen = map[string]Job{}
+	}
+	t.seen[j.ID] = Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt}
+}
 
 func (t *badgerTx) get(key []byte) ([]byte, error) {
 	item, err := t.txn.Get(key)
@@ -165,6 +353,18 @@ func dueKey(at time.Time, id string) []byte {
 	return append(k, id...)
 }
 
+// parkKey is the key of a pending job set aside because its destination was busy.
+func parkKey(dest string, at time.Time, id string) []byte {
+	return parkKeyNanos(dest, unixNanos(at), id)
+}
+
+func parkKeyNanos(dest string, at uint64, id string) []byte {
+	k := make([]byte, 0, len(prefixPark)+len(dest)+1+8+len(id))
+	k = append(append(append(k, prefixPark...), dest...), 0)
+	k = binary.BigEndian.AppendUint64(k, at)
+	return append(k, id...)
+}
+
 func (t *badgerTx) Job(id string) (*Job, error) {
 	v, err := t.get([]byte(prefixJob + id))
 	if err != nil {
@@ -174,6 +374,7 @@ func (t *badgerTx) Job(id string) (*Job, error) {
 	if err := json.Unmarshal(v, &j); err != nil {
 		return nil, fmt.Errorf("decoding job %s: %w", id, err)
 	}
+	t.remember(&j)
 	return &j, nil
 }
 
@@ -200,6 +401,9 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 }
 
 func (t *badgerTx) PutJob(job *Job) error {
+	if old, ok := t.seen[job.ID]; ok {
+		return t.write(job, &old)
+	}
 	old, err := t.Job(job.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
@@ -209,17 +413,30 @@ func (t *badgerTx) PutJob(job *Job) error {
 
 // chain reads a chain's unfinished job count and next sequence number.
 func (t *badgerTx) chain(name string) (unfinished, next uint64, err error) {
+	if c, ok := t.chains[name]; ok {
+		return c[0], c[1], nil
+	}
 	v, err := t.get([]byte(prefixChain + name))
-	if errors.Is(err, ErrNotFound) {
-		return 0, 0, nil
-	}
-	if err != nil || len(v) != 16 {
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil || len(v) != 16:
 		return 0, 0, fmt.Errorf("reading chain %q: bad record (%v)", name, err)
+	default:
+		unfinished, next = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
 	}
-	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+	t.cacheChain(name, unfinished, next)
+	return unfinished, next, nil
+}
+
+func (t *badgerTx) cacheChain(name string, unfinished, next uint64) {
+	if t.chains == nil {
+		t.chains = map[string][2]uint64{}
+	}
+	t.chains[name] = [2]uint64{unfinished, next}
 }
 
 func (t *badgerTx) putChain(name string, unfinished, next uint64) error {
+	t.cacheChain(name, unfinished, next)
 	if unfinished == 0 {
 		return t.txn.Delete([]byte(prefixChain + name))
 	}
@@ -274,6 +491,9 @@ func (t *badgerTx) chainStep(job, old *Job) error {
 	if err := t.putChain(job.Chain, unfinished, next); err != nil {
 		return err
 	}
+	if unfinished == 0 {
+		return nil // nothing of the chain waits
+	}
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = append([]byte(prefixWait+job.Chain), 0)
@@ -315,6 +535,22 @@ func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
 		switch old.State {
 		case StatePending:
 			key = dueKey(old.DueAt, old.ID)
+			switch parked, known := t.offered[old.ID]; {
+			case known && parked:
+				key = parkKey(Destination(old.URL), old.DueAt, old.ID)
+			case known:
+			case t.b.mayBeParked(Destination(old.URL)):
+				dest := Destination(old.URL)
+				pk := parkKey(dest, old.DueAt, old.ID)
+				if _, err := t.txn.Get(pk); err == nil {
+					if err := t.txn.Delete(pk); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+			}
+			delete(t.offered, old.ID)
 		case StateLeased:
 			key = []byte(prefixLease + old.ID)
 		case StateDelivered, StateDead:
@@ -333,9 +569,12 @@ func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
 	if err := t.txn.Set([]byte(prefixJob+job.ID), v); err != nil {
 		return err
 	}
+	t.remember(job)
 	switch job.State {
 	case StatePending:
-		return t.txn.Set(dueKey(job.DueAt, job.ID), nil)
+		k := dueKey(job.DueAt, job.ID)
+		t.b.lw.wrote(t, "", string(k[len(prefixDue):]))
+		return t.txn.Set(k, []byte(Destination(job.URL)))
 	case StateLeased:
 		return t.txn.Set([]byte(prefixLease+job.ID), nil)
 	case StateDelivered, StateDead:
@@ -358,47 +597,251 @@ func (t *badgerTx) DeleteJob(id string) error {
 	if err := t.txn.Delete(finKey(j.State, j.FinishedAt, j.ID)); err != nil {
 		return err
 	}
+	delete(t.seen, id)
 	return t.txn.Delete([]byte(prefixJob + id))
 }
 
+// dueRef is a due-index or set-aside entry: a pending job's due time and ID.
+type dueRef struct {
+	at uint64
+	id string
+}
+
 func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte(prefixDue)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	end := dueKey(now, "\xff")
-	var ids []string
-	for it.Rewind(); it.Valid() && len(ids) < limit; it.Next() {
-		k := it.Item().Key()
-		if string(k) > string(end) {
-			break
-		}
-		ids = append(ids, string(k[len(prefixDue)+8:]))
+	if limit <= 0 {
+		return nil, nil
 	}
-	jobs := make([]*Job, 0, len(ids))
-	for _, id := range ids {
-		j, err := t.Job(id)
+	end := unixNanos(now)
+	var refs []dueRef
+	// The due index, then every destination's set-aside jobs: each gives at most limit refs.
+	collect := func(prefix []byte) {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = prefix
+		it := t.txn.NewIterator(opts)
+		defer it.Close()
+		idx := indexOf(prefix)
+		it.Seek(seekKey(prefix, t.b.lw.from(idx)))
+		if !it.Valid() {
+			t.saw(idx, noEntry)
+		}
+		n := 0
+		for ; it.Valid() && n < limit; it.Next() {
+			k := it.Item().Key()[len(prefix):]
+			at := binary.BigEndian.Uint64(k)
+			if n == 0 {
+				t.saw(idx, string(k))
+			}
+			if at > end {
+				break
+			}
+			refs = append(refs, dueRef{at: at, id: string(k[8:])})
+			n++
+		}
+	}
+	collect([]byte(prefixDue))
+	for dest := range t.b.parkedDests() {
+		collect(append([]byte(prefixPark+dest), 0))
+	}
+	slices.SortFunc(refs, func(a, b dueRef) int {
+		if a.at != b.at {
+			return compareUint(a.at, b.at)
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	refs = refs[:min(len(refs), limit)]
+	jobs := make([]*Job, 0, len(refs))
+	for _, r := range refs {
+		j, err := t.Job(r.id)
 		if err != nil {
-			return nil, fmt.Errorf("loading due job %s: %w", id, err)
+			return nil, fmt.Errorf("loading due job %s: %w", r.id, err)
 		}
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
 }
 
+func compareUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// firstKey returns a copy of the first key with prefix, nil if there is none.
+func (t *badgerTx) firstKey(prefix []byte) []byte {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	idx := indexOf(prefix)
+	it.Seek(seekKey(prefix, t.b.lw.from(idx)))
+	if !it.Valid() {
+		t.saw(idx, noEntry)
+		return nil
+	}
+	k := it.Item().KeyCopy(nil)
+	t.saw(idx, string(k[len(prefix):]))
+	return k
+}
+
 func (t *badgerTx) NextDue() (time.Time, bool, error) {
+	var best uint64
+	found := false
+	consider := func(prefix []byte) {
+		if k := t.firstKey(prefix); k != nil {
+			if at := binary.BigEndian.Uint64(k[len(prefix):]); !found || at < best {
+				best, found = at, true
+			}
+		}
+	}
+	consider([]byte(prefixDue))
+	for dest := range t.b.parkedDests() {
+		consider(append([]byte(prefixPark+dest), 0))
+	}
+	if !found {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, int64(best)), true, nil
+}
+
+// ScanDue first offers the set-aside jobs of destinations that are no longer busy, oldest
+// destination first, then walks the due index. In a read-write transaction a due job whose
+// destination is busy is moved from the due index to its destination's set-aside list (its
+// Job record, still pending with the same DueAt, is not rewritten), at most parkBudget per scan.
+func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error) {
+	if busy == nil {
+		busy = func(string) bool { return false }
+	}
+	end := unixNanos(now)
+
+	// Set-aside jobs of destinations with capacity again, oldest head first.
+	type head struct {
+		dest string
+		at   uint64
+	}
+	var heads []head
+	for dest, gen := range t.b.parkedDests() {
+		if busy(dest) {
+			continue
+		}
+		prefix := append([]byte(prefixPark+dest), 0)
+		k := t.firstKey(prefix)
+		if k == nil {
+			if t.update {
+				dest, gen := dest, gen
+				t.committed = append(t.committed, func() { t.b.dropParked(dest, gen) })
+			}
+			continue
+		}
+		heads = append(heads, head{dest: dest, at: binary.BigEndian.Uint64(k[len(prefix):])})
+	}
+	slices.SortFunc(heads, func(a, b head) int { return compareUint(a.at, b.at) })
+	for _, h := range heads {
+		more, err := t.offerParked(h.dest, end, busy, take)
+		if err != nil || more {
+			return ScanResult{More: more}, err
+		}
+	}
+
+	// The due index.
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = []byte(prefixDue)
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
-	it.Rewind()
+	passed := 0
+	it.Seek(seekKey(opts.Prefix, t.b.lw.from("")))
 	if !it.Valid() {
-		return time.Time{}, false, nil
+		t.saw("", noEntry)
 	}
-	k := it.Item().Key()
-	return time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefixDue):]))), true, nil
+	for first := true; it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		at := binary.BigEndian.Uint64(k[len(prefixDue):])
+		if first {
+			t.saw("", string(k[len(prefixDue):]))
+			first = false
+		}
+		if at > end {
+			return ScanResult{Next: time.Unix(0, int64(at))}, nil
+		}
+		id := string(k[len(prefixDue)+8:])
+		dest, err := t.dueDest(item, id)
+		if err != nil {
+			return ScanResult{}, err
+		}
+		if !busy(dest) {
+			t.offer(id, false)
+			if !take(id, dest) {
+				return ScanResult{More: true}, nil
+			}
+			continue
+		}
+		passed++
+		if !t.update {
+			if passed >= skipBudget {
+				return ScanResult{More: true}, nil
+			}
+			continue
+		}
+		if passed > parkBudget {
+			return ScanResult{More: true}, nil
+		}
+		t.b.addParked(dest)
+		pk := parkKeyNanos(dest, at, id)
+		t.b.lw.wrote(t, dest, string(pk[len(prefixPark)+len(dest)+1:]))
+		if err := t.txn.Delete(item.KeyCopy(nil)); err != nil {
+			return ScanResult{}, fmt.Errorf("setting aside job %s: %w", id, err)
+		}
+		if err := t.txn.Set(pk, nil); err != nil {
+			return ScanResult{}, fmt.Errorf("setting aside job %s: %w", id, err)
+		}
+	}
+	return ScanResult{}, nil
+}
+
+// offerParked offers the set-aside jobs of dest, oldest first, while dest is not busy. more is
+// true when take asked to stop.
+func (t *badgerTx) offerParked(dest string, end uint64, busy func(string) bool, take func(id, dest string) bool) (more bool, err error) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = append([]byte(prefixPark+dest), 0)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(seekKey(opts.Prefix, t.b.lw.from(dest))); it.Valid(); it.Next() {
+		k := it.Item().Key()[len(opts.Prefix):]
+		if binary.BigEndian.Uint64(k) > end || busy(dest) {
+			return false, nil
+		}
+		id := string(k[8:])
+		t.offer(id, true)
+		if !take(id, dest) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// dueDest reads the destination stored in a due-index entry; entries written before
+// destinations were stored there have none, and the job tells.
+func (t *badgerTx) dueDest(item *badger.Item, id string) (string, error) {
+	var dest string
+	if err := item.Value(func(v []byte) error { dest = string(v); return nil }); err != nil {
+		return "", fmt.Errorf("reading due job %s: %w", id, err)
+	}
+	if dest != "" {
+		return dest, nil
+	}
+	j, err := t.Job(id)
+	if err != nil {
+		return "", fmt.Errorf("loading due job %s: %w", id, err)
+	}
+	return Destination(j.URL), nil
 }
 
 func (t *badgerTx) Leased() ([]string, error) {

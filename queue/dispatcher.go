@@ -19,10 +19,19 @@ type Options struct {
 	// Schedule holds the delay before each retry; len(Schedule)+1 attempts are made in all.
 	// Default: DefaultSchedule (Phaxio's ladder).
 	Schedule []time.Duration
-	// Workers is how many deliveries may be under way at once. Default 16.
+	// Workers is how many deliveries may be under way at once. Default 16. The dispatcher holds
+	// at most 2×Workers jobs in memory (those being attempted and as many leased ahead),
+	// whatever the backlog.
 	Workers int
-	// Lease is how long a leased job stays claimed; it must outlive a sender's timeout.
-	// Default 1 minute.
+	// PerHost is how many attempts to one destination (see Destination: scheme, host and port
+	// of the URL) may be under way at once. Default 4. The dispatcher leases at most as many
+	// again of a destination's jobs ahead; further due jobs of a destination at its limit stay
+	// pending, and jobs of other destinations are delivered meanwhile: a receiver that hangs or
+	// fails holds at most PerHost of the Workers.
+	PerHost int
+	// Lease is how long a leased job stays claimed; it must outlive the sender's timeout (the
+	// app uses the HTTP timeout plus 30 seconds). An attempt still under way Lease after it
+	// began is cancelled and counts as failed. Default 1 minute.
 	Lease time.Duration
 	// Clock tells the time; default SystemClock. Tests inject a FakeClock.
 	Clock Clock
@@ -34,6 +43,12 @@ type Options struct {
 
 // Dispatcher delivers due jobs: it leases them, hands them to the sender, and stores the outcome
 // (delivered, the next retry, or dead). Exactly one dispatcher may run over a store.
+//
+// One loop does all of the dispatcher's writing: in a single transaction per round it stores
+// the outcomes of the attempts that ended since the last round and leases due jobs for the
+// workers that are, or will soon be, free. With sync_writes every transaction waits for the
+// disk, so this costs one flush per round rather than two per delivery, and workers keep
+// working on jobs leased ahead while a round waits.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -41,10 +56,9 @@ type Dispatcher struct {
 	log    *zap.Logger
 
 	wake     chan struct{}
-	slots    chan struct{}
 	cancel   context.CancelFunc
 	done     chan struct{}
-	inflight sync.WaitGroup
+	inflight sync.WaitGroup // running workers
 	startMu  sync.Mutex
 	started  bool
 	schedule atomic.Pointer[[]time.Duration]
@@ -58,6 +72,9 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
+	if opts.PerHost <= 0 {
+		opts.PerHost = 4
+	}
 	if opts.Lease <= 0 {
 		opts.Lease = time.Minute
 	}
@@ -70,8 +87,7 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	}
 	d := &Dispatcher{
 		store: store, sender: sender, opts: opts, log: log,
-		wake:  make(chan struct{}, 1),
-		slots: make(chan struct{}, opts.Workers),
+		wake: make(chan struct{}, 1),
 	}
 	d.schedule.Store(&opts.Schedule)
 	return d
@@ -140,12 +156,24 @@ func (d *Dispatcher) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done, d.started = cancel, make(chan struct{}), true
-	go d.run(ctx)
+	l := &loop{
+		work:       make(chan leased, d.opts.Workers),
+		results:    make(chan outcome, d.opts.Workers),
+		ahead:      map[string][]leased{},
+		perDest:    map[string]int{},
+		runPerDest: map[string]int{},
+	}
+	for range d.opts.Workers {
+		d.inflight.Add(1)
+		go d.worker(ctx, l.work, l.results)
+	}
+	go d.run(ctx, l)
 	return nil
 }
 
-// Stop stops leasing new jobs, cancels attempts under way and waits until they returned. A job
-// whose attempt was cancelled stays leased and is retried at once by the next Start.
+// Stop stops leasing new jobs, cancels attempts under way, waits until they returned and stores
+// the outcomes of the attempts that ended before. A job whose attempt was cancelled, or that was
+// leased but not yet attempted, stays leased and is attempted at once by the next Start.
 func (d *Dispatcher) Stop() {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
@@ -154,136 +182,374 @@ func (d *Dispatcher) Stop() {
 	}
 	d.cancel()
 	<-d.done
-	d.inflight.Wait()
 	d.started = false
 }
 
-func (d *Dispatcher) run(ctx context.Context) {
-	defer close(d.done)
+// leased is a job the dispatcher leased, with its destination.
+type leased struct {
+	job  *Job
+	dest string
+}
+
+// outcome is what a worker reports about one attempt; it holds no job body.
+type outcome struct {
+	id, dest string
+	attempt  Attempt
+	res      Result
+	end      time.Time // the dispatcher clock's time when the attempt ended
+}
+
+// loop is the run loop's bookkeeping. Only the run goroutine touches it.
+type loop struct {
+	work    chan leased  // jobs handed to the workers
+	results chan outcome // attempts that ended
+
+	ahead      map[string][]leased // leased jobs not handed to a worker yet, per destination
+	order      []string            // destinations with jobs ahead, in the order they are served
+	aheadTotal int
+	running    int            // jobs handed to the workers whose attempt has not ended
+	perDest    map[string]int // per destination: jobs running and ahead
+	runPerDest map[string]int // per destination: jobs running
+	pending    []outcome      // ended attempts whose outcome is not stored yet
+	batch      int            // most jobs one round may lease; shrinks while too big
+}
+
+// roundResult is what a round reports back to the run loop.
+type roundResult struct {
+	stored []storedOutcome
+	jobs   []leased
+	scan   ScanResult
+	leased bool // the round looked for due jobs
+	tooBig bool // the round was too big for one transaction and leased nothing
+	err    error
+	// unstored holds the outcomes not stored because of err, for the next round.
+	unstored []outcome
+}
+
+// worker attempts the jobs it is handed, one at a time, until ctx ends.
+func (d *Dispatcher) worker(ctx context.Context, work <-chan leased, results chan<- outcome) {
+	defer d.inflight.Done()
 	for {
-		free := d.opts.Workers - len(d.slots)
-		var jobs []*Job
-		var err error
-		if free > 0 {
-			jobs, err = d.lease(free)
-			if err != nil {
-				if errors.Is(err, ErrClosed) {
-					return
-				}
-				d.log.Error("leasing due jobs", zap.Error(err))
-			}
-		}
-		for _, j := range jobs {
-			d.slots <- struct{}{}
-			d.inflight.Add(1)
-			go d.attempt(ctx, j)
-		}
-		if len(jobs) > 0 && len(jobs) == free {
-			continue // there may be more due jobs and free slots soon
-		}
-		var timer <-chan time.Time
-		if err == nil && len(d.slots) < d.opts.Workers {
-			var next time.Time
-			var ok bool
-			if verr := d.store.View(func(tx Tx) (e error) { next, ok, e = tx.NextDue(); return }); verr == nil && ok {
-				timer = d.opts.Clock.After(next.Sub(d.opts.Clock.Now()))
-			}
-		} else if err != nil {
-			timer = time.After(time.Second)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.wake:
-		case <-timer:
+		case l := <-work:
+			o, ok := d.attempt(ctx, l)
+			if !ok {
+				return // stopping: the job stays leased and is reclaimed by the next Start
+			}
+			results <- o // never blocks: results holds as many as can run
 		}
 	}
 }
 
-// lease claims up to n due jobs.
-func (d *Dispatcher) lease(n int) ([]*Job, error) {
-	var jobs []*Job
-	err := d.store.Update(func(tx Tx) error {
-		now := d.opts.Clock.Now()
-		due, err := tx.Due(now, n)
-		if err != nil {
-			return err
-		}
-		jobs = due[:0]
-		for _, j := range due {
-			j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-			if err := tx.PutJob(j); err != nil {
-				return err
-			}
-			jobs = append(jobs, j)
-		}
-		return nil
-	})
-	return jobs, err
-}
+// errLeaseEnded is the cause of an attempt's context when it outlived Options.Lease.
+var errLeaseEnded = errors.New("the attempt outlived the job's lease")
 
-func (d *Dispatcher) attempt(ctx context.Context, j *Job) {
-	defer d.inflight.Done()
-	defer func() { <-d.slots; d.Wake() }()
+// attempt makes one delivery attempt of l. ok is false when the dispatcher is stopping and the
+// attempt was abandoned.
+func (d *Dispatcher) attempt(ctx context.Context, l leased) (outcome, bool) {
 	start := d.opts.Clock.Now()
 	wall := time.Now()
-	res := d.sender.Send(ctx, j)
-	end := d.opts.Clock.Now()
+	actx, cancel := context.WithTimeoutCause(ctx, d.opts.Lease, errLeaseEnded)
+	res := d.sender.Send(actx, l.job)
+	cancel()
 	if ctx.Err() != nil && res.Err != nil {
-		return // stopping: the job stays leased and is reclaimed by the next Start
+		return outcome{}, false
 	}
 	a := Attempt{At: start, Duration: time.Since(wall), Status: res.Status, Body: res.Body}
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	var final *Job
-	err := d.store.Update(func(tx Tx) error {
-		cur, err := tx.Job(j.ID)
+	return outcome{id: l.job.ID, dest: l.dest, attempt: a, res: res, end: d.opts.Clock.Now()}, true
+}
+
+// run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
+// came in and leasing due jobs) runs in the background, it keeps handing leased jobs to workers
+// as they free up, so that waiting for the disk does not idle them.
+func (d *Dispatcher) run(ctx context.Context, l *loop) {
+	defer close(d.done)
+	w := d.opts.Workers
+	l.batch = 2 * w
+	scan := true // look for due jobs in the next round
+	var timer, retry <-chan time.Time
+	var inflight chan roundResult // the round under way, nil if none
+	for {
+		if inflight == nil && retry == nil {
+			want := 0
+			if scan {
+				want = min(2*w-l.running-l.aheadTotal, l.batch)
+			}
+			if len(l.pending) > 0 || want > 0 {
+				inflight = make(chan roundResult, 1)
+				outs := l.pending
+				l.pending = nil
+				counts := make(map[string]int, len(l.perDest))
+				for k, v := range l.perDest {
+					counts[k] = v
+				}
+				go func() { inflight <- d.round(outs, want, counts) }()
+				if want > 0 {
+					scan = false
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			d.stop(l, inflight)
+			return
+		case o := <-l.results:
+			d.ended(l, o)
+			scan = true
+		case res := <-inflight:
+			inflight = nil
+			d.finish(res.stored)
+			switch {
+			case errors.Is(res.err, ErrClosed):
+				d.stop(l, nil)
+				return
+			case res.err != nil:
+				d.log.Error("storing attempt outcomes and leasing due jobs", zap.Error(res.err))
+				l.pending = append(res.unstored, l.pending...)
+				retry, scan = time.After(time.Second), true
+			case res.tooBig:
+				l.batch, scan = max(1, l.batch/2), true
+			case res.leased:
+				if len(res.jobs) == l.batch {
+					l.batch = min(2*w, l.batch*2)
+				}
+				for _, j := range res.jobs {
+					d.enqueueAhead(l, j)
+				}
+				scan = scan || res.scan.More
+				timer = nil
+				if !res.scan.Next.IsZero() {
+					timer = d.opts.Clock.After(res.scan.Next.Sub(d.opts.Clock.Now()))
+				}
+			}
+		case <-d.wake:
+			scan = true
+		case <-timer:
+			timer, scan = nil, true
+		case <-retry:
+			retry = nil
+		}
+		d.handOut(l)
+	}
+}
+
+// enqueueAhead queues a leased job for a worker.
+func (d *Dispatcher) enqueueAhead(l *loop, j leased) {
+	if len(l.ahead[j.dest]) == 0 {
+		l.order = append(l.order, j.dest)
+	}
+	l.ahead[j.dest] = append(l.ahead[j.dest], j)
+	l.aheadTotal++
+	l.perDest[j.dest]++
+}
+
+// handOut gives workers the jobs ahead whose destinations have fewer than PerHost attempts
+// under way, serving destinations in turn.
+func (d *Dispatcher) handOut(l *loop) {
+	for i := 0; i < len(l.order) && l.running < d.opts.Workers; {
+		dest := l.order[i]
+		q := l.ahead[dest]
+		if l.runPerDest[dest] >= d.opts.PerHost {
+			i++
+			continue
+		}
+		l.work <- q[0] // never blocks: work holds as many as can run
+		q[0] = leased{}
+		l.running++
+		l.runPerDest[dest]++
+		l.aheadTotal--
+		if q = q[1:]; len(q) == 0 {
+			delete(l.ahead, dest)
+			l.order = append(l.order[:i], l.order[i+1:]...)
+			continue
+		}
+		l.ahead[dest] = q
+		// Next turn goes to the next destination.
+		l.order = append(append(l.order[:i], l.order[i+1:]...), dest)
+	}
+}
+
+// ended books an attempt that ended: its worker and its destination have room again, its
+// outcome waits for the next round.
+func (d *Dispatcher) ended(l *loop, o outcome) {
+	l.running--
+	if l.runPerDest[o.dest]--; l.runPerDest[o.dest] <= 0 {
+		delete(l.runPerDest, o.dest)
+	}
+	if l.perDest[o.dest]--; l.perDest[o.dest] <= 0 {
+		delete(l.perDest, o.dest)
+	}
+	l.pending = append(l.pending, o)
+}
+
+// stop waits for the round under way and the workers (the context has been cancelled), then
+// stores the outcomes of the attempts that ended.
+func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
+	d.cancel()
+	if inflight != nil {
+		d.finish((<-inflight).stored)
+	}
+	d.inflight.Wait()
+	for drained := false; !drained; {
+		select {
+		case o := <-l.results:
+			d.ended(l, o)
+		default:
+			drained = true
+		}
+	}
+	if len(l.pending) > 0 {
+		res := d.round(l.pending, 0, nil)
+		d.finish(res.stored)
+		if res.err != nil && !errors.Is(res.err, ErrClosed) {
+			d.log.Error("storing attempt outcomes at stop", zap.Error(res.err))
+		}
+	}
+}
+
+// round stores outs and leases up to want due jobs, given how many jobs per destination are
+// running or ahead, in one transaction if they fit; otherwise it stores the outcomes one by one
+// and leases nothing, reporting tooBig.
+func (d *Dispatcher) round(outs []outcome, want int, counts map[string]int) roundResult {
+	res := d.storeAndLease(outs, want, counts)
+	if !errors.Is(res.err, ErrTooBig) {
+		return res
+	}
+	res = roundResult{tooBig: true}
+	for i, o := range outs {
+		r := d.storeAndLease([]outcome{o}, 0, nil)
+		res.stored = append(res.stored, r.stored...)
+		if r.err != nil {
+			res.err, res.unstored = r.err, outs[i:]
+			return res
+		}
+	}
+	return res
+}
+
+// storedOutcome is an outcome as stored, for OnOutcome and the log.
+type storedOutcome struct {
+	job *Job
+	res Result
+}
+
+// storeAndLease runs one transaction: it stores outs, then leases up to want due jobs whose
+// destinations have room: fewer than 2×PerHost jobs running or ahead, counts included.
+func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int) roundResult {
+	var res roundResult
+	res.err = d.store.Update(func(tx Tx) error {
+		res = roundResult{leased: want > 0}
+		for _, o := range outs {
+			j, err := d.storeOutcome(tx, o)
+			if err != nil {
+				return err
+			}
+			if j != nil {
+				res.stored = append(res.stored, storedOutcome{job: j, res: o.res})
+			}
+		}
+		if want <= 0 {
+			return nil
+		}
+		now := d.opts.Clock.Now()
+		taken := map[string]int{}
+		var picked []leased
+		var err error
+		res.scan, err = tx.ScanDue(now,
+			func(dest string) bool { return counts[dest]+taken[dest] >= 2*d.opts.PerHost },
+			func(id, dest string) bool {
+				taken[dest]++
+				picked = append(picked, leased{job: &Job{ID: id}, dest: dest})
+				return len(picked) < want
+			})
 		if err != nil {
 			return err
 		}
-		if cur.State != StateLeased {
-			return nil // someone (an operator's replay) changed it meanwhile
-		}
-		cur.Attempts = append(cur.Attempts, a)
-		n := len(cur.Attempts) - cur.LadderBase
-		schedule := *d.schedule.Load()
-		switch {
-		case res.Err == nil:
-			cur.State, cur.FinishedAt, cur.DueAt = StateDelivered, end, end
-		case res.Permanent || n > len(schedule):
-			cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
-		default:
-			delay := schedule[n-1]
-			if ra := min(res.RetryAfter, MaxRetryAfter); ra > delay {
-				delay = ra
+		for _, p := range picked {
+			j, err := tx.Job(p.job.ID)
+			if err != nil {
+				return fmt.Errorf("loading due job %s: %w", p.job.ID, err)
 			}
-			cur.State, cur.DueAt = StatePending, end.Add(delay) // the delay runs from the failure
+			if j.State != StatePending {
+				continue // not expected: the index follows the job's state
+			}
+			j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
+			if err := tx.PutJob(j); err != nil {
+				return err
+			}
+			res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
 		}
-		final = cur
-		return tx.PutJob(cur)
+		if len(picked) > 0 && len(res.jobs) == 0 {
+			res.scan.More = false // nothing but stale entries: do not spin on them
+		}
+		return nil
 	})
+	if res.err != nil {
+		res.stored, res.jobs, res.unstored = nil, nil, outs
+	}
+	return res
+}
+
+// storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry.
+// It returns nil, changing nothing, when the job is no longer leased (an operator replayed or
+// removed it meanwhile).
+func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
+	cur, err := tx.Job(o.id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		d.log.Error("storing the outcome of a delivery attempt", zap.String("job", j.ID), zap.Error(err))
-		return
+		return nil, fmt.Errorf("loading job %s to store its attempt: %w", o.id, err)
 	}
-	if final == nil {
-		return
+	if cur.State != StateLeased {
+		return nil, nil
 	}
-	fields := []zap.Field{
-		zap.Int64("fax_id", final.FaxID), zap.String("event_type", final.EventType),
-		zap.String("url", RedactURL(final.URL)), zap.Int("attempt", len(final.Attempts)),
-		zap.Int("status", res.Status), zap.String("state", final.State),
-	}
-	switch final.State {
-	case StateDelivered:
-		d.log.Info("webhook delivered", fields...)
-	case StateDead:
-		d.log.Error("webhook dead: no more retries", append(fields, zap.Error(res.Err))...)
+	cur.Attempts = append(cur.Attempts, o.attempt)
+	n := len(cur.Attempts) - cur.LadderBase
+	schedule := *d.schedule.Load()
+	end := o.end
+	switch {
+	case o.res.Err == nil:
+		cur.State, cur.FinishedAt, cur.DueAt = StateDelivered, end, end
+	case o.res.Permanent || n > len(schedule):
+		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
 	default:
-		d.log.Warn("webhook attempt failed; retry scheduled", append(fields, zap.Error(res.Err), zap.Time("next_attempt", final.DueAt))...)
+		delay := schedule[n-1]
+		if ra := min(o.res.RetryAfter, MaxRetryAfter); ra > delay {
+			delay = ra
+		}
+		cur.State, cur.DueAt = StatePending, end.Add(delay) // the delay runs from the failure
 	}
-	if d.opts.OnOutcome != nil {
-		d.opts.OnOutcome(final, res)
+	if err := tx.PutJob(cur); err != nil {
+		return nil, fmt.Errorf("storing the attempt of job %s: %w", o.id, err)
+	}
+	return cur, nil
+}
+
+// finish logs stored outcomes and reports them to OnOutcome.
+func (d *Dispatcher) finish(stored []storedOutcome) {
+	for _, s := range stored {
+		final, res := s.job, s.res
+		fields := []zap.Field{
+			zap.Int64("fax_id", final.FaxID), zap.String("event_type", final.EventType),
+			zap.String("url", RedactURL(final.URL)), zap.Int("attempt", len(final.Attempts)),
+			zap.Int("status", res.Status), zap.String("state", final.State),
+		}
+		switch final.State {
+		case StateDelivered:
+			d.log.Info("webhook delivered", fields...)
+		case StateDead:
+			d.log.Error("webhook dead: no more retries", append(fields, zap.Error(res.Err))...)
+		default:
+			d.log.Warn("webhook attempt failed; retry scheduled", append(fields, zap.Error(res.Err), zap.Time("next_attempt", final.DueAt))...)
+		}
+		if d.opts.OnOutcome != nil {
+			d.opts.OnOutcome(final, res)
+		}
 	}
 }

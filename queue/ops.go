@@ -66,17 +66,20 @@ func ReplayDead(s Store, since, now time.Time) (int, error) {
 }
 
 // Purge deletes the jobs that finished in state (delivered or dead) before cutoff and returns
-// how many it deleted.
+// how many it deleted. It works in transactions of 500 jobs, each listing resuming where the last
+// one stopped, so that it never walks the entries it already deleted.
 func Purge(s Store, state string, cutoff time.Time) (int, error) {
 	n := 0
+	var since time.Time
 	for {
 		var ids []string
 		err := s.View(func(tx Tx) error {
-			return tx.Finished(state, time.Time{}, func(j *Job) bool {
+			return tx.Finished(state, since, func(j *Job) bool {
 				if !j.FinishedAt.Before(cutoff) || len(ids) == 500 {
 					return false
 				}
 				ids = append(ids, j.ID)
+				since = j.FinishedAt
 				return true
 			})
 		})

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,17 @@ type Store interface {
 	Update(fn func(Tx) error) error
 	View(fn func(Tx) error) error
 	Close() error
+}
+
+// ScanResult tells the caller of Tx.ScanDue when to scan again.
+type ScanResult struct {
+	// More is true when the scan stopped before it had seen every due job, because take returned
+	// false or the store's bound on the work of one scan was reached: scan again when there is
+	// capacity.
+	More bool
+	// Next is the earliest DueAt of the pending jobs not yet due, zero when there is none or when
+	// More is true.
+	Next time.Time
 }
 
 // Tx is one transaction over a Store.
@@ -42,8 +54,16 @@ type Tx interface {
 	// DeleteJob removes a finished job and its index entries; removing a missing one is not an
 	// error. Unfinished jobs cannot be deleted.
 	DeleteJob(id string) error
-	// Due returns up to limit pending jobs whose DueAt is not after now, earliest first.
+	// Due returns up to limit pending jobs whose DueAt is not after now, earliest first. It loads
+	// at most limit jobs, whatever the backlog.
 	Due(now time.Time, limit int) ([]*Job, error)
+	// ScanDue offers take the pending jobs whose DueAt is not after now, earliest first, as job ID
+	// and Destination, without loading them, until take returns false. A job whose destination
+	// busy reports true is passed over and stays pending; in a read-write transaction the store
+	// may set it aside so that later scans pass over it at no cost, and offers it again, before
+	// newer jobs, once busy reports false for its destination. busy may be nil. The store bounds
+	// the work of one scan; ScanResult says whether to scan again at once or when.
+	ScanDue(now time.Time, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error)
 	// NextDue returns the earliest DueAt of any pending job; ok is false when there is none.
 	NextDue() (t time.Time, ok bool, err error)
 	// Leased returns the IDs of jobs in state leased.
@@ -56,4 +76,43 @@ type Tx interface {
 	// States calls fn for every state record whose key starts with prefix, in key order, until fn
 	// returns false.
 	States(prefix string, fn func(key string, value []byte) bool) error
+}
+
+// Destination names the receiver whose concurrent attempts Options.PerHost limits. For http and
+// https URLs it is the lower-case scheme and host with any non-default port, without credentials
+// ("https://example.com", "http://127.0.0.1:8080"); for mailto: URLs "mailto:" and the lower-case
+// domain of the first address; any other string is its own destination.
+func Destination(rawURL string) string {
+	s := strings.TrimSpace(rawURL)
+	var dest string
+	if i := strings.Index(s, "://"); i > 0 {
+		scheme, rest := strings.ToLower(s[:i]), s[i+3:]
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+			rest = rest[:end]
+		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			rest = rest[at+1:]
+		}
+		host := strings.ToLower(rest)
+		switch scheme {
+		case "https":
+			host = strings.TrimSuffix(host, ":443")
+		case "http":
+			host = strings.TrimSuffix(host, ":80")
+		}
+		dest = scheme + "://" + host
+	} else if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
+		addr := s[7:]
+		if end := strings.IndexAny(addr, "?,"); end >= 0 {
+			addr = addr[:end]
+		}
+		if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+			addr = addr[at+1:]
+		}
+		dest = "mailto:" + strings.ToLower(addr)
+	} else {
+		dest = s
+	}
+	// Destinations are key parts in stores; NUL separates them from what follows.
+	return strings.ReplaceAll(dest, "\x00", "")
 }
