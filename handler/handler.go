@@ -7,9 +7,11 @@ package handler
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -42,8 +44,35 @@ type Handler struct {
 	// {"success","data"}).
 	Mapping *mapping.Mapping `json:"mapping,omitempty"`
 
-	app *module.App
-	log *zap.Logger
+	app  *module.App
+	log  *zap.Logger
+	seen seenCache
+}
+
+// seenCache remembers, per request path, a hash of the last response that was recorded, so that a
+// client polling an unchanged fax costs a hash instead of a parse and a transaction. It is
+// direct-mapped: bounded memory, and a collision only costs a parse.
+type seenCache struct {
+	mu    sync.Mutex
+	seed  maphash.Seed
+	slots [4096]struct{ key, body uint64 }
+}
+
+func (c *seenCache) hashes(key string, body []byte) (k, b uint64) {
+	return maphash.String(c.seed, key), maphash.Bytes(c.seed, body)
+}
+
+func (c *seenCache) unchanged(k, b uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.slots[k%uint64(len(c.slots))]
+	return s.key == k && s.body == b
+}
+
+func (c *seenCache) remember(k, b uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slots[k%uint64(len(c.slots))] = struct{ key, body uint64 }{k, b}
 }
 
 // Interface guards.
@@ -66,6 +95,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxCapture == 0 {
 		h.MaxCapture = DefaultMaxCapture
 	}
+	h.seen.seed = maphash.MakeSeed()
 	if h.Mapping != nil {
 		if err := h.Mapping.Validate(); err != nil {
 			return err
@@ -216,7 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		cw.Release()
 		return err
 	}
-	h.observeAsync(cw, rt, r.URL.Path, nil)
+	h.observeAsync(cw, rt, r.URL.RequestURI(), nil)
 	return nil
 }
 
@@ -278,7 +308,18 @@ func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callba
 	enc := cw.Header().Get("Content-Encoding")
 	ok := h.app.Observe(func() *module.Observation {
 		defer cw.Release()
-		return h.observation(rt, enc, cw.Bytes(), callbacks, path)
+		if rt != routeGet && rt != routeList {
+			return h.observation(rt, enc, cw.Bytes(), callbacks, path)
+		}
+		k, b := h.seen.hashes(path, cw.Bytes())
+		if h.seen.unchanged(k, b) {
+			return nil // the same answer as last time, which is recorded already
+		}
+		o := h.observation(rt, enc, cw.Bytes(), callbacks, path)
+		if o != nil {
+			o.OnRecorded = func() { h.seen.remember(k, b) }
+		}
+		return o
 	})
 	if !ok {
 		cw.Release()

@@ -45,6 +45,29 @@ func port(t *testing.T) int {
 	return n
 }
 
+// inProcessAdmin is the admin port of the one in-process Caddy that caddytest runs for this test
+// binary: every test must use the same one.
+var inProcessAdmin int
+
+func adminPort(t *testing.T) int {
+	if inProcessAdmin == 0 {
+		inProcessAdmin = port(t)
+	}
+	return inProcessAdmin
+}
+
+// unload replaces the in-process Caddy's config by an empty one, which closes faxhook's storage:
+// caddytest keeps Caddy running between tests.
+func unload(t *testing.T, admin int) {
+	body := fmt.Sprintf(`{"admin":{"listen":"localhost:%d"}}`, admin)
+	resp, err := http.Post(fmt.Sprintf("http://localhost:%d/load", admin), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Errorf("unloading the in-process config: %v", err)
+		return
+	}
+	resp.Body.Close()
+}
+
 // jsonConfig is a Caddy JSON config with the faxhook app and handler in front of upstream.
 func jsonConfig(admin, site int, storage, sentURL, upstream string) string {
 	return fmt.Sprintf(`{
@@ -82,8 +105,9 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 	up := serve(t, svc)
 	rcv := receiver.New(receiver.Config{Token: "inproc-token"})
 	rcvURL := serve(t, rcv)
-	admin, site := port(t), port(t)
+	admin, site := adminPort(t), port(t)
 	storage := filepath.Join(t.TempDir(), "store")
+	t.Cleanup(func() { unload(t, admin) }) // runs before the temp dir is removed
 
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
 	tester.InitServer(jsonConfig(admin, site, storage, rcvURL+"/first", up), "json")
@@ -136,8 +160,9 @@ func TestManyReloadsUnderTraffic(t *testing.T) {
 	up := serve(t, svc)
 	rcv := receiver.New(receiver.Config{Token: "inproc-token"})
 	rcvURL := serve(t, rcv)
-	admin, site := port(t), port(t)
+	admin, site := adminPort(t), port(t)
 	storage := filepath.Join(t.TempDir(), "store")
+	t.Cleanup(func() { unload(t, admin) }) // runs before the temp dir is removed
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
 	cfg := func(i int) string {
 		// Each reload changes the config (the sent URL's query), so Caddy really reloads.

@@ -96,6 +96,7 @@ type App struct {
 	poll    *pollSettings
 	guard   *ssrf.Guard
 	mail    *mailsend.Sender
+	events  *eventsTarget
 }
 
 // SMTPConfig is the mail server that delivers `mailto:` webhooks.
@@ -192,12 +193,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("smtp: %w", err)
 		}
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	sync := a.SyncWrites == nil || *a.SyncWrites
 	eng, err := loadEngine(abs, sync, a.log)
 	if err != nil {
 		return err
 	}
 	a.eng, a.hasRef = eng, true
+	a.events = eng.subscribeEvents(ctx, a.log)
 	return nil
 }
 
@@ -276,6 +281,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.hasRef = false
+	a.eng.dropEvents(a.events)
 	_, err := engines.Delete(a.dir)
 	if err != nil {
 		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)

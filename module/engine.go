@@ -47,6 +47,7 @@ type engine struct {
 	cfg     atomic.Pointer[settings]
 	sender  atomic.Pointer[httpsend.Sender]
 	tracker *tracker
+	ev      eventEmitter // Caddy events of delivery failures (events.go)
 
 	mu       sync.Mutex
 	disp     *queue.Dispatcher
@@ -104,10 +105,11 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 		return nil
 	}
 	e.disp = queue.NewDispatcher(e.store, senderFunc(e.send), queue.Options{
-		Schedule: s.schedule,
-		Workers:  s.workers,
-		Lease:    s.timeout + 30*time.Second,
-		Logger:   log.Named("dispatcher"),
+		Schedule:  s.schedule,
+		Workers:   s.workers,
+		Lease:     s.timeout + 30*time.Second,
+		Logger:    log.Named("dispatcher"),
+		OnOutcome: e.onOutcome,
 	})
 	if err := e.disp.Start(); err != nil {
 		e.disp = nil
@@ -242,6 +244,7 @@ func (e *engine) Destruct() error {
 		e.disp = nil
 	}
 	e.mu.Unlock()
+	e.ev.close()
 	return e.store.Close()
 }
 

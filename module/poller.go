@@ -113,6 +113,7 @@ func (e *engine) pollLoop() {
 				return
 			}
 			failures++
+			metricPollerErrors.Inc()
 			e.log.Load().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
 			continue
 		}

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,6 +26,8 @@ type Observation struct {
 	CallbackURLs []string
 	// Numbers are phone number objects found in the response, with their webhook URLs.
 	Numbers []extract.Number
+	// OnRecorded, if set, is called once the observation is durably recorded.
+	OnRecorded func()
 }
 
 // trackedFax is the tracker's record of one fax, stored under "fax/<id>".
@@ -105,6 +108,12 @@ func (t *tracker) record(batch []*Observation) error {
 	if err != nil {
 		return err
 	}
+	for _, o := range batch {
+		if o.OnRecorded != nil {
+			o.OnRecorded()
+		}
+	}
+	countEvents(enqueued)
 	log := t.eng.log.Load()
 	for _, j := range enqueued {
 		log.Info("webhook enqueued", zap.Int64("fax_id", j.FaxID), zap.String("event_type", j.EventType),
@@ -141,6 +150,7 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 	key := faxKey(obj.Fax.ID)
 	var rec trackedFax
 	v, err := tx.State(key)
+	stored := v
 	isNew := errors.Is(err, queue.ErrNotFound)
 	switch {
 	case isNew:
@@ -193,6 +203,9 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 	b, err := json.Marshal(&rec)
 	if err != nil {
 		return nil, fmt.Errorf("encoding tracked state: %w", err)
+	}
+	if bytes.Equal(b, stored) {
+		return jobs, nil // nothing changed: no write, and a commit without writes costs no fsync
 	}
 	return jobs, tx.PutState(key, b)
 }

@@ -1,0 +1,769 @@
+package module
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/fax"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI is the `admin.api.faxhook` module: faxhook's endpoints on Caddy's admin API, under
+// /faxhook/. Caddy provisions a fresh instance each time the admin server (re)starts, before
+// the apps load, so the engine is looked up on every request in the package pool.
+//
+// Nothing it returns carries a secret: URLs lose their user:password (queue.RedactURL), and the
+// webhook token and URL credentials are scrubbed from attempt errors and response bodies.
+type adminAPI struct {
+	log *zap.Logger
+	// engines lists the running engines by storage directory; nil means the package pool.
+	engines func() map[string]*engine
+	// now tells the time of replays; nil means time.Now.
+	now func() time.Time
+}
+
+// Interface guards.
+var (
+	_ caddy.Module      = (*adminAPI)(nil)
+	_ caddy.Provisioner = (*adminAPI)(nil)
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+)
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "admin.api.faxhook", New: func() caddy.Module { return new(adminAPI) }}
+}
+
+// Provision sets up the admin module.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger(a)
+	return nil
+}
+
+// Routes returns the admin routes, all under /faxhook/.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/faxhook/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+// Paging limits.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+)
+
+// serve routes a request under /faxhook/.
+func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/faxhook/"), "/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "deliveries":
+		return a.method(w, r, http.MethodGet, a.listDeliveries)
+	case len(parts) == 2 && parts[0] == "deliveries" && parts[1] != "":
+		return a.method(w, r, http.MethodGet, func(w http.ResponseWriter, r *http.Request) error { return a.getDelivery(w, r, parts[1]) })
+	case len(parts) == 3 && parts[0] == "deliveries" && parts[1] != "" && parts[2] == "retry":
+		return a.method(w, r, http.MethodPost, func(w http.ResponseWriter, r *http.Request) error { return a.retry(w, r, parts[1]) })
+	case len(parts) == 1 && parts[0] == "replay":
+		return a.method(w, r, http.MethodPost, a.replay)
+	case len(parts) == 1 && parts[0] == "faxes":
+		return a.method(w, r, http.MethodGet, a.listFaxes)
+	case len(parts) == 2 && parts[0] == "faxes" && parts[1] != "":
+		return a.method(w, r, http.MethodGet, func(w http.ResponseWriter, r *http.Request) error { return a.getFax(w, r, parts[1]) })
+	case len(parts) == 1 && parts[0] == "stats":
+		return a.method(w, r, http.MethodGet, a.stats)
+	}
+	return apiErrorf(http.StatusNotFound, "no faxhook admin endpoint at %s; see GET /faxhook/deliveries, /faxhook/deliveries/{id}, "+
+		"POST /faxhook/deliveries/{id}/retry, POST /faxhook/replay, GET /faxhook/faxes, /faxhook/faxes/{id}, /faxhook/stats", r.URL.Path)
+}
+
+// method answers 405 unless r uses the allowed method.
+func (a *adminAPI) method(w http.ResponseWriter, r *http.Request, allowed string, h caddy.AdminHandlerFunc) error {
+	if r.Method != allowed {
+		w.Header().Set("Allow", allowed)
+		return apiErrorf(http.StatusMethodNotAllowed, "method %s not allowed on %s; use %s", r.Method, r.URL.Path, allowed)
+	}
+	return h(w, r)
+}
+
+// apiErrorf returns a caddy.APIError with a formatted message.
+func apiErrorf(status int, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
+}
+
+// storeError maps a store error to an APIError: a closed store (the app stopped meanwhile) is
+// 503, a missing record 404, a job under attempt 409, anything else 500.
+func storeError(what string, err error) error {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, queue.ErrClosed):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, queue.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, queue.ErrBusy):
+		status = http.StatusConflict
+	}
+	return apiErrorf(status, "%s: %w", what, err)
+}
+
+// engine finds the engine a request is about: the one whose storage is ?storage=, else the only
+// one running.
+func (a *adminAPI) engine(r *http.Request) (*engine, error) {
+	source := a.engines
+	if source == nil {
+		source = runningEngines
+	}
+	all := source()
+	dirs := make([]string, 0, len(all))
+	for d := range all {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	if s := r.URL.Query().Get("storage"); s != "" {
+		abs, err := filepath.Abs(filepath.Clean(s))
+		if err != nil {
+			return nil, apiErrorf(http.StatusBadRequest, "storage %q: %w", s, err)
+		}
+		if e, ok := all[abs]; ok {
+			return e, nil
+		}
+		return nil, apiErrorf(http.StatusNotFound, "no running faxhook app uses storage %s (open: %s)", abs, strings.Join(dirs, ", "))
+	}
+	switch len(all) {
+	case 0:
+		return nil, apiErrorf(http.StatusServiceUnavailable, "faxhook is not running: the active config has no faxhook app")
+	case 1:
+		return all[dirs[0]], nil
+	}
+	return nil, apiErrorf(http.StatusBadRequest, "several faxhook storages are open (%s); choose one with ?storage=", strings.Join(dirs, ", "))
+}
+
+func (a *adminAPI) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
+}
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return apiErrorf(http.StatusInternalServerError, "encoding the response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Views of deliveries. They never hold a secret: see adminAPI.
+
+// deliverySummary is one delivery in a listing.
+type deliverySummary struct {
+	ID          string       `json:"id"`
+	EventID     string       `json:"event_id"`
+	EventType   string       `json:"event_type"`
+	FaxID       int64        `json:"fax_id"`
+	URL         string       `json:"url"`
+	State       string       `json:"state"`
+	CreatedAt   time.Time    `json:"created_at"`
+	DueAt       *time.Time   `json:"due_at,omitempty"`      // pending: when the next attempt is due
+	LeaseUntil  *time.Time   `json:"lease_until,omitempty"` // leased: when the lease ends
+	FinishedAt  *time.Time   `json:"finished_at,omitempty"` // delivered or dead
+	Attempts    int          `json:"attempts"`
+	LastAttempt *attemptView `json:"last_attempt,omitempty"`
+}
+
+// deliveryDetail is one delivery with its event and attempt log.
+type deliveryDetail struct {
+	deliverySummary
+	Fields      []queue.Field `json:"fields"`
+	Files       []fileView    `json:"files,omitempty"`
+	FilePending bool          `json:"file_pending,omitempty"` // the received fax's PDF is fetched before the next attempt
+	LadderBase  int           `json:"ladder_base,omitempty"`
+	ReplayedAt  []time.Time   `json:"replayed_at,omitempty"`
+	AttemptLog  []attemptView `json:"attempt_log"`
+}
+
+// attemptView is one delivery attempt.
+type attemptView struct {
+	N          int       `json:"n"`
+	At         time.Time `json:"at"`
+	DurationMS float64   `json:"duration_ms"`
+	Status     int       `json:"status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Body       string    `json:"body,omitempty"`
+}
+
+// fileView describes a file part without its bytes.
+type fileView struct {
+	Name        string `json:"name"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int    `json:"size"`
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
+
+func (e *engine) summary(j *queue.Job, red redactor) deliverySummary {
+	s := deliverySummary{
+		ID: j.ID, EventID: j.EventID, EventType: j.EventType, FaxID: j.FaxID,
+		URL: queue.RedactURL(j.URL), State: j.State, CreatedAt: j.CreatedAt, Attempts: len(j.Attempts),
+	}
+	switch j.State {
+	case queue.StatePending:
+		s.DueAt = timePtr(j.DueAt)
+	case queue.StateLeased:
+		s.LeaseUntil = timePtr(j.DueAt)
+	case queue.StateDelivered, queue.StateDead:
+		s.FinishedAt = timePtr(j.FinishedAt)
+	}
+	if n := len(j.Attempts); n > 0 {
+		v := attempt(n, j.Attempts[n-1], red)
+		s.LastAttempt = &v
+	}
+	return s
+}
+
+func attempt(n int, a queue.Attempt, red redactor) attemptView {
+	return attemptView{
+		N: n, At: a.At, DurationMS: float64(a.Duration) / float64(time.Millisecond),
+		Status: a.Status, Error: red.text(a.Error), Body: red.text(a.Body),
+	}
+}
+
+func (e *engine) detail(j *queue.Job) deliveryDetail {
+	red := e.redactor(j.URL)
+	d := deliveryDetail{
+		deliverySummary: e.summary(j, red),
+		Fields:          make([]queue.Field, len(j.Fields)),
+		FilePending:     j.FetchFile != "" && len(j.Files) == 0,
+		LadderBase:      j.LadderBase, ReplayedAt: j.ReplayedAt,
+		AttemptLog: make([]attemptView, len(j.Attempts)),
+	}
+	for i, f := range j.Fields {
+		d.Fields[i] = queue.Field{Name: f.Name, Value: red.text(f.Value)}
+	}
+	for _, f := range j.Files {
+		d.Files = append(d.Files, fileView{Name: f.Name, Filename: f.Filename, ContentType: f.ContentType, Size: len(f.Data)})
+	}
+	for i, a := range j.Attempts {
+		d.AttemptLog[i] = attempt(i+1, a, red)
+	}
+	return d
+}
+
+// deliveryFilter selects deliveries of a listing.
+type deliveryFilter struct {
+	state     string
+	faxID     int64
+	hasFaxID  bool
+	eventType string
+	host      string
+}
+
+func (f *deliveryFilter) match(j *queue.Job) bool {
+	if f.state != "" && j.State != f.state {
+		return false
+	}
+	if f.hasFaxID && j.FaxID != f.faxID {
+		return false
+	}
+	if f.eventType != "" && j.EventType != f.eventType {
+		return false
+	}
+	return f.host == "" || slices.ContainsFunc(urlHosts(j.URL), func(h string) bool { return strings.EqualFold(h, f.host) })
+}
+
+// urlHosts returns the names a host filter matches for a webhook URL: host and host:port of an
+// http(s) URL, the domains of a mailto: URL.
+func urlHosts(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	if strings.EqualFold(u.Scheme, "mailto") {
+		var hosts []string
+		addrs := u.Opaque
+		if addrs == "" {
+			addrs = u.Path
+		}
+		for _, a := range strings.Split(addrs, ",") {
+			if _, dom, ok := strings.Cut(a, "@"); ok {
+				hosts = append(hosts, strings.TrimSpace(dom))
+			}
+		}
+		return hosts
+	}
+	return []string{u.Hostname(), u.Host}
+}
+
+// pageParams reads limit and cursor.
+func pageParams(q url.Values) (int, string, error) {
+	limit := defaultPageSize
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageSize {
+			return 0, "", apiErrorf(http.StatusBadRequest, "limit %q: want an integer from 1 to %d", s, maxPageSize)
+		}
+		limit = n
+	}
+	return limit, q.Get("cursor"), nil
+}
+
+// Cursors are opaque to clients: base64url of "j|<id>" for listings in job ID order,
+// "f|<state>|<finish unix nanos>|<id>" for listings of finished jobs by finish time and
+// "x|<fax id>" for faxes.
+func encodeCursor(parts ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "|")))
+}
+
+func decodeCursor(c string, kind string, n int) ([]string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	parts := strings.SplitN(string(b), "|", n)
+	if err != nil || len(parts) != n || parts[0] != kind {
+		return nil, apiErrorf(http.StatusBadRequest, "cursor %q is not a cursor of this listing; pass next_cursor of the previous page unchanged", c)
+	}
+	return parts[1:], nil
+}
+
+// deliveryList is the answer of GET /faxhook/deliveries.
+type deliveryList struct {
+	Deliveries []deliverySummary `json:"deliveries"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+var listableStates = []string{queue.StatePending, queue.StateWaiting, queue.StateLeased, queue.StateDead, queue.StateDelivered}
+
+// listDeliveries answers GET /faxhook/deliveries?state=&fax_id=&event_type=&host=&since=&limit=&cursor=.
+func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := deliveryFilter{state: q.Get("state"), eventType: q.Get("event_type"), host: q.Get("host")}
+	if f.state != "" && !slices.Contains(listableStates, f.state) {
+		return apiErrorf(http.StatusBadRequest, "state %q: want one of %s", f.state, strings.Join(listableStates, ", "))
+	}
+	if s := q.Get("fax_id"); s != "" {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return apiErrorf(http.StatusBadRequest, "fax_id %q: want an integer fax id", s)
+		}
+		f.faxID, f.hasFaxID = id, true
+	}
+	if f.eventType != "" && !slices.Contains(eventTypeLabels, f.eventType) {
+		return apiErrorf(http.StatusBadRequest, "event_type %q: want one of %s", f.eventType, strings.Join(eventTypeLabels, ", "))
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		if !queue.Finished(f.state) {
+			return apiErrorf(http.StatusBadRequest, "since applies to state=dead and state=delivered only")
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return apiErrorf(http.StatusBadRequest, "since %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+		}
+		since = t
+	}
+	limit, cursor, err := pageParams(q)
+	if err != nil {
+		return err
+	}
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	var page []*queue.Job
+	more := false
+	if queue.Finished(f.state) {
+		page, more, err = e.finishedPage(f, since, limit, cursor)
+	} else {
+		page, more, err = e.jobPage(f, limit, cursor)
+	}
+	if err != nil {
+		return err
+	}
+	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page))}
+	for _, j := range page {
+		out.Deliveries = append(out.Deliveries, e.summary(j, e.redactor(j.URL)))
+	}
+	if more {
+		last := page[len(page)-1]
+		if queue.Finished(f.state) {
+			out.NextCursor = encodeCursor("f", f.state, strconv.FormatUint(finNanos(last.FinishedAt), 10), last.ID)
+		} else {
+			out.NextCursor = encodeCursor("j", last.ID)
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// finNanos orders finish times as the store's finished index does (times before 1970 first).
+func finNanos(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+// finishedPage lists dead or delivered jobs by finish time (oldest first) through the finished
+// index, from since or after the cursor.
+func (e *engine) finishedPage(f deliveryFilter, since time.Time, limit int, cursor string) ([]*queue.Job, bool, error) {
+	var afterNanos uint64
+	var afterID string
+	if cursor != "" {
+		p, err := decodeCursor(cursor, "f", 4)
+		if err != nil {
+			return nil, false, err
+		}
+		n, perr := strconv.ParseUint(p[1], 10, 64)
+		if p[0] != f.state || perr != nil {
+			return nil, false, apiErrorf(http.StatusBadRequest, "cursor %q is not a cursor of this listing (state=%s); pass next_cursor of the previous page unchanged", cursor, f.state)
+		}
+		afterNanos, afterID = n, p[2]
+		if c := time.Unix(0, int64(n)); c.After(since) {
+			since = c
+		}
+	}
+	var page []*queue.Job
+	more := false
+	err := e.store.View(func(tx queue.Tx) error {
+		page, more = page[:0], false
+		return tx.Finished(f.state, since, func(j *queue.Job) bool {
+			if cursor != "" {
+				n := finNanos(j.FinishedAt)
+				if n < afterNanos || (n == afterNanos && j.ID <= afterID) {
+					return true
+				}
+			}
+			if !f.match(j) {
+				return true
+			}
+			if len(page) == limit {
+				more = true
+				return false
+			}
+			page = append(page, j)
+			return true
+		})
+	})
+	if err != nil {
+		return nil, false, storeError("listing "+f.state+" deliveries", err)
+	}
+	return page, more, nil
+}
+
+// jobPage lists jobs in ID order, optionally of one unfinished state.
+//
+// Cost: Tx.Jobs has no per-state index, so every page walks (and decodes) the jobs from the
+// first ID on, delivered ones included, until it has limit+1 matches. Fine for operator use at
+// today's sizes; a per-state index in the store would make it proportional to the page.
+func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.Job, bool, error) {
+	var after string
+	if cursor != "" {
+		p, err := decodeCursor(cursor, "j", 2)
+		if err != nil {
+			return nil, false, err
+		}
+		after = p[0]
+	}
+	var page []*queue.Job
+	more := false
+	err := e.store.View(func(tx queue.Tx) error {
+		page, more = page[:0], false
+		return tx.Jobs(func(j *queue.Job) bool {
+			if cursor != "" && j.ID <= after {
+				return true
+			}
+			if !f.match(j) {
+				return true
+			}
+			if len(page) == limit {
+				more = true
+				return false
+			}
+			page = append(page, j)
+			return true
+		})
+	})
+	if err != nil {
+		return nil, false, storeError("listing deliveries", err)
+	}
+	return page, more, nil
+}
+
+// getDelivery answers GET /faxhook/deliveries/{id}.
+func (a *adminAPI) getDelivery(w http.ResponseWriter, r *http.Request, id string) error {
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	var j *queue.Job
+	err = e.store.View(func(tx queue.Tx) (err error) {
+		j, err = tx.Job(id)
+		return err
+	})
+	if err != nil {
+		return storeError("delivery "+id, err)
+	}
+	return writeJSON(w, http.StatusOK, e.detail(j))
+}
+
+// retry answers POST /faxhook/deliveries/{id}/retry: the job is due now (a dead or delivered
+// job gets a fresh retry ladder), and the dispatcher is woken. A leased job (attempt under way)
+// and a waiting job (behind an earlier job of its chain) are refused with 409.
+func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) error {
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	now := a.clock()
+	var j *queue.Job
+	err = e.store.Update(func(tx queue.Tx) error {
+		cur, err := tx.Job(id)
+		if err != nil {
+			return err
+		}
+		if cur.State == queue.StateWaiting {
+			return errWaiting
+		}
+		j, err = queue.Replay(tx, id, now)
+		return err
+	})
+	if errors.Is(err, errWaiting) {
+		return apiErrorf(http.StatusConflict, "retrying delivery %s: it waits behind an earlier delivery of the same fax to the same URL, "+
+			"which goes first (retry that one)", id)
+	}
+	if err != nil {
+		return storeError("retrying delivery "+id, err)
+	}
+	e.wake()
+	e.log.Load().Info("delivery retried by an operator", zap.String("job", j.ID), zap.Int64("fax_id", j.FaxID),
+		zap.String("event_type", j.EventType), zap.String("url", queue.RedactURL(j.URL)))
+	return writeJSON(w, http.StatusOK, e.detail(j))
+}
+
+// errWaiting refuses to retry a waiting job: it would overtake its chain's earlier jobs.
+var errWaiting = errors.New("waiting behind an earlier job of its chain")
+
+// replayResult is the answer of POST /faxhook/replay.
+type replayResult struct {
+	Replayed int       `json:"replayed"`
+	Since    time.Time `json:"since"`
+}
+
+// replay answers POST /faxhook/replay?since=RFC3339: every job that died at or after since is
+// due now, with a fresh retry ladder.
+func (a *adminAPI) replay(w http.ResponseWriter, r *http.Request) error {
+	s := r.URL.Query().Get("since")
+	if s == "" {
+		return apiErrorf(http.StatusBadRequest, "since is required: the RFC 3339 time from which dead deliveries are replayed (e.g. ?since=2026-01-02T15:04:05Z; 1970-01-01T00:00:00Z for all)")
+	}
+	since, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return apiErrorf(http.StatusBadRequest, "since %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+	}
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	n, err := queue.ReplayDead(e.store, since, a.clock())
+	if n > 0 {
+		e.wake()
+		e.log.Load().Info("dead deliveries replayed by an operator", zap.Int("jobs", n), zap.Time("since", since))
+	}
+	if err != nil {
+		return storeError(fmt.Sprintf("replaying dead deliveries (%d replayed before the error)", n), err)
+	}
+	return writeJSON(w, http.StatusOK, replayResult{Replayed: n, Since: since})
+}
+
+// faxSummary is one tracked fax in a listing.
+type faxSummary struct {
+	ID           int64     `json:"id"`
+	Direction    string    `json:"direction,omitempty"`
+	Status       string    `json:"status,omitempty"`
+	Known        bool      `json:"known"`     // a complete fax object was seen
+	Completed    bool      `json:"completed"` // fax_completed was enqueued (or there was no URL)
+	FirstSeen    time.Time `json:"first_seen"`
+	CompletedAt  *string   `json:"completed_at,omitempty"`
+	CallbackURLs []string  `json:"callback_urls,omitempty"`
+}
+
+// faxDetail is one tracked fax with its last known fax object.
+type faxDetail struct {
+	faxSummary
+	SeenInFlight bool           `json:"seen_in_flight"`
+	InFlight     bool           `json:"in_flight"` // not complete yet: on the poller's work list
+	Pages        map[string]int `json:"pages,omitempty"`
+	Retries      map[string]int `json:"retries,omitempty"`
+	Fax          *fax.Fax       `json:"fax,omitempty"`
+}
+
+// faxList is the answer of GET /faxhook/faxes.
+type faxList struct {
+	Faxes      []faxSummary `json:"faxes"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+func faxSummaryOf(rec *trackedFax) faxSummary {
+	s := faxSummary{
+		ID: rec.Fax.ID, Known: rec.Known, Completed: rec.Completed, FirstSeen: rec.FirstSeen,
+		CompletedAt: rec.Fax.CompletedAt,
+	}
+	if rec.Known {
+		s.Direction, s.Status = rec.Fax.Direction, rec.Fax.Status
+	}
+	for _, u := range rec.CallbackURLs {
+		s.CallbackURLs = append(s.CallbackURLs, queue.RedactURL(u))
+	}
+	return s
+}
+
+// listFaxes answers GET /faxhook/faxes?limit=&cursor=: tracked faxes in storage key order.
+//
+// Cost: like jobPage, each page walks the fax records from the first key on.
+func (a *adminAPI) listFaxes(w http.ResponseWriter, r *http.Request) error {
+	limit, cursor, err := pageParams(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	after := ""
+	if cursor != "" {
+		p, err := decodeCursor(cursor, "x", 2)
+		if err != nil {
+			return err
+		}
+		after = prefixFax + p[0]
+	}
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	var out faxList
+	var lastKey string
+	err = e.store.View(func(tx queue.Tx) error {
+		out = faxList{Faxes: []faxSummary{}}
+		var ferr error
+		err := tx.States(prefixFax, func(key string, v []byte) bool {
+			if after != "" && key <= after {
+				return true
+			}
+			if len(out.Faxes) == limit {
+				out.NextCursor = encodeCursor("x", strings.TrimPrefix(lastKey, prefixFax))
+				return false
+			}
+			var rec trackedFax
+			if err := json.Unmarshal(v, &rec); err != nil {
+				ferr = fmt.Errorf("decoding tracked fax %s: %w", key, err)
+				return false
+			}
+			out.Faxes = append(out.Faxes, faxSummaryOf(&rec))
+			lastKey = key
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		return ferr
+	})
+	if err != nil {
+		return storeError("listing tracked faxes", err)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// getFax answers GET /faxhook/faxes/{id}.
+func (a *adminAPI) getFax(w http.ResponseWriter, r *http.Request, idText string) error {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return apiErrorf(http.StatusBadRequest, "fax id %q: want an integer", idText)
+	}
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	var rec trackedFax
+	inFlight := false
+	err = e.store.View(func(tx queue.Tx) error {
+		v, err := tx.State(faxKey(id))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decoding tracked fax %d: %w", id, err)
+		}
+		_, err = tx.State(liveKey(id))
+		switch {
+		case err == nil:
+			inFlight = true
+		case !errors.Is(err, queue.ErrNotFound):
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return storeError(fmt.Sprintf("tracked fax %d", id), err)
+	}
+	d := faxDetail{
+		faxSummary: faxSummaryOf(&rec), SeenInFlight: rec.SeenInFlight, InFlight: inFlight,
+		Pages: rec.Pages, Retries: rec.Retries,
+	}
+	if rec.Known {
+		d.Fax = &rec.Fax
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+// statsView is the answer of GET /faxhook/stats.
+type statsView struct {
+	Storage                    string         `json:"storage"`
+	DispatcherRunning          bool           `json:"dispatcher_running"`
+	Jobs                       map[string]int `json:"jobs"`
+	OldestUnfinishedAgeSeconds float64        `json:"oldest_unfinished_age_seconds"`
+	TrackedFaxes               int            `json:"tracked_faxes"`
+	FaxesInFlight              int            `json:"faxes_in_flight"`
+	TrackingSince              time.Time      `json:"tracking_since"`
+}
+
+// stats answers GET /faxhook/stats with counts per job state, freshly counted.
+func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.engine(r)
+	if err != nil {
+		return err
+	}
+	js, err := e.jobStats()
+	if err != nil {
+		return storeError("counting jobs", err)
+	}
+	out := statsView{Storage: e.dir, Jobs: js.Counts, TrackingSince: e.tracker.since}
+	if !js.OldestUnfinished.IsZero() {
+		out.OldestUnfinishedAgeSeconds = max(0, a.clock().Sub(js.OldestUnfinished).Seconds())
+	}
+	err = e.store.View(func(tx queue.Tx) error {
+		if err := tx.States(prefixFax, func(string, []byte) bool { out.TrackedFaxes++; return true }); err != nil {
+			return err
+		}
+		return tx.States(prefixLive, func(string, []byte) bool { out.FaxesInFlight++; return true })
+	})
+	if err != nil {
+		return storeError("counting tracked faxes", err)
+	}
+	e.mu.Lock()
+	out.DispatcherRunning = e.disp != nil
+	e.mu.Unlock()
+	return writeJSON(w, http.StatusOK, out)
+}

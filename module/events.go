@@ -1,0 +1,291 @@
+package module
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+// Caddy events that faxhook emits through the events app. Their data is
+// {job_id, fax_id, event_type, url (credentials redacted), attempt, status, error}.
+const (
+	// EventDeliveryFailed is emitted for every failed delivery attempt, the last one included.
+	EventDeliveryFailed = "faxhook_delivery_failed"
+	// EventDeliveryDead is emitted, after EventDeliveryFailed, when a job has no attempt left.
+	EventDeliveryDead = "faxhook_delivery_dead"
+)
+
+// emitBacklog bounds the events waiting to be emitted; more are dropped (with a debug log).
+const emitBacklog = 256
+
+// eventsTarget is one config's events app and the context to emit with (the faxhook app's, so
+// that the events' origin is the faxhook module).
+type eventsTarget struct {
+	ctx caddy.Context
+	app *caddyevents.App
+}
+
+// subscribeEvents returns this config's events target, or nil when there is no events app. The
+// target is put to use only once the config has fully started (Caddy's "started" event): before
+// that, the events app may still be starting, and its Start writes the subscription map that
+// Emit reads. On a reload the new config starts before the old one stops, so the newest
+// started config's events app is the one used.
+func (e *engine) subscribeEvents(ctx caddy.Context, log *zap.Logger) *eventsTarget {
+	v, err := ctx.App("events")
+	if err != nil {
+		log.Debug("no events app; faxhook will not emit Caddy events", zap.Error(err))
+		return nil
+	}
+	app, ok := v.(*caddyevents.App)
+	if !ok {
+		return nil
+	}
+	t := &eventsTarget{ctx: ctx, app: app}
+	if err := app.On("started", activateEvents{em: &e.ev, t: t}); err != nil {
+		log.Debug("cannot subscribe to the started event; faxhook will not emit Caddy events", zap.Error(err))
+		return nil
+	}
+	return t
+}
+
+// activateEvents puts a config's events target to use when that config has started.
+type activateEvents struct {
+	em *eventEmitter
+	t  *eventsTarget
+}
+
+// Handle implements caddyevents.Handler.
+func (a activateEvents) Handle(context.Context, caddy.Event) error {
+	a.em.use(a.t)
+	return nil
+}
+
+// dropEvents stops using t; the App calls it in Cleanup so that no reference to a cleaned-up
+// config's events app stays in the shared engine.
+func (e *engine) dropEvents(t *eventsTarget) {
+	if e == nil || t == nil {
+		return
+	}
+	e.ev.drop(t)
+}
+
+// eventEmitter emits Caddy events from a goroutine of its own, fed by a bounded channel, so that
+// the dispatcher never waits for event handlers (Emit runs them synchronously). Its zero value
+// is ready; the goroutine starts with the first target and stops in close.
+type eventEmitter struct {
+	mu      sync.Mutex
+	targets []*eventsTarget // started configs' targets, newest last
+	ch      chan emission
+	stop    chan struct{}
+	done    chan struct{}
+	closed  bool
+	log     *zap.Logger
+}
+
+// emission is one event waiting to be emitted.
+type emission struct {
+	name string
+	data map[string]any
+}
+
+// use makes t the newest target, starting the emitting goroutine on first use.
+func (em *eventEmitter) use(t *eventsTarget) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if em.closed || t == nil {
+		return
+	}
+	em.remove(t)
+	em.targets = append(em.targets, t)
+	if em.ch == nil {
+		em.ch = make(chan emission, emitBacklog)
+		em.stop, em.done = make(chan struct{}), make(chan struct{})
+		em.log = caddy.Log().Named("faxhook.events")
+		go em.loop(em.ch, em.stop, em.done)
+	}
+}
+
+// drop forgets t; the previous target, if any, becomes the current one again.
+func (em *eventEmitter) drop(t *eventsTarget) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	em.remove(t)
+}
+
+func (em *eventEmitter) remove(t *eventsTarget) {
+	for i, x := range em.targets {
+		if x == t {
+			em.targets = append(em.targets[:i], em.targets[i+1:]...)
+			return
+		}
+	}
+}
+
+// current returns the newest target, or nil.
+func (em *eventEmitter) current() *eventsTarget {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if em.closed || len(em.targets) == 0 {
+		return nil
+	}
+	return em.targets[len(em.targets)-1]
+}
+
+// emit queues an event without blocking; it is dropped when nothing listens, when the backlog
+// is full or after close.
+func (em *eventEmitter) emit(name string, data map[string]any) {
+	em.mu.Lock()
+	if em.closed || em.ch == nil || len(em.targets) == 0 {
+		em.mu.Unlock()
+		return
+	}
+	t, ch, stop, log := em.targets[len(em.targets)-1], em.ch, em.stop, em.log
+	em.mu.Unlock()
+	if !t.app.ShouldEmit(name) {
+		return
+	}
+	select {
+	case <-stop:
+	case ch <- emission{name: name, data: data}:
+	default:
+		log.Debug("event backlog full; dropping an event", zap.String("event", name), zap.Any("job_id", data["job_id"]))
+	}
+}
+
+// loop emits queued events through the newest target until stop is closed.
+func (em *eventEmitter) loop(ch chan emission, stop, done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		case ev := <-ch:
+			if t := em.current(); t != nil {
+				em.emitOne(t, ev)
+			}
+		}
+	}
+}
+
+// emitOne emits one event; a panicking event handler is logged, not fatal.
+func (em *eventEmitter) emitOne(t *eventsTarget, ev emission) {
+	defer func() {
+		if r := recover(); r != nil {
+			em.log.Error("event handler panicked", zap.String("event", ev.name), zap.Any("panic", r))
+		}
+	}()
+	t.app.Emit(t.ctx, ev.name, ev.data)
+}
+
+// close stops the emitting goroutine, waits for it (at most closeWait, should an event handler
+// hang) and forgets every target. Events still queued are dropped. It is idempotent.
+func (em *eventEmitter) close() {
+	em.mu.Lock()
+	if em.closed {
+		em.mu.Unlock()
+		return
+	}
+	em.closed = true
+	em.targets = nil
+	stop, done, log := em.stop, em.done, em.log
+	em.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		// An event handler is slow; the goroutine exits as soon as it returns.
+		log.Warn("an event handler is still running; not waiting for it any longer", zap.Duration("waited", closeWait))
+	}
+}
+
+// closeWait bounds how long close waits for an event handler under way.
+const closeWait = 5 * time.Second
+
+// onOutcome is the dispatcher's OnOutcome hook: it counts the attempt in the metrics and, for a
+// failed attempt, emits faxhook_delivery_failed (and faxhook_delivery_dead when the job died).
+// It runs in a delivery worker and never blocks.
+func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
+	observeOutcome(j)
+	if j.State == queue.StateDelivered {
+		return
+	}
+	errText := ""
+	if res.Err != nil {
+		errText = e.redactor(j.URL).text(res.Err.Error())
+	}
+	data := func() map[string]any {
+		return map[string]any{
+			"job_id": j.ID, "fax_id": j.FaxID, "event_type": j.EventType, "url": queue.RedactURL(j.URL),
+			"attempt": len(j.Attempts), "status": res.Status, "error": errText,
+		}
+	}
+	e.ev.emit(EventDeliveryFailed, data())
+	if j.State == queue.StateDead {
+		e.ev.emit(EventDeliveryDead, data())
+	}
+}
+
+// redactor removes secrets from text shown outside the process (admin API, events): the
+// webhook token, the password and user:password of a URL, and any scheme://user[:pass]@ part.
+type redactor struct{ secrets []string }
+
+// userinfoRE matches the credentials part of a URL inside free text.
+var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s"'<>]+@`)
+
+// redactor returns a redactor for texts about a job to rawURL (empty: no URL-specific secrets).
+func (e *engine) redactor(rawURL string) redactor {
+	var r redactor
+	if cfg := e.cfg.Load(); cfg != nil {
+		r.add(cfg.token)
+	}
+	if rawURL != "" {
+		if i := strings.Index(rawURL, "://"); i >= 0 {
+			rest := rawURL[i+3:]
+			if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+				rest = rest[:end]
+			}
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				userinfo := rest[:at]
+				r.add(userinfo)
+				if _, pass, ok := strings.Cut(userinfo, ":"); ok {
+					r.add(pass)
+				}
+			}
+		}
+	}
+	return r
+}
+
+// add records a secret; very short ones are skipped, as replacing them would mangle the text
+// without hiding anything worth hiding.
+func (r *redactor) add(s string) {
+	if len(s) >= 4 {
+		r.secrets = append(r.secrets, s)
+	}
+}
+
+// text returns s with every secret replaced by REDACTED.
+func (r redactor) text(s string) string {
+	if s == "" {
+		return s
+	}
+	for _, sec := range r.secrets {
+		s = strings.ReplaceAll(s, sec, "REDACTED")
+	}
+	return userinfoRE.ReplaceAllString(s, "${1}REDACTED@")
+}
+
+// String describes the redactor without its secrets.
+func (r redactor) String() string { return fmt.Sprintf("redactor(%d secrets)", len(r.secrets)) }

@@ -1,0 +1,179 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/fax"
+)
+
+// recordingHandler is an events handler that records events, after waiting for gate.
+type recordingHandler struct {
+	gate chan struct{}
+	got  chan caddy.Event
+}
+
+func (h *recordingHandler) Handle(_ context.Context, e caddy.Event) error {
+	<-h.gate
+	h.got <- e
+	return nil
+}
+
+// newEventsApp returns a started events app, outside any Caddy config, that sends our two events
+// to h and activates target when "started" is emitted.
+func newEventsApp(t *testing.T, ctx caddy.Context, h *recordingHandler, activate func(*caddyevents.App)) *caddyevents.App {
+	t.Helper()
+	ev := new(caddyevents.App)
+	if err := ev.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
+		if err := ev.On(name, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	activate(ev)
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	e := &engine{}
+	e.cfg.Store(&settings{token: "s3cret-token"})
+	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 2*emitBacklog+8)}
+	var target *eventsTarget
+	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
+		target = &eventsTarget{ctx: ctx, app: ev}
+		if err := ev.On("started", activateEvents{em: &e.ev, t: target}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	dead := &queue.Job{ID: "j1", FaxID: 7, EventType: fax.EventFaxCompleted, URL: "https://user:pass@hooks.example/x",
+		State: queue.StateDead, Attempts: []queue.Attempt{{Status: 500}, {Status: 500}}}
+	res := queue.Result{Status: 500, Err: errors.New("posting webhook to https://user:pass@hooks.example/x: receiver answered 500 (token s3cret-token)")}
+
+	// Before the config has started, nothing is emitted (the events app may still be starting).
+	e.onOutcome(dead, res)
+	if e.ev.current() != nil {
+		t.Fatal("a target is in use before the started event")
+	}
+	ev.Emit(ctx, "started", nil)
+	if e.ev.current() != target {
+		t.Fatal("the started event did not put the target to use")
+	}
+
+	e.onOutcome(dead, res)
+	close(h.gate)
+	for _, want := range []string{EventDeliveryFailed, EventDeliveryDead} {
+		select {
+		case got := <-h.got:
+			d := got.Data
+			if got.Name() != want || d["job_id"] != "j1" || d["fax_id"] != int64(7) || d["event_type"] != fax.EventFaxCompleted ||
+				d["url"] != "https://REDACTED@hooks.example/x" || d["attempt"] != 2 || d["status"] != 500 {
+				t.Fatalf("event %s = %v, want %s", got.Name(), d, want)
+			}
+			msg, _ := d["error"].(string)
+			if !strings.Contains(msg, "receiver answered 500") || strings.Contains(msg, "s3cret-token") || strings.Contains(msg, "pass") {
+				t.Fatalf("error not redacted: %q", msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s event", want)
+		}
+	}
+
+	// A delivered attempt emits nothing; a retry emits only delivery_failed.
+	ok := *dead
+	ok.State = queue.StateDelivered
+	e.onOutcome(&ok, queue.Result{Status: 200})
+	retry := *dead
+	retry.State = queue.StatePending
+	e.onOutcome(&retry, res)
+	select {
+	case got := <-h.got:
+		if got.Name() != EventDeliveryFailed {
+			t.Fatalf("got %s after a retry", got.Name())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event for a retry")
+	}
+	select {
+	case got := <-h.got:
+		t.Fatalf("unexpected event %s", got.Name())
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// A slow handler never holds up the dispatcher: events beyond the backlog are dropped.
+	h.gate = make(chan struct{})
+	begin := time.Now()
+	for i := 0; i < 4*emitBacklog; i++ {
+		e.onOutcome(dead, res)
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Fatalf("onOutcome blocked for %s behind a slow handler", d)
+	}
+	close(h.gate)
+
+	// Once dropped (the config's Cleanup), the target is no longer used; close stops the goroutine.
+	e.dropEvents(target)
+	if e.ev.current() != nil {
+		t.Fatal("target still in use after drop")
+	}
+	e.ev.close()
+	e.ev.close()
+	e.onOutcome(dead, res) // after close: a no-op, no panic
+	select {
+	case <-e.ev.done:
+	default:
+		t.Fatal("the emitting goroutine still runs after close")
+	}
+}
+
+func TestNewestStartedTargetWins(t *testing.T) {
+	var em eventEmitter
+	a, b := &eventsTarget{}, &eventsTarget{}
+	em.use(a)
+	em.use(b)
+	if em.current() != b {
+		t.Fatal("newest target not current")
+	}
+	em.drop(b) // the new config failed and was cleaned up
+	if em.current() != a {
+		t.Fatal("older target not restored")
+	}
+	em.close()
+	if em.current() != nil {
+		t.Fatal("target after close")
+	}
+	em.use(a)
+	if em.current() != nil {
+		t.Fatal("use after close took effect")
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	e := &engine{}
+	e.cfg.Store(&settings{token: "tok-123456"})
+	r := e.redactor("https://alice:hunter22@example.com/x")
+	in := `Post "https://alice:hunter22@example.com/x": token tok-123456, pw hunter22, other ftp://bob:pw@h/ ok`
+	got := r.text(in)
+	for _, s := range []string{"tok-123456", "hunter22", "alice:", "bob:pw"} {
+		if strings.Contains(got, s) {
+			t.Fatalf("%q survived: %s", s, got)
+		}
+	}
+	if !strings.Contains(got, "https://REDACTED@example.com/x") || !strings.Contains(got, "ftp://REDACTED@h/") {
+		t.Fatalf("redacted text = %s", got)
+	}
+}
