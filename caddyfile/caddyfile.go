@@ -12,6 +12,9 @@
 //			timeout        30s
 //			sync_writes    on
 //			workers        16
+//			per_host       4
+//			delivered_retention 168h
+//			dead_retention 720h
 //			inflight       on
 //			number         +15551234567 https://example.com/phaxio/line1
 //			max_file_size  20MiB
@@ -47,6 +50,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -198,6 +202,36 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.Poll = p
+		case "per_host":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("per_host: %q is not a positive number", s)
+			}
+			app.PerHost = n
+		case "delivered_retention", "dead_retention":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			var dur time.Duration
+			if s == "forever" {
+				dur = -1
+			} else {
+				var err error
+				dur, err = caddy.ParseDuration(s)
+				if err != nil || dur <= 0 {
+					return d.Errf("%s: %q is not a positive duration or forever", opt, s)
+				}
+			}
+			if opt == "delivered_retention" {
+				app.DeliveredRetention = caddy.Duration(dur)
+			} else {
+				app.DeadRetention = caddy.Duration(dur)
+			}
 		case "workers":
 			var s string
 			if !d.AllArgs(&s) {

@@ -39,6 +39,9 @@ func TestAdaptGlobalOption(t *testing.T) {
 		timeout 10s
 		sync_writes off
 		workers 4
+		per_host 2
+		delivered_retention 48h
+		dead_retention forever
 		inflight on
 		number +15551230001 https://a.example/line1 https://b.example/line1
 		max_file_size 5MiB
@@ -67,7 +70,8 @@ func TestAdaptGlobalOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
-	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},` +
+	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
+		`"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
 		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
@@ -129,6 +133,8 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"smtp bad tls":         {global("smtp {\n server m:25\n from a@b.c\n tls maybe\n }"), `smtp tls: "maybe" is not starttls`},
 		"smtp unknown":         {global("smtp {\n server m:25\n from a@b.c\n colour red\n }"), `unknown smtp option "colour"`},
 		"bad mailto":           {global(`sent_url mailto:`), `sent_url "mailto:"`},
+		"bad per_host":         {global(`per_host 0`), `per_host: "0" is not a positive number`},
+		"bad retention":        {global(`dead_retention soon`), `dead_retention: "soon" is not a positive duration or forever`},
 		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":             {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},

@@ -243,6 +243,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	err := next.ServeHTTP(cw, r)
 	if err != nil || !cw.Captured() {
+		if err == nil && cw.Status() >= 200 && cw.Status() < 300 {
+			h.app.CaptureSkipped("not_json")
+		}
 		cw.Release()
 		return err
 	}
@@ -301,6 +304,7 @@ func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhtt
 func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callbacks []string) {
 	if cw.Truncated() {
 		cw.Release()
+		h.app.CaptureSkipped("too_large")
 		h.log.Warn("response too large to observe; raise max_capture",
 			zap.String("path", path), zap.Int("max_capture", h.MaxCapture))
 		return
@@ -331,6 +335,7 @@ func (h *Handler) observation(rt route, enc string, raw []byte, callbacks []stri
 	log := h.log
 	body, err := capture.Decode(enc, raw, h.MaxCapture)
 	if err != nil {
+		h.app.CaptureSkipped("decode_error")
 		log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
 		return nil
 	}

@@ -131,6 +131,7 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	tester.InitServer(jsonConfig(admin, site, storage, rcvURL+"/second", up), "json")
+	http.DefaultClient.CloseIdleConnections() // the old server may close them under a POST
 	second := send()
 	ds, err := rcv.Wait(ctx, 2)
 	if err != nil {

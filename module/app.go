@@ -58,6 +58,18 @@ type App struct {
 	// Workers is how many deliveries may be under way at once. Default 16.
 	Workers int `json:"workers,omitempty"`
 
+	// PerHost is how many deliveries to one destination (scheme, host and port) may be under way
+	// at once, so that a slow or hanging receiver cannot hold every worker. Default 4.
+	PerHost int `json:"per_host,omitempty"`
+
+	// DeliveredRetention is how long delivered jobs (with their attempt logs) are kept. Default
+	// 7 days; a negative value keeps them forever.
+	DeliveredRetention caddy.Duration `json:"delivered_retention,omitempty"`
+
+	// DeadRetention is how long dead jobs are kept for inspection and replay. Default 30 days; a
+	// negative value keeps them forever.
+	DeadRetention caddy.Duration `json:"dead_retention,omitempty"`
+
 	// Inflight enables the inflight events of sent faxes, transmitting_page (for every page of
 	// every recipient) and retry_scheduled (each time a recipient's retry count rises). Off by
 	// default, as at Phaxio; fax_completed is always sent.
@@ -229,6 +241,9 @@ func (a *App) Validate() error {
 	if a.Workers < 0 {
 		return fmt.Errorf("workers: %d is negative", a.Workers)
 	}
+	if a.PerHost < 0 {
+		return fmt.Errorf("per_host: %d is negative", a.PerHost)
+	}
 	for n, urls := range a.Numbers {
 		if !strings.HasPrefix(n, "+") || len(n) < 8 {
 			return fmt.Errorf("number %q: not an E.164 number (+ and digits)", n)
@@ -267,7 +282,8 @@ func (a *App) Start() error {
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
 		inflight: a.Inflight, poll: a.poll, maxFileSize: a.MaxFileSize,
-		guard: a.guard, mail: a.mail,
+		guard: a.guard, mail: a.mail, perHost: a.PerHost,
+		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 	}, a.log)
 }
 

@@ -36,6 +36,10 @@ type settings struct {
 	maxFileSize  int64
 	guard        *ssrf.Guard
 	mail         *mailsend.Sender
+	perHost      int
+	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
+	deliveredRetention time.Duration
+	deadRetention      time.Duration
 }
 
 // engine is the pooled part of the app: the store, the tracker, the observation worker and the
@@ -93,7 +97,12 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 func (e *engine) start(s settings, log *zap.Logger) error {
 	e.log.Store(log)
 	e.cfg.Store(&s)
-	e.sender.Store(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard}))
+	if old := e.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard})); old != nil {
+		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
+	}
+	e.store.StartJanitor(queue.JanitorOptions{
+		DeliveredRetention: s.deliveredRetention, DeadRetention: s.deadRetention, Logger: log.Named("janitor"),
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pollDone == nil {
@@ -107,6 +116,7 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	e.disp = queue.NewDispatcher(e.store, senderFunc(e.send), queue.Options{
 		Schedule:  s.schedule,
 		Workers:   s.workers,
+		PerHost:   s.perHost,
 		Lease:     s.timeout + 30*time.Second,
 		Logger:    log.Named("dispatcher"),
 		OnOutcome: e.onOutcome,

@@ -189,6 +189,9 @@ func (c *Caddy) Reload(caddyfile string) error {
 		b, _ := io.ReadAll(resp.Body)
 		return fmt.Errorf("reloading caddy: %s: %s", resp.Status, b)
 	}
+	// The old config's server may close keep-alive connections that a client would otherwise
+	// reuse for a POST, which net/http does not retry.
+	http.DefaultClient.CloseIdleConnections()
 	return nil
 }
 
