@@ -320,7 +320,7 @@ func (a *App) Record(o *Observation) error {
 	if a.eng == nil {
 		return errors.New("faxhook app is not provisioned")
 	}
-	return a.eng.tracker.record([]*Observation{o})
+	return a.eng.recordSync(o)
 }
 
 // ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host,

@@ -57,6 +57,8 @@ type engine struct {
 	disp     *queue.Dispatcher
 	pollDone chan struct{} // nil until the poll loop runs
 	tasks    chan func() *Observation
+	syncs    chan syncRecord // observations a request waits for (group commit)
+	syncDone chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -72,7 +74,8 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 		e := &engine{
 			dir: dir, store: st,
 			tasks: make(chan func() *Observation, 4096),
-			stop:  make(chan struct{}), done: make(chan struct{}),
+			syncs: make(chan syncRecord, 1024), syncDone: make(chan struct{}),
+			stop: make(chan struct{}), done: make(chan struct{}),
 		}
 		e.log.Store(log)
 		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
@@ -82,6 +85,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 			return nil, err
 		}
 		go e.observeLoop()
+		go e.syncLoop()
 		return e, nil
 	})
 	if err != nil {
@@ -245,6 +249,7 @@ func runTask(t func() *Observation, log *zap.Logger) (o *Observation) {
 func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
 	<-e.done
+	<-e.syncDone
 	e.mu.Lock()
 	if e.pollDone != nil {
 		<-e.pollDone
