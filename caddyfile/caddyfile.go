@@ -47,7 +47,6 @@ package caddyfile
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -128,33 +127,21 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				app.RetrySchedule = append(app.RetrySchedule, caddy.Duration(dur))
 			}
 		case "timeout":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("timeout: %q is not a positive duration", s)
-			}
-			app.Timeout = caddy.Duration(dur)
-		case "sync_writes":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			on, err := parseOnOff(s)
+			dur, err := positiveDuration(d, "timeout")
 			if err != nil {
-				return d.Errf("sync_writes: %v", err)
+				return err
+			}
+			app.Timeout = dur
+		case "sync_writes":
+			on, err := onOff(d, "sync_writes")
+			if err != nil {
+				return err
 			}
 			app.SyncWrites = &on
 		case "inflight":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			on, err := parseOnOff(s)
+			on, err := onOff(d, "inflight")
 			if err != nil {
-				return d.Errf("inflight: %v", err)
+				return err
 			}
 			app.Inflight = on
 		case "number":
@@ -203,13 +190,9 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			}
 			app.Poll = p
 		case "per_host":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return d.Errf("per_host: %q is not a positive number", s)
+			n, err := positiveInt(d, "per_host")
+			if err != nil {
+				return err
 			}
 			app.PerHost = n
 		case "delivered_retention", "dead_retention":
@@ -233,13 +216,9 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				app.DeadRetention = caddy.Duration(dur)
 			}
 		case "workers":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return d.Errf("workers: %q is not a positive number", s)
+			n, err := positiveInt(d, "workers")
+			if err != nil {
+				return err
 			}
 			app.Workers = n
 		default:
@@ -249,14 +228,45 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 	return nil
 }
 
-func parseOnOff(s string) (bool, error) {
+// onOff reads the option's one argument: on (or true) or off (or false).
+func onOff(d *caddyfile.Dispenser, name string) (bool, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return false, d.ArgErr()
+	}
 	switch s {
 	case "on", "true":
 		return true, nil
 	case "off", "false":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not on or off", s)
+	return false, d.Errf("%s: %q is not on or off", name, s)
+}
+
+// positiveDuration reads the option's one argument as a positive duration.
+func positiveDuration(d *caddyfile.Dispenser, name string) (caddy.Duration, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: %q is not a positive duration", name, s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// positiveInt reads the option's one argument as a positive whole number.
+func positiveInt(d *caddyfile.Dispenser, name string) (int, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: %q is not a positive number", name, s)
+	}
+	return n, nil
 }
 
 // unmarshalPoll parses a `poll { … }` block.
@@ -276,23 +286,15 @@ func unmarshalPoll(d *caddyfile.Dispenser, p *module.PollConfig) error {
 				return d.Err("poll credentials: want an API key and an API secret")
 			}
 		case "interval":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			dur, err := positiveDuration(d, "poll interval")
+			if err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("poll interval: %q is not a positive duration", s)
-			}
-			p.Interval = caddy.Duration(dur)
+			p.Interval = dur
 		case "concurrency":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return d.Errf("poll concurrency: %q is not a positive number", s)
+			n, err := positiveInt(d, "poll concurrency")
+			if err != nil {
+				return err
 			}
 			p.Concurrency = n
 		case "off":
@@ -330,15 +332,11 @@ func unmarshalSMTP(d *caddyfile.Dispenser, c *module.SMTPConfig) error {
 		case "tls":
 			dst = &c.TLS
 		case "timeout":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			dur, err := positiveDuration(d, "smtp timeout")
+			if err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("smtp timeout: %q is not a positive duration", s)
-			}
-			c.Timeout = caddy.Duration(dur)
+			c.Timeout = dur
 			continue
 		default:
 			return d.Errf("unknown smtp option %q", opt)
