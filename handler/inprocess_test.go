@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +70,48 @@ func unload(t *testing.T, admin int) {
 	resp.Body.Close()
 }
 
+// adminGet returns the body of a GET on the in-process Caddy's admin endpoint.
+func adminGet(t *testing.T, admin int, path string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://localhost:%d%s", admin, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return string(b)
+}
+
+// metric reads one sample from the admin endpoint's /metrics (0 when absent).
+func metric(t *testing.T, admin int, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(adminGet(t, admin, "/metrics"), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+// waitMetric waits until a metric reaches want.
+func waitMetric(t *testing.T, admin int, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, admin, series) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metric(t, admin, series); got != want {
+		t.Fatalf("%s = %v, want %v", series, got, want)
+	}
+}
+
 // jsonConfig is a Caddy JSON config with the faxhook app and handler in front of upstream.
 func jsonConfig(admin, site int, storage, sentURL, upstream string) string {
 	return fmt.Sprintf(`{
@@ -126,9 +170,19 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 		}
 		return id
 	}
+	delivered0 := metric(t, admin, `faxhook_deliveries_total{outcome="delivered",scheme="http"}`)
+	events0 := metric(t, admin, `faxhook_events_total{event_type="fax_completed"}`)
 	first := send()
 	if _, err := rcv.Wait(ctx, 1); err != nil {
 		t.Fatal(err)
+	}
+	waitMetric(t, admin, `faxhook_deliveries_total{outcome="delivered",scheme="http"}`, delivered0+1)
+	if got := metric(t, admin, `faxhook_events_total{event_type="fax_completed"}`); got != events0+1 {
+		t.Errorf("faxhook_events_total{fax_completed} = %v, want %v", got, events0+1)
+	}
+	stats := adminGet(t, admin, "/faxhook/stats")
+	if !strings.Contains(stats, `"delivered":1`) || strings.Contains(stats, "inproc-token") {
+		t.Errorf("admin /faxhook/stats = %s", stats)
 	}
 	tester.InitServer(jsonConfig(admin, site, storage, rcvURL+"/second", up), "json")
 	http.DefaultClient.CloseIdleConnections() // the old server may close them under a POST
@@ -136,6 +190,11 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 	ds, err := rcv.Wait(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The counters survived the reload and went on counting.
+	waitMetric(t, admin, `faxhook_deliveries_total{outcome="delivered",scheme="http"}`, delivered0+2)
+	if got := metric(t, admin, `faxhook_events_total{event_type="fax_completed"}`); got != events0+2 {
+		t.Errorf("after the reload faxhook_events_total{fax_completed} = %v, want %v", got, events0+2)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if rcv.Count() != 2 {
@@ -210,9 +269,16 @@ func TestManyReloadsUnderTraffic(t *testing.T) {
 			}
 		}()
 	}
+	maxDispatchers := 0.0
 	for i := 1; i <= 50; i++ {
 		tester.InitServer(cfg(i), "json")
+		if n := metric(t, admin, "faxhook_dispatchers_running"); n > maxDispatchers {
+			maxDispatchers = n
+		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if maxDispatchers != 1 {
+		t.Errorf("faxhook_dispatchers_running peaked at %v during the reloads, want exactly 1", maxDispatchers)
 	}
 	close(stop)
 	wg.Wait()

@@ -129,6 +129,7 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 		e.disp = nil
 		return fmt.Errorf("starting the webhook dispatcher: %w", err)
 	}
+	dispatchersRunning.Add(1)
 	return nil
 }
 
@@ -257,6 +258,7 @@ func (e *engine) Destruct() error {
 	if e.disp != nil {
 		e.disp.Stop()
 		e.disp = nil
+		dispatchersRunning.Add(-1)
 	}
 	e.mu.Unlock()
 	e.ev.close()

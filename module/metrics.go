@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -53,9 +54,18 @@ var (
 
 	metricStore = newStoreCollector(runningEngines, 5*time.Second)
 
+	// dispatchersRunning counts the dispatchers running in this process: one per storage
+	// directory, however many configs share it.
+	dispatchersRunning atomic.Int64
+	metricDispatchers  = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "faxhook", Name: "dispatchers_running",
+		Help: "Webhook dispatchers running in this process (one per storage directory, across reloads).",
+	}, func() float64 { return float64(dispatchersRunning.Load()) })
+
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
 		metricEvents, metricDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
+		metricDispatchers,
 	}
 )
 
