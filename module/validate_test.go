@@ -1,0 +1,68 @@
+package module_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/faxhook/caddy-faxhook/module/plugin"
+)
+
+// Every invalid option fails validation (what `caddy validate` runs) with a message naming it.
+func TestInvalidConfigsFailValidation(t *testing.T) {
+	app := func(opts string) string {
+		return fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"faxhook":{"storage":%q%s}}}`, t.TempDir(), opts)
+	}
+	handler := func(opts string) string {
+		return fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"faxhook":{"storage":%q},"http":{"servers":{"s":{"listen":["127.0.0.1:0"],`+
+			`"routes":[{"handle":[{"handler":"faxhook"%s}]}]}}}}}`, t.TempDir(), opts)
+	}
+	cases := map[string]struct{ cfg, want string }{
+		"sent_url scheme":     {app(`,"sent_urls":["ftp://x/y"]`), `sent_url "ftp://x/y": unsupported scheme`},
+		"sent_url host":       {app(`,"sent_urls":["https://"]`), `sent_url "https://": missing host`},
+		"received_url mailto": {app(`,"received_urls":["mailto:"]`), `received_url "mailto:"`},
+		"retry_schedule":      {app(`,"retry_schedule":["5m","-1m"]`), `retry_schedule: entry 2`},
+		"timeout":             {app(`,"timeout":"-5s"`), `timeout: -5s is negative`},
+		"workers":             {app(`,"workers":-1`), `workers: -1 is negative`},
+		"per_host":            {app(`,"per_host":-2`), `per_host: -2 is negative`},
+		"number":              {app(`,"numbers":{"5551234":["https://a.example/x"]}`), `number "5551234"`},
+		"number url":          {app(`,"numbers":{"+15551234567":["gopher://x"]}`), `number +15551234567 "gopher://x"`},
+		"max_file_size":       {app(`,"max_file_size":-1`), `max_file_size: -1 is negative`},
+		"poll upstream":       {app(`,"poll":{"upstream":"ftp://x"}`), `poll upstream "ftp://x"`},
+		"poll interval":       {app(`,"poll":{"upstream":"http://x/v2.1","interval":"-1s"}`), `poll interval`},
+		"allow_private":       {app(`,"allow_private":["10.0.0.0/33"]`), `allow_private`},
+		"smtp from":           {app(`,"smtp":{"server":"mail.example.com:587"}`), `smtp`},
+		"unknown option":      {app(`,"colour":"blue"`), `colour`},
+		"max_capture":         {handler(`,"max_capture":-5`), `max_capture: -5 is negative`},
+		"mapping":             {handler(`,"mapping":{"send":"POST /x"}`), `mapping`},
+	}
+	// The same shapes with good values validate.
+	for _, good := range []string{
+		app(`,"sent_urls":["https://a.example/x"],"retry_schedule":["1m"],"numbers":{"+15551234567":["https://a.example/n"]},"poll":{"upstream":"http://127.0.0.1:1/v2.1"}`),
+		handler(`,"max_capture":4096`),
+	} {
+		var cfg caddy.Config
+		if err := json.Unmarshal([]byte(good), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&cfg); err != nil {
+			t.Fatalf("a valid config failed validation: %v", err)
+		}
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var cfg caddy.Config
+			if err := json.Unmarshal([]byte(c.cfg), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("validate error = %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+}
