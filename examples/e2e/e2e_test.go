@@ -283,7 +283,15 @@ func TestReloadsDuringTrafficLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			id, err := e.client.Send(ctx, harness.SendOptions{To: []string{fmt.Sprintf("+1555010%04d", i%2)}, File: faxapp.PDF(2)})
+			var id int64
+			var err error
+			// A reload may close a keep-alive connection under a request (net/http does not
+			// retry a POST); such a send never reached the service, so send again.
+			for try := 0; try < 3; try++ {
+				if id, err = e.client.Send(ctx, harness.SendOptions{To: []string{fmt.Sprintf("+1555010%04d", i%2)}, File: faxapp.PDF(2)}); err == nil {
+					break
+				}
+			}
 			if err != nil {
 				errs <- err
 				return
