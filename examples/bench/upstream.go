@@ -24,33 +24,11 @@ const getFaxID = 2001
 // with the static faxes.
 const firstSendID = 10_000_000
 
-// wireFax is a v2.1 fax object as Phaxio's API returns it (fax.Fax plus is_test, in v2.1 order).
-type wireFax struct {
-	ID           int64             `json:"id"`
-	Direction    string            `json:"direction"`
-	NumPages     int               `json:"num_pages"`
-	Status       string            `json:"status"`
-	IsTest       bool              `json:"is_test"`
-	CreatedAt    string            `json:"created_at"`
-	CallerID     *string           `json:"caller_id"`
-	FromNumber   *string           `json:"from_number"`
-	CompletedAt  *string           `json:"completed_at"`
-	CallerName   *string           `json:"caller_name"`
-	Cost         int               `json:"cost"`
-	Tags         map[string]string `json:"tags"`
-	Recipients   []fax.Recipient   `json:"recipients"`
-	ToNumber     *string           `json:"to_number"`
-	ErrorID      *int              `json:"error_id"`
-	ErrorType    *string           `json:"error_type"`
-	ErrorMessage *string           `json:"error_message"`
-	Barcodes     []fax.Barcode     `json:"barcodes"`
-}
-
 // sampleFax returns a realistic completed (or, for every tenth, in-progress) sent fax with two
 // recipients, about 1 KB of JSON. Completion times lie in the past, before faxhook's storage
 // existed, so observing these faxes never fires a webhook: the benchmark measures the proxy path,
 // not deliveries.
-func sampleFax(id int64) wireFax {
+func sampleFax(id int64) fax.Fax {
 	created := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC).Add(time.Duration(id) * time.Minute)
 	done := created.Add(97 * time.Second).Format(time.RFC3339)
 	status, r1, r2 := fax.StatusSuccess, fax.StatusSuccess, fax.StatusSuccess
@@ -78,7 +56,7 @@ func sampleFax(id int64) wireFax {
 		}
 		return r
 	}
-	f := wireFax{
+	f := fax.Fax{
 		ID: id, Direction: fax.DirectionSent, NumPages: 3, Status: status,
 		CreatedAt:  created.Format(time.RFC3339),
 		CallerID:   fax.Str("+15555550100"),
@@ -142,7 +120,7 @@ const listSize = 100
 func newUpstream() *upstream {
 	u := &upstream{health: []byte("ok\n")}
 	u.getBody = mustJSON(envelope{Success: true, Message: "Retrieved fax successfully", Data: sampleFax(getFaxID)})
-	faxes := make([]wireFax, listSize)
+	faxes := make([]fax.Fax, listSize)
 	for i := range faxes {
 		faxes[i] = sampleFax(int64(1000 + listSize - i)) // newest first, like Phaxio
 	}
