@@ -244,6 +244,26 @@ func (c *Client) do(req *http.Request) (map[string]any, error) {
 	return env, nil
 }
 
+// post POSTs body (of contentType) to path under Base and returns the answer's data object and
+// the whole envelope.
+func (c *Client) post(ctx context.Context, path, contentType string, body io.Reader) (data, env map[string]any, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if env, err = c.do(req); err != nil {
+		return nil, env, err
+	}
+	data, _ = env["data"].(map[string]any)
+	return data, env, nil
+}
+
+// postForm POSTs form urlencoded to path under Base, as post does.
+func (c *Client) postForm(ctx context.Context, path string, form url.Values) (data, env map[string]any, err error) {
+	return c.post(ctx, path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
 // Send sends a fax as multipart/form-data and returns its id.
 func (c *Client) Send(ctx context.Context, o SendOptions) (int64, error) {
 	var body bytes.Buffer
@@ -263,36 +283,14 @@ func (c *Client) Send(ctx context.Context, o SendOptions) (int64, error) {
 		mw.WriteField("callback_url", o.CallbackURL)
 	}
 	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/faxes", &body)
+	data, env, err := c.post(ctx, "/faxes", mw.FormDataContentType(), &body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	env, err := c.do(req)
-	if err != nil {
-		return 0, err
-	}
-	data, _ := env["data"].(map[string]any)
 	id, _ := data["id"].(float64)
 	if id == 0 {
 		return 0, fmt.Errorf("send response has no data.id: %v", env)
 	}
-	return int64(id), nil
-}
-
-// SendForm sends a fax as application/x-www-form-urlencoded with content_url and returns its id.
-func (c *Client) SendForm(ctx context.Context, form url.Values) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/faxes", strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	env, err := c.do(req)
-	if err != nil {
-		return 0, err
-	}
-	data, _ := env["data"].(map[string]any)
-	id, _ := data["id"].(float64)
 	return int64(id), nil
 }
 
@@ -345,16 +343,10 @@ func (c *Client) TestReceive(ctx context.Context, file []byte, from, to string) 
 	fw, _ := mw.CreateFormFile("file", "received.pdf")
 	fw.Write(file)
 	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/faxes", &body)
+	data, _, err := c.post(ctx, "/faxes", mw.FormDataContentType(), &body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	env, err := c.do(req)
-	if err != nil {
-		return 0, err
-	}
-	data, _ := env["data"].(map[string]any)
 	id, _ := data["id"].(float64)
 	return int64(id), nil
 }
@@ -366,16 +358,10 @@ func (c *Client) ProvisionNumber(ctx context.Context, areaCode, callbackURL stri
 	if callbackURL != "" {
 		form.Set("callback_url", callbackURL)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/phone_numbers", strings.NewReader(form.Encode()))
+	data, env, err := c.postForm(ctx, "/phone_numbers", form)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	env, err := c.do(req)
-	if err != nil {
-		return "", err
-	}
-	data, _ := env["data"].(map[string]any)
 	n, _ := data["phone_number"].(string)
 	if n == "" {
 		return "", fmt.Errorf("provisioning response has no phone_number: %v", env)
@@ -390,16 +376,10 @@ func (c *Client) Resend(ctx context.Context, id int64, callbackURL string) (int6
 	if callbackURL != "" {
 		form.Set("callback_url", callbackURL)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/faxes/%d/resend", c.Base, id), strings.NewReader(form.Encode()))
+	data, env, err := c.postForm(ctx, fmt.Sprintf("/faxes/%d/resend", id), form)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	env, err := c.do(req)
-	if err != nil {
-		return 0, err
-	}
-	data, _ := env["data"].(map[string]any)
 	newID, _ := data["id"].(float64)
 	if newID == 0 {
 		return 0, fmt.Errorf("resend response has no data.id: %v", env)
