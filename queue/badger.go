@@ -18,7 +18,8 @@ import (
 // Key prefixes of the Badger layout.
 const (
 	prefixState = "s/" // s/<key> → state record
-	prefixJob   = "j/" // j/<id> → job JSON
+	prefixJob   = "j/" // j/<id> → job head (see encodeHead; whole job as JSON in older stores)
+	prefixBody  = "b/" // b/<id> → job body: Fields, Files, FetchFile (see encodeBody)
 	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → Destination(URL) for pending jobs
 	prefixPark  = "p/" // p/<destination>\x00<8-byte unix nanos><id> → "" for pending jobs set aside
 	prefixLease = "l/" // l/<id> → "" for leased jobs
@@ -280,9 +281,9 @@ type badgerTx struct {
 	update    bool
 	committed []func() // run once the transaction committed
 
-	// seen holds, for the jobs this transaction read or wrote, the fields their index entries
-	// depend on, as stored now: PutJob need not read and decode the job again.
-	seen map[string]Job
+	// seen holds, for the jobs this transaction read or wrote, what a write needs to know of
+	// the job as stored now: PutJob and PutJobHead need not read and decode it again.
+	seen map[string]seenJob
 	// chains caches the chain records this transaction read or wrote: [unfinished, next].
 	chains map[string][2]uint64
 	// offered records, for the jobs ScanDue offered in this transaction, whether their entry was
@@ -319,12 +320,24 @@ func indexOf(prefix []byte) string {
 	return string(prefix[len(prefixPark) : len(prefix)-1])
 }
 
-// remember records the indexed fields of j as stored.
-func (t *badgerTx) remember(j *Job) {
+// seenJob is what a transaction knows of a job as stored.
+type seenJob struct {
+	// Job holds the fields the index entries depend on: ID, URL, Chain, State, DueAt and
+	// FinishedAt.
+	Job
+	// legacyBody is, while the job is stored in the JSON layout (one record holding the whole
+	// job), its body encoded for a body record: its next write stores it. nil otherwise.
+	legacyBody []byte
+}
+
+// remember records the indexed fields of j as stored and, for a job stored in the JSON layout,
+// its encoded body.
+func (t *badgerTx) remember(j *Job, legacyBody []byte) {
 	if t.seen == nil {
-		t.seen = map[string]Job{}
+		t.seen = map[string]seenJob{}
 	}
-	t.seen[j.ID] = Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt}
+	t.seen[j.ID] = seenJob{Job: Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt},
+		legacyBody: legacyBody}
 }
 
 func (t *badgerTx) get(key []byte) ([]byte, error) {
@@ -365,27 +378,103 @@ func parkKeyNanos(dest string, at uint64, id string) []byte {
 	return append(k, id...)
 }
 
+// decodeJobRecord decodes a head record, or a whole job stored as JSON (legacy true), into j.
+func decodeJobRecord(v []byte, j *Job) (legacy bool, err error) {
+	if len(v) > 0 && v[0] == '{' {
+		id := j.ID
+		err := json.Unmarshal(v, j)
+		j.ID = id // the key is authoritative
+		return true, err
+	}
+	return false, decodeHead(v, j)
+}
+
+// loadHead reads the head of job id. When the job is stored in the JSON layout (legacy), j holds
+// the whole job, body included.
+func (t *badgerTx) loadHead(id string) (j *Job, legacy bool, err error) {
+	item, err := t.txn.Get([]byte(prefixJob + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, ErrNotFound
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading job %s: %w", id, err)
+	}
+	j = &Job{ID: id}
+	err = item.Value(func(v []byte) error {
+		legacy, err = decodeJobRecord(v, j)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("decoding job %s: %w", id, err)
+	}
+	return j, legacy, nil
+}
+
+// loadBody reads the body of j from its body record.
+func (t *badgerTx) loadBody(j *Job) error {
+	item, err := t.txn.Get([]byte(prefixBody + j.ID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("reading the body of job %s: %w", j.ID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the body of job %s: %w", j.ID, err)
+	}
+	if err := item.Value(func(v []byte) error { return decodeBody(v, j) }); err != nil {
+		return fmt.Errorf("decoding the body of job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
 func (t *badgerTx) Job(id string) (*Job, error) {
-	v, err := t.get([]byte(prefixJob + id))
+	j, legacy, err := t.loadHead(id)
 	if err != nil {
 		return nil, err
 	}
-	var j Job
-	if err := json.Unmarshal(v, &j); err != nil {
-		return nil, fmt.Errorf("decoding job %s: %w", id, err)
+	var body []byte
+	if legacy {
+		body = encodeBody(j)
+	} else if err := t.loadBody(j); err != nil {
+		return nil, err
 	}
-	t.remember(&j)
-	return &j, nil
+	t.remember(j, body)
+	return j, nil
+}
+
+func (t *badgerTx) JobHead(id string) (*Job, error) {
+	j, legacy, err := t.loadHead(id)
+	if err != nil {
+		return nil, err
+	}
+	if legacy {
+		t.remember(j, encodeBody(j)) // the next write stores this body in its own record
+		j.Fields, j.Files, j.FetchFile = nil, nil, ""
+	} else {
+		t.remember(j, nil)
+	}
+	return j, nil
+}
+
+// stored returns what the transaction knows of job id as stored, reading its head if it knows
+// nothing yet.
+func (t *badgerTx) stored(id string) (*seenJob, error) {
+	if s, ok := t.seen[id]; ok {
+		return &s, nil
+	}
+	if _, err := t.JobHead(id); err != nil {
+		return nil, err
+	}
+	s := t.seen[id]
+	return &s, nil
 }
 
 func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 	if job.ID == "" {
 		return false, errors.New("enqueueing a job without an ID")
 	}
-	if _, err := t.get([]byte(prefixJob + job.ID)); err == nil {
+	if _, err := t.txn.Get([]byte(prefixJob + job.ID)); err == nil {
 		return false, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return false, err
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
 	job.State = StatePending
 	if job.Chain != "" {
@@ -397,18 +486,53 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 			job.State = StateWaiting
 		}
 	}
-	return true, t.write(job, nil)
+	return true, t.write(job, nil, encodeBody(job))
 }
 
 func (t *badgerTx) PutJob(job *Job) error {
-	if old, ok := t.seen[job.ID]; ok {
-		return t.write(job, &old)
+	body := encodeBody(job)
+	old, err := t.stored(job.ID)
+	if errors.Is(err, ErrNotFound) {
+		return t.write(job, nil, body)
 	}
-	old, err := t.Job(job.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil {
 		return err
 	}
-	return t.write(job, old)
+	if old.legacyBody == nil {
+		same, err := t.bodyIs(job.ID, body)
+		if err != nil {
+			return err
+		}
+		if same {
+			body = nil // the body record stays as it is
+		}
+	}
+	return t.write(job, old, body)
+}
+
+// bodyIs reports whether the body record of job id holds body.
+func (t *badgerTx) bodyIs(id string, body []byte) (bool, error) {
+	item, err := t.txn.Get([]byte(prefixBody + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the body of job %s: %w", id, err)
+	}
+	same := false
+	err = item.Value(func(v []byte) error { same = bytes.Equal(v, body); return nil })
+	if err != nil {
+		return false, fmt.Errorf("reading the body of job %s: %w", id, err)
+	}
+	return same, nil
+}
+
+func (t *badgerTx) PutJobHead(job *Job) error {
+	old, err := t.stored(job.ID)
+	if err != nil {
+		return fmt.Errorf("storing the state of job %s: %w", job.ID, err)
+	}
+	return t.write(job, old, old.legacyBody)
 }
 
 // chain reads a chain's unfinished job count and next sequence number.
@@ -465,7 +589,7 @@ func unixNanos(t time.Time) uint64 {
 }
 
 // chainStep keeps a chain's bookkeeping when a job enters it, leaves it, or finishes.
-func (t *badgerTx) chainStep(job, old *Job) error {
+func (t *badgerTx) chainStep(job *Job, old *seenJob) error {
 	wasOpen := old != nil && !Finished(old.State)
 	isOpen := !Finished(job.State)
 	if job.Chain == "" || wasOpen == isOpen {
@@ -507,29 +631,31 @@ func (t *badgerTx) chainStep(job, old *Job) error {
 	if key == nil {
 		return nil
 	}
-	nextJob, err := t.Job(string(key[len(opts.Prefix)+8:]))
+	nextID := string(key[len(opts.Prefix)+8:])
+	nextJob, err := t.JobHead(nextID)
 	if err != nil {
 		return fmt.Errorf("loading the next job of chain %q: %w", job.Chain, err)
 	}
 	if err := t.txn.Delete(key); err != nil {
 		return err
 	}
-	prev := *nextJob
+	prev := t.seen[nextID]
 	nextJob.State, nextJob.DueAt = StatePending, job.DueAt
-	return t.writeIndexes(nextJob, &prev)
+	return t.writeIndexes(nextJob, &prev, prev.legacyBody)
 }
 
-// write stores job, moves its index entries from those of old (nil for a new job) and keeps its
-// chain's bookkeeping.
-func (t *badgerTx) write(job *Job, old *Job) error {
-	if err := t.writeIndexes(job, old); err != nil {
+// write stores job's head, and body unless it is nil (the body record stays as it is), moves
+// its index entries from those of old (nil for a new job) and keeps its chain's bookkeeping.
+func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
+	if err := t.writeIndexes(job, old, body); err != nil {
 		return err
 	}
 	return t.chainStep(job, old)
 }
 
-// writeIndexes stores job and moves its index entries from those of old.
-func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
+// writeIndexes stores job's head, and body unless it is nil, and moves its index entries from
+// those of old.
+func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 	if old != nil {
 		var key []byte
 		switch old.State {
@@ -562,14 +688,15 @@ func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
 			}
 		}
 	}
-	v, err := json.Marshal(job)
-	if err != nil {
-		return fmt.Errorf("encoding job %s: %w", job.ID, err)
-	}
-	if err := t.txn.Set([]byte(prefixJob+job.ID), v); err != nil {
+	if err := t.txn.Set([]byte(prefixJob+job.ID), encodeHead(job)); err != nil {
 		return err
 	}
-	t.remember(job)
+	if body != nil {
+		if err := t.txn.Set([]byte(prefixBody+job.ID), body); err != nil {
+			return err
+		}
+	}
+	t.remember(job, nil)
 	switch job.State {
 	case StatePending:
 		k := dueKey(job.DueAt, job.ID)
@@ -584,7 +711,7 @@ func (t *badgerTx) writeIndexes(job *Job, old *Job) error {
 }
 
 func (t *badgerTx) DeleteJob(id string) error {
-	j, err := t.Job(id)
+	j, err := t.stored(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -598,6 +725,9 @@ func (t *badgerTx) DeleteJob(id string) error {
 		return err
 	}
 	delete(t.seen, id)
+	if err := t.txn.Delete([]byte(prefixBody + id)); err != nil {
+		return err
+	}
 	return t.txn.Delete([]byte(prefixJob + id))
 }
 
@@ -837,7 +967,7 @@ func (t *badgerTx) dueDest(item *badger.Item, id string) (string, error) {
 	if dest != "" {
 		return dest, nil
 	}
-	j, err := t.Job(id)
+	j, err := t.stored(id)
 	if err != nil {
 		return "", fmt.Errorf("loading due job %s: %w", id, err)
 	}
@@ -863,12 +993,18 @@ func (t *badgerTx) Jobs(fn func(*Job) bool) error {
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
-		var j Job
-		err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &j) })
+		j := &Job{ID: string(it.Item().Key()[len(prefixJob):])}
+		var legacy bool
+		err := it.Item().Value(func(v []byte) (err error) { legacy, err = decodeJobRecord(v, j); return err })
 		if err != nil {
-			return fmt.Errorf("decoding job %s: %w", it.Item().Key(), err)
+			return fmt.Errorf("decoding job %s: %w", j.ID, err)
 		}
-		if !fn(&j) {
+		if !legacy {
+			if err := t.loadBody(j); err != nil {
+				return err
+			}
+		}
+		if !fn(j) {
 			return nil
 		}
 	}

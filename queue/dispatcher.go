@@ -37,7 +37,8 @@ type Options struct {
 	Clock Clock
 	// Logger receives one entry per attempt outcome; nil discards.
 	Logger *zap.Logger
-	// OnOutcome, if set, is called after each attempt's outcome is stored.
+	// OnOutcome, if set, is called after each attempt's outcome is stored, with the job as
+	// stored but without its body (Fields, Files and FetchFile are empty: see Tx.JobHead).
 	OnOutcome func(job *Job, res Result)
 }
 
@@ -137,12 +138,12 @@ func (d *Dispatcher) Start() error {
 			return err
 		}
 		for _, id := range ids {
-			j, err := tx.Job(id)
+			j, err := tx.JobHead(id)
 			if err != nil {
 				return fmt.Errorf("loading leased job %s: %w", id, err)
 			}
 			j.State, j.DueAt = StatePending, now
-			if err := tx.PutJob(j); err != nil {
+			if err := tx.PutJobHead(j); err != nil {
 				return err
 			}
 		}
@@ -479,7 +480,7 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 				continue // not expected: the index follows the job's state
 			}
 			j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-			if err := tx.PutJob(j); err != nil {
+			if err := tx.PutJobHead(j); err != nil {
 				return err
 			}
 			res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
@@ -499,7 +500,7 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 // It returns nil, changing nothing, when the job is no longer leased (an operator replayed or
 // removed it meanwhile).
 func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
-	cur, err := tx.Job(o.id)
+	cur, err := tx.JobHead(o.id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -525,7 +526,7 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		}
 		cur.State, cur.DueAt = StatePending, end.Add(delay) // the delay runs from the failure
 	}
-	if err := tx.PutJob(cur); err != nil {
+	if err := tx.PutJobHead(cur); err != nil {
 		return nil, fmt.Errorf("storing the attempt of job %s: %w", o.id, err)
 	}
 	return cur, nil

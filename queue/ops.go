@@ -27,7 +27,7 @@ func Replay(tx Tx, id string, now time.Time) (*Job, error) {
 		j.LadderBase = len(j.Attempts)
 	}
 	j.State, j.DueAt, j.FinishedAt = StatePending, now, time.Time{}
-	if err := tx.PutJob(j); err != nil {
+	if err := tx.PutJobHead(j); err != nil {
 		return nil, fmt.Errorf("replaying job %s: %w", id, err)
 	}
 	return j, nil

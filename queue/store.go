@@ -51,6 +51,14 @@ type Tx interface {
 	// of a chain finishes (delivered or dead), the next waiting job of the chain becomes pending,
 	// due at the finished job's DueAt.
 	PutJob(job *Job) error
+	// JobHead returns the job with that ID without its body: Fields, Files and FetchFile are
+	// left empty. It reads less than Job; use it, with PutJobHead, where the body is not needed.
+	// ErrNotFound if there is no such job.
+	JobHead(id string) (*Job, error)
+	// PutJobHead stores job like PutJob, except for its body (Fields, Files and FetchFile), which
+	// stays as stored whatever job holds: it stores less than PutJob, and is for changes of
+	// state, due time and attempt log. The job must exist (else ErrNotFound, wrapped).
+	PutJobHead(job *Job) error
 	// DeleteJob removes a finished job and its index entries; removing a missing one is not an
 	// error. Unfinished jobs cannot be deleted.
 	DeleteJob(id string) error

@@ -1,0 +1,310 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// A job is stored as two records: its head (everything the dispatcher changes on every attempt,
+// and the fields that identify the job) and its body (Fields, Files and FetchFile), which is
+// written at Enqueue and rewritten only when a PutJob changes it. Both are in the compact binary
+// encoding below, each starting with a version byte. Stores written before the split hold the
+// whole job as one JSON object in the head record; such a record starts with '{' and is read as
+// such, and the first write of the job stores it in the split layout.
+const (
+	headV1 = 1 // version byte of a head record
+	bodyV1 = 1 // version byte of a body record
+)
+
+// errCorrupt is wrapped by the errors of the decoders.
+var errCorrupt = errors.New("corrupt record")
+
+// appendString appends s with its length.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendTime appends t as a flag byte (0: the zero time, 1: UTC, 2: with a zone offset), the
+// Unix seconds and nanoseconds and, for 2, the offset in seconds. The monotonic reading and the
+// zone's name are dropped, as JSON did.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	_, off := t.Zone()
+	if off == 0 {
+		b = append(b, 1)
+	} else {
+		b = append(b, 2)
+	}
+	b = binary.AppendVarint(b, t.Unix())
+	b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	if off != 0 {
+		b = binary.AppendVarint(b, int64(off))
+	}
+	return b
+}
+
+// encodeHead encodes everything of j but its body (Fields, Files, FetchFile) and its ID, which
+// is in the record's key.
+func encodeHead(j *Job) []byte {
+	n := 64 + len(j.EventID) + len(j.EventType) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
+	for _, a := range j.Attempts {
+		n += 40 + len(a.Error) + len(a.Body)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, headV1)
+	b = appendString(b, j.EventID)
+	b = appendString(b, j.EventType)
+	b = binary.AppendVarint(b, j.FaxID)
+	b = appendString(b, j.URL)
+	b = appendString(b, j.Chain)
+	b = appendString(b, j.State)
+	b = appendTime(b, j.FinishedAt)
+	b = appendTime(b, j.CreatedAt)
+	b = appendTime(b, j.DueAt)
+	b = binary.AppendUvarint(b, uint64(len(j.Attempts)))
+	for _, a := range j.Attempts {
+		b = appendTime(b, a.At)
+		b = binary.AppendVarint(b, int64(a.Duration))
+		b = binary.AppendVarint(b, int64(a.Status))
+		b = appendString(b, a.Error)
+		b = appendString(b, a.Body)
+	}
+	b = binary.AppendVarint(b, int64(j.LadderBase))
+	b = binary.AppendUvarint(b, uint64(len(j.ReplayedAt)))
+	for _, t := range j.ReplayedAt {
+		b = appendTime(b, t)
+	}
+	return b
+}
+
+// encodeBody encodes the body of j: Fields, Files and FetchFile.
+func encodeBody(j *Job) []byte {
+	n := 16 + len(j.FetchFile)
+	for _, f := range j.Fields {
+		n += 10 + len(f.Name) + len(f.Value)
+	}
+	for _, f := range j.Files {
+		n += 20 + len(f.Name) + len(f.Filename) + len(f.ContentType) + len(f.Data)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, bodyV1)
+	b = binary.AppendUvarint(b, uint64(len(j.Fields)))
+	for _, f := range j.Fields {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Value)
+	}
+	b = binary.AppendUvarint(b, uint64(len(j.Files)))
+	for _, f := range j.Files {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Filename)
+		b = appendString(b, f.ContentType)
+		b = binary.AppendUvarint(b, uint64(len(f.Data)))
+		b = append(b, f.Data...)
+	}
+	return appendString(b, j.FetchFile)
+}
+
+// reader decodes the binary records; the first error sticks and later reads return zero values.
+type reader struct {
+	b   []byte
+	s   string // b as a string, for strings that share one allocation; "" to copy each
+	off int
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: truncated or malformed at byte %d", errCorrupt, r.off)
+	}
+	r.off = len(r.b)
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.off:])
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+// count reads a count of items that take at least one byte each.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)-r.off) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// span reads a length and returns the bounds of that many bytes.
+func (r *reader) span() (int, int) {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)-r.off) {
+		r.fail()
+		return 0, 0
+	}
+	start := r.off
+	r.off += int(n)
+	return start, r.off
+}
+
+func (r *reader) string() string {
+	start, end := r.span()
+	if start == end {
+		return ""
+	}
+	if r.s != "" {
+		return r.s[start:end]
+	}
+	return string(r.b[start:end])
+}
+
+func (r *reader) bytes() []byte {
+	start, end := r.span()
+	if start == end {
+		return nil
+	}
+	return r.b[start:end:end]
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || r.off >= len(r.b) {
+		r.fail()
+		return 0
+	}
+	c := r.b[r.off]
+	r.off++
+	return c
+}
+
+func (r *reader) time() time.Time {
+	flag := r.byte()
+	if flag == 0 || r.err != nil {
+		return time.Time{}
+	}
+	sec := r.varint()
+	nsec := r.uvarint()
+	if nsec >= 1e9 {
+		r.fail()
+		return time.Time{}
+	}
+	t := time.Unix(sec, int64(nsec))
+	switch flag {
+	case 1:
+		return t.UTC()
+	case 2:
+		off := r.varint()
+		if off < math.MinInt32 || off > math.MaxInt32 {
+			r.fail()
+			return time.Time{}
+		}
+		if _, local := t.Zone(); int64(local) == off {
+			return t // time.Local, as encoding/json gives
+		}
+		return t.In(time.FixedZone("", int(off)))
+	}
+	r.fail()
+	return time.Time{}
+}
+
+// decodeHead decodes a head record into j (whose ID the caller sets). The strings of j share one
+// allocation with the record.
+func decodeHead(v []byte, j *Job) error {
+	if len(v) == 0 || v[0] != headV1 {
+		return fmt.Errorf("%w: unknown head record version", errCorrupt)
+	}
+	r := &reader{b: v, s: string(v), off: 1}
+	j.EventID = r.string()
+	j.EventType = r.string()
+	j.FaxID = r.varint()
+	j.URL = r.string()
+	j.Chain = r.string()
+	j.State = r.string()
+	j.FinishedAt = r.time()
+	j.CreatedAt = r.time()
+	j.DueAt = r.time()
+	if n := r.count(); n > 0 {
+		j.Attempts = make([]Attempt, n)
+		for i := range j.Attempts {
+			a := &j.Attempts[i]
+			a.At = r.time()
+			a.Duration = time.Duration(r.varint())
+			a.Status = int(r.varint())
+			a.Error = r.string()
+			a.Body = r.string()
+		}
+	}
+	j.LadderBase = int(r.varint())
+	if n := r.count(); n > 0 {
+		j.ReplayedAt = make([]time.Time, n)
+		for i := range j.ReplayedAt {
+			j.ReplayedAt[i] = r.time()
+		}
+	}
+	if r.err == nil && r.off != len(v) {
+		r.fail()
+	}
+	return r.err
+}
+
+// shareLimit is the size up to which the strings of a body record share one allocation; larger
+// ones hold file data, which the strings need not keep alive.
+const shareLimit = 8 << 10
+
+// decodeBody decodes a body record into j. File data shares v, which the caller must not
+// reuse.
+func decodeBody(v []byte, j *Job) error {
+	if len(v) == 0 || v[0] != bodyV1 {
+		return fmt.Errorf("%w: unknown body record version", errCorrupt)
+	}
+	r := &reader{b: v, off: 1}
+	if len(v) <= shareLimit {
+		r.s = string(v) // one allocation for every string
+	}
+	if n := r.count(); n > 0 {
+		j.Fields = make([]Field, n)
+		for i := range j.Fields {
+			j.Fields[i] = Field{Name: r.string(), Value: r.string()}
+		}
+	} else {
+		j.Fields = nil
+	}
+	if n := r.count(); n > 0 {
+		j.Files = make([]File, n)
+		for i := range j.Files {
+			j.Files[i] = File{Name: r.string(), Filename: r.string(), ContentType: r.string(), Data: r.bytes()}
+		}
+	} else {
+		j.Files = nil
+	}
+	j.FetchFile = r.string()
+	if r.err == nil && r.off != len(v) {
+		r.fail()
+	}
+	return r.err
+}

@@ -1,0 +1,220 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// fullJob has every field of a Job set, times in UTC, in a fixed zone and zero.
+func fullJob(id string) *Job {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.UTC)
+	east := time.FixedZone("", 5*3600+30*60)
+	return &Job{
+		ID: id, EventID: "77.fax_completed", EventType: "fax_completed", FaxID: -77, URL: "https://u:p@example.com/hook?x=1",
+		Fields: []Field{{Name: "fax", Value: `{"id":77,"ü":"\u0000"}`}, {Name: "event_type", Value: "fax_completed"}, {Name: "", Value: ""}},
+		Files:  []File{{Name: "file", Filename: "fax-77.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4\x00\xff")}},
+		Chain:  "77\x00https://example.com/hook", State: StateDead,
+		FinishedAt: t0.Add(time.Hour).In(east), CreatedAt: t0, DueAt: t0.Add(2 * time.Hour),
+		Attempts: []Attempt{
+			{At: t0, Duration: 1500 * time.Millisecond, Status: 503, Error: "status 503", Body: "busy"},
+			{At: t0.Add(time.Minute).In(east), Duration: -1, Error: "dial tcp: refused"},
+		},
+		LadderBase: 2,
+		ReplayedAt: []time.Time{t0.Add(30 * time.Minute), {}},
+	}
+}
+
+// asJSON is what the admin API would show of j: equal JSON means equal jobs, zone offsets
+// included.
+func asJSON(t *testing.T, j *Job) string {
+	t.Helper()
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, in := range []*Job{fullJob("a"), {ID: "b"}, {ID: "c", FetchFile: "faxes/1/file", State: StatePending}} {
+		var out Job
+		out.ID = in.ID
+		if err := decodeHead(encodeHead(in), &out); err != nil {
+			t.Fatalf("%s: head: %v", in.ID, err)
+		}
+		if err := decodeBody(encodeBody(in), &out); err != nil {
+			t.Fatalf("%s: body: %v", in.ID, err)
+		}
+		// The binary layout gives what the JSON layout gave.
+		var viaJSON Job
+		if err := json.Unmarshal([]byte(asJSON(t, in)), &viaJSON); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := asJSON(t, &out), asJSON(t, &viaJSON); got != want {
+			t.Errorf("%s: round trip\n got %s\nwant %s", in.ID, got, want)
+		}
+	}
+}
+
+// Truncated records and trailing bytes are errors, never panics.
+func TestCodecCorrupt(t *testing.T) {
+	j := fullJob("a")
+	for name, rec := range map[string][]byte{"head": encodeHead(j), "body": encodeBody(j)} {
+		decode := decodeHead
+		if name == "body" {
+			decode = decodeBody
+		}
+		for n := range len(rec) {
+			if err := decode(rec[:n], &Job{}); !errors.Is(err, errCorrupt) {
+				t.Fatalf("%s cut to %d of %d bytes: err %v, want errCorrupt", name, n, len(rec), err)
+			}
+		}
+		if err := decode(append(rec[:len(rec):len(rec)], 0), &Job{}); !errors.Is(err, errCorrupt) {
+			t.Fatalf("%s with a trailing byte: err %v, want errCorrupt", name, err)
+		}
+	}
+}
+
+// PutJobHead keeps the stored body whatever the job holds; PutJob stores a changed body, also
+// when the caller changed the slices Job returned in place.
+func TestPutJobHeadKeepsBody(t *testing.T) {
+	b := openTestStore(t)
+	in := fullJob("j1")
+	in.State = ""
+	update(t, b, func(tx Tx) error { _, err := tx.Enqueue(in); return err })
+	update(t, b, func(tx Tx) error {
+		j, err := tx.JobHead("j1")
+		if err != nil {
+			return err
+		}
+		if j.Fields != nil || j.Files != nil || j.FetchFile != "" || j.URL != in.URL || len(j.Attempts) != 2 {
+			t.Errorf("JobHead: %+v", j)
+		}
+		j.State, j.Attempts = StatePending, j.Attempts[:1]
+		return tx.PutJobHead(j)
+	})
+	var got *Job
+	update(t, b, func(tx Tx) (err error) { got, err = tx.Job("j1"); return err })
+	want := *in
+	want.State, want.Attempts = StatePending, in.Attempts[:1]
+	if asJSON(t, got) != asJSON(t, &want) {
+		t.Fatalf("after PutJobHead\n got %s\nwant %s", asJSON(t, got), asJSON(t, &want))
+	}
+	update(t, b, func(tx Tx) error {
+		j, err := tx.Job("j1")
+		if err != nil {
+			return err
+		}
+		j.Fields[0].Value = "changed in place"
+		j.Files[0].Data[0] = '!'
+		return tx.PutJob(j)
+	})
+	update(t, b, func(tx Tx) (err error) { got, err = tx.Job("j1"); return err })
+	if got.Fields[0].Value != "changed in place" || got.Files[0].Data[0] != '!' {
+		t.Fatalf("PutJob lost a body change: %+v", got)
+	}
+	err := b.Update(func(tx Tx) error { return tx.PutJobHead(&Job{ID: "nope", State: StatePending}) })
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("PutJobHead of a missing job: %v, want ErrNotFound", err)
+	}
+}
+
+// update runs fn, failing the test on an error other than ErrNotFound.
+func update(t *testing.T, b *Badger, fn func(Tx) error) {
+	t.Helper()
+	if err := b.Update(fn); err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+// Jobs stored by earlier versions, as one JSON record, are read, listed, leased, delivered and
+// deleted; their first write stores them in the split layout with their body intact.
+func TestLegacyJSONJobs(t *testing.T) {
+	b := openTestStore(t)
+	now := time.Now()
+	var want []*Job
+	for _, id := range []string{"old1", "old2"} {
+		j := fullJob(id)
+		j.State, j.DueAt, j.FinishedAt, j.Attempts, j.LadderBase, j.ReplayedAt = "", now.Add(-time.Second), time.Time{}, nil, 0, nil
+		j.Chain = ""
+		update(t, b, func(tx Tx) error { _, err := tx.Enqueue(j); return err })
+		want = append(want, j)
+	}
+	// Rewrite them as the JSON layout stored them: the index entries are the same.
+	err := b.db.Update(func(txn *badger.Txn) error {
+		for _, j := range want {
+			v, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(prefixJob+j.ID), v); err != nil {
+				return err
+			}
+			if err := txn.Delete([]byte(prefixBody + j.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	err = b.View(func(tx Tx) error {
+		return tx.Jobs(func(j *Job) bool {
+			if asJSON(t, j) != asJSON(t, want[len(listed)]) {
+				t.Errorf("Jobs listed %s, want %s", asJSON(t, j), asJSON(t, want[len(listed)]))
+			}
+			listed = append(listed, j.ID)
+			return true
+		})
+	})
+	if err != nil || len(listed) != 2 {
+		t.Fatalf("Jobs: %v, %v", listed, err)
+	}
+
+	sent := make(chan *Job, 2)
+	d := NewDispatcher(b, senderFunc(func(_ context.Context, j *Job) Result { sent <- j; return Result{Status: 200} }), Options{})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case j := <-sent:
+			if len(j.Fields) != 3 || len(j.Files) != 1 || string(j.Files[0].Data) != "%PDF-1.4\x00\xff" {
+				t.Errorf("sent %s without its body: %+v", j.ID, j)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("legacy jobs were not delivered")
+		}
+	}
+	d.Stop()
+	for _, w := range want {
+		var got *Job
+		update(t, b, func(tx Tx) (err error) { got, err = tx.Job(w.ID); return err })
+		if got == nil || got.State != StateDelivered || asJSON(t, &Job{Fields: got.Fields, Files: got.Files}) != asJSON(t, &Job{Fields: w.Fields, Files: w.Files}) {
+			t.Fatalf("after delivery: %+v", got)
+		}
+		update(t, b, func(tx Tx) error { return tx.DeleteJob(w.ID) })
+	}
+	err = b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			t.Errorf("left after DeleteJob: %q", it.Item().Key())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type senderFunc func(context.Context, *Job) Result
+
+func (f senderFunc) Send(ctx context.Context, j *Job) Result { return f(ctx, j) }
