@@ -258,7 +258,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 const maxHeld = 64 << 10
 
 // serveCreate handles a request that creates a fax or a phone number. Its callback_url exists
-// nowhere but in this request, so faxhook commits it durably, together with the new id from the
+// nowhere but in this request, so faxhook records it, together with the new id from the
 // response, before the client receives that response: a crash right after cannot lose it. The
 // response is held only when it is a small JSON success with a known length; otherwise it
 // streams and is observed afterwards like any other.

@@ -314,8 +314,9 @@ func (a *App) Observe(task func() *Observation) bool {
 	return a.eng.submit(task)
 }
 
-// Record records an observation now, in the caller's goroutine, and returns once it is durably
-// committed. The handler uses it for what a request alone says (a send's callback_url).
+// Record records what a request alone says (a send's callback_url) and returns once a crash of
+// Caddy can no longer lose it: it is in the send journal, and queued for the tracker ahead of
+// anything observed after it. The handler calls it before the client gets the answer.
 func (a *App) Record(o *Observation) error {
 	if a.eng == nil {
 		return errors.New("faxhook app is not provisioned")

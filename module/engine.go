@@ -57,8 +57,8 @@ type engine struct {
 	disp     *queue.Dispatcher
 	pollDone chan struct{} // nil until the poll loop runs
 	tasks    chan func() *Observation
-	syncs    chan syncRecord // observations a request waits for (group commit)
-	syncDone chan struct{}
+	journal  *journal // what creating requests said, until the tracker recorded it
+	linger   time.Duration
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -74,8 +74,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 		e := &engine{
 			dir: dir, store: st,
 			tasks: make(chan func() *Observation, 4096),
-			syncs: make(chan syncRecord, 1024), syncDone: make(chan struct{}),
-			stop: make(chan struct{}), done: make(chan struct{}),
+			stop:  make(chan struct{}), done: make(chan struct{}),
 		}
 		e.log.Store(log)
 		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
@@ -84,8 +83,21 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 			st.Close()
 			return nil, err
 		}
+		if syncWrites {
+			e.linger = syncLinger
+		}
+		j, entries, err := openJournal(dir)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		e.journal = j
+		if err := e.replayJournal(entries); err != nil {
+			j.close()
+			st.Close()
+			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
+		}
 		go e.observeLoop()
-		go e.syncLoop()
 		return e, nil
 	})
 	if err != nil {
@@ -177,6 +189,11 @@ func (e *engine) submit(task func() *Observation) bool {
 	}
 }
 
+// syncLinger is how long, with sync_writes, the observation worker waits for more observations
+// before it commits a batch: every commit waits for the disk, so sends arriving a few at a time
+// share one fsync instead of paying one each.
+const syncLinger = 2 * time.Millisecond
+
 // observeLoop runs observation tasks in arrival order and records their results in batches, so
 // that a burst of observations costs one commit.
 func (e *engine) observeLoop() {
@@ -192,6 +209,10 @@ func (e *engine) observeLoop() {
 				batch = append(batch, o)
 			}
 		}
+		var linger *time.Timer
+		if e.linger > 0 && len(batch) > 0 {
+			linger = time.NewTimer(e.linger)
+		}
 	more:
 		for len(batch) < 256 {
 			select {
@@ -199,14 +220,30 @@ func (e *engine) observeLoop() {
 				if o := runTask(t, e.log.Load()); o != nil {
 					batch = append(batch, o)
 				}
+				continue
 			default:
+			}
+			if linger == nil {
+				break
+			}
+			select {
+			case t := <-e.tasks:
+				if o := runTask(t, e.log.Load()); o != nil {
+					batch = append(batch, o)
+				}
+			case <-linger.C:
+				break more
+			case <-e.stop:
 				break more
 			}
+		}
+		if linger != nil {
+			linger.Stop()
 		}
 		if len(batch) == 0 {
 			continue
 		}
-		if err := e.tracker.record(batch); err != nil {
+		if err := e.recordObserved(batch); err != nil {
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
@@ -226,7 +263,7 @@ func (e *engine) drain() {
 			}
 		default:
 			if len(batch) > 0 {
-				if err := e.tracker.record(batch); err != nil {
+				if err := e.recordObserved(batch); err != nil {
 					e.log.Load().Error("recording observed fax states at shutdown", zap.Error(err))
 				}
 			}
@@ -250,7 +287,6 @@ func runTask(t func() *Observation, log *zap.Logger) (o *Observation) {
 func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
 	<-e.done
-	<-e.syncDone
 	e.mu.Lock()
 	if e.pollDone != nil {
 		<-e.pollDone
@@ -262,7 +298,7 @@ func (e *engine) Destruct() error {
 	}
 	e.mu.Unlock()
 	e.ev.close()
-	return e.store.Close()
+	return errors.Join(e.journal.close(), e.store.Close())
 }
 
 // senderFunc adapts a function to queue.Sender.

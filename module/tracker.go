@@ -28,6 +28,8 @@ type Observation struct {
 	Numbers []extract.Number
 	// OnRecorded, if set, is called once the observation is durably recorded.
 	OnRecorded func()
+
+	journaled bool // written to the send journal, which counts it as outstanding until recorded
 }
 
 // trackedFax is the tracker's record of one fax, stored under "fax/<id>".

@@ -1,0 +1,84 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// errStopping is returned to requests that arrive while the engine shuts down.
+var errStopping = errors.New("faxhook is shutting down")
+
+// recordSync records what a creating request said (a send's callback_url) before the client
+// gets its answer: it writes it to the send journal, which a crash of Caddy cannot lose, and
+// queues it for the tracker ahead of anything observed later, so that a later answer about the
+// same fax never overtakes it. If the journal cannot be written, or the queue is full, it
+// commits the observation to the store at once instead.
+//
+// It does not wait for the disk: the store's commit (fsynced with sync_writes) follows within
+// milliseconds, and a power loss in between can take the send's callback_url. Holding the answer
+// until the fsync would not close that window, which opens when the fax service creates the fax,
+// before faxhook even knows its id; it would only turn a lost callback_url into a send the client
+// believes failed, and it would cost every send a disk flush.
+func (e *engine) recordSync(o *Observation) error {
+	entry, ok := entryOf(o)
+	if !ok {
+		return nil
+	}
+	if err := e.journal.append(entry); err != nil {
+		if !errors.Is(err, errStopping) {
+			e.log.Load().Warn("send journal unavailable; committing the send before answering", zap.Error(err))
+		}
+		return e.tracker.record([]*Observation{o})
+	}
+	o.journaled = true
+	select {
+	case <-e.stop:
+	case e.tasks <- func() *Observation { return o }:
+		return nil
+	default:
+	}
+	// Stopping, or the backlog is full: commit it here.
+	if err := e.recordObserved([]*Observation{o}); err != nil {
+		return fmt.Errorf("recording a send (it stays in the send journal for the next start): %w", err)
+	}
+	return nil
+}
+
+// recordObserved records a batch of observations and keeps the send journal's account of the
+// journaled ones: recorded, or kept for the next replay when the commit failed.
+func (e *engine) recordObserved(batch []*Observation) error {
+	err := e.tracker.record(batch)
+	for _, o := range batch {
+		if !o.journaled {
+			continue
+		}
+		if err != nil {
+			e.journal.failedToRecord()
+		} else {
+			e.journal.recorded()
+		}
+	}
+	return err
+}
+
+// replayJournal records the entries a previous run left in the send journal (some of them may
+// be recorded already; recording them again changes nothing) and empties it.
+func (e *engine) replayJournal(entries []journalEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	batch := make([]*Observation, len(entries))
+	for i, en := range entries {
+		batch[i] = en.observation()
+	}
+	if err := e.tracker.record(batch); err != nil {
+		return fmt.Errorf("replaying %d entries of the send journal: %w", len(entries), err)
+	}
+	if err := e.journal.reset(); err != nil {
+		return err
+	}
+	e.log.Load().Info("replayed the send journal", zap.Int("entries", len(entries)))
+	return nil
+}
