@@ -24,6 +24,7 @@ import (
 type Tap struct {
 	names    map[string]struct{}
 	maxValue int
+	first    bool // stop once every name has a value (AttachFirst)
 
 	mu        sync.Mutex
 	sc        scanner // nil once finished
@@ -56,6 +57,19 @@ type scanner interface {
 // http.NoBody is left in place and yields a finished tap without fields. Attach does not look at
 // the method: the caller decides which requests carry a form.
 func Attach(r *http.Request, names []string, maxValue int) *Tap {
+	return attach(r, names, maxValue, false)
+}
+
+// AttachFirst is Attach for fields that take one value, such as a send's callback_url: it stops
+// scanning as soon as every named field has a value, so Fields holds the first value of each (the
+// one r.FormValue returns), and a body whose small fields come before a large file part is not
+// scanned past them. Complete then reports false: the rest of the form was not seen. The body
+// still streams on unchanged.
+func AttachFirst(r *http.Request, names []string, maxValue int) *Tap {
+	return attach(r, names, maxValue, true)
+}
+
+func attach(r *http.Request, names []string, maxValue int, first bool) *Tap {
 	if r == nil {
 		return nil
 	}
@@ -75,6 +89,7 @@ func Attach(r *http.Request, names []string, maxValue int) *Tap {
 	t := &Tap{
 		names:    make(map[string]struct{}, len(names)),
 		maxValue: maxValue,
+		first:    first,
 		done:     make(chan struct{}),
 	}
 	maxName := 0
@@ -214,6 +229,10 @@ func (t *Tap) feed(p []byte, err error) {
 	}
 	if len(p) > 0 && t.sc.write(p) {
 		t.finishLocked(t.sc.end())
+		return
+	}
+	if t.first && len(t.fields) == len(t.names) {
+		t.finishLocked(false) // every name has its first value: the rest need not be scanned
 		return
 	}
 	if err != nil {

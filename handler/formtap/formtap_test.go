@@ -582,7 +582,17 @@ func FuzzTap(f *testing.F) {
 		if tap == nil {
 			return
 		}
-		_ = tap.Fields()
+		all := tap.Fields()
+		// AttachFirst sees the same bytes and agrees on the first value of callback_url, the
+		// field it stops at (a longer-than-maxValue first value is skipped by both).
+		r, _ = newReq(ct, body, int64(len(body)))
+		first := AttachFirst(r, []string{"callback_url"}, 16)
+		if got := readThrough(t, r, uint64(chunk), 1+int(chunk)%64); !bytes.Equal(got, body) {
+			t.Fatalf("AttachFirst: bytes changed: %q -> %q", body, got)
+		}
+		if f, a := first.Fields()["callback_url"], all["callback_url"]; len(a) > 0 && (len(f) != 1 || f[0] != a[0]) || len(a) == 0 && len(f) != 0 {
+			t.Fatalf("AttachFirst: callback_url %q, Attach %q", f, a)
+		}
 		if ct == cts[4] {
 			return // no boundary
 		}
@@ -613,5 +623,63 @@ func BenchmarkTapMultipart(b *testing.B) {
 		if len(tap.Fields()["callback_url"]) != 1 {
 			b.Fatal("callback_url not found")
 		}
+	}
+}
+
+// AttachFirst stops scanning once every name has a value: the first one, as r.FormValue would
+// return. The tap is done right after the callback_url part, long before the file part ends,
+// and the upstream still reads every byte unchanged.
+func TestAttachFirstStopsAfterTheFirstValue(t *testing.T) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	mw.WriteField("to[]", "+15558670000")
+	mw.WriteField("callback_url", "https://example.com/first")
+	fw, _ := mw.CreateFormFile("file", "document.pdf")
+	fw.Write(bytes.Repeat([]byte("%PDF\r\n--not-the-boundary\r\n"), 40000))
+	mw.WriteField("callback_url", "https://example.com/second")
+	mw.Close()
+	body := b.Bytes()
+
+	r, _ := newReq(mw.FormDataContentType(), body, int64(len(body)))
+	tap := AttachFirst(r, []string{"callback_url"}, 4096)
+	head := make([]byte, bytes.Index(body, []byte("Content-Type: application/octet-stream"))+1)
+	if _, err := io.ReadFull(r.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan map[string][]string, 1)
+	go func() { done <- tap.Fields() }()
+	select {
+	case f := <-done:
+		if !reflect.DeepEqual(f, map[string][]string{"callback_url": {"https://example.com/first"}}) {
+			t.Fatalf("Fields = %q", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tap kept scanning after callback_url had its value")
+	}
+	if tap.Complete() {
+		t.Error("Complete after a scan that stopped early")
+	}
+	rest, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, body) {
+		t.Fatal("the body changed after the tap stopped")
+	}
+
+	// A callback_url after the file is still found; Attach (not First) keeps every value.
+	r, _ = newReq(mw.FormDataContentType(), body, int64(len(body)))
+	all := Attach(r, []string{"callback_url", "missing"}, 4096)
+	readThrough(t, r, 7, 64<<10)
+	if f := all.Fields()["callback_url"]; len(f) != 2 || f[1] != "https://example.com/second" {
+		t.Fatalf("Attach: callback_url = %q, want both values", f)
+	}
+	// Renaming the first callback_url leaves only the one after the file.
+	late := bytes.Replace(body, []byte(`name="callback_url"`), []byte(`name="callback_url_x"`), 1)
+	r, _ = newReq(mw.FormDataContentType(), late, int64(len(late)))
+	tap = AttachFirst(r, []string{"callback_url"}, 4096)
+	readThrough(t, r, 8, 64<<10)
+	if f := tap.Fields()["callback_url"]; len(f) != 1 || f[0] != "https://example.com/second" {
+		t.Fatalf("AttachFirst with callback_url after the file: %q", f)
 	}
 }

@@ -32,11 +32,12 @@ var (
 )
 
 // AttachRequest taps the named fields of a send or resend request body, whatever its type:
-// form bodies through formtap.Attach (names are form field names), JSON bodies through
+// form bodies through formtap.AttachFirst (names are form field names; the first value of each
+// counts, as for r.FormValue, and the scan stops once every name has one), JSON bodies through
 // AttachJSON (names are dotted paths). It returns nil, leaving the body untouched, for other
 // content types.
 func AttachRequest(r *http.Request, names []string, maxValue int) RequestTap {
-	if t := formtap.Attach(r, names, maxValue); t != nil {
+	if t := formtap.AttachFirst(r, names, maxValue); t != nil {
 		return t
 	}
 	if t := AttachJSON(r, names, maxValue); t != nil {
