@@ -192,7 +192,7 @@ func (e *engine) submit(task func() *Observation) bool {
 // syncLinger is how long, with sync_writes, the observation worker waits for more observations
 // before it commits a batch: every commit waits for the disk, so sends arriving a few at a time
 // share one fsync instead of paying one each.
-const syncLinger = 2 * time.Millisecond
+const syncLinger = 10 * time.Millisecond
 
 // observeLoop runs observation tasks in arrival order and records their results in batches, so
 // that a burst of observations costs one commit.
