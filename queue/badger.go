@@ -41,6 +41,12 @@ type BadgerOptions struct {
 
 // Bounds on the work of one Tx.ScanDue.
 const (
+	// parkAfter is how many due jobs of busy destinations one read-write scan passes over before
+	// it sets the next ones aside. Setting aside costs two writes now and one more when the job
+	// is leased; passing over costs one step of every later scan. When destinations take turns
+	// in the due index, as they do when none hangs, scans pass over a few entries and set aside
+	// none; a destination that holds a long run of due jobs gets them set aside.
+	parkAfter = 64
 	// parkBudget is how many due jobs of busy destinations one read-write scan sets aside.
 	parkBudget = 2048
 	// skipBudget is how many due jobs of busy destinations one read-only scan passes over.
@@ -841,8 +847,9 @@ func (t *badgerTx) NextDue() (time.Time, bool, error) {
 
 // ScanDue first offers the set-aside jobs of destinations that are no longer busy, oldest
 // destination first, then walks the due index. In a read-write transaction a due job whose
-// destination is busy is moved from the due index to its destination's set-aside list (its
-// Job record, still pending with the same DueAt, is not rewritten), at most parkBudget per scan.
+// destination is busy is, once the scan passed over parkAfter such jobs, moved from the due
+// index to its destination's set-aside list (its Job record, still pending with the same DueAt,
+// is not rewritten), at most parkBudget per scan.
 func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error) {
 	if busy == nil {
 		busy = func(string) bool { return false }
@@ -913,13 +920,13 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 			continue
 		}
 		passed++
-		if !t.update {
+		if !t.update || passed <= parkAfter {
 			if passed >= skipBudget {
 				return ScanResult{More: true}, nil
 			}
 			continue
 		}
-		if passed > parkBudget {
+		if passed > parkAfter+parkBudget {
 			return ScanResult{More: true}, nil
 		}
 		t.b.addParked(dest)

@@ -182,7 +182,8 @@ func TestSetAsideJobsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := enqueueAll(t, st, "r", slow.srv.URL, 6, now.Add(-time.Minute))
+	// Enough jobs for the first scan to pass over more than it may before setting jobs aside.
+	ids := enqueueAll(t, st, "r", slow.srv.URL, 80, now.Add(-time.Minute))
 	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{PerHost: 2})
 	if err := d.Start(); err != nil {
 		t.Fatal(err)

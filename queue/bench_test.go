@@ -1,0 +1,81 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkDispatcherBookkeeping measures what the dispatcher costs per delivery apart from the
+// delivery itself: 3000 due jobs of about 1.1 KB over 4 destinations, each in its own chain, to a
+// sender that succeeds at once. It reports wall time and process CPU time per delivery.
+func BenchmarkDispatcherBookkeeping(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			const n = 3000
+			fax := `{"id":123456789,"direction":"sent","status":"success",` + strings.Repeat(`"x":"yyyyyyyyyy",`, 50) + `"num_pages":3}`
+			var wall, cpu time.Duration
+			for range b.N {
+				b.StopTimer()
+				st, err := OpenBadger(b.TempDir(), BadgerOptions{SyncWrites: sync})
+				if err != nil {
+					b.Fatal(err)
+				}
+				now := time.Now()
+				for start := 0; start < n; start += 64 {
+					err := st.Update(func(tx Tx) error {
+						for i := start; i < min(start+64, n); i++ {
+							url := fmt.Sprintf("http://127.0.0.1:%d/webhooks/fax", 40000+i%4)
+							_, err := tx.Enqueue(&Job{ID: fmt.Sprintf("%024x", i), EventID: fmt.Sprintf("%d.fax_completed", i),
+								EventType: "fax_completed", FaxID: int64(i), URL: url, Chain: fmt.Sprintf("%d\x00%s", i, url),
+								Fields:    []Field{{Name: "fax", Value: fax}, {Name: "event_type", Value: "fax_completed"}},
+								CreatedAt: now, DueAt: now})
+							if err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				var left atomic.Int64
+				left.Store(n)
+				done := make(chan struct{})
+				d := NewDispatcher(st, senderFunc(func(context.Context, *Job) Result { return Result{Status: 200} }),
+					Options{Workers: 16, PerHost: 4, OnOutcome: func(*Job, Result) {
+						if left.Add(-1) == 0 {
+							close(done)
+						}
+					}})
+				b.StartTimer()
+				c0, t0 := cpuTime(), time.Now()
+				if err := d.Start(); err != nil {
+					b.Fatal(err)
+				}
+				<-done
+				wall += time.Since(t0)
+				cpu += cpuTime() - c0
+				b.StopTimer()
+				d.Stop()
+				st.Close()
+			}
+			b.ReportMetric(float64(wall.Nanoseconds())/float64(b.N*n), "ns/delivery")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/delivery")
+		})
+	}
+}
+
+// cpuTime returns the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
