@@ -2,6 +2,7 @@ package module
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,18 +11,23 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/faxhook/caddy-faxhook/handler/extract"
 )
 
-// journalName is the send journal's file name inside the storage directory (Badger ignores
-// files it does not know).
-const journalName = "faxhook-sends.journal"
+// The send journal's segment files in the storage directory are named
+// faxhook-sends-<number>.journal (Badger ignores files it does not know).
+const (
+	journalPrefix = "faxhook-sends-"
+	journalSuffix = ".journal"
+)
 
-// journalTruncateAt is the size from which the journal is emptied once everything in it is
-// recorded in the store.
-const journalTruncateAt = 256 << 10
+// journalSegmentSize is the size from which new entries go to a new segment file.
+const journalSegmentSize = 256 << 10
 
 // maxJournalEntry bounds one entry; a longer length field marks a torn or corrupt tail.
 const maxJournalEntry = 1 << 20
@@ -48,85 +54,148 @@ func (e journalEntry) observation() *Observation {
 	return o
 }
 
-// journal is the send journal: an append-only file where a creating request's callback_url is
+// journal is the send journal: append-only files where a creating request's callback_url is
 // written before the client gets the new fax id, so that a crash of Caddy before the store has
 // recorded it cannot lose it. The store records it moments later, off the request path, in order
 // with everything observed after it; entries are replayed into the store when the storage is
-// opened, and the file is emptied whenever everything in it is recorded.
+// opened.
+//
+// Entries go to the current segment file. Once it has grown past journalSegmentSize, the next
+// entries start a new segment, and the old one is deleted as soon as every entry in it is
+// recorded, so the journal stays small under any steady load. An entry whose commit failed keeps
+// its segment for the next replay.
 //
 // A write reaches the operating system before append returns, which survives a crash of the
 // process; the journal is not fsynced. What guards against a power loss is the store's own
 // commit of the entry, fsynced with sync_writes, which follows within milliseconds: an fsync of
 // the journal would only duplicate it.
 type journal struct {
-	mu          sync.Mutex
+	dir    string
+	mu     sync.Mutex
+	cur    *segment
+	old    []*segment // full segments with entries not yet recorded
+	next   uint64     // number of the next segment file
+	closed bool
+}
+
+// segment is one journal file.
+type segment struct {
+	path        string
 	f           *os.File
 	size        int64
 	outstanding int  // entries appended and not yet recorded in the store
 	failed      bool // recording an entry failed: keep the file for the next replay
-	closed      bool
 }
 
-// openJournal opens (creating if needed) the journal in dir and returns it with the entries a
-// previous run left in it, oldest first. A torn or corrupt tail (a crash in mid-write) ends the
-// entries and is cut off.
+// openJournal opens the journal in dir and returns it with the entries a previous run left in
+// it, oldest first. A torn or corrupt tail of a segment (a crash in mid-write) ends its entries.
+// The old segments stay on disk until reset (after the replay recorded them).
 func openJournal(dir string) (*journal, []journalEntry, error) {
-	path := filepath.Join(dir, journalName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	j := &journal{dir: dir}
+	olds, err := j.segments()
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the send journal: %w", err)
+		return nil, nil, err
 	}
-	entries, good, err := readJournal(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("reading the send journal %s: %w", path, err)
-	}
-	if st, err := f.Stat(); err == nil && st.Size() > good {
-		if err := f.Truncate(good); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("cutting the torn tail of the send journal %s: %w", path, err)
+	var entries []journalEntry
+	for _, sg := range olds {
+		f, err := os.Open(sg.path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the send journal: %w", err)
 		}
+		es, err := readJournal(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the send journal %s: %w", sg.path, err)
+		}
+		entries = append(entries, es...)
+		j.next = max(j.next, sg.n+1)
 	}
-	return &journal{f: f, size: good}, entries, nil
+	if err := j.startSegment(); err != nil {
+		return nil, nil, err
+	}
+	return j, entries, nil
 }
 
-// readJournal decodes entries from the start of f until its end or the first frame that is
-// incomplete or fails its checksum, and returns the offset where the valid frames end.
-func readJournal(f *os.File) ([]journalEntry, int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, 0, err
+// oldSegment is a segment file found in the storage directory.
+type oldSegment struct {
+	path string
+	n    uint64
+}
+
+// segments lists the journal's segment files other than the current one, oldest first.
+func (j *journal) segments() ([]oldSegment, error) {
+	names, err := filepath.Glob(filepath.Join(j.dir, journalPrefix+"*"+journalSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("listing the send journal: %w", err)
 	}
+	var out []oldSegment
+	for _, p := range names {
+		num := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), journalPrefix), journalSuffix)
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil || (j.cur != nil && p == j.cur.path) {
+			continue
+		}
+		out = append(out, oldSegment{path: p, n: n})
+	}
+	slices.SortFunc(out, func(a, b oldSegment) int { return cmp.Compare(a.n, b.n) })
+	return out, nil
+}
+
+// startSegment opens a new, empty current segment.
+func (j *journal) startSegment() error {
+	path := filepath.Join(j.dir, fmt.Sprintf("%s%06d%s", journalPrefix, j.next, journalSuffix))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating the send journal: %w", err)
+	}
+	j.next++
+	if j.cur != nil && j.cur.outstanding > 0 || j.cur != nil && j.cur.failed {
+		j.old = append(j.old, j.cur)
+	} else if j.cur != nil {
+		j.cur.remove()
+	}
+	j.cur = &segment{path: path, f: f}
+	return nil
+}
+
+// remove closes and deletes a segment whose entries are all recorded.
+func (sg *segment) remove() {
+	sg.f.Close()
+	os.Remove(sg.path)
+}
+
+// readJournal decodes the entries of a segment file until its end or the first frame that is
+// incomplete or fails its checksum (entries are written in order, so nothing follows a torn one).
+func readJournal(f *os.File) ([]journalEntry, error) {
 	r := bufio.NewReader(f)
 	var entries []journalEntry
-	var good int64
 	var hdr [8]byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return entries, good, nil
+				return entries, nil
 			}
-			return nil, 0, err
+			return nil, err
 		}
 		n := binary.LittleEndian.Uint32(hdr[:4])
 		if n == 0 || n > maxJournalEntry {
-			return entries, good, nil
+			return entries, nil
 		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(r, payload); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return entries, good, nil
+				return entries, nil
 			}
-			return nil, 0, err
+			return nil, err
 		}
 		if crc32.Checksum(payload, journalCRC) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return entries, good, nil
+			return entries, nil
 		}
 		var e journalEntry
 		if err := json.Unmarshal(payload, &e); err != nil {
-			return entries, good, nil
+			return entries, nil
 		}
 		entries = append(entries, e)
-		good += int64(len(hdr)) + int64(n)
 	}
 }
 
@@ -141,76 +210,92 @@ func entryOf(o *Observation) (journalEntry, bool) {
 }
 
 // append writes e to the journal; it has reached the operating system when append returns. The
-// caller must later call recorded (or failedToRecord) exactly once for it.
-func (j *journal) append(e journalEntry) error {
+// caller must later pass the returned segment to recorded or failedToRecord, exactly once.
+func (j *journal) append(e journalEntry) (*segment, error) {
 	payload, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encoding a send journal entry: %w", err)
+		return nil, fmt.Errorf("encoding a send journal entry: %w", err)
 	}
 	if len(payload) > maxJournalEntry {
-		return fmt.Errorf("a send journal entry of %d bytes is over the %d byte limit", len(payload), maxJournalEntry)
+		return nil, fmt.Errorf("a send journal entry of %d bytes is over the %d byte limit", len(payload), maxJournalEntry)
 	}
 	frame := make([]byte, 8+len(payload))
 	binary.LittleEndian.PutUint32(frame[:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(payload, journalCRC))
 	copy(frame[8:], payload)
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.closed {
-		j.mu.Unlock()
-		return errStopping
+		return nil, errStopping
 	}
-	n, err := j.f.Write(frame)
-	j.size += int64(n)
+	if j.cur.size >= journalSegmentSize {
+		if err := j.startSegment(); err != nil {
+			return nil, err
+		}
+	}
+	sg := j.cur
+	n, err := sg.f.Write(frame)
+	sg.size += int64(n)
 	if err != nil {
-		j.mu.Unlock()
-		return fmt.Errorf("writing the send journal: %w", err)
+		return nil, fmt.Errorf("writing the send journal: %w", err)
 	}
-	j.outstanding++
-	j.mu.Unlock()
-	return nil
+	sg.outstanding++
+	return sg, nil
 }
 
-// recorded tells the journal that one appended entry is now in the store. When none is left
-// outstanding and the file has grown, it is emptied.
-func (j *journal) recorded() {
+// recorded tells the journal that an entry appended to sg is now in the store. A full segment
+// whose entries are all recorded is deleted.
+func (j *journal) recorded(sg *segment) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.outstanding--
-	if j.outstanding == 0 && !j.failed && !j.closed && j.size >= journalTruncateAt {
-		if err := j.f.Truncate(0); err == nil {
-			j.size = 0
+	sg.outstanding--
+	if sg == j.cur || sg.outstanding > 0 || sg.failed || j.closed {
+		return
+	}
+	for i, o := range j.old {
+		if o == sg {
+			j.old = slices.Delete(j.old, i, i+1)
+			sg.remove()
+			return
 		}
 	}
 }
 
-// failedToRecord tells the journal that the store could not record an appended entry: the file
-// keeps it (and everything after it) for the replay when the storage is next opened.
-func (j *journal) failedToRecord() {
+// failedToRecord tells the journal that the store could not record an entry appended to sg: the
+// segment keeps it (and everything else in it) for the replay when the storage is next opened.
+func (j *journal) failedToRecord(sg *segment) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.outstanding--
-	j.failed = true
+	sg.outstanding--
+	sg.failed = true
 }
 
-// reset empties the journal after a replay recorded everything in it.
+// reset deletes the segments a replay recorded (all but the current one).
 func (j *journal) reset() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.f.Truncate(0); err != nil {
-		return fmt.Errorf("emptying the send journal after its replay: %w", err)
+	olds, err := j.segments()
+	if err != nil {
+		return err
 	}
-	j.size = 0
+	for _, sg := range olds {
+		if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing a replayed send journal segment: %w", err)
+		}
+	}
 	return nil
 }
 
-// emptied reports whether the journal holds nothing (tests).
-func (j *journal) emptied() bool {
+// files returns how many segment files the journal has on disk (tests).
+func (j *journal) files() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.size == 0
+	olds, _ := j.segments()
+	return len(olds) + 1
 }
 
-// close empties the file when everything in it was recorded, and closes it.
+// close deletes the segments whose entries are all recorded and closes the others, which the
+// next open replays.
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -219,16 +304,14 @@ func (j *journal) close() error {
 	}
 	j.closed = true
 	var errs []error
-	if j.outstanding == 0 && !j.failed && j.size > 0 {
-		if err := j.f.Truncate(0); err != nil {
-			errs = append(errs, fmt.Errorf("emptying the send journal: %w", err))
+	for _, sg := range append(j.old, j.cur) {
+		if sg.outstanding == 0 && !sg.failed {
+			sg.remove()
+			continue
 		}
-	}
-	if err := j.f.Sync(); err != nil {
-		errs = append(errs, fmt.Errorf("syncing the send journal: %w", err))
-	}
-	if err := j.f.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("closing the send journal: %w", err))
+		if err := sg.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the send journal: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -14,9 +14,19 @@ import (
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
+// segmentFiles lists the journal's files in dir.
+func segmentFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, journalPrefix+"*"+journalSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
 // Entries written and never recorded (a crash) come back, in order, when the journal is opened
-// again; a torn last frame is cut off, and the next entry goes after the good ones.
-func TestJournalKeepsEntriesUntilRecordedAndCutsATornTail(t *testing.T) {
+// again, until a replay resets it; a torn last frame ends them.
+func TestJournalKeepsEntriesUntilRecordedAndStopsAtATornTail(t *testing.T) {
 	dir := t.TempDir()
 	j, entries, err := openJournal(dir)
 	if err != nil {
@@ -25,17 +35,23 @@ func TestJournalKeepsEntriesUntilRecordedAndCutsATornTail(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("a new journal has %d entries", len(entries))
 	}
+	var segs []*segment
 	for _, id := range []int64{1, 2, 3} {
-		if err := j.append(journalEntry{FaxIDs: []int64{id}, CallbackURLs: []string{"https://example.com/cb"}}); err != nil {
+		sg, err := j.append(journalEntry{FaxIDs: []int64{id}, CallbackURLs: []string{"https://example.com/cb"}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		segs = append(segs, sg)
 	}
-	j.recorded() // one of three recorded: the file must keep all of them
+	j.recorded(segs[0]) // one of three recorded: the file must keep all of them
 	if err := j.close(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, journalName)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	files := segmentFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("journal files after close: %v", files)
+	}
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +65,31 @@ func TestJournalKeepsEntriesUntilRecordedAndCutsATornTail(t *testing.T) {
 	if len(entries) != 3 || entries[0].FaxIDs[0] != 1 || entries[2].FaxIDs[0] != 3 {
 		t.Fatalf("entries after reopening: %+v, want fax ids 1, 2, 3", entries)
 	}
-	if err := j.append(journalEntry{FaxIDs: []int64{4}}); err != nil {
+	sg, err := j.append(journalEntry{FaxIDs: []int64{4}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	_ = sg // not recorded: a crash
 	j.close()
 	_, entries, err = openJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(entries) != 4 || entries[3].FaxIDs[0] != 4 {
-		t.Fatalf("entries after a write behind the cut tail: %+v, want fax ids 1 to 4", entries)
+		t.Fatalf("entries of two unreplayed runs: %+v, want fax ids 1 to 4", entries)
+	}
+
+	// A replay that recorded them resets the journal: nothing comes back after that.
+	j, _, err = openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.reset(); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	if _, entries, _ = openJournal(dir); len(entries) != 0 {
+		t.Fatalf("entries after a reset: %+v", entries)
 	}
 }
 
@@ -72,7 +103,7 @@ func TestJournalStopsAtACorruptFrame(t *testing.T) {
 	j.append(journalEntry{FaxIDs: []int64{1}})
 	j.append(journalEntry{FaxIDs: []int64{2}})
 	j.close()
-	path := filepath.Join(dir, journalName)
+	path := segmentFiles(t, dir)[0]
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -90,33 +121,39 @@ func TestJournalStopsAtACorruptFrame(t *testing.T) {
 	}
 }
 
-// Once everything in a grown journal is recorded it is emptied; an entry whose commit failed
-// keeps the file for the next replay, even at a clean close.
-func TestJournalEmptiesOnlyWhenEverythingWasRecorded(t *testing.T) {
+// Under a steady load, where some entry is always waiting for its commit, the journal still
+// stays small: full segments are deleted once their entries are recorded. A segment with an
+// entry whose commit failed is kept, even at a clean close, for the next replay.
+func TestJournalStaysSmallUnderSteadyLoad(t *testing.T) {
 	dir := t.TempDir()
 	j, _, err := openJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := journalEntry{FaxIDs: []int64{123456789}, CallbackURLs: []string{"https://example.com/a/fairly/long/callback/path"}}
-	n := 0
-	for ; !j.emptied() || n == 0; n++ {
-		if n > 100000 {
-			t.Fatal("the journal never emptied")
-		}
-		if err := j.append(e); err != nil {
+	payload, _ := json.Marshal(e)
+	perSegment := journalSegmentSize/(8+len(payload)) + 1
+	var waiting *segment // always one entry outstanding
+	for i := range 10 * perSegment {
+		sg, err := j.append(e)
+		if err != nil {
 			t.Fatal(err)
 		}
-		j.recorded()
+		if waiting != nil {
+			j.recorded(waiting)
+		}
+		waiting = sg
+		if n := j.files(); n > 2 {
+			t.Fatalf("after %d entries the journal has %d files", i+1, n)
+		}
 	}
-	payload, _ := json.Marshal(e)
-	if n*(8+len(payload)) < journalTruncateAt {
-		t.Errorf("emptied after %d entries, before it reached %d bytes", n, journalTruncateAt)
+	j.recorded(waiting)
+	failed, _ := j.append(e)
+	j.failedToRecord(failed)
+	for range perSegment + 1 { // fills the segment and starts the next one
+		sg, _ := j.append(e)
+		j.recorded(sg)
 	}
-	j.append(e)
-	j.failedToRecord()
-	j.append(e)
-	j.recorded()
 	if err := j.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +161,8 @@ func TestJournalEmptiesOnlyWhenEverythingWasRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 2 {
-		t.Fatalf("%d entries kept after a failed commit, want 2", len(entries))
+	if len(entries) < 1 || len(entries) > perSegment+1 {
+		t.Fatalf("%d entries kept after a failed commit, want the failed entry's segment", len(entries))
 	}
 }
 
@@ -175,8 +212,8 @@ func TestSendsLeftInTheJournalAreReplayedAtOpen(t *testing.T) {
 	if len(numURLs) != 1 || numURLs[0] != "https://example.com/num" {
 		t.Errorf("replayed number: %v (found %v)", numURLs, number)
 	}
-	if !e.journal.emptied() {
-		t.Error("the journal still holds the replayed entries")
+	if n := len(segmentFiles(t, dir)); n != 1 {
+		t.Errorf("%d journal files after the replay, want only the new current one", n)
 	}
 }
 

@@ -26,13 +26,14 @@ func (e *engine) recordSync(o *Observation) error {
 	if !ok {
 		return nil
 	}
-	if err := e.journal.append(entry); err != nil {
+	sg, err := e.journal.append(entry)
+	if err != nil {
 		if !errors.Is(err, errStopping) {
 			e.log.Load().Warn("send journal unavailable; committing the send before answering", zap.Error(err))
 		}
 		return e.tracker.record([]*Observation{o})
 	}
-	o.journaled = true
+	o.journaled = sg
 	select {
 	case <-e.stop:
 	case e.tasks <- func() *Observation { return o }:
@@ -51,13 +52,13 @@ func (e *engine) recordSync(o *Observation) error {
 func (e *engine) recordObserved(batch []*Observation) error {
 	err := e.tracker.record(batch)
 	for _, o := range batch {
-		if !o.journaled {
+		if o.journaled == nil {
 			continue
 		}
 		if err != nil {
-			e.journal.failedToRecord()
+			e.journal.failedToRecord(o.journaled)
 		} else {
-			e.journal.recorded()
+			e.journal.recorded(o.journaled)
 		}
 	}
 	return err

@@ -29,7 +29,7 @@ type Observation struct {
 	// OnRecorded, if set, is called once the observation is durably recorded.
 	OnRecorded func()
 
-	journaled bool // written to the send journal, which counts it as outstanding until recorded
+	journaled *segment // the send journal segment that holds it until it is recorded
 }
 
 // trackedFax is the tracker's record of one fax, stored under "fax/<id>".
