@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,5 +359,39 @@ func TestSSRFGuardBlocksPrivateDestinationsByDefault(t *testing.T) {
 	}
 	if n := e.rcv.Count(); n != 0 {
 		t.Fatalf("the loopback receiver got %d requests through the guard", n)
+	}
+}
+
+// Caddy killed with SIGKILL right after answering sends (before its store committed them, which
+// it does moments later off the request path): when it is started again, the send journal
+// brings the callback_urls back, and every fax's webhook goes to its own URL, none to sent_url.
+func TestKill9RightAfterSendsKeepsTheirCallbackURLs(t *testing.T) {
+	e := newEnv(t, nil, "sent_url RCV/global")
+	ctx := ctxT(t, 60*time.Second)
+	var ids []int64
+	for i := range 5 {
+		id, err := e.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
+			CallbackURL: fmt.Sprintf("%s/own/%d", e.rcvURL, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	e.caddy.Kill()
+	if err := e.caddy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := e.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := e.expectExactly(len(ids))
+	for _, d := range ds {
+		f := parseFax(t, d)
+		i := slices.Index(ids, f.ID)
+		if want := fmt.Sprintf("%s/own/%d", e.rcvURL, i); d.URL != want || !d.Verified {
+			t.Errorf("fax %d: delivered to %s (verified %v), want %s", f.ID, d.URL, d.Verified, want)
+		}
 	}
 }
