@@ -207,8 +207,8 @@ type jobStats struct {
 
 // jobStats counts the jobs of the engine's store by state.
 //
-// Cost: one pass over every job record, decoding each (the store has no per-state counters
-// yet), including delivered jobs kept until purged and the PDFs of received-fax jobs. It runs
+// Cost: one pass over every job's head (the store has no per-state counters yet), including
+// delivered jobs kept until purged; bodies (fields, PDFs) are not read. It runs
 // only at scrape time behind storeCollector's cache and on GET /faxhook/stats, never in the
 // request or delivery path.
 func (e *engine) jobStats() (jobStats, error) {
@@ -216,7 +216,7 @@ func (e *engine) jobStats() (jobStats, error) {
 		queue.StatePending: 0, queue.StateWaiting: 0, queue.StateLeased: 0, queue.StateDead: 0, queue.StateDelivered: 0,
 	}}
 	err := e.store.View(func(tx queue.Tx) error {
-		return tx.Jobs(func(j *queue.Job) bool {
+		return tx.JobHeads(func(j *queue.Job) bool {
 			s.Counts[j.State]++
 			if !queue.Finished(j.State) && (s.OldestUnfinished.IsZero() || j.CreatedAt.Before(s.OldestUnfinished)) {
 				s.OldestUnfinished = j.CreatedAt

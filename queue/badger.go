@@ -994,7 +994,12 @@ func (t *badgerTx) Leased() ([]string, error) {
 	return ids, nil
 }
 
-func (t *badgerTx) Jobs(fn func(*Job) bool) error {
+func (t *badgerTx) Jobs(fn func(*Job) bool) error { return t.jobs(true, fn) }
+
+func (t *badgerTx) JobHeads(fn func(*Job) bool) error { return t.jobs(false, fn) }
+
+// jobs walks the job records in ID order, with or without their bodies.
+func (t *badgerTx) jobs(withBody bool, fn func(*Job) bool) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefixJob)
 	it := t.txn.NewIterator(opts)
@@ -1006,7 +1011,10 @@ func (t *badgerTx) Jobs(fn func(*Job) bool) error {
 		if err != nil {
 			return fmt.Errorf("decoding job %s: %w", j.ID, err)
 		}
-		if !legacy {
+		switch {
+		case !withBody:
+			j.Fields, j.Files, j.FetchFile = nil, nil, ""
+		case !legacy:
 			if err := t.loadBody(j); err != nil {
 				return err
 			}
@@ -1019,6 +1027,15 @@ func (t *badgerTx) Jobs(fn func(*Job) bool) error {
 }
 
 func (t *badgerTx) Finished(state string, since time.Time, fn func(*Job) bool) error {
+	return t.finished(state, since, true, fn)
+}
+
+func (t *badgerTx) FinishedHeads(state string, since time.Time, fn func(*Job) bool) error {
+	return t.finished(state, since, false, fn)
+}
+
+// finished walks the jobs in a final state from since on, with or without their bodies.
+func (t *badgerTx) finished(state string, since time.Time, withBody bool, fn func(*Job) bool) error {
 	if !Finished(state) {
 		return fmt.Errorf("listing finished jobs: %q is not a final state", state)
 	}
@@ -1029,7 +1046,11 @@ func (t *badgerTx) Finished(state string, since time.Time, fn func(*Job) bool) e
 	defer it.Close()
 	for it.Seek(finKey(state, since, "")); it.Valid(); it.Next() {
 		id := string(it.Item().Key()[len(opts.Prefix)+8:])
-		j, err := t.Job(id)
+		load := t.JobHead
+		if withBody {
+			load = t.Job
+		}
+		j, err := load(id)
 		if err != nil {
 			return fmt.Errorf("loading finished job %s: %w", id, err)
 		}

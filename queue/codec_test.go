@@ -218,3 +218,52 @@ func TestLegacyJSONJobs(t *testing.T) {
 type senderFunc func(context.Context, *Job) Result
 
 func (f senderFunc) Send(ctx context.Context, j *Job) Result { return f(ctx, j) }
+
+// JobHeads and FinishedHeads list the same jobs as Jobs and Finished, with every head field and
+// without bodies (a received fax's PDF is not read to count jobs or purge them).
+func TestHeadListingsSkipBodies(t *testing.T) {
+	b := openTestStore(t)
+	done := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, id := range []string{"a", "b", "c"} {
+		j := fullJob(id)
+		j.State, j.Chain = "", ""
+		update(t, b, func(tx Tx) error { _, err := tx.Enqueue(j); return err })
+		update(t, b, func(tx Tx) error {
+			j, err := tx.Job(id)
+			if err != nil {
+				return err
+			}
+			j.State, j.FinishedAt = StateDead, done
+			return tx.PutJob(j)
+		})
+	}
+	var full, heads, fin, finHeads []*Job
+	err := b.View(func(tx Tx) error {
+		collect := func(dst *[]*Job) func(*Job) bool {
+			return func(j *Job) bool { *dst = append(*dst, j); return true }
+		}
+		return errors.Join(tx.Jobs(collect(&full)), tx.JobHeads(collect(&heads)),
+			tx.Finished(StateDead, time.Time{}, collect(&fin)), tx.FinishedHeads(StateDead, time.Time{}, collect(&finHeads)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) != 3 || len(heads) != 3 || len(fin) != 3 || len(finHeads) != 3 {
+		t.Fatalf("listed %d, %d heads, %d finished, %d finished heads; want 3 each", len(full), len(heads), len(fin), len(finHeads))
+	}
+	for i := range full {
+		for _, h := range []*Job{heads[i], finHeads[i]} {
+			if h.Fields != nil || h.Files != nil || h.FetchFile != "" {
+				t.Errorf("head of %s has a body: %+v", h.ID, h)
+			}
+			want := *full[i]
+			want.Fields, want.Files, want.FetchFile = nil, nil, ""
+			if asJSON(t, h) != asJSON(t, &want) {
+				t.Errorf("head of %s\n got %s\nwant %s", h.ID, asJSON(t, h), asJSON(t, &want))
+			}
+		}
+		if len(full[i].Files) != 1 || len(fin[i].Files) != 1 {
+			t.Errorf("Jobs/Finished lost the body of %s", full[i].ID)
+		}
+	}
+}

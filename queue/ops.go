@@ -41,7 +41,7 @@ var ErrBusy = errors.New("an attempt is under way")
 func ReplayDead(s Store, since, now time.Time) (int, error) {
 	var ids []string
 	err := s.View(func(tx Tx) error {
-		return tx.Finished(StateDead, since, func(j *Job) bool { ids = append(ids, j.ID); return true })
+		return tx.FinishedHeads(StateDead, since, func(j *Job) bool { ids = append(ids, j.ID); return true })
 	})
 	if err != nil {
 		return 0, fmt.Errorf("listing dead jobs: %w", err)
@@ -74,7 +74,7 @@ func Purge(s Store, state string, cutoff time.Time) (int, error) {
 	for {
 		var ids []string
 		err := s.View(func(tx Tx) error {
-			return tx.Finished(state, since, func(j *Job) bool {
+			return tx.FinishedHeads(state, since, func(j *Job) bool {
 				if !j.FinishedAt.Before(cutoff) || len(ids) == 500 {
 					return false
 				}

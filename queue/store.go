@@ -78,9 +78,14 @@ type Tx interface {
 	Leased() ([]string, error)
 	// Jobs calls fn for every job, in ID order, until fn returns false.
 	Jobs(fn func(*Job) bool) error
+	// JobHeads is Jobs without the jobs' bodies (Fields, Files and FetchFile are empty): one
+	// read per job, for callers that need states, times and attempts.
+	JobHeads(fn func(*Job) bool) error
 	// Finished calls fn for the jobs in a final state (StateDelivered or StateDead) that finished
 	// at or after since, oldest first, until fn returns false.
 	Finished(state string, since time.Time, fn func(*Job) bool) error
+	// FinishedHeads is Finished without the jobs' bodies, like JobHeads.
+	FinishedHeads(state string, since time.Time, fn func(*Job) bool) error
 	// States calls fn for every state record whose key starts with prefix, in key order, until fn
 	// returns false.
 	States(prefix string, fn func(key string, value []byte) bool) error
