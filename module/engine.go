@@ -202,14 +202,17 @@ func (e *engine) observeLoop() {
 	defer close(e.done)
 	for {
 		var batch []*Observation
+		take := func(t func() *Observation) {
+			if o := runTask(t, e.log.Load()); o != nil {
+				batch = append(batch, o)
+			}
+		}
 		select {
 		case <-e.stop:
 			e.drain()
 			return
 		case t := <-e.tasks:
-			if o := runTask(t, e.log.Load()); o != nil {
-				batch = append(batch, o)
-			}
+			take(t)
 		}
 		var linger *time.Timer
 		if e.linger > 0 && len(batch) > 0 {
@@ -219,9 +222,7 @@ func (e *engine) observeLoop() {
 		for len(batch) < 256 {
 			select {
 			case t := <-e.tasks:
-				if o := runTask(t, e.log.Load()); o != nil {
-					batch = append(batch, o)
-				}
+				take(t)
 				continue
 			default:
 			}
@@ -230,9 +231,7 @@ func (e *engine) observeLoop() {
 			}
 			select {
 			case t := <-e.tasks:
-				if o := runTask(t, e.log.Load()); o != nil {
-					batch = append(batch, o)
-				}
+				take(t)
 			case <-linger.C:
 				break more
 			case <-e.stop:
