@@ -5,7 +5,8 @@
 // size. Large file parts are scanned for the next boundary and never held.
 //
 // The scanners follow the rules of Go's own parsers (url.ParseQuery and mime/multipart), so the
-// values found are the values a Go upstream would see.
+// values found are the values a Go upstream would see. Wrap and Scanner let another package tap
+// another body format with the same machinery (package mapping does so for JSON bodies).
 package formtap
 
 import (
@@ -27,7 +28,7 @@ type Tap struct {
 	first    bool // stop once every name has a value (AttachFirst)
 
 	mu        sync.Mutex
-	sc        scanner // nil once finished
+	sc        Scanner // nil once finished
 	remaining int64   // body bytes still expected when the length is known, else -1
 	finished  bool
 	complete  bool
@@ -36,15 +37,19 @@ type Tap struct {
 	done      chan struct{}
 }
 
-// scanner is an incremental form parser fed with the body bytes in order.
-type scanner interface {
-	// write scans the next bytes of the body. It returns true once the form is over (ended or
-	// malformed) and no further bytes need to be seen.
-	write(p []byte) (over bool)
-	// end tells the scanner the body ended and reports whether the form was complete.
-	end() (complete bool)
-	// release returns pooled resources.
-	release()
+// Scanner is an incremental parser of one body format, fed by a Tap with the body's bytes in
+// order while the tap's lock is held. It reports the values it finds with Tap.Add and
+// Tap.MarkTruncated and asks Tap.Wanted which names to capture. The form scanners of this
+// package are Scanners; package mapping adds one for JSON bodies through Wrap.
+type Scanner interface {
+	// Write scans the next bytes of the body. It returns true once no further bytes need to be
+	// seen: the body is over, or found malformed.
+	Write(p []byte) (over bool)
+	// End tells the scanner the body ended, or that scanning stopped because Write returned
+	// true, and reports whether the body was complete and well formed.
+	End() (complete bool)
+	// Release returns pooled resources; the scanner is not used again.
+	Release()
 }
 
 // Attach replaces r.Body with a reader that yields exactly the original bytes and, as they are
@@ -74,43 +79,69 @@ func attach(r *http.Request, names []string, maxValue int, first bool) *Tap {
 		return nil
 	}
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	multipart := false
 	switch {
 	case mediaType == "application/x-www-form-urlencoded":
 		// Like net/http's parsePostForm, accept it even if a parameter was malformed.
+		maxName := 0
+		for _, n := range names {
+			maxName = max(maxName, len(n))
+		}
+		return wrap(r, names, maxValue, first, func(t *Tap) Scanner { return newURLScanner(t, maxName) })
 	case mediaType == "multipart/form-data" && err == nil:
-		multipart = true
-	default:
-		return nil
-	}
-	if maxValue < 0 {
-		maxValue = 0
-	}
-	t := &Tap{
-		names:    make(map[string]struct{}, len(names)),
-		maxValue: maxValue,
-		first:    first,
-		done:     make(chan struct{}),
-	}
-	maxName := 0
-	for _, n := range names {
-		t.names[n] = struct{}{}
-		maxName = max(maxName, len(n))
-	}
-	if len(names) == 0 || r.Body == nil || r.Body == http.NoBody {
-		t.finish(true) // nothing to find, or an empty form
-		return t
-	}
-	if multipart {
 		b, ok := params["boundary"]
 		if !ok || b == "" || len(b) > maxBoundary {
+			t := newTap(names, maxValue, first)
 			t.finish(false) // Go's multipart reader cannot parse it either
 			return t
 		}
-		t.sc = newMultipartScanner(t, b)
-	} else {
-		t.sc = newURLScanner(t, maxName)
+		return wrap(r, names, maxValue, first, func(t *Tap) Scanner { return newMultipartScanner(t, b) })
+	default:
+		return nil
 	}
+}
+
+// Wrap is the machinery of Attach for other body formats: it replaces r.Body with a reader
+// that yields exactly the original bytes and feeds them, as they are read, to the Scanner that
+// newScanner makes for the tap. Names are what the scanner captures (Tap.Wanted). A nil body
+// or http.NoBody stays in place and yields a finished tap, complete when there is nothing to
+// find or the scanner's End accepts an empty body. r.ContentLength, the original Close and
+// bodies of unknown length are preserved. maxValue bounds a captured value as for Attach.
+func Wrap(r *http.Request, names []string, maxValue int, newScanner func(*Tap) Scanner) *Tap {
+	if r == nil {
+		return nil
+	}
+	return wrap(r, names, maxValue, false, newScanner)
+}
+
+func newTap(names []string, maxValue int, first bool) *Tap {
+	t := &Tap{
+		names:    make(map[string]struct{}, len(names)),
+		maxValue: max(0, maxValue),
+		first:    first,
+		done:     make(chan struct{}),
+	}
+	for _, n := range names {
+		t.names[n] = struct{}{}
+	}
+	return t
+}
+
+func wrap(r *http.Request, names []string, maxValue int, first bool, newScanner func(*Tap) Scanner) *Tap {
+	t := newTap(names, maxValue, first)
+	if len(t.names) == 0 {
+		t.finish(true) // nothing to find
+		return t
+	}
+	sc := newScanner(t)
+	if r.Body == nil || r.Body == http.NoBody {
+		t.mu.Lock()
+		complete := sc.End()
+		t.mu.Unlock()
+		sc.Release()
+		t.finish(complete)
+		return t
+	}
+	t.sc = sc
 	t.remaining = -1
 	if r.ContentLength > 0 {
 		t.remaining = r.ContentLength
@@ -184,16 +215,17 @@ func (t *Tap) TruncatedNames() []string {
 	return slices.Sorted(maps.Keys(t.truncated))
 }
 
-// wanted reports whether name is one of the requested field names.
-func (t *Tap) wanted(name string) bool {
+// Wanted reports whether name is one of the requested names. For scanners.
+func (t *Tap) Wanted(name string) bool {
 	_, ok := t.names[name]
 	return ok
 }
 
-// add records a value; called by scanners with t.mu held.
-func (t *Tap) add(name, value string) {
+// Add records a value found under name, or marks name truncated when the value is longer than
+// maxValue. For scanners, which the tap calls with its lock held.
+func (t *Tap) Add(name, value string) {
 	if len(value) > t.maxValue {
-		t.markTruncated(name)
+		t.MarkTruncated(name)
 		return
 	}
 	if t.fields == nil {
@@ -202,8 +234,9 @@ func (t *Tap) add(name, value string) {
 	t.fields[name] = append(t.fields[name], value)
 }
 
-// markTruncated records an oversized value; called by scanners with t.mu held.
-func (t *Tap) markTruncated(name string) {
+// MarkTruncated records that name had a value too long to keep (a scanner that stops buffering
+// a value early says so here). For scanners, which the tap calls with its lock held.
+func (t *Tap) MarkTruncated(name string) {
 	if t.truncated == nil {
 		t.truncated = make(map[string]bool, 1)
 	}
@@ -227,8 +260,8 @@ func (t *Tap) feed(p []byte, err error) {
 			err = io.EOF
 		}
 	}
-	if len(p) > 0 && t.sc.write(p) {
-		t.finishLocked(t.sc.end())
+	if len(p) > 0 && t.sc.Write(p) {
+		t.finishLocked(t.sc.End())
 		return
 	}
 	if t.first && len(t.fields) == len(t.names) {
@@ -238,7 +271,7 @@ func (t *Tap) feed(p []byte, err error) {
 	if err != nil {
 		complete := false
 		if err == io.EOF {
-			complete = t.sc.end()
+			complete = t.sc.End()
 		}
 		t.finishLocked(complete)
 	}
@@ -257,7 +290,7 @@ func (t *Tap) finishLocked(complete bool) {
 	t.finished = true
 	t.complete = complete
 	if t.sc != nil {
-		t.sc.release()
+		t.sc.Release()
 		t.sc = nil
 	}
 	close(t.done)

@@ -85,20 +85,20 @@ func newMultipartScanner(t *Tap, boundary string) *multipartScanner {
 	}
 }
 
-// write implements scanner.
-func (s *multipartScanner) write(p []byte) bool {
+// Write implements Scanner.
+func (s *multipartScanner) Write(p []byte) bool {
 	s.run(p, false)
 	return s.state >= mpDone
 }
 
-// end implements scanner.
-func (s *multipartScanner) end() bool {
+// End implements Scanner.
+func (s *multipartScanner) End() bool {
 	s.run(nil, true)
 	return s.state == mpDone
 }
 
-// release implements scanner.
-func (s *multipartScanner) release() {
+// Release implements Scanner.
+func (s *multipartScanner) Release() {
 	if s.work != nil {
 		workPool.Put(s.work)
 		s.work, s.pend = nil, nil
@@ -308,7 +308,7 @@ func (s *multipartScanner) stepHeaders(data []byte, eof bool) (int, bool) {
 	s.val = s.val[:0]
 	disposition, params, err := mime.ParseMediaType(h.Get("Content-Disposition"))
 	if err == nil && disposition == "form-data" && params["filename"] == "" {
-		if name := params["name"]; s.t.wanted(name) {
+		if name := params["name"]; s.t.Wanted(name) {
 			s.capture, s.name = true, name
 			s.qp = strings.EqualFold(h.Get("Content-Transfer-Encoding"), "quoted-printable")
 		}
@@ -481,7 +481,7 @@ func (s *multipartScanner) endPart() {
 	}
 	s.capture = false
 	if s.valOver {
-		s.t.markTruncated(s.name)
+		s.t.MarkTruncated(s.name)
 		return
 	}
 	v := s.val
@@ -494,6 +494,6 @@ func (s *multipartScanner) endPart() {
 		}
 		v = d
 	}
-	s.t.add(s.name, string(v))
+	s.t.Add(s.name, string(v))
 	s.val = s.val[:0]
 }

@@ -38,8 +38,8 @@ func newURLScanner(t *Tap, maxName int) *urlScanner {
 	}
 }
 
-// write implements scanner.
-func (s *urlScanner) write(p []byte) bool {
+// Write implements Scanner.
+func (s *urlScanner) Write(p []byte) bool {
 	for len(p) > 0 {
 		if !s.inValue {
 			i := bytes.IndexAny(p, "=&")
@@ -111,7 +111,7 @@ func (s *urlScanner) startValue() {
 		return
 	}
 	name, err := url.QueryUnescape(string(s.key))
-	if err != nil || !s.t.wanted(name) {
+	if err != nil || !s.t.Wanted(name) {
 		return
 	}
 	s.name, s.want = name, true
@@ -124,17 +124,17 @@ func (s *urlScanner) endPair() {
 	case !s.inValue:
 		// A pair without '=': the value is empty.
 		if !s.keyOver && bytes.IndexByte(s.key, ';') < 0 {
-			if name, err := url.QueryUnescape(string(s.key)); err == nil && s.t.wanted(name) {
-				s.t.add(name, "")
+			if name, err := url.QueryUnescape(string(s.key)); err == nil && s.t.Wanted(name) {
+				s.t.Add(name, "")
 			}
 		}
 	case s.want && !s.semi:
 		if s.valOver {
-			s.t.markTruncated(s.name)
+			s.t.MarkTruncated(s.name)
 			break
 		}
 		if v, err := url.QueryUnescape(string(s.val)); err == nil {
-			s.t.add(s.name, v) // add checks the unescaped length
+			s.t.Add(s.name, v) // add checks the unescaped length
 		}
 	}
 	s.pairs++
@@ -143,12 +143,12 @@ func (s *urlScanner) endPair() {
 	s.name = ""
 }
 
-// end implements scanner: the last pair ends with the body. A body with more pairs than
+// End implements Scanner: the last pair ends with the body. A body with more pairs than
 // url.ParseQuery accepts is reported as incomplete.
-func (s *urlScanner) end() bool {
+func (s *urlScanner) End() bool {
 	s.endPair()
 	return s.pairs <= maxPairs
 }
 
-// release implements scanner.
-func (s *urlScanner) release() {}
+// Release implements Scanner.
+func (s *urlScanner) Release() {}

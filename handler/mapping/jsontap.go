@@ -2,14 +2,11 @@ package mapping
 
 import (
 	"encoding/json"
-	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/faxhook/caddy-faxhook/handler/formtap"
@@ -27,8 +24,8 @@ type RequestTap interface {
 
 // Interface guards.
 var (
-	_ RequestTap = (*formtap.Tap)(nil)
-	_ RequestTap = (*JSONTap)(nil)
+	_ RequestTap      = (*formtap.Tap)(nil)
+	_ formtap.Scanner = (*jsonScanner)(nil)
 )
 
 // AttachRequest taps the named fields of a send or resend request body, whatever its type:
@@ -53,25 +50,12 @@ const maxJSONDepth = 10000
 // "hooks.0") of a JSON request body while the body streams on to the upstream untouched, in
 // memory bounded by the longest wanted path and maxValue, whatever the size of the body (a
 // 20 MB base64 document is scanned, never held). Strings are captured decoded; numbers and
-// booleans as their JSON text; nulls, objects and arrays not at all.
+// booleans as their JSON text; nulls, objects and arrays not at all. A key repeated in one
+// object yields several values.
 //
-// The scanner checks the structure of the body (strings, brackets, colons, commas) and nothing
-// else. The methods of a nil *JSONTap are safe to call.
-type JSONTap struct {
-	wanted   map[string]struct{}
-	maxKey   int // longest wanted segment
-	maxDepth int // most segments of a wanted path
-	maxValue int
-
-	mu        sync.Mutex
-	sc        *jsonScanner // nil once finished
-	remaining int64        // body bytes still expected when the length is known, else -1
-	finished  bool
-	complete  bool
-	fields    map[string][]string
-	truncated map[string]bool
-	done      chan struct{}
-}
+// It is a formtap.Tap fed by a JSON scanner, which checks the structure of the body (strings,
+// brackets, colons, commas) and nothing else. The methods of a nil *JSONTap are safe to call.
+type JSONTap = formtap.Tap
 
 // AttachJSON replaces r.Body with a reader that yields exactly the original bytes and, as they
 // are read, captures the values at the given dotted paths of an application/json (or
@@ -85,161 +69,31 @@ func AttachJSON(r *http.Request, paths []string, maxValue int) *JSONTap {
 	if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		return nil
 	}
-	t := &JSONTap{wanted: map[string]struct{}{}, maxValue: max(0, maxValue), done: make(chan struct{})}
+	w := &jsonWanted{paths: map[string]struct{}{}, maxValue: max(0, maxValue)}
+	var names []string
 	for _, p := range paths {
 		if p == "" {
 			continue
 		}
-		t.wanted[p] = struct{}{}
+		names = append(names, p)
+		w.paths[p] = struct{}{}
 		segs := strings.Split(p, ".")
-		t.maxDepth = max(t.maxDepth, len(segs))
+		w.maxDepth = max(w.maxDepth, len(segs))
 		for _, s := range segs {
-			t.maxKey = max(t.maxKey, len(s))
+			w.maxKey = max(w.maxKey, len(s))
 		}
 	}
-	if len(t.wanted) == 0 || r.Body == nil || r.Body == http.NoBody {
-		t.finish(len(t.wanted) == 0)
-		return t
-	}
-	t.sc = &jsonScanner{t: t}
-	t.remaining = -1
-	if r.ContentLength > 0 {
-		t.remaining = r.ContentLength
-	}
-	r.Body = &jsonBody{rc: r.Body, t: t}
-	return t
+	return formtap.Wrap(r, names, maxValue, func(t *formtap.Tap) formtap.Scanner {
+		return &jsonScanner{t: t, w: w}
+	})
 }
 
-// Fields waits until the body was read to EOF or closed (or Finish was called, or the body was
-// found malformed) and returns the captured values: path → values in body order (a key repeated
-// in one object yields several). The map is a copy.
-func (t *JSONTap) Fields() map[string][]string {
-	if t == nil {
-		return nil
-	}
-	<-t.done
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(map[string][]string, len(t.fields))
-	for k, v := range t.fields {
-		out[k] = slices.Clone(v)
-	}
-	return out
-}
-
-// Finish stops the tap, for when the upstream never read the whole body; it never blocks on the
-// body. Fields then returns what was seen so far. Finish is idempotent.
-func (t *JSONTap) Finish() {
-	if t == nil {
-		return
-	}
-	t.finish(false)
-}
-
-// Complete waits like Fields and reports whether the tap saw the whole body, well formed, so
-// that a missing path was really absent.
-func (t *JSONTap) Complete() bool {
-	if t == nil {
-		return false
-	}
-	<-t.done
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.complete
-}
-
-// TruncatedNames waits like Fields and returns the paths that had a value longer than maxValue,
-// sorted.
-func (t *JSONTap) TruncatedNames() []string {
-	if t == nil {
-		return nil
-	}
-	<-t.done
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Sorted(maps.Keys(t.truncated))
-}
-
-// add records a value; called with t.mu held.
-func (t *JSONTap) add(path, value string) {
-	if len(value) > t.maxValue {
-		t.markTruncated(path)
-		return
-	}
-	if t.fields == nil {
-		t.fields = map[string][]string{}
-	}
-	t.fields[path] = append(t.fields[path], value)
-}
-
-func (t *JSONTap) markTruncated(path string) {
-	if t.truncated == nil {
-		t.truncated = map[string]bool{}
-	}
-	t.truncated[path] = true
-}
-
-// feed scans bytes the upstream just read; err is what the body returned with them.
-func (t *JSONTap) feed(p []byte, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.finished {
-		return
-	}
-	if t.remaining >= 0 {
-		if int64(len(p)) > t.remaining {
-			p = p[:t.remaining]
-		}
-		t.remaining -= int64(len(p))
-		if t.remaining == 0 && err == nil {
-			err = io.EOF
-		}
-	}
-	if len(p) > 0 && t.sc.write(p) {
-		t.finishLocked(false)
-		return
-	}
-	if err != nil {
-		t.finishLocked(err == io.EOF && t.sc.end())
-	}
-}
-
-func (t *JSONTap) finish(complete bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.finishLocked(complete)
-}
-
-func (t *JSONTap) finishLocked(complete bool) {
-	if t.finished {
-		return
-	}
-	t.finished, t.complete, t.sc = true, complete, nil
-	close(t.done)
-}
-
-// jsonBody is the replacement request body.
-type jsonBody struct {
-	rc io.ReadCloser
-	t  *JSONTap
-}
-
-// Read reads from the original body and scans what it returned.
-func (b *jsonBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if n < 0 || n > len(p) {
-		b.t.Finish()
-		return n, err
-	}
-	b.t.feed(p[:n], err)
-	return n, err
-}
-
-// Close closes the original body and stops the tap.
-func (b *jsonBody) Close() error {
-	err := b.rc.Close()
-	b.t.Finish()
-	return err
+// jsonWanted is what the JSON scanner looks for and the bounds that follow from it.
+type jsonWanted struct {
+	paths    map[string]struct{}
+	maxKey   int // longest wanted segment
+	maxDepth int // most segments of a wanted path
+	maxValue int
 }
 
 // Scanner states.
@@ -263,9 +117,12 @@ type frame struct {
 	index int    // current index of an array
 }
 
-// jsonScanner is an incremental JSON structure scanner; it calls t.add for wanted values.
+// jsonScanner is an incremental JSON structure scanner, a formtap.Scanner; it reports wanted
+// values to its tap.
 type jsonScanner struct {
-	t     *JSONTap
+	t     *formtap.Tap
+	w     *jsonWanted
+	bad   bool // the body was found malformed
 	state int
 	stack []frame
 
@@ -282,6 +139,24 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 func isLiteralByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '+' || c == '.'
 }
+
+// Write implements formtap.Scanner: it returns true when the body is malformed and scanning
+// should stop.
+func (s *jsonScanner) Write(p []byte) bool {
+	s.bad = s.write(p)
+	return s.bad
+}
+
+// End implements formtap.Scanner: the body was complete if it held one well-formed value.
+func (s *jsonScanner) End() bool {
+	if s.bad {
+		return false
+	}
+	return s.end()
+}
+
+// Release implements formtap.Scanner.
+func (s *jsonScanner) Release() {}
 
 // write scans p; it returns true when the body is malformed and scanning should stop.
 func (s *jsonScanner) write(p []byte) (bad bool) {
@@ -425,7 +300,7 @@ func (s *jsonScanner) startValue(c byte) bool {
 // valuePath returns the path of the value about to start if it is wanted, else "".
 func (s *jsonScanner) valuePath() string {
 	n := len(s.stack)
-	if n == 0 || n > s.t.maxDepth {
+	if n == 0 || n > s.w.maxDepth {
 		return ""
 	}
 	var b strings.Builder
@@ -444,7 +319,7 @@ func (s *jsonScanner) valuePath() string {
 		}
 	}
 	p := b.String()
-	if _, ok := s.t.wanted[p]; !ok {
+	if _, ok := s.w.paths[p]; !ok {
 		return ""
 	}
 	return p
@@ -454,7 +329,7 @@ func (s *jsonScanner) startString(isKey bool) {
 	s.state, s.isKey, s.esc, s.over, s.buf = stString, isKey, false, false, s.buf[:0]
 	if isKey {
 		// Keys are kept when an object at a wanted depth may need them.
-		s.keep = len(s.stack) <= s.t.maxDepth
+		s.keep = len(s.stack) <= s.w.maxDepth
 	} else {
 		s.keep = s.capPath != ""
 	}
@@ -463,9 +338,9 @@ func (s *jsonScanner) startString(isKey bool) {
 // bound is how many raw bytes of the current string or literal may be kept.
 func (s *jsonScanner) bound() int {
 	if s.isKey && s.state == stString {
-		return 6*s.t.maxKey + 2
+		return 6*s.w.maxKey + 2
 	}
-	return 6*s.t.maxValue + 2
+	return 6*s.w.maxValue + 2
 }
 
 func (s *jsonScanner) keepBytes(b []byte) {
@@ -498,7 +373,7 @@ func (s *jsonScanner) endString() {
 		top := &s.stack[len(s.stack)-1]
 		top.key, top.keyOK = "", false
 		if s.keep && !s.over {
-			if k, ok := decodeString(s.buf); ok && len(k) <= s.t.maxKey {
+			if k, ok := decodeString(s.buf); ok && len(k) <= s.w.maxKey {
 				top.key, top.keyOK = k, true
 			}
 		}
@@ -507,9 +382,9 @@ func (s *jsonScanner) endString() {
 	}
 	if s.capPath != "" {
 		if s.over {
-			s.t.markTruncated(s.capPath)
+			s.t.MarkTruncated(s.capPath)
 		} else if v, ok := decodeString(s.buf); ok {
-			s.t.add(s.capPath, v)
+			s.t.Add(s.capPath, v)
 		}
 	}
 	s.capPath = ""
@@ -520,10 +395,10 @@ func (s *jsonScanner) endLiteral() {
 	if s.capPath != "" {
 		switch lit := string(s.buf); {
 		case s.over:
-			s.t.markTruncated(s.capPath)
+			s.t.MarkTruncated(s.capPath)
 		case lit == "null" || !json.Valid(s.buf):
 		default:
-			s.t.add(s.capPath, lit)
+			s.t.Add(s.capPath, lit)
 		}
 	}
 	s.capPath = ""
