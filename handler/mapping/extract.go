@@ -361,43 +361,37 @@ func (cv *converter) fail(name string, err error) {
 	cv.err = fmt.Errorf("%s%s: %w", cv.prefix, name, err)
 }
 
-func (cv *converter) str(name string, nullable bool) {
+// convert reads name and converts it with as; ok is false when it is absent, null (stored as
+// null when nullable) or does not convert (the converter's error says why).
+func convert[T any](cv *converter, name string, nullable bool, as func(any) (T, error)) (x T, ok bool) {
 	v, ok := cv.get(name, nullable)
 	if !ok {
-		return
+		return x, false
 	}
-	s, err := asString(v)
+	x, err := as(v)
 	if err != nil {
 		cv.fail(name, err)
-		return
+		return x, false
 	}
-	cv.dst[name] = s
+	return x, true
+}
+
+func (cv *converter) str(name string, nullable bool) {
+	if s, ok := convert(cv, name, nullable, asString); ok {
+		cv.dst[name] = s
+	}
 }
 
 func (cv *converter) integer(name string, nullable bool) {
-	v, ok := cv.get(name, nullable)
-	if !ok {
-		return
+	if n, ok := convert(cv, name, nullable, asInt); ok {
+		cv.dst[name] = n
 	}
-	n, err := asInt(v)
-	if err != nil {
-		cv.fail(name, err)
-		return
-	}
-	cv.dst[name] = n
 }
 
 func (cv *converter) boolean(name string) {
-	v, ok := cv.get(name, false)
-	if !ok {
-		return
+	if b, ok := convert(cv, name, false, asBool); ok {
+		cv.dst[name] = b
 	}
-	b, err := asBool(v)
-	if err != nil {
-		cv.fail(name, err)
-		return
-	}
-	cv.dst[name] = b
 }
 
 func (cv *converter) time(name string, nullable bool) {
@@ -422,13 +416,8 @@ func (cv *converter) time(name string, nullable bool) {
 // vocab translates a status or direction through vm; values outside vm must be in allowed.
 // With emptyIsNull a translation to "" stores null.
 func (cv *converter) vocab(name string, vm map[string]string, allowed []string, emptyIsNull, nullIsAbsent bool) {
-	v, ok := cv.get(name, !nullIsAbsent)
+	s, ok := convert(cv, name, !nullIsAbsent, asString)
 	if !ok {
-		return
-	}
-	s, err := asString(v)
-	if err != nil {
-		cv.fail(name, err)
 		return
 	}
 	if t, mapped := vm[s]; mapped {
@@ -447,13 +436,8 @@ func (cv *converter) vocab(name string, vm map[string]string, allowed []string, 
 
 // errorType translates an error type through ErrorTypeMap; unknown types pass unchanged.
 func (cv *converter) errorType(name string) {
-	v, ok := cv.get(name, true)
+	s, ok := convert(cv, name, true, asString)
 	if !ok {
-		return
-	}
-	s, err := asString(v)
-	if err != nil {
-		cv.fail(name, err)
 		return
 	}
 	if t, mapped := cv.c.m.ErrorTypeMap[s]; mapped {
