@@ -62,6 +62,9 @@ func FuzzServeHTTP(f *testing.F) {
 		if _, err := url.ParseRequestURI(path); err != nil {
 			return
 		}
+		if (status == http.StatusNoContent || status == http.StatusNotModified) && len(body) > 0 {
+			return // HTTP allows no body here: net/http refuses to write it, so no upstream sends one
+		}
 		h := &Handler{MaxCapture: 4096, log: zap.NewNop(), app: new(module.App)}
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			io.Copy(io.Discard, r.Body)
