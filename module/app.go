@@ -52,7 +52,9 @@ type App struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// SyncWrites makes every stored job wait for fsync, so a job survives power loss and not only
-	// a crash of Caddy. Default true.
+	// a crash of Caddy. A send's callback_url, which survives a crash of Caddy from the moment
+	// the client gets its answer (send journal), is fsynced with the next batch of observations,
+	// within about 25 ms. Default true.
 	SyncWrites *bool `json:"sync_writes,omitempty"`
 
 	// Workers is how many deliveries may be under way at once. Default 16.
