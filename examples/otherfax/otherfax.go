@@ -680,7 +680,12 @@ func (s *Service) createInner(w http.ResponseWriter, fields [][2]string, doc []b
 		fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	_, env, err := s.call(http.MethodPost, "/v2.1/faxes", ct, body)
+	s.postForJob(w, "/v2.1/faxes", ct, body)
+}
+
+// postForJob posts to the Phaxio-shaped backend and answers with the job it created.
+func (s *Service) postForJob(w http.ResponseWriter, path, ct string, body []byte) {
+	_, env, err := s.call(http.MethodPost, path, ct, body)
 	if err != nil {
 		answerError(w, err)
 		return
@@ -737,19 +742,7 @@ func (s *Service) retry(w http.ResponseWriter, r *http.Request, id string) {
 		fail(w, http.StatusNotFound, "Job not found")
 		return
 	}
-	_, env, err := s.call(http.MethodPost, "/v2.1/faxes/"+id+"/resend", "", nil)
-	if err != nil {
-		answerError(w, err)
-		return
-	}
-	var d struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(env.Data, &d); err != nil {
-		fail(w, http.StatusInternalServerError, "decoding the new job id: "+err.Error())
-		return
-	}
-	accepted(w, d.ID)
+	s.postForJob(w, "/v2.1/faxes/"+id+"/resend", "", nil)
 }
 
 func (s *Service) cancel(w http.ResponseWriter, id string) {
