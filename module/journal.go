@@ -286,14 +286,6 @@ func (j *journal) reset() error {
 	return nil
 }
 
-// files returns how many segment files the journal has on disk (tests).
-func (j *journal) files() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	olds, _ := j.segments()
-	return len(olds) + 1
-}
-
 // close deletes the segments whose entries are all recorded and closes the others, which the
 // next open replays.
 func (j *journal) close() error {
