@@ -149,9 +149,11 @@ func (j *journal) startSegment() error {
 		return fmt.Errorf("creating the send journal: %w", err)
 	}
 	j.next++
-	if j.cur != nil && j.cur.outstanding > 0 || j.cur != nil && j.cur.failed {
-		j.old = append(j.old, j.cur)
-	} else if j.cur != nil {
+	switch {
+	case j.cur == nil:
+	case j.cur.outstanding > 0 || j.cur.failed:
+		j.old = append(j.old, j.cur) // deleted once its entries are recorded
+	default:
 		j.cur.remove()
 	}
 	j.cur = &segment{path: path, f: f}
