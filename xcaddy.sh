@@ -37,8 +37,12 @@ build() {
 		--output ./caddy \
 		--with "$MODULE/module/plugin" \
 		--replace "$MODULE=." >&2
-	./caddy list-modules | grep -q '^faxhook$' || { echo "built caddy lacks the faxhook app" >&2; exit 1; }
-	./caddy list-modules | grep -q '^http.handlers.faxhook$' || { echo "built caddy lacks http.handlers.faxhook" >&2; exit 1; }
+	# Read the whole list before searching it: with pipefail, `caddy list-modules | grep -q` fails
+	# at random when grep exits on its match and caddy, still writing, dies of SIGPIPE.
+	local modules
+	modules="$(./caddy list-modules)"
+	grep -qx 'faxhook' <<<"$modules" || { echo "built caddy lacks the faxhook app" >&2; exit 1; }
+	grep -qx 'http.handlers.faxhook' <<<"$modules" || { echo "built caddy lacks http.handlers.faxhook" >&2; exit 1; }
 }
 
 case "${1:-}" in
