@@ -45,7 +45,11 @@ const (
 	// it sets the next ones aside. Setting aside costs two writes now and one more when the job
 	// is leased; passing over costs one step of every later scan. When destinations take turns
 	// in the due index, as they do when none hangs, scans pass over a few entries and set aside
-	// none; a destination that holds a long run of due jobs gets them set aside.
+	// none; a destination that holds a long run of due jobs gets them set aside. A job is set
+	// aside at once, whatever the count, when its destination already has jobs set aside (they
+	// are offered first, so it would wait behind younger jobs) or when an earlier scan passed
+	// over it already (its destination stays busy; left in place, it would hold back the
+	// low-water bound, and every later scan would walk the deletion markers behind it).
 	parkAfter = 64
 	// parkBudget is how many due jobs of busy destinations one read-write scan sets aside.
 	parkBudget = 2048
@@ -76,6 +80,11 @@ type Badger struct {
 	// that each new set-aside bumps. It is a superset: a destination leaves it only after a
 	// committed scan found none of its jobs set aside and no set-aside happened since.
 	parked map[string]uint64
+	// passed holds the due-index entries (key suffix: due time and ID) that a read-write scan
+	// passed over, busy destination, and left in place; a scan that passes one again sets it
+	// aside, so that an entry whose destination stays busy does not hold the due index's low-water
+	// bound (and with it every scan's start) back. At most passedMemoMax entries.
+	passed map[string]struct{}
 
 	janMu   sync.Mutex
 	jan     *janitor
@@ -113,7 +122,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
 	b := &Badger{db: db, dir: dir, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
-		parked: map[string]uint64{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
+		parked: map[string]uint64{}, passed: map[string]struct{}{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
 	if err := b.loadParked(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
@@ -166,6 +175,25 @@ func (b *Badger) mayBeParked(dest string) bool {
 	defer b.parkMu.Unlock()
 	_, ok := b.parked[dest]
 	return ok
+}
+
+// passedMemoMax bounds Badger.passed; when full it starts over.
+const passedMemoMax = 4096
+
+// passedBefore reports whether a read-write scan already passed over the due-index entry with key
+// suffix, busy destination; if not, it notes that one did now.
+func (b *Badger) passedBefore(suffix []byte) bool {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	if _, ok := b.passed[string(suffix)]; ok {
+		delete(b.passed, string(suffix))
+		return true
+	}
+	if len(b.passed) >= passedMemoMax {
+		clear(b.passed)
+	}
+	b.passed[string(suffix)] = struct{}{}
+	return false
 }
 
 // addParked records, before the transaction commits, that dest is getting jobs set aside.
@@ -891,20 +919,23 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 	opts.Prefix = []byte(prefixDue)
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
-	passed := 0
+	passed, setAside := 0, 0
 	it.Seek(seekKey(opts.Prefix, t.b.lw.from("")))
-	if !it.Valid() {
-		t.saw("", noEntry)
-	}
-	for first := true; it.Valid(); it.Next() {
-		item := it.Item()
-		k := item.Key()
-		at := binary.BigEndian.Uint64(k[len(prefixDue):])
+	// The scan's first entry that stays in the index bounds the index from below for later
+	// scans; entries this scan sets aside leave it and do not count.
+	first := true
+	note := func(k []byte) {
 		if first {
 			t.saw("", string(k[len(prefixDue):]))
 			first = false
 		}
+	}
+	for ; it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		at := binary.BigEndian.Uint64(k[len(prefixDue):])
 		if at > end {
+			note(k)
 			return ScanResult{Next: time.Unix(0, int64(at))}, nil
 		}
 		id := string(k[len(prefixDue)+8:])
@@ -913,6 +944,7 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 			return ScanResult{}, err
 		}
 		if !busy(dest) {
+			note(k)
 			t.offer(id, false)
 			if !take(id, dest) {
 				return ScanResult{More: true}, nil
@@ -920,15 +952,16 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 			continue
 		}
 		passed++
-		if !t.update || passed <= parkAfter {
-			if passed >= skipBudget {
+		suffix := k[len(prefixDue):]
+		if !t.update || setAside >= parkBudget ||
+			passed <= parkAfter && !t.b.mayBeParked(dest) && !t.b.passedBefore(suffix) {
+			note(k)
+			if passed >= skipBudget || t.update && passed > parkAfter+parkBudget {
 				return ScanResult{More: true}, nil
 			}
 			continue
 		}
-		if passed > parkAfter+parkBudget {
-			return ScanResult{More: true}, nil
-		}
+		setAside++
 		t.b.addParked(dest)
 		pk := parkKeyNanos(dest, at, id)
 		t.b.lw.wrote(t, dest, string(pk[len(prefixPark)+len(dest)+1:]))
@@ -938,6 +971,9 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 		if err := t.txn.Set(pk, nil); err != nil {
 			return ScanResult{}, fmt.Errorf("setting aside job %s: %w", id, err)
 		}
+	}
+	if first {
+		t.saw("", noEntry) // the index holds nothing from the bound on but what this scan set aside
 	}
 	return ScanResult{}, nil
 }

@@ -136,3 +136,65 @@ func TestLowWaterFollowsLeasesAndEarlierEnqueues(t *testing.T) {
 		t.Fatalf("due = %v, want back, then j40..j49", ids)
 	}
 }
+
+// A destination that stays busy must neither hold the scans back nor see its oldest jobs
+// overtaken: due jobs a scan passed over twice, or whose destination already has jobs set aside,
+// are set aside too, in due order, so the due index's bound moves past them and, once the
+// destination has room, its oldest job comes first.
+func TestBusyDestinationKeepsOrderAndDoesNotHoldScansBack(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := openTestStore(t)
+	err := b.Update(func(tx Tx) error {
+		for i := range 70 {
+			if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("a%02d", i), URL: "http://a/hook", DueAt: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+				return err
+			}
+		}
+		for i := range 10 {
+			if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("b%02d", i), URL: "http://b/hook", DueAt: t0.Add(time.Duration(100+i) * time.Second)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Hour)
+	// scan leases the first job offered, with destination a busy or not.
+	scan := func(aBusy bool) string {
+		t.Helper()
+		var got string
+		err := b.Update(func(tx Tx) error {
+			_, err := tx.ScanDue(now, func(dest string) bool { return aBusy && dest == Destination("http://a/hook") },
+				func(id, _ string) bool { got = id; return false })
+			if err != nil || got == "" {
+				return fmt.Errorf("scan offered nothing (%v)", err)
+			}
+			j, err := tx.Job(got)
+			if err != nil {
+				return err
+			}
+			j.State = StateLeased
+			return tx.PutJob(j)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := scan(true); got != "b00" {
+		t.Fatalf("first scan with a busy offered %s, want b00", got)
+	}
+	if got := scan(true); got != "b01" {
+		t.Fatalf("second scan with a busy offered %s, want b01", got)
+	}
+	if low, last := b.lw.from(""), string(dueKey(t0.Add(69*time.Second), "a69")[len(prefixDue):]); low <= last {
+		t.Fatalf("the due index's bound stays at a's jobs, which every scan would walk again")
+	}
+	for i := range 3 {
+		if got, want := scan(false), fmt.Sprintf("a%02d", i); got != want {
+			t.Fatalf("with room again, a's job %s came before %s", got, want)
+		}
+	}
+}
