@@ -32,8 +32,9 @@ const (
 
 // BadgerOptions tunes the embedded store.
 type BadgerOptions struct {
-	// SyncWrites makes every commit wait for fsync: a committed job survives power loss, not only
-	// a process crash.
+	// SyncWrites makes every Update wait, after its commit, until the commit is on disk
+	// (fsync): a committed job survives power loss, not only a process crash. UpdateLazy never
+	// waits.
 	SyncWrites bool
 	// Logger receives Badger's own messages; nil discards them.
 	Logger *zap.Logger
@@ -70,6 +71,9 @@ type Badger struct {
 	db     *badger.DB
 	closed bool
 	dir    string
+	// syncer makes Update's commits durable when syncWrites is set.
+	syncer     *fileSyncer
+	syncWrites bool
 
 	stopOnce sync.Once
 	stopGC   chan struct{}
@@ -104,7 +108,7 @@ var _ Store = (*Badger)(nil)
 // directory; a second open, in this process or another, fails with an error that says so.
 func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 	bo := badger.DefaultOptions(dir).
-		WithSyncWrites(opts.SyncWrites).
+		WithSyncWrites(false). // Update syncs itself when asked to: see fileSyncer
 		WithLogger(zapBadgerLogger{opts.Logger}).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
@@ -121,7 +125,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		}
 		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
-	b := &Badger{db: db, dir: dir, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
+	b := &Badger{db: db, dir: dir, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
 		parked: map[string]uint64{}, passed: map[string]struct{}{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
 	if err := b.loadParked(); err != nil {
 		db.Close()
@@ -251,14 +255,24 @@ func (b *Badger) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.syncer.close()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("closing faxhook storage at %s: %w", b.dir, err)
 	}
 	return nil
 }
 
-// Update runs fn in a read-write transaction, retrying on conflict.
-func (b *Badger) Update(fn func(Tx) error) error {
+// Update runs fn in a read-write transaction, retrying on conflict. With SyncWrites it returns
+// once the commit is on disk.
+func (b *Badger) Update(fn func(Tx) error) error { return b.update(fn, b.syncWrites) }
+
+// UpdateLazy runs fn in a read-write transaction, retrying on conflict, and returns once the
+// commit is in the database, never waiting for the disk: a process crash keeps the commit, a
+// power loss may undo it (and what was committed after it). An Update with SyncWrites that
+// follows makes it durable too.
+func (b *Badger) UpdateLazy(fn func(Tx) error) error { return b.update(fn, false) }
+
+func (b *Badger) update(fn func(Tx) error, durable bool) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
@@ -274,6 +288,11 @@ func (b *Badger) Update(fn func(Tx) error) error {
 		if err == nil {
 			for _, h := range t.committed {
 				h()
+			}
+			if durable {
+				if err := b.syncer.sync(); err != nil {
+					return fmt.Errorf("committed, but not synced to disk: %w", err)
+				}
 			}
 			return nil
 		}

@@ -47,9 +47,9 @@ type Options struct {
 //
 // One loop does all of the dispatcher's writing: in a single transaction per round it stores
 // the outcomes of the attempts that ended since the last round and leases due jobs for the
-// workers that are, or will soon be, free. With sync_writes every transaction waits for the
-// disk, so this costs one flush per round rather than two per delivery, and workers keep
-// working on jobs leased ahead while a round waits.
+// workers that are, or will soon be, free; workers keep working on jobs leased ahead while a
+// round commits. Rounds do not wait for the disk, even with sync_writes (Store.UpdateLazy): a
+// power loss that undoes a lease or an outcome leaves the job due, and it is attempted again.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -132,7 +132,7 @@ func (d *Dispatcher) Start() error {
 		return errors.New("dispatcher already started")
 	}
 	now := d.opts.Clock.Now()
-	err := d.store.Update(func(tx Tx) error {
+	err := d.store.UpdateLazy(func(tx Tx) error {
 		ids, err := tx.Leased()
 		if err != nil {
 			return err
@@ -443,7 +443,7 @@ type storedOutcome struct {
 // destinations have room: fewer than 2×PerHost jobs running or ahead, counts included.
 func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int) roundResult {
 	var res roundResult
-	res.err = d.store.Update(func(tx Tx) error {
+	res.err = d.store.UpdateLazy(func(tx Tx) error {
 		res = roundResult{leased: want > 0}
 		for _, o := range outs {
 			j, err := d.storeOutcome(tx, o)

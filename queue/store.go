@@ -14,10 +14,18 @@ var ErrNotFound = errors.New("not found")
 var ErrClosed = errors.New("faxhook store is closed")
 
 // Store is the durable home of tracker state and webhook jobs. Badger is the embedded
-// implementation; other engines can implement the same contract. Update runs fn in one atomic
-// transaction (retrying it on a write conflict, so fn must be free of outside side effects).
+// implementation; other engines can implement the same contract.
 type Store interface {
+	// Update runs fn in one atomic transaction (retrying it on a write conflict, so fn must be
+	// free of outside side effects) and returns once the commit is as durable as the store is
+	// configured to make it (with sync_writes, on disk).
 	Update(fn func(Tx) error) error
+	// UpdateLazy is Update without waiting for the disk: the commit survives a process crash,
+	// not always a power loss. The dispatcher stores leases and attempt outcomes with it;
+	// losing one to a power loss makes the job due again, and at-least-once delivery allows the
+	// repeated attempt.
+	UpdateLazy(fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
 	Close() error
 }
