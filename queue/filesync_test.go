@@ -47,7 +47,7 @@ func TestUpdateSyncsEveryLogOnlyWhenAsked(t *testing.T) {
 			}
 			var logs, synced []string
 			for _, e := range entries {
-				if isLogFile(e.Name()) {
+				if logKind(e.Name()) != "" {
 					logs = append(logs, e.Name())
 				}
 			}
@@ -65,5 +65,49 @@ func TestUpdateSyncsEveryLogOnlyWhenAsked(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Badger appends only to its newest write-ahead log and newest value log: a sync fsyncs those,
+// the logs that appeared since the last sync, and the logs that were the newest at the last sync
+// (written to until Badger moved on), not the older ones again.
+func TestSyncerFsyncsTheLogsThatMayHaveChanged(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(names ...string) {
+		for _, n := range names {
+			if err := os.WriteFile(dir+"/"+n, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := newFileSyncer(dir)
+	defer s.close()
+	step := func(want ...string) {
+		t.Helper()
+		if err := s.sync(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(want)
+		if got := slices.Sorted(slices.Values(s.last)); !slices.Equal(got, want) {
+			t.Fatalf("synced %v, want %v", s.last, want)
+		}
+	}
+	touch("00001.mem", "000001.vlog", "MANIFEST", "000001.sst")
+	step("00001.mem", "000001.vlog")
+	step("00001.mem", "000001.vlog")
+	touch("00002.mem") // memtable 1 is full and being flushed
+	step("00001.mem", "00002.mem", "000001.vlog")
+	step("00002.mem", "000001.vlog")
+	touch("000002.vlog", "00003.mem")
+	if err := os.Remove(dir + "/00001.mem"); err != nil { // flushed
+		t.Fatal(err)
+	}
+	step("00002.mem", "00003.mem", "000001.vlog", "000002.vlog")
+	step("00003.mem", "000002.vlog")
+	touch("100000.mem") // numbers outgrow the padding
+	step("00003.mem", "100000.mem", "000002.vlog")
+	step("100000.mem", "000002.vlog")
+	if _, open := s.files["00001.mem"]; open {
+		t.Errorf("the removed log is still open")
 	}
 }
