@@ -117,7 +117,7 @@ func (s *fileSyncer) syncFiles() error {
 			}
 			s.files[name], added = f, true
 		}
-		if err := f.Sync(); err != nil {
+		if err := datasync(f); err != nil {
 			return fmt.Errorf("syncing %s: %w", filepath.Join(s.dir, name), err)
 		}
 		synced = append(synced, name)
