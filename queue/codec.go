@@ -138,16 +138,13 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
+// varint reads a signed varint: a zig-zag encoded uvarint, as binary.AppendVarint writes it.
 func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
+	u := r.uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
 	}
-	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
 	return v
 }
 
