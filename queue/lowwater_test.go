@@ -32,6 +32,28 @@ func dueIDs(t *testing.T, b *Badger, now time.Time) []string {
 	return ids
 }
 
+// leaseNext leases the first job a read-write scan at now offers, given busy, and returns its ID.
+func leaseNext(t *testing.T, b *Badger, now time.Time, busy func(dest string) bool) string {
+	t.Helper()
+	var got string
+	err := b.Update(func(tx Tx) error {
+		_, err := tx.ScanDue(now, busy, func(id, _ string) bool { got = id; return false })
+		if err != nil || got == "" {
+			return fmt.Errorf("scan offered nothing (%v)", err)
+		}
+		j, err := tx.Job(got)
+		if err != nil {
+			return err
+		}
+		j.State = StateLeased
+		return tx.PutJob(j)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // A scan that began before an earlier job was committed must not raise the due index's bound
 // past that job, whether the job's transaction committed during the scan or is still open when
 // the scan ends.
@@ -105,24 +127,8 @@ func TestLowWaterFollowsLeasesAndEarlierEnqueues(t *testing.T) {
 	}
 	now := t0.Add(time.Hour)
 	for i := range 40 {
-		err := b.Update(func(tx Tx) error {
-			var got string
-			_, err := tx.ScanDue(now, nil, func(id, _ string) bool { got = id; return false })
-			if err != nil {
-				return err
-			}
-			if want := fmt.Sprintf("j%02d", i); got != want {
-				return fmt.Errorf("scan %d offered %q, want %q", i, got, want)
-			}
-			j, err := tx.Job(got)
-			if err != nil {
-				return err
-			}
-			j.State = StateLeased
-			return tx.PutJob(j)
-		})
-		if err != nil {
-			t.Fatal(err)
+		if got, want := leaseNext(t, b, now, nil), fmt.Sprintf("j%02d", i); got != want {
+			t.Fatalf("scan %d offered %q, want %q", i, got, want)
 		}
 	}
 	if low := b.lw.from(""); low <= string(dueKey(t0, "")[len(prefixDue):]) {
@@ -164,24 +170,7 @@ func TestBusyDestinationKeepsOrderAndDoesNotHoldScansBack(t *testing.T) {
 	// scan leases the first job offered, with destination a busy or not.
 	scan := func(aBusy bool) string {
 		t.Helper()
-		var got string
-		err := b.Update(func(tx Tx) error {
-			_, err := tx.ScanDue(now, func(dest string) bool { return aBusy && dest == Destination("http://a/hook") },
-				func(id, _ string) bool { got = id; return false })
-			if err != nil || got == "" {
-				return fmt.Errorf("scan offered nothing (%v)", err)
-			}
-			j, err := tx.Job(got)
-			if err != nil {
-				return err
-			}
-			j.State = StateLeased
-			return tx.PutJob(j)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
+		return leaseNext(t, b, now, func(dest string) bool { return aBusy && dest == Destination("http://a/hook") })
 	}
 	if got := scan(true); got != "b00" {
 		t.Fatalf("first scan with a busy offered %s, want b00", got)
