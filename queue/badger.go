@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -256,6 +258,19 @@ func (b *Badger) Close() error {
 	}
 	b.closed = true
 	b.syncer.close()
+	// Badger's Close flushes the memtable to a new table file and retries forever when it cannot
+	// create one: with the directory removed underneath it, Close would never return (and a
+	// Caddy reload or stop with it). Give it a directory to write to, then remove that again.
+	if _, err := os.Stat(b.dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(b.dir, 0o700); err != nil {
+			return fmt.Errorf("closing faxhook storage at %s, which was removed while open: recreating it for the last flush: %w", b.dir, err)
+		}
+		b.db.Close() // errors expected: the files it had open are gone
+		if err := os.RemoveAll(b.dir); err != nil {
+			return fmt.Errorf("closing faxhook storage at %s, which was removed while open: %w", b.dir, err)
+		}
+		return fmt.Errorf("closing faxhook storage at %s: the directory was removed while open; what it held is lost", b.dir)
+	}
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("closing faxhook storage at %s: %w", b.dir, err)
 	}
