@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // fileSyncer makes a Badger database's commits durable on request. The database runs without
@@ -24,6 +25,9 @@ import (
 // its log is removed. The directory is fsynced too when files appeared, so that a new log's name
 // survives.
 //
+// Listing the directory is skipped while its modification time shows that no file came or went
+// since the last listing.
+//
 // Concurrent callers share syncs: a caller returns once a sync that began after its request
 // completed, so that one round of fsyncs serves every commit made before it began.
 type fileSyncer struct {
@@ -35,8 +39,13 @@ type fileSyncer struct {
 	files map[string]*os.File // open log files by name
 	// newest holds, per kind (".mem", ".vlog"), the name of the newest log of the last sync.
 	newest map[string]string
-	runs   int      // syncs run so far
-	last   []string // the files the last sync fsynced, for tests
+	// listed is set once a listing of the directory completed, when it had listedMtime as its
+	// modification time, read at listedAt just before the listing.
+	listed      bool
+	listedMtime time.Time
+	listedAt    time.Time
+	runs        int      // syncs run so far
+	last        []string // the files the last sync fsynced, for tests
 }
 
 func newFileSyncer(dir string) *fileSyncer {
@@ -54,9 +63,9 @@ func (s *fileSyncer) sync() error {
 	covered := s.requested.Load()
 	s.runs++
 	if err := s.syncFiles(); err != nil {
-		// Start over: the next sync takes every log for new and fsyncs it.
+		// Start over: the next sync lists the directory and takes every log for new.
 		s.closeFiles()
-		s.newest = map[string]string{}
+		s.newest, s.listed = map[string]string{}, false
 		return err
 	}
 	s.done = covered
@@ -81,7 +90,23 @@ func logNumber(name string) uint64 {
 	return n
 }
 
+// settledAfter is how old a directory's modification time must be, when it is read, for a later
+// change of the directory to be sure to change it: far longer than the granularity of file
+// system timestamps.
+const settledAfter = 2 * time.Second
+
 func (s *fileSyncer) syncFiles() error {
+	st, err := os.Stat(s.dir)
+	if err != nil {
+		return fmt.Errorf("checking %s to sync it: %w", s.dir, err)
+	}
+	mtime := st.ModTime()
+	if s.listed && mtime.Equal(s.listedMtime) && s.listedMtime.Before(s.listedAt.Add(-settledAfter)) {
+		// No file came or went since the last listing (a directory of hundreds of table files
+		// takes a third of a millisecond to list): the newest logs are the same.
+		return s.syncNewest()
+	}
+	s.listed, s.listedMtime, s.listedAt = false, mtime, time.Now()
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("listing %s to sync it: %w", s.dir, err)
@@ -139,7 +164,25 @@ func (s *fileSyncer) syncFiles() error {
 			return fmt.Errorf("syncing directory %s: %w", s.dir, err)
 		}
 	}
-	s.newest, s.last = newest, synced
+	s.newest, s.last, s.listed = newest, synced, true
+	return nil
+}
+
+// syncNewest fsyncs the newest log of each kind, as the last listing found them.
+func (s *fileSyncer) syncNewest() error {
+	var synced []string
+	for _, name := range s.newest {
+		f := s.files[name]
+		if f == nil { // not expected: the listing found it gone; list again
+			s.listed = false
+			return s.syncFiles()
+		}
+		if err := datasync(f); err != nil {
+			return fmt.Errorf("syncing %s: %w", filepath.Join(s.dir, name), err)
+		}
+		synced = append(synced, name)
+	}
+	s.last = synced
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // With sync_writes, Update returns once the write-ahead and value logs are fsynced, all of them;
@@ -109,5 +110,48 @@ func TestSyncerFsyncsTheLogsThatMayHaveChanged(t *testing.T) {
 	step("100000.mem", "000002.vlog")
 	if _, open := s.files["00001.mem"]; open {
 		t.Errorf("the removed log is still open")
+	}
+}
+
+// While the directory's modification time shows that no file came or went since the last
+// listing, a sync fsyncs the newest logs without listing the directory again; a new log changes
+// the time and is found.
+func TestSyncerListsTheDirectoryOnlyAfterItChanged(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(name string) {
+		if err := os.WriteFile(dir+"/"+name, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"00001.mem", "00002.mem", "000001.vlog", "000001.sst"} {
+		touch(n)
+	}
+	settled := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(dir, settled, settled); err != nil {
+		t.Fatal(err)
+	}
+	s := newFileSyncer(dir)
+	defer s.close()
+	step := func(want ...string) {
+		t.Helper()
+		if err := s.sync(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(want)
+		if got := slices.Sorted(slices.Values(s.last)); !slices.Equal(got, want) {
+			t.Fatalf("synced %v, want %v", got, want)
+		}
+	}
+	step("00001.mem", "00002.mem", "000001.vlog") // first sync: every log is new
+	listedAt := s.listedAt
+	step("00002.mem", "000001.vlog")
+	step("00002.mem", "000001.vlog")
+	if s.listedAt != listedAt {
+		t.Errorf("the unchanged directory was listed again")
+	}
+	touch("00003.mem")
+	step("00002.mem", "00003.mem", "000001.vlog")
+	if s.listedAt == listedAt {
+		t.Errorf("the changed directory was not listed again")
 	}
 }
