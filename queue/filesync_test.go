@@ -74,25 +74,10 @@ func TestUpdateSyncsEveryLogOnlyWhenAsked(t *testing.T) {
 // (written to until Badger moved on), not the older ones again.
 func TestSyncerFsyncsTheLogsThatMayHaveChanged(t *testing.T) {
 	dir := t.TempDir()
-	touch := func(names ...string) {
-		for _, n := range names {
-			if err := os.WriteFile(dir+"/"+n, []byte("x"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	touch := func(names ...string) { touchFiles(t, dir, names...) }
 	s := newFileSyncer(dir)
 	defer s.close()
-	step := func(want ...string) {
-		t.Helper()
-		if err := s.sync(); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(want)
-		if got := slices.Sorted(slices.Values(s.last)); !slices.Equal(got, want) {
-			t.Fatalf("synced %v, want %v", s.last, want)
-		}
-	}
+	step := func(want ...string) { t.Helper(); syncExpecting(t, s, want...) }
 	touch("00001.mem", "000001.vlog", "MANIFEST", "000001.sst")
 	step("00001.mem", "000001.vlog")
 	step("00001.mem", "000001.vlog")
@@ -118,30 +103,14 @@ func TestSyncerFsyncsTheLogsThatMayHaveChanged(t *testing.T) {
 // the time and is found.
 func TestSyncerListsTheDirectoryOnlyAfterItChanged(t *testing.T) {
 	dir := t.TempDir()
-	touch := func(name string) {
-		if err := os.WriteFile(dir+"/"+name, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []string{"00001.mem", "00002.mem", "000001.vlog", "000001.sst"} {
-		touch(n)
-	}
+	touchFiles(t, dir, "00001.mem", "00002.mem", "000001.vlog", "000001.sst")
 	settled := time.Now().Add(-time.Minute)
 	if err := os.Chtimes(dir, settled, settled); err != nil {
 		t.Fatal(err)
 	}
 	s := newFileSyncer(dir)
 	defer s.close()
-	step := func(want ...string) {
-		t.Helper()
-		if err := s.sync(); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(want)
-		if got := slices.Sorted(slices.Values(s.last)); !slices.Equal(got, want) {
-			t.Fatalf("synced %v, want %v", got, want)
-		}
-	}
+	step := func(want ...string) { t.Helper(); syncExpecting(t, s, want...) }
 	step("00001.mem", "00002.mem", "000001.vlog") // first sync: every log is new
 	listedAt := s.listedAt
 	step("00002.mem", "000001.vlog")
@@ -149,9 +118,31 @@ func TestSyncerListsTheDirectoryOnlyAfterItChanged(t *testing.T) {
 	if s.listedAt != listedAt {
 		t.Errorf("the unchanged directory was listed again")
 	}
-	touch("00003.mem")
+	touchFiles(t, dir, "00003.mem")
 	step("00002.mem", "00003.mem", "000001.vlog")
 	if s.listedAt == listedAt {
 		t.Errorf("the changed directory was not listed again")
+	}
+}
+
+// touchFiles creates small files with the given names in dir.
+func touchFiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if err := os.WriteFile(dir+"/"+n, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// syncExpecting runs a sync and checks that it fsynced exactly the files want.
+func syncExpecting(t *testing.T, s *fileSyncer, want ...string) {
+	t.Helper()
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if got := slices.Sorted(slices.Values(s.last)); !slices.Equal(got, want) {
+		t.Fatalf("synced %v, want %v", got, want)
 	}
 }
