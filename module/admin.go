@@ -438,38 +438,29 @@ func (e *engine) finishedPage(f deliveryFilter, since time.Time, limit int, curs
 			since = c
 		}
 	}
-	var page []*queue.Job
-	more := false
+	var p pager
 	err := e.store.View(func(tx queue.Tx) error {
-		page, more = page[:0], false
-		return tx.Finished(f.state, since, func(j *queue.Job) bool {
+		p = pager{f: f, limit: limit}
+		return tx.FinishedHeads(f.state, since, func(j *queue.Job) bool {
 			if cursor != "" {
 				n := finNanos(j.FinishedAt)
 				if n < afterNanos || (n == afterNanos && j.ID <= afterID) {
 					return true
 				}
 			}
-			if !f.match(j) {
-				return true
-			}
-			if len(page) == limit {
-				more = true
-				return false
-			}
-			page = append(page, j)
-			return true
+			return p.take(j)
 		})
 	})
 	if err != nil {
 		return nil, false, storeError("listing "+f.state+" deliveries", err)
 	}
-	return page, more, nil
+	return p.page, p.more, nil
 }
 
 // jobPage lists jobs in ID order, optionally of one unfinished state.
 //
-// Cost: Tx.Jobs has no per-state index, so every page walks (and decodes) the jobs from the
-// first ID on, delivered ones included, until it has limit+1 matches. Fine for operator use at
+// Cost: the store has no per-state index, so every page walks (and decodes) the job heads from
+// the first ID on, delivered ones included, until it has limit+1 matches. Fine for operator use at
 // today's sizes; a per-state index in the store would make it proportional to the page.
 func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.Job, bool, error) {
 	var after string
@@ -480,29 +471,44 @@ func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.J
 		}
 		after = p[0]
 	}
-	var page []*queue.Job
-	more := false
+	var p pager
 	err := e.store.View(func(tx queue.Tx) error {
-		page, more = page[:0], false
-		return tx.Jobs(func(j *queue.Job) bool {
+		p = pager{f: f, limit: limit}
+		return tx.JobHeads(func(j *queue.Job) bool {
 			if cursor != "" && j.ID <= after {
 				return true
 			}
-			if !f.match(j) {
-				return true
-			}
-			if len(page) == limit {
-				more = true
-				return false
-			}
-			page = append(page, j)
-			return true
+			return p.take(j)
 		})
 	})
 	if err != nil {
 		return nil, false, storeError("listing deliveries", err)
 	}
-	return page, more, nil
+	return p.page, p.more, nil
+}
+
+// pager collects one page of a delivery listing. It is fed job heads: the filter and the
+// listing's summaries need no more, so a listing does not read the body (fields, PDF) of every
+// job it passes.
+type pager struct {
+	f     deliveryFilter
+	limit int
+	page  []*queue.Job
+	more  bool // a further match exists after the page
+}
+
+// take adds j to the page if it matches; it returns false once the page is full and a further
+// match was seen.
+func (p *pager) take(j *queue.Job) bool {
+	if !p.f.match(j) {
+		return true
+	}
+	if len(p.page) == p.limit {
+		p.more = true
+		return false
+	}
+	p.page = append(p.page, j)
+	return true
 }
 
 // getDelivery answers GET /faxhook/deliveries/{id}.
