@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -813,13 +814,9 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	var refs []dueRef
 	// The due index, then every destination's set-aside jobs: each gives at most limit refs.
 	collect := func(prefix []byte) {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = prefix
-		it := t.txn.NewIterator(opts)
+		it := t.indexIterator(prefix)
 		defer it.Close()
 		idx := indexOf(prefix)
-		it.Seek(seekKey(prefix, t.b.lw.from(idx)))
 		if !it.Valid() {
 			t.saw(idx, noEntry)
 		}
@@ -843,7 +840,7 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	}
 	slices.SortFunc(refs, func(a, b dueRef) int {
 		if a.at != b.at {
-			return compareUint(a.at, b.at)
+			return cmp.Compare(a.at, b.at)
 		}
 		return strings.Compare(a.id, b.id)
 	})
@@ -859,25 +856,23 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	return jobs, nil
 }
 
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// firstKey returns a copy of the first key with prefix, nil if there is none.
-func (t *badgerTx) firstKey(prefix []byte) []byte {
+// indexIterator opens an iterator over the index with prefix (the due index or a destination's
+// set-aside list), positioned at the index's low-water bound; values are read only on demand.
+// The caller closes it.
+func (t *badgerTx) indexIterator(prefix []byte) *badger.Iterator {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = prefix
 	it := t.txn.NewIterator(opts)
+	it.Seek(seekKey(prefix, t.b.lw.from(indexOf(prefix))))
+	return it
+}
+
+// firstKey returns a copy of the first key with prefix, nil if there is none.
+func (t *badgerTx) firstKey(prefix []byte) []byte {
+	it := t.indexIterator(prefix)
 	defer it.Close()
 	idx := indexOf(prefix)
-	it.Seek(seekKey(prefix, t.b.lw.from(idx)))
 	if !it.Valid() {
 		t.saw(idx, noEntry)
 		return nil
@@ -939,7 +934,7 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 		}
 		heads = append(heads, head{dest: dest, at: binary.BigEndian.Uint64(k[len(prefix):])})
 	}
-	slices.SortFunc(heads, func(a, b head) int { return compareUint(a.at, b.at) })
+	slices.SortFunc(heads, func(a, b head) int { return cmp.Compare(a.at, b.at) })
 	for _, h := range heads {
 		more, err := t.offerParked(h.dest, end, busy, take)
 		if err != nil || more {
@@ -948,13 +943,9 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 	}
 
 	// The due index.
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte(prefixDue)
-	it := t.txn.NewIterator(opts)
+	it := t.indexIterator([]byte(prefixDue))
 	defer it.Close()
 	passed, setAside := 0, 0
-	it.Seek(seekKey(opts.Prefix, t.b.lw.from("")))
 	// The scan's first entry that stays in the index bounds the index from below for later
 	// scans; entries this scan sets aside leave it and do not count.
 	first := true
@@ -1015,13 +1006,11 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 // offerParked offers the set-aside jobs of dest, oldest first, while dest is not busy. more is
 // true when take asked to stop.
 func (t *badgerTx) offerParked(dest string, end uint64, busy func(string) bool, take func(id, dest string) bool) (more bool, err error) {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = append([]byte(prefixPark+dest), 0)
-	it := t.txn.NewIterator(opts)
+	prefix := append([]byte(prefixPark+dest), 0)
+	it := t.indexIterator(prefix)
 	defer it.Close()
-	for it.Seek(seekKey(opts.Prefix, t.b.lw.from(dest))); it.Valid(); it.Next() {
-		k := it.Item().Key()[len(opts.Prefix):]
+	for ; it.Valid(); it.Next() {
+		k := it.Item().Key()[len(prefix):]
 		if binary.BigEndian.Uint64(k) > end || busy(dest) {
 			return false, nil
 		}
