@@ -280,12 +280,12 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}
 
 	up := newUpstream()
-	upURL, stopUp, err := serve(up.handler())
+	upURL, stopUp, err := harness.Serve(up.handler())
 	if err != nil {
 		return Report{}, err
 	}
 	defer stopUp()
-	sinkURL, stopSink, err := serve(sink())
+	sinkURL, stopSink, err := harness.Serve(sink())
 	if err != nil {
 		return Report{}, err
 	}

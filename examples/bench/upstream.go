@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -164,17 +163,6 @@ func (u *upstream) handler() http.Handler {
 		writeStatic(w, "application/json", b)
 	})
 	return mux
-}
-
-// serve runs h on a loopback port and returns its base URL and a stop function.
-func serve(h http.Handler) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
-	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 }
 
 // sink is the webhook endpoint of the faxhook Caddy's sent_url and of the callback_url of

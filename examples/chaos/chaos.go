@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -226,14 +225,14 @@ func execute(ctx context.Context, opts Options, rep *Report) (err error) {
 	}()
 
 	svc := faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Tick: opts.Tick, Seed: opts.Seed & 0xffff})
-	faxURL, stopFax, err := serve(svc)
+	faxURL, stopFax, err := harness.Serve(svc)
 	if err != nil {
 		return fmt.Errorf("starting the fax service: %w", err)
 	}
 	defer stopFax()
 	rcv := receiver.New(receiver.Config{Token: token})
 	var stopRcv func()
-	if r.rcvURL, stopRcv, err = serve(rcv); err != nil {
+	if r.rcvURL, stopRcv, err = harness.Serve(rcv); err != nil {
 		return fmt.Errorf("starting the receiver: %w", err)
 	}
 	defer stopRcv()
@@ -318,16 +317,6 @@ func withDefaults(o Options) Options {
 		o.Drain = DefaultDrain
 	}
 	return o
-}
-
-func serve(h http.Handler) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
-	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 }
 
 func (r *run) caddyfile(admin, site, faxURL, storage string) string {

@@ -33,6 +33,17 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// Serve runs h on a loopback port and returns its base URL and a function that stops it.
+func Serve(h http.Handler) (url string, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listening on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
+}
+
 var (
 	buildOnce sync.Once
 	buildBin  string

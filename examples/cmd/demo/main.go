@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,16 +41,6 @@ func main() {
 	}
 }
 
-func serve(h http.Handler) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(l)
-	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
-}
-
 func run(bin string, timeout time.Duration, keep bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -66,7 +55,7 @@ func run(bin string, timeout time.Duration, keep bool) error {
 	}
 
 	svc := faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Tick: 150 * time.Millisecond, Seed: 7})
-	faxURL, stopFax, err := serve(svc)
+	faxURL, stopFax, err := harness.Serve(svc)
 	if err != nil {
 		return err
 	}
@@ -85,7 +74,7 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		}
 		return http.StatusOK
 	}})
-	rcvURL, stopRcv, err := serve(rcv)
+	rcvURL, stopRcv, err := harness.Serve(rcv)
 	if err != nil {
 		return err
 	}
