@@ -58,6 +58,19 @@ func openStore(t *testing.T, dir string) *queue.Badger {
 	return st
 }
 
+// startDispatcher starts a dispatcher with the HTTP sender on clock over a new store; both stop
+// when the test ends.
+func startDispatcher(t *testing.T, clock queue.Clock) (*queue.Badger, *queue.Dispatcher) {
+	t.Helper()
+	st := openStore(t, t.TempDir())
+	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return st, d
+}
+
 func enqueue(t *testing.T, d *queue.Dispatcher, id, url string, due time.Time) {
 	t.Helper()
 	err := d.Update(func(tx queue.Tx) error {
@@ -137,12 +150,7 @@ func TestAlwaysFailingDiesAfter17Attempts(t *testing.T) {
 	clock := queue.NewFakeClock(t0)
 	h, srv := newHits(clock, func(int) int { return 503 })
 	defer srv.Close()
-	st := openStore(t, t.TempDir())
-	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	st, d := startDispatcher(t, clock)
 	enqueue(t, d, "dead1", srv.URL, t0)
 	var offset time.Duration
 	for n := 1; n <= 16; n++ {

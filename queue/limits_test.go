@@ -290,12 +290,7 @@ func TestRetryAfterDelaysRetry(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	st := openStore(t, t.TempDir())
-	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	st, d := startDispatcher(t, clock)
 	enqueue(t, d, "ra", srv.URL, t0)
 
 	j := waitAttempts(t, st, "ra", 1)

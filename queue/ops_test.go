@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 )
 
 // A receiver down for three virtual days: 17 attempts at the ladder's offsets, dead, then a
@@ -21,12 +20,7 @@ func TestDeadForThreeDaysThenReplayed(t *testing.T) {
 		return 502
 	})
 	defer srv.Close()
-	st := openStore(t, t.TempDir())
-	d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{}), queue.Options{Clock: clock})
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	st, d := startDispatcher(t, clock)
 	enqueue(t, d, "down", srv.URL, t0)
 	var offsets []time.Duration
 	var at time.Duration
