@@ -63,8 +63,6 @@ func TestMetricsAfterDeliveredAndDeadEvents(t *testing.T) {
 	waitState(t, e, jobOf(t, e, 201).ID, queue.StateDelivered)
 	waitState(t, e, jobOf(t, e, 202).ID, queue.StateDead)
 
-	metricStore.invalidate()
-	after := gather(t, reg)
 	counters := map[string]float64{
 		`faxhook_events_total{event_type=fax_completed}`:           2,
 		`faxhook_events_total{event_type=transmitting_page}`:       0,
@@ -82,6 +80,16 @@ func TestMetricsAfterDeliveredAndDeadEvents(t *testing.T) {
 		`faxhook_jobs{state=leased}`:           0,
 		`faxhook_jobs{state=dead}`:             1,
 		`faxhook_oldest_pending_age_seconds{}`: 0,
+	}
+	// The dispatcher counts an attempt after storing its outcome, so a job can show its final
+	// state a moment before its count: wait for the counts (and fail on what they still lack).
+	var after map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		metricStore.invalidate()
+		after = gather(t, reg)
+		if countersRose(before, after, counters) || time.Now().After(deadline) {
+			break
+		}
 	}
 	for k, want := range counters {
 		if _, ok := after[k]; !ok {
@@ -126,6 +134,16 @@ func TestMetricsAfterDeliveredAndDeadEvents(t *testing.T) {
 	if g[`faxhook_capture_skipped_total{reason=other}`] < 1 {
 		t.Fatal("an unknown reason was not counted as other")
 	}
+}
+
+// countersRose reports whether every counter in want rose from before to after by exactly its value.
+func countersRose(before, after, want map[string]float64) bool {
+	for k, d := range want {
+		if after[k]-before[k] != d {
+			return false
+		}
+	}
+	return true
 }
 
 func TestMetricsSurviveReRegistration(t *testing.T) {
