@@ -472,8 +472,9 @@ func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.J
 		after = p[0]
 	}
 	var p pager
+	leases := e.leases()
 	err := e.store.View(func(tx queue.Tx) error {
-		p = pager{f: f, limit: limit}
+		p = pager{f: f, limit: limit, leases: leases}
 		return tx.JobHeads(func(j *queue.Job) bool {
 			if cursor != "" && j.ID <= after {
 				return true
@@ -491,15 +492,17 @@ func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.J
 // listing's summaries need no more, so a listing does not read the body (fields, PDF) of every
 // job it passes.
 type pager struct {
-	f     deliveryFilter
-	limit int
-	page  []*queue.Job
-	more  bool // a further match exists after the page
+	f      deliveryFilter
+	limit  int
+	leases map[string]time.Time // the dispatcher's leases, shown as state leased
+	page   []*queue.Job
+	more   bool // a further match exists after the page
 }
 
 // take adds j to the page if it matches; it returns false once the page is full and a further
 // match was seen.
 func (p *pager) take(j *queue.Job) bool {
+	asLeased(j, p.leases)
 	if !p.f.match(j) {
 		return true
 	}
@@ -525,6 +528,7 @@ func (a *adminAPI) getDelivery(w http.ResponseWriter, r *http.Request, id string
 	if err != nil {
 		return storeError("delivery "+id, err)
 	}
+	asLeased(j, e.leases())
 	return writeJSON(w, http.StatusOK, e.detail(j))
 }
 
@@ -538,6 +542,7 @@ func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) erro
 	}
 	now := a.clock()
 	var j *queue.Job
+	leases := e.leases()
 	err = e.store.Update(func(tx queue.Tx) error {
 		cur, err := tx.Job(id)
 		if err != nil {
@@ -545,6 +550,9 @@ func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) erro
 		}
 		if cur.State == queue.StateWaiting {
 			return errWaiting
+		}
+		if _, ok := leases[id]; ok {
+			return queue.ErrBusy
 		}
 		j, err = queue.Replay(tx, id, now)
 		return err

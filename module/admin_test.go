@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -440,4 +441,50 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// A job whose attempt is under way is pending in the store (the dispatcher leases in memory),
+// but operators see it as leased: in its detail, in listings by state, in the statistics; and
+// retrying it is refused with 409 rather than starting a second attempt.
+func TestAdminShowsJobsUnderWayAsLeased(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	e := startEngine(t, settings{timeout: time.Minute})
+	completeFax(t, e, 401, srv.URL+"/hook")
+	id := jobOf(t, e, 401).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.leases()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if s := jobOf(t, e, 401).State; s != queue.StatePending {
+		t.Fatalf("stored state %s, want pending", s)
+	}
+
+	c := newAdminClient(t, nil)
+	var det deliveryDetail
+	c.ok("GET", "/faxhook/deliveries/"+id, &det)
+	if det.State != queue.StateLeased || det.LeaseUntil == nil || !det.LeaseUntil.After(time.Now()) || det.DueAt != nil {
+		t.Fatalf("detail of the job under way: state %s, lease_until %v, due_at %v", det.State, det.LeaseUntil, det.DueAt)
+	}
+	for query, want := range map[string]int{"state=leased": 1, "state=pending": 0} {
+		var l deliveryList
+		c.ok("GET", "/faxhook/deliveries?"+query+"&storage="+url.QueryEscape(e.dir), &l)
+		if len(l.Deliveries) != want {
+			t.Errorf("?%s lists %d deliveries, want %d", query, len(l.Deliveries), want)
+		}
+	}
+	var st statsView
+	c.ok("GET", "/faxhook/stats?storage="+url.QueryEscape(e.dir), &st)
+	if st.Jobs[queue.StateLeased] != 1 || st.Jobs[queue.StatePending] != 0 {
+		t.Fatalf("stats jobs = %v, want 1 leased and 0 pending", st.Jobs)
+	}
+	c.fails("POST", "/faxhook/deliveries/"+id+"/retry?storage="+url.QueryEscape(e.dir), http.StatusConflict, "an attempt is under way")
 }

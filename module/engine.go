@@ -163,6 +163,26 @@ func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
 	return e.sender.Load().Send(ctx, j)
 }
 
+// leases returns the jobs the running dispatcher holds leased, with the end of each lease (see
+// queue.Dispatcher.Leases); nil when no dispatcher runs.
+func (e *engine) leases() map[string]time.Time {
+	e.mu.Lock()
+	d := e.disp
+	e.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.Leases()
+}
+
+// asLeased shows a job that the store holds as pending, but that the dispatcher leased (in
+// memory), as leased until its lease ends: what operators see of a job whose attempt is under way.
+func asLeased(j *queue.Job, leases map[string]time.Time) {
+	if until, ok := leases[j.ID]; ok && j.State == queue.StatePending {
+		j.State, j.DueAt = queue.StateLeased, until
+	}
+}
+
 // wake tells a running dispatcher that jobs were enqueued.
 func (e *engine) wake() {
 	e.mu.Lock()

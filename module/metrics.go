@@ -215,8 +215,10 @@ func (e *engine) jobStats() (jobStats, error) {
 	s := jobStats{Counts: map[string]int{
 		queue.StatePending: 0, queue.StateWaiting: 0, queue.StateLeased: 0, queue.StateDead: 0, queue.StateDelivered: 0,
 	}}
+	leases := e.leases()
 	err := e.store.View(func(tx queue.Tx) error {
 		return tx.JobHeads(func(j *queue.Job) bool {
+			asLeased(j, leases)
 			s.Counts[j.State]++
 			if !queue.Finished(j.State) && (s.OldestUnfinished.IsZero() || j.CreatedAt.Before(s.OldestUnfinished)) {
 				s.OldestUnfinished = j.CreatedAt

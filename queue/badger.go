@@ -906,10 +906,14 @@ func (t *badgerTx) NextDue() (time.Time, bool, error) {
 // destination first, then walks the due index. In a read-write transaction a due job whose
 // destination is busy is, once the scan passed over parkAfter such jobs, moved from the due
 // index to its destination's set-aside list (its Job record, still pending with the same DueAt,
-// is not rewritten), at most parkBudget per scan.
-func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error) {
+// is not rewritten), at most parkBudget per scan. Jobs that skip reports are passed over
+// without a trace: the bound of later scans may move past them (see Tx.ScanDue).
+func (t *badgerTx) ScanDue(now time.Time, skip func(id string) bool, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error) {
 	if busy == nil {
 		busy = func(string) bool { return false }
+	}
+	if skip == nil {
+		skip = func(string) bool { return false }
 	}
 	end := unixNanos(now)
 
@@ -936,7 +940,7 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 	}
 	slices.SortFunc(heads, func(a, b head) int { return cmp.Compare(a.at, b.at) })
 	for _, h := range heads {
-		more, err := t.offerParked(h.dest, end, busy, take)
+		more, err := t.offerParked(h.dest, end, skip, busy, take)
 		if err != nil || more {
 			return ScanResult{More: more}, err
 		}
@@ -964,6 +968,9 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 			return ScanResult{Next: time.Unix(0, int64(at))}, nil
 		}
 		id := string(k[len(prefixDue)+8:])
+		if skip(id) {
+			continue
+		}
 		dest, err := t.dueDest(item, id)
 		if err != nil {
 			return ScanResult{}, err
@@ -1005,7 +1012,7 @@ func (t *badgerTx) ScanDue(now time.Time, busy func(dest string) bool, take func
 
 // offerParked offers the set-aside jobs of dest, oldest first, while dest is not busy. more is
 // true when take asked to stop.
-func (t *badgerTx) offerParked(dest string, end uint64, busy func(string) bool, take func(id, dest string) bool) (more bool, err error) {
+func (t *badgerTx) offerParked(dest string, end uint64, skip func(id string) bool, busy func(string) bool, take func(id, dest string) bool) (more bool, err error) {
 	prefix := append([]byte(prefixPark+dest), 0)
 	it := t.indexIterator(prefix)
 	defer it.Close()
@@ -1015,6 +1022,9 @@ func (t *badgerTx) offerParked(dest string, end uint64, busy func(string) bool, 
 			return false, nil
 		}
 		id := string(k[8:])
+		if skip(id) {
+			continue
+		}
 		t.offer(id, true)
 		if !take(id, dest) {
 			return true, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,9 @@ type Options struct {
 	// pending, and jobs of other destinations are delivered meanwhile: a receiver that hangs or
 	// fails holds at most PerHost of the Workers.
 	PerHost int
-	// Lease is how long a leased job stays claimed; it must outlive the sender's timeout (the
-	// app uses the HTTP timeout plus 30 seconds). An attempt still under way Lease after it
-	// began is cancelled and counts as failed. Default 1 minute.
+	// Lease bounds an attempt: one still under way Lease after it began is cancelled and counts
+	// as failed. It must outlive the sender's timeout (the app uses the HTTP timeout plus 30
+	// seconds). Default 1 minute.
 	Lease time.Duration
 	// Clock tells the time; default SystemClock. Tests inject a FakeClock.
 	Clock Clock
@@ -48,8 +49,11 @@ type Options struct {
 // One loop does all of the dispatcher's writing: in a single transaction per round it stores
 // the outcomes of the attempts that ended since the last round and leases due jobs for the
 // workers that are, or will soon be, free; workers keep working on jobs leased ahead while a
-// round commits. Rounds do not wait for the disk, even with sync_writes (Store.UpdateLazy): a
-// power loss that undoes a lease or an outcome leaves the job due, and it is attempted again.
+// round commits. Leases live in memory: a leased job stays pending in the store, and scans pass
+// over it until its outcome is stored. A crash forgets the leases, which leaves those jobs due,
+// and they are attempted at once after a restart; Stop hands back the jobs it did not finish.
+// Rounds do not wait for the disk, even with sync_writes (Store.UpdateLazy): a power loss that
+// undoes an outcome leaves the job due, and it is attempted again.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -63,6 +67,35 @@ type Dispatcher struct {
 	startMu  sync.Mutex
 	started  bool
 	schedule atomic.Pointer[[]time.Duration]
+
+	leaseMu sync.Mutex
+	leases  map[string]lease // jobs leased and not yet settled; written by the run loop only
+}
+
+// lease is a job the dispatcher holds in memory.
+type lease struct {
+	until    time.Time // when an attempt of it is cancelled at the latest
+	attempts int       // attempts in its log when it was leased
+}
+
+// Leases returns the IDs of the jobs leased now (handed to a sender, or about to be, and their
+// outcome not stored yet), each with the time its lease ends. The store shows these jobs as
+// pending: leases are held in memory.
+func (d *Dispatcher) Leases() map[string]time.Time {
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	m := make(map[string]time.Time, len(d.leases))
+	for id, l := range d.leases {
+		m[id] = l.until
+	}
+	return m
+}
+
+// held returns a copy of the leases, for a round to pass over.
+func (d *Dispatcher) held() map[string]lease {
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	return maps.Clone(d.leases)
 }
 
 // NewDispatcher returns a dispatcher over store that delivers with sender. Call Start to run it.
@@ -123,8 +156,8 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Start reclaims jobs that a previous run leased but never finished (a crash), making them due
-// now, and starts delivering in the background.
+// Start makes jobs stored as leased by an older version of faxhook due now (this one leases in
+// memory, see Dispatcher) and starts delivering in the background.
 func (d *Dispatcher) Start() error {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
@@ -157,6 +190,9 @@ func (d *Dispatcher) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done, d.started = cancel, make(chan struct{}), true
+	d.leaseMu.Lock()
+	d.leases = map[string]lease{}
+	d.leaseMu.Unlock()
 	l := &loop{
 		work:       make(chan leased, d.opts.Workers),
 		results:    make(chan outcome, d.opts.Workers),
@@ -174,7 +210,8 @@ func (d *Dispatcher) Start() error {
 
 // Stop stops leasing new jobs, cancels attempts under way, waits until they returned and stores
 // the outcomes of the attempts that ended before. A job whose attempt was cancelled, or that was
-// leased but not yet attempted, stays leased and is attempted at once by the next Start.
+// leased but not yet attempted, is handed back: it stays pending and is attempted at once by
+// the next Start.
 func (d *Dispatcher) Stop() {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
@@ -195,6 +232,7 @@ type leased struct {
 // outcome is what a worker reports about one attempt; it holds no job body.
 type outcome struct {
 	id, dest string
+	base     int // attempts in the job's log when it was leased
 	attempt  Attempt
 	res      Result
 	end      time.Time // the dispatcher clock's time when the attempt ended
@@ -225,6 +263,8 @@ type roundResult struct {
 	err    error
 	// unstored holds the outcomes not stored because of err, for the next round.
 	unstored []outcome
+	// settled holds the IDs of the jobs whose outcome was stored (or found moot): their leases end.
+	settled []string
 }
 
 // worker attempts the jobs it is handed, one at a time, until ctx ends.
@@ -262,7 +302,7 @@ func (d *Dispatcher) attempt(ctx context.Context, l leased) (outcome, bool) {
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	return outcome{id: l.job.ID, dest: l.dest, attempt: a, res: res, end: d.opts.Clock.Now()}, true
+	return outcome{id: l.job.ID, dest: l.dest, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now()}, true
 }
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
@@ -289,7 +329,8 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				for k, v := range l.perDest {
 					counts[k] = v
 				}
-				go func() { inflight <- d.round(outs, want, counts) }()
+				held := d.held()
+				go func() { inflight <- d.round(outs, want, counts, held) }()
 				if want > 0 {
 					scan = false
 				}
@@ -304,6 +345,7 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			scan = true
 		case res := <-inflight:
 			inflight = nil
+			d.settle(res)
 			d.finish(res.stored)
 			switch {
 			case errors.Is(res.err, ErrClosed):
@@ -393,7 +435,9 @@ func (d *Dispatcher) ended(l *loop, o outcome) {
 func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
 	d.cancel()
 	if inflight != nil {
-		d.finish((<-inflight).stored)
+		res := <-inflight
+		d.settle(res)
+		d.finish(res.stored)
 	}
 	d.inflight.Wait()
 	for drained := false; !drained; {
@@ -405,32 +449,97 @@ func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
 		}
 	}
 	if len(l.pending) > 0 {
-		res := d.round(l.pending, 0, nil)
+		res := d.round(l.pending, 0, nil, nil)
+		d.settle(res)
 		d.finish(res.stored)
 		if res.err != nil && !errors.Is(res.err, ErrClosed) {
 			d.log.Error("storing attempt outcomes at stop", zap.Error(res.err))
 		}
+	}
+	d.handBack()
+}
+
+// settle ends the leases of the jobs a round settled and records the ones it took.
+func (d *Dispatcher) settle(res roundResult) {
+	if len(res.settled) == 0 && len(res.jobs) == 0 {
+		return
+	}
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	for _, id := range res.settled {
+		delete(d.leases, id)
+	}
+	for _, j := range res.jobs {
+		d.leases[j.job.ID] = lease{until: j.job.DueAt, attempts: len(j.job.Attempts)}
+	}
+}
+
+// handBack rewrites, unchanged, the pending jobs still leased when the dispatcher stops, so
+// that scans, which passed over them while they were leased, offer them again; then it forgets
+// every lease.
+func (d *Dispatcher) handBack() {
+	d.leaseMu.Lock()
+	left := d.leases
+	d.leases = map[string]lease{}
+	d.leaseMu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	err := d.store.UpdateLazy(func(tx Tx) error {
+		for id, l := range left {
+			j, err := tx.JobHead(id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("loading job %s: %w", id, err)
+			}
+			if j.State != StatePending || len(j.Attempts) != l.attempts {
+				continue // changed meanwhile, so written already
+			}
+			if err := tx.PutJobHead(j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		// Not lost: the jobs are pending, and the store offers them again once reopened.
+		d.log.Error("handing back jobs leased at stop", zap.Int("jobs", len(left)), zap.Error(err))
 	}
 }
 
 // round stores outs and leases up to want due jobs, given how many jobs per destination are
 // running or ahead, in one transaction if they fit; otherwise it stores the outcomes one by one
 // and leases nothing, reporting tooBig.
-func (d *Dispatcher) round(outs []outcome, want int, counts map[string]int) roundResult {
-	res := d.storeAndLease(outs, want, counts)
+func (d *Dispatcher) round(outs []outcome, want int, counts map[string]int, held map[string]lease) roundResult {
+	res := d.storeAndLease(outs, want, counts, held)
 	if !errors.Is(res.err, ErrTooBig) {
+		if res.err == nil {
+			res.settled = ids(outs)
+		}
 		return res
 	}
 	res = roundResult{tooBig: true}
 	for i, o := range outs {
-		r := d.storeAndLease([]outcome{o}, 0, nil)
+		r := d.storeAndLease([]outcome{o}, 0, nil, nil)
 		res.stored = append(res.stored, r.stored...)
 		if r.err != nil {
 			res.err, res.unstored = r.err, outs[i:]
 			return res
 		}
+		res.settled = append(res.settled, o.id)
 	}
 	return res
+}
+
+// ids returns the job IDs of outs.
+func ids(outs []outcome) []string {
+	s := make([]string, len(outs))
+	for i, o := range outs {
+		s[i] = o.id
+	}
+	return s
 }
 
 // storedOutcome is an outcome as stored, for OnOutcome and the log.
@@ -440,8 +549,9 @@ type storedOutcome struct {
 }
 
 // storeAndLease runs one transaction: it stores outs, then leases up to want due jobs whose
-// destinations have room: fewer than 2×PerHost jobs running or ahead, counts included.
-func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int) roundResult {
+// destinations have room: fewer than 2×PerHost jobs running or ahead, counts included. Jobs in
+// held are leased already.
+func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int, held map[string]lease) roundResult {
 	var res roundResult
 	res.err = d.store.UpdateLazy(func(tx Tx) error {
 		res = roundResult{leased: want > 0}
@@ -462,6 +572,7 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 		var picked []leased
 		var err error
 		res.scan, err = tx.ScanDue(now,
+			func(id string) bool { _, ok := held[id]; return ok },
 			func(dest string) bool { return counts[dest]+taken[dest] >= 2*d.opts.PerHost },
 			func(id, dest string) bool {
 				taken[dest]++
@@ -479,10 +590,8 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 			if j.State != StatePending {
 				continue // not expected: the index follows the job's state
 			}
+			// Leased in memory only: the store keeps the job pending and due.
 			j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-			if err := tx.PutJobHead(j); err != nil {
-				return err
-			}
 			res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
 		}
 		if len(picked) > 0 && len(res.jobs) == 0 {
@@ -497,8 +606,9 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 }
 
 // storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry.
-// It returns nil, changing nothing, when the job is no longer leased (an operator replayed or
-// removed it meanwhile).
+// It returns nil, changing nothing, when the job is no longer the one leased: not pending, or
+// with other attempts in its log (changed meanwhile; not expected, as operators cannot change
+// a due job).
 func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	cur, err := tx.JobHead(o.id)
 	if errors.Is(err, ErrNotFound) {
@@ -507,7 +617,7 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading job %s to store its attempt: %w", o.id, err)
 	}
-	if cur.State != StateLeased {
+	if cur.State != StatePending || len(cur.Attempts) != o.base {
 		return nil, nil
 	}
 	cur.Attempts = append(cur.Attempts, o.attempt)

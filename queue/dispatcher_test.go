@@ -126,10 +126,10 @@ func TestRetriesAtLadderOffsetsThenDelivered(t *testing.T) {
 	enqueue(t, d, "j1", srv.URL+"/hook", t0)
 
 	h.wait(t, 1)
-	waitState(t, st, "j1", queue.StatePending)
+	waitAttempts(t, st, "j1", 1)
 	clock.Advance(5 * time.Minute)
 	h.wait(t, 2)
-	waitState(t, st, "j1", queue.StatePending)
+	waitAttempts(t, st, "j1", 2)
 	clock.Advance(10 * time.Minute)
 	h.wait(t, 3)
 	j := waitState(t, st, "j1", queue.StateDelivered)
@@ -155,7 +155,7 @@ func TestAlwaysFailingDiesAfter17Attempts(t *testing.T) {
 	var offset time.Duration
 	for n := 1; n <= 16; n++ {
 		h.wait(t, n)
-		waitState(t, st, "dead1", queue.StatePending)
+		waitAttempts(t, st, "dead1", n)
 		step := queue.DefaultSchedule[n-1]
 		offset += step
 		clock.Advance(step)
@@ -302,7 +302,7 @@ func TestChainOrderWaitsForEarlierJob(t *testing.T) {
 	}
 	defer d.Stop()
 	waitState(t, st, "b1", queue.StateDelivered) // another chain does not wait for A
-	waitState(t, st, "a1", queue.StatePending)   // a1 failed once and awaits its retry
+	waitAttempts(t, st, "a1", 1)                 // a1 failed once and awaits its retry
 	if s := job(t, st, "a2").State; s != queue.StateWaiting {
 		t.Fatalf("a2 is %s while a1 awaits a retry, want waiting", s)
 	}

@@ -37,7 +37,7 @@ func leaseNext(t *testing.T, b *Badger, now time.Time, busy func(dest string) bo
 	t.Helper()
 	var got string
 	err := b.Update(func(tx Tx) error {
-		_, err := tx.ScanDue(now, busy, func(id, _ string) bool { got = id; return false })
+		_, err := tx.ScanDue(now, nil, busy, func(id, _ string) bool { got = id; return false })
 		if err != nil || got == "" {
 			return fmt.Errorf("scan offered nothing (%v)", err)
 		}

@@ -30,7 +30,7 @@ func TestDeadForThreeDaysThenReplayed(t *testing.T) {
 		if n == 17 {
 			break
 		}
-		waitState(t, st, "down", queue.StatePending)
+		waitAttempts(t, st, "down", n)
 		at += queue.DefaultSchedule[n-1]
 		clock.Advance(queue.DefaultSchedule[n-1])
 	}

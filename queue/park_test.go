@@ -24,7 +24,7 @@ func TestScanSetsAsideAfterParkAfter(t *testing.T) {
 				return nil
 			})
 			update(t, b, func(tx Tx) error {
-				_, err := tx.ScanDue(now, func(string) bool { return true }, func(string, string) bool { return true })
+				_, err := tx.ScanDue(now, nil, func(string) bool { return true }, func(string, string) bool { return true })
 				return err
 			})
 			if got, want := countKeys(t, b, prefixPark), max(0, n-parkAfter); got != want {

@@ -77,9 +77,12 @@ type Tx interface {
 	// and Destination, without loading them, until take returns false. A job whose destination
 	// busy reports true is passed over and stays pending; in a read-write transaction the store
 	// may set it aside so that later scans pass over it at no cost, and offers it again, before
-	// newer jobs, once busy reports false for its destination. busy may be nil. The store bounds
-	// the work of one scan; ScanResult says whether to scan again at once or when.
-	ScanDue(now time.Time, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error)
+	// newer jobs, once busy reports false for its destination. A job that skip reports (the
+	// dispatcher's jobs under way, leased in memory) is passed over as if it were not there, and
+	// later scans may start past it: it is offered again only once it was written (PutJob,
+	// PutJobHead) or the store reopened. skip and busy may be nil. The store bounds the work of
+	// one scan; ScanResult says whether to scan again at once or when.
+	ScanDue(now time.Time, skip func(id string) bool, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error)
 	// NextDue returns the earliest DueAt of any pending job; ok is false when there is none.
 	NextDue() (t time.Time, ok bool, err error)
 	// Leased returns the IDs of jobs in state leased.
