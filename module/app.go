@@ -54,9 +54,9 @@ type App struct {
 	// SyncWrites makes every stored job wait for fsync, so a job survives power loss and not only
 	// a crash of Caddy. A send's callback_url, which survives a crash of Caddy from the moment
 	// the client gets its answer (send journal), is fsynced with the next batch of observations,
-	// within about 25 ms. The dispatcher's records of leases and attempt outcomes are never
-	// fsynced on their own: a power loss may undo the last of them, and those webhooks are
-	// attempted again (delivery is at-least-once). Default true.
+	// within about 25 ms. The dispatcher leases jobs in memory, and its records of attempt
+	// outcomes are never fsynced on their own: a power loss may undo the last of them, and those
+	// webhooks are attempted again (delivery is at-least-once). Default true.
 	SyncWrites *bool `json:"sync_writes,omitempty"`
 
 	// Workers is how many deliveries may be under way at once. Default 16.

@@ -347,6 +347,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			inflight = nil
 			d.settle(res)
 			d.finish(res.stored)
+			if len(res.stored) > 0 {
+				scan = true // outcomes may have made retries or chain successors due: see storeAndLease
+			}
 			switch {
 			case errors.Is(res.err, ErrClosed):
 				d.stop(l, nil)
@@ -555,6 +558,13 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 	var res roundResult
 	res.err = d.store.UpdateLazy(func(tx Tx) error {
 		res = roundResult{leased: want > 0}
+		// Lease first: a Badger iterator sorts the transaction's writes so far, so scanning
+		// before storing the outcomes costs less. The scan passes over the jobs of outs (held)
+		// and does not see the retries and chain successors their outcomes make due; the run
+		// loop scans again after a round that stored outcomes.
+		if err := d.lease(tx, &res, want, counts, held); err != nil {
+			return err
+		}
 		for _, o := range outs {
 			j, err := d.storeOutcome(tx, o)
 			if err != nil {
@@ -564,45 +574,51 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 				res.stored = append(res.stored, storedOutcome{job: j, res: o.res})
 			}
 		}
-		if want <= 0 {
-			return nil
-		}
-		now := d.opts.Clock.Now()
-		taken := map[string]int{}
-		var picked []leased
-		var err error
-		res.scan, err = tx.ScanDue(now,
-			func(id string) bool { _, ok := held[id]; return ok },
-			func(dest string) bool { return counts[dest]+taken[dest] >= 2*d.opts.PerHost },
-			func(id, dest string) bool {
-				taken[dest]++
-				picked = append(picked, leased{job: &Job{ID: id}, dest: dest})
-				return len(picked) < want
-			})
-		if err != nil {
-			return err
-		}
-		for _, p := range picked {
-			j, err := tx.Job(p.job.ID)
-			if err != nil {
-				return fmt.Errorf("loading due job %s: %w", p.job.ID, err)
-			}
-			if j.State != StatePending {
-				continue // not expected: the index follows the job's state
-			}
-			// Leased in memory only: the store keeps the job pending and due.
-			j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-			res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
-		}
-		if len(picked) > 0 && len(res.jobs) == 0 {
-			res.scan.More = false // nothing but stale entries: do not spin on them
-		}
 		return nil
 	})
 	if res.err != nil {
 		res.stored, res.jobs, res.unstored = nil, nil, outs
 	}
 	return res
+}
+
+// lease scans for up to want due jobs, passing over those in held and those of destinations
+// without room, and loads them into res.jobs, leased in memory.
+func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]int, held map[string]lease) error {
+	if want <= 0 {
+		return nil
+	}
+	now := d.opts.Clock.Now()
+	taken := map[string]int{}
+	var picked []leased
+	var err error
+	res.scan, err = tx.ScanDue(now,
+		func(id string) bool { _, ok := held[id]; return ok },
+		func(dest string) bool { return counts[dest]+taken[dest] >= 2*d.opts.PerHost },
+		func(id, dest string) bool {
+			taken[dest]++
+			picked = append(picked, leased{job: &Job{ID: id}, dest: dest})
+			return len(picked) < want
+		})
+	if err != nil {
+		return err
+	}
+	for _, p := range picked {
+		j, err := tx.Job(p.job.ID)
+		if err != nil {
+			return fmt.Errorf("loading due job %s: %w", p.job.ID, err)
+		}
+		if j.State != StatePending {
+			continue // not expected: the index follows the job's state
+		}
+		// Leased in memory only: the store keeps the job pending and due.
+		j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
+		res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
+	}
+	if len(picked) > 0 && len(res.jobs) == 0 {
+		res.scan.More = false // nothing but stale entries: do not spin on them
+	}
+	return nil
 }
 
 // storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry.
