@@ -144,7 +144,7 @@ func TestLowWaterFollowsLeasesAndEarlierEnqueues(t *testing.T) {
 }
 
 // A destination that stays busy must neither hold the scans back nor see its oldest jobs
-// overtaken: due jobs a scan passed over twice, or whose destination already has jobs set aside,
+// overtaken: due jobs scans passed over again and again, or whose destination already has jobs set aside,
 // are set aside too, in due order, so the due index's bound moves past them and, once the
 // destination has room, its oldest job comes first.
 func TestBusyDestinationKeepsOrderAndDoesNotHoldScansBack(t *testing.T) {
