@@ -32,7 +32,7 @@ type File struct {
 const (
 	StateWaiting   = "waiting"   // behind an earlier unfinished job of its chain
 	StatePending   = "pending"   // waiting for its due time
-	StateLeased    = "leased"    // handed to a sender; an attempt is under way
+	StateLeased    = "leased"    // handed to a sender; an attempt is under way (shown, not stored: see Dispatcher)
 	StateDelivered = "delivered" // a receiver accepted it
 	StateDead      = "dead"      // every attempt failed, or the URL can never work
 )

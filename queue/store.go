@@ -85,7 +85,8 @@ type Tx interface {
 	ScanDue(now time.Time, skip func(id string) bool, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error)
 	// NextDue returns the earliest DueAt of any pending job; ok is false when there is none.
 	NextDue() (t time.Time, ok bool, err error)
-	// Leased returns the IDs of jobs in state leased.
+	// Leased returns the IDs of jobs stored in state leased: older versions of the dispatcher
+	// stored leases; this one holds them in memory (Dispatcher.Leases).
 	Leased() ([]string, error)
 	// Jobs calls fn for every job, in ID order, until fn returns false.
 	Jobs(fn func(*Job) bool) error
