@@ -551,9 +551,9 @@ type storedOutcome struct {
 	res Result
 }
 
-// storeAndLease runs one transaction: it stores outs, then leases up to want due jobs whose
-// destinations have room: fewer than 2×PerHost jobs running or ahead, counts included. Jobs in
-// held are leased already.
+// storeAndLease runs one transaction: it leases up to want due jobs whose destinations have
+// room (fewer than 2×PerHost jobs running or ahead, counts included), then stores outs. Jobs in
+// held, those of outs included, are leased already.
 func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int, held map[string]lease) roundResult {
 	var res roundResult
 	res.err = d.store.UpdateLazy(func(tx Tx) error {
