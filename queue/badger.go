@@ -45,15 +45,15 @@ type BadgerOptions struct {
 
 // Bounds on the work of one Tx.ScanDue.
 const (
-	// parkAfter is how many due jobs of busy destinations one read-write scan passes over before
-	// it sets the next ones aside. Setting aside costs two writes now and one more when the job
-	// is leased; passing over costs one step of every later scan. When destinations take turns
-	// in the due index, as they do when none hangs, scans pass over a few entries and set aside
-	// none; a destination that holds a long run of due jobs gets them set aside. A job is set
-	// aside at once, whatever the count, when its destination already has jobs set aside (they
-	// are offered first, so it would wait behind younger jobs) or when passesBeforeParking scans
-	// passed over it (its destination stays busy; left in place, it would hold back the
-	// low-water bound, and every later scan would walk the deletion markers behind it).
+	// parkAfter is how many due jobs of one busy destination one read-write scan passes over
+	// before it sets that destination's next ones aside. Setting aside costs two writes now and
+	// one more when the job is leased; passing over costs one step of every later scan. When
+	// destinations take turns in the due index, as they do when none hangs, scans pass over a few
+	// entries of each and set aside none; a destination that holds a long run of due jobs gets
+	// them set aside. A job is also set aside, whatever the count, when its destination had such
+	// a run set aside (see Badger.backlogged) or when passesBeforeParking scans passed over it
+	// (its destination stays busy; left in place, it would hold back the low-water bound, and
+	// every later scan would walk the deletion markers behind it).
 	parkAfter = 64
 	// parkBudget is how many due jobs of busy destinations one read-write scan sets aside.
 	parkBudget = 2048
@@ -87,6 +87,13 @@ type Badger struct {
 	// that each new set-aside bumps. It is a superset: a destination leaves it only after a
 	// committed scan found none of its jobs set aside and no set-aside happened since.
 	parked map[string]uint64
+	// backlogged holds the destinations of parked that had a long run of due jobs set aside (a
+	// scan passed over more than parkAfter of them): later scans set their due jobs aside at
+	// once, so that the jobs left in the due index before the run follow it into the set-aside
+	// list, which is offered first, instead of waiting behind younger jobs. The jobs of a
+	// destination that is only briefly at its limit are set aside one by one, each after
+	// passesBeforeParking scans passed over it, if at all.
+	backlogged map[string]bool
 	// passed holds the due-index entries (key suffix: due time and ID) that a read-write scan
 	// passed over, busy destination, and left in place; a scan that passes one again sets it
 	// aside, so that an entry whose destination stays busy does not hold the due index's low-water
@@ -129,7 +136,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
 	b := &Badger{db: db, dir: dir, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
-		parked: map[string]uint64{}, passed: map[string]int{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
+		parked: map[string]uint64{}, backlogged: map[string]bool{}, passed: map[string]int{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
 	if err := b.loadParked(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
@@ -156,6 +163,7 @@ func (b *Badger) loadParked() error {
 			}
 			dest := string(k[:i])
 			b.parked[dest] = 1
+			b.backlogged[dest] = true // why is not stored: set the rest aside too
 			it.Seek(append([]byte(prefixPark+dest), 1))
 		}
 		return nil
@@ -186,10 +194,11 @@ func (b *Badger) mayBeParked(dest string) bool {
 
 // passesBeforeParking is how many read-write scans pass over a busy destination's due job
 // before one sets it aside. A destination at its limit but answering frees a slot within
-// milliseconds, and its job is taken a few scans later: setting it aside after two passes, as
-// faxhook did, cost most deliveries two more writes and a read (BenchmarkDispatcherBookkeeping:
-// 35–40 µs of CPU per delivery against 31 with 8).
-const passesBeforeParking = 8
+// milliseconds, and its job is taken a few scans later. In qbench's delivery case (b), where
+// four fast destinations take turns at their limits, 8 had 550–1,350 of 3,000 jobs set aside
+// (two more writes and a read each, and every later scan offering their set-aside lists); 32
+// has 0–2.
+const passesBeforeParking = 32
 
 // passedMemoMax bounds Badger.passed; when full it starts over.
 const passedMemoMax = 4096
@@ -214,11 +223,23 @@ func (b *Badger) passedBefore(suffix []byte) bool {
 	return false
 }
 
-// addParked records, before the transaction commits, that dest is getting jobs set aside.
-func (b *Badger) addParked(dest string) {
+// isBacklogged reports whether dest had a long run of due jobs set aside (see
+// Badger.backlogged).
+func (b *Badger) isBacklogged(dest string) bool {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	return b.backlogged[dest]
+}
+
+// addParked records, before the transaction commits, that dest is getting jobs set aside,
+// because of a long run of them if run is set.
+func (b *Badger) addParked(dest string, run bool) {
 	b.parkMu.Lock()
 	defer b.parkMu.Unlock()
 	b.parked[dest]++
+	if run {
+		b.backlogged[dest] = true
+	}
 }
 
 // dropParked forgets dest once a committed scan found none of its jobs set aside, unless jobs
@@ -228,6 +249,7 @@ func (b *Badger) dropParked(dest string, gen uint64) {
 	defer b.parkMu.Unlock()
 	if b.parked[dest] == gen {
 		delete(b.parked, dest)
+		delete(b.backlogged, dest)
 		b.lw.forget(dest)
 	}
 }
@@ -958,6 +980,7 @@ func (t *badgerTx) ScanDue(now time.Time, skip func(id string) bool, busy func(d
 	it := t.indexIterator([]byte(prefixDue))
 	defer it.Close()
 	passed, setAside := 0, 0
+	runs := map[string]int{} // due jobs passed over, per busy destination
 	// The scan's first entry that stays in the index bounds the index from below for later
 	// scans; entries this scan sets aside leave it and do not count.
 	first := true
@@ -992,9 +1015,10 @@ func (t *badgerTx) ScanDue(now time.Time, skip func(id string) bool, busy func(d
 			continue
 		}
 		passed++
+		runs[dest]++
 		suffix := k[len(prefixDue):]
 		if !t.update || setAside >= parkBudget ||
-			passed <= parkAfter && !t.b.mayBeParked(dest) && !t.b.passedBefore(suffix) {
+			runs[dest] <= parkAfter && !t.b.isBacklogged(dest) && !t.b.passedBefore(suffix) {
 			note(k)
 			if passed >= skipBudget || t.update && passed > parkAfter+parkBudget {
 				return ScanResult{More: true}, nil
@@ -1002,7 +1026,7 @@ func (t *badgerTx) ScanDue(now time.Time, skip func(id string) bool, busy func(d
 			continue
 		}
 		setAside++
-		t.b.addParked(dest)
+		t.b.addParked(dest, runs[dest] > parkAfter)
 		pk := parkKeyNanos(dest, at, id)
 		t.b.lw.wrote(t, dest, string(pk[len(prefixPark)+len(dest)+1:]))
 		if err := t.txn.Delete(item.KeyCopy(nil)); err != nil {

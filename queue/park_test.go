@@ -58,3 +58,42 @@ func countKeys(t *testing.T, b *Badger, prefix string) int {
 	}
 	return n
 }
+
+// Destinations that take turns at their limits, as fast ones do under load, get none of their
+// jobs set aside: a scan counts the jobs it passes over per destination, and a job is set aside
+// only after passesBeforeParking scans passed over it. Three busy destinations with 40 due
+// jobs each (120 in all, more than parkAfter) stand before the one with room.
+func TestDestinationsTakingTurnsAreNotSetAside(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := openTestStore(t)
+	update(t, b, func(tx Tx) error {
+		for i := range 40 {
+			for _, d := range []string{"a", "b", "c"} {
+				_, err := tx.Enqueue(&Job{ID: fmt.Sprintf("%s%02d", d, i), URL: "http://" + d + "/hook", DueAt: t0.Add(time.Duration(i) * time.Second)})
+				if err != nil {
+					return err
+				}
+			}
+		}
+		for i := range passesBeforeParking {
+			if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("z%02d", i), URL: "http://z/hook", DueAt: t0.Add(time.Minute)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	now := t0.Add(time.Hour)
+	onlyZ := func(dest string) bool { return dest != Destination("http://z/hook") }
+	for i := range passesBeforeParking - 1 {
+		if got, want := leaseNext(t, b, now, onlyZ), fmt.Sprintf("z%02d", i); got != want {
+			t.Fatalf("scan %d offered %s, want %s", i, got, want)
+		}
+	}
+	if n := countKeys(t, b, prefixPark); n != 0 {
+		t.Errorf("%d jobs set aside after %d scans, want none", n, passesBeforeParking-1)
+	}
+	// With room again, destination a's jobs come in order.
+	if got := leaseNext(t, b, now, nil); got != "a00" {
+		t.Errorf("with room again, the first job offered is %s, want a00", got)
+	}
+}
