@@ -5,6 +5,10 @@
 // Every attempt of a job sends byte-identical bodies with the identical signature: the multipart
 // boundary is derived from the job's ID, not drawn at random.
 //
+// Webhooks go out over HTTP/1.1 on keep-alive connections the Sender pools per destination and
+// drives from the attempt's own goroutine (h1Client); net/http's client is used instead when
+// Options.Transport is set or a proxy from the environment applies. HTTP/2 is not offered.
+//
 // With Options.Guard set, the sender refuses loopback, private, link-local, metadata and other
 // special-purpose destinations (package ssrf): literal IP URLs before any I/O, host names at dial
 // time on the address they resolve to. A refused destination is a permanent failure.
@@ -13,9 +17,11 @@ package httpsend
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -83,6 +89,7 @@ type Sender struct {
 	userAgent string
 	bodyLimit int
 	client    *http.Client
+	h1        *h1Client // nil when Options.Transport is set: then client posts every webhook
 	guard     *ssrf.Guard
 	now       func() time.Time
 }
@@ -111,6 +118,11 @@ func New(opts Options) *Sender {
 	rt := opts.Transport
 	if rt == nil {
 		rt = defaultTransport(opts.Guard)
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		if opts.Guard != nil {
+			dialer = opts.Guard.Dialer()
+		}
+		s.h1 = newH1Client(dialer.DialContext)
 	}
 	s.client = &http.Client{
 		Transport: rt,
@@ -140,10 +152,24 @@ func defaultTransport(guard *ssrf.Guard) *http.Transport {
 	return t
 }
 
-// CloseIdleConnections closes the idle keep-alive connections of the Sender's transport, if it
-// supports that. Call it when the Sender is retired.
+// CloseIdleConnections closes the Sender's idle keep-alive connections, and those of attempts
+// under way as they end. Call it when the Sender is retired: it still sends afterwards, but
+// keeps no connection open.
 func (s *Sender) CloseIdleConnections() {
 	s.client.CloseIdleConnections()
+	if s.h1 != nil {
+		s.h1.closeIdle()
+	}
+}
+
+// proxied reports whether a webhook to u goes through a proxy from the environment (HTTP_PROXY
+// and friends), which only net/http's client speaks. A guarded Sender uses no proxy.
+func (s *Sender) proxied(u *url.URL) bool {
+	if s.guard != nil {
+		return false
+	}
+	p, err := http.ProxyFromEnvironment(&http.Request{URL: u})
+	return p != nil || err != nil
 }
 
 // Send makes one delivery attempt of job to its http or https URL and reports the outcome. A URL
@@ -171,37 +197,86 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 		return queue.Result{Err: fmt.Errorf("encoding webhook for %s: %w", target, err), Permanent: true}
 	}
 
+	header := make([]string, 0, 12)
+	header = append(header, "Content-Type", contentType, "User-Agent", s.userAgent,
+		HeaderEventID, job.EventID, HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
+	if s.token != "" {
+		header = append(header, sign.Header, Signature(s.token, job))
+	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		header = append(header, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+	}
+	for i := 1; i < len(header); i += 2 {
+		if strings.ContainsAny(header[i], "\r\n\x00") {
+			return queue.Result{Err: fmt.Errorf("posting webhook to %s: header %s holds a line break or NUL", target, header[i-1]), Permanent: true}
+		}
+	}
+
+	var resp *http.Response
+	var respBody string
+	if s.h1 != nil && !s.proxied(u) {
+		resp, respBody, err = s.sendH1(ctx, u, header, body)
+		if err != nil {
+			// A destination refused by the guard cannot become acceptable by retrying.
+			return queue.Result{Err: s.h1Error(ctx, target, err), Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
+		}
+	} else {
+		resp, respBody, err = s.sendNetHTTP(ctx, job.URL, header, body)
+		if err != nil {
+			// A destination refused by the guard cannot become acceptable by retrying.
+			return queue.Result{Err: err, Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
+		}
+	}
+	return s.result(resp, respBody)
+}
+
+// sendH1 posts body through the Sender's own HTTP/1.1 client, within s.timeout.
+func (s *Sender) sendH1(ctx context.Context, u *url.URL, header []string, body []byte) (*http.Response, string, error) {
+	deadline := time.Now().Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	r := &h1Request{u: u, header: header, body: body, deadline: deadline}
+	return s.h1.do(ctx, r, s.bodyLimit)
+}
+
+// h1Error describes a failed attempt of sendH1 like transportError does for net/http's.
+func (s *Sender) h1Error(ctx context.Context, target string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("posting webhook to %s: attempt abandoned: %w", target, context.Cause(ctx))
+	case isTimeout(err):
+		return fmt.Errorf("posting webhook to %s: timed out after %s: %w", target, s.timeout, context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("posting webhook to %s: %w", target, err)
+	}
+}
+
+// sendNetHTTP posts body with net/http's client, through the Options.Transport or a proxy.
+func (s *Sender) sendNetHTTP(ctx context.Context, rawURL string, header []string, body []byte) (*http.Response, string, error) {
+	target := sign.SignedURL(rawURL)
 	actx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
 	defer cancel()
-
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, job.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
 		// ParseURL accepted the URL, so this is not expected; never echo the raw URL.
-		return queue.Result{Err: fmt.Errorf("building request for %s: %w", target, unwrapURLError(err)), Permanent: true}
+		return nil, "", fmt.Errorf("building request for %s: %w", target, unwrapURLError(err))
 	}
-	if req.URL.User != nil {
-		pass, _ := req.URL.User.Password()
-		req.SetBasicAuth(req.URL.User.Username(), pass)
-		req.URL.User = nil
+	req.URL.User = nil // sent as the Authorization header
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
-	h := req.Header
-	h.Set("Content-Type", contentType)
-	h.Set("User-Agent", s.userAgent)
-	h.Set(HeaderEventID, job.EventID)
-	h.Set(HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
-	if s.token != "" {
-		h.Set(sign.Header, Signature(s.token, job))
-	}
-
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// A destination refused by the guard cannot become acceptable by retrying.
-		blocked := errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil
-		return queue.Result{Err: s.transportError(ctx, actx, target, err), Permanent: blocked}
+		return nil, "", s.transportError(ctx, actx, target, err)
 	}
-	res := queue.Result{Status: resp.StatusCode}
-	res.Body = s.readBody(resp.Body)
+	return resp, s.readBody(resp.Body), nil
+}
 
+// result turns the receiver's answer into the attempt's Result: only a 2xx is a success.
+func (s *Sender) result(resp *http.Response, body string) queue.Result {
+	res := queue.Result{Status: resp.StatusCode, Body: body}
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code <= 299:
