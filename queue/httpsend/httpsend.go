@@ -85,6 +85,7 @@ type Options struct {
 // concurrent use.
 type Sender struct {
 	token     string
+	signer    *sign.Signer // nil without a token
 	timeout   time.Duration
 	userAgent string
 	bodyLimit int
@@ -105,6 +106,9 @@ func New(opts Options) *Sender {
 		bodyLimit: opts.BodyLimit,
 		guard:     opts.Guard,
 		now:       time.Now,
+	}
+	if s.token != "" {
+		s.signer = sign.NewSigner(s.token)
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
@@ -200,8 +204,8 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	header := make([]string, 0, 12)
 	header = append(header, "Content-Type", contentType, "User-Agent", s.userAgent,
 		HeaderEventID, job.EventID, HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
-	if s.token != "" {
-		header = append(header, sign.Header, Signature(s.token, job))
+	if s.signer != nil {
+		header = append(header, sign.Header, signature(s.signer, job))
 	}
 	if u.User != nil {
 		pass, _ := u.User.Password()
@@ -374,6 +378,11 @@ func unwrapURLError(err error) error {
 // Signature returns the X-Phaxio-Signature value of job under token: the HMAC over the URL as
 // configured minus any user:password@ part, the non-file fields and the SHA-1 of every file part.
 func Signature(token string, job *queue.Job) string {
+	return signature(sign.NewSigner(token), job)
+}
+
+// signature returns the X-Phaxio-Signature value of job by signer.
+func signature(signer *sign.Signer, job *queue.Job) string {
 	fields := make([]sign.Field, len(job.Fields))
 	for i, f := range job.Fields {
 		fields[i] = sign.Field{Name: f.Name, Value: f.Value}
@@ -382,7 +391,7 @@ func Signature(token string, job *queue.Job) string {
 	for i, f := range job.Files {
 		files[i] = sign.FileOf(f.Name, f.Data)
 	}
-	return sign.Sign(token, sign.SignedURL(job.URL), fields, files)
+	return signer.Sign(sign.SignedURL(job.URL), fields, files)
 }
 
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date, as a delay from now. It

@@ -1,6 +1,10 @@
 package sign
 
-import "testing"
+import (
+	"strings"
+	"sync"
+	"testing"
+)
 
 const token = "test-webhook-token"
 
@@ -25,9 +29,15 @@ func TestVectors(t *testing.T) {
 		{"C", u, []Field{{"event_type", "retry_scheduled"}, {"fax", f1}, {"retry_count", "1"}, {"recipient_phone_number", "+15558675309"}}, nil, "93c8fe48bb6588473e25d0f70913ce12f9f9ca98"},
 		{"D", "https://example.com/phaxio/received", []Field{{"event_type", "fax_completed"}, {"fax", f2}}, []File{FileOf("file", []byte("%PDF-1.4\n"))}, "aeb1b4b7084aaa499db0cd9fe45b87e67cf656b9"},
 	}
+	signer := NewSigner(token)
 	for _, c := range cases {
 		if got := Sign(token, c.url, c.fields, c.files); got != c.want {
 			t.Errorf("%s: Sign = %s, want %s", c.name, got, c.want)
+		}
+		for range 2 { // the second time on a reused HMAC state
+			if got := signer.Sign(c.url, c.fields, c.files); got != c.want {
+				t.Errorf("%s: Signer.Sign = %s, want %s", c.name, got, c.want)
+			}
 		}
 		if !Verify(token, c.want, c.url, c.fields, c.files) {
 			t.Errorf("%s: Verify rejected the right signature", c.name)
@@ -75,4 +85,28 @@ func TestSignedURLVerbatim(t *testing.T) {
 			t.Errorf("SignedURL(%q) = %q, want it unchanged", u, got)
 		}
 	}
+}
+
+// A Signer gives Sign's value for big fields, equal names (kept in their order) and files, also
+// from many goroutines at once.
+func TestSignerMatchesSign(t *testing.T) {
+	big := strings.Repeat("0123456789", 3000) // more than the Signer feeds the HMAC at once
+	fields := []Field{{"z", big}, {"a", "1"}, {"m", big[:100]}, {"a", "2"}, {"b", big}}
+	files := []File{FileOf("file", []byte("%PDF")), FileOf("extra", []byte("x"))}
+	want := Sign(token, "https://example.com/h", fields, files)
+	signer := NewSigner(token)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if got := signer.Sign("https://example.com/h", fields, files); got != want {
+					t.Errorf("Signer.Sign = %s, want %s", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
