@@ -27,7 +27,7 @@ const (
 	prefixPark  = "p/" // p/<destination>\x00<8-byte unix nanos><id> → "" for pending jobs set aside
 	prefixLease = "l/" // l/<id> → "" for leased jobs
 	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
-	prefixChain = "c/" // c/<chain> → 8-byte unfinished count + 8-byte next seq
+	prefixChain = "c/" // c/<chain> → tail record or, as stored before, count record: see chainRec
 	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
 
 	keyFlushMarker = "x/flush" // written and dropped at once to make Badger flush its memtables
@@ -386,8 +386,8 @@ type badgerTx struct {
 	// seen holds, for the jobs this transaction read or wrote, what a write needs to know of
 	// the job as stored now: PutJob and PutJobHead need not read and decode it again.
 	seen map[string]seenJob
-	// chains caches the chain records this transaction read or wrote: [unfinished, next].
-	chains map[string][2]uint64
+	// chains caches the chain records this transaction read or wrote.
+	chains map[string]chainRec
 	// offered records, for the jobs ScanDue offered in this transaction, whether their entry was
 	// a set-aside one (true) or in the due index (false).
 	offered map[string]bool
@@ -438,8 +438,8 @@ func (t *badgerTx) remember(j *Job, legacyBody []byte) {
 	if t.seen == nil {
 		t.seen = map[string]seenJob{}
 	}
-	t.seen[j.ID] = seenJob{Job: Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt},
-		legacyBody: legacyBody}
+	t.seen[j.ID] = seenJob{Job: Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt,
+		chainFlags: j.chainFlags}, legacyBody: legacyBody}
 }
 
 func (t *badgerTx) get(key []byte) ([]byte, error) {
@@ -578,16 +578,7 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
-	job.State = StatePending
-	if job.Chain != "" {
-		unfinished, _, err := t.chain(job.Chain)
-		if err != nil {
-			return false, err
-		}
-		if unfinished > 0 {
-			job.State = StateWaiting
-		}
-	}
+	job.State, job.chainFlags = StatePending, 0 // enterChain may make it wait
 	return true, t.write(job, nil, encodeBody(job))
 }
 
@@ -637,37 +628,80 @@ func (t *badgerTx) PutJobHead(job *Job) error {
 	return t.write(job, old, old.legacyBody)
 }
 
-// chain reads a chain's unfinished job count and next sequence number.
-func (t *badgerTx) chain(name string) (unfinished, next uint64, err error) {
+// chainRec is a chain record as stored (c/<chain>). A tail record (chainRecV2 first) names the
+// job that entered the chain last; whether it is still open tells whether the next job waits.
+// Finishing a job of a tail record touches the chain only if a job waits behind it
+// (chainWaiter). Stores written before hold count records instead: the number of the chain's
+// unfinished jobs, which every job entering or finishing rewrites; such a chain keeps them
+// until it has no unfinished job left.
+type chainRec struct {
+	exists bool
+	legacy bool   // a count record
+	count  uint64 // unfinished jobs, in a count record
+	next   uint64 // sequence number of the next waiting job
+	tail   string // the job that entered last, in a tail record
+}
+
+// chainRecV2 is the first byte of a tail record: chainRecV2, 8-byte next sequence number, tail
+// job ID. A count record is 16 bytes whose first is the top byte of a count, never this.
+const chainRecV2 = 0xC1
+
+// Chain bookkeeping flags of a job (Job.chainFlags), stored in its head.
+const (
+	// chainLinked marks a job that entered its chain under a tail record. A job without it
+	// entered under a count record (or was stored before tail records), and finishing it
+	// updates the count.
+	chainLinked uint8 = 1 << iota
+	// chainWaiter marks a job that a later job of its chain waits behind: finishing it makes
+	// the first waiting job pending.
+	chainWaiter
+)
+
+// chain reads the record of chain name.
+func (t *badgerTx) chain(name string) (chainRec, error) {
 	if c, ok := t.chains[name]; ok {
-		return c[0], c[1], nil
+		return c, nil
 	}
 	v, err := t.get([]byte(prefixChain + name))
+	var c chainRec
 	switch {
 	case errors.Is(err, ErrNotFound):
-	case err != nil || len(v) != 16:
-		return 0, 0, fmt.Errorf("reading chain %q: bad record (%v)", name, err)
+	case err != nil:
+		return c, fmt.Errorf("reading chain %q: %w", name, err)
+	case len(v) >= 10 && v[0] == chainRecV2:
+		c = chainRec{exists: true, next: binary.BigEndian.Uint64(v[1:9]), tail: string(v[9:])}
+	case len(v) == 16:
+		c = chainRec{exists: true, legacy: true, count: binary.BigEndian.Uint64(v), next: binary.BigEndian.Uint64(v[8:])}
 	default:
-		unfinished, next = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+		return c, fmt.Errorf("reading chain %q: %w: bad chain record", name, errCorrupt)
 	}
-	t.cacheChain(name, unfinished, next)
-	return unfinished, next, nil
+	t.cacheChain(name, c)
+	return c, nil
 }
 
-func (t *badgerTx) cacheChain(name string, unfinished, next uint64) {
+func (t *badgerTx) cacheChain(name string, c chainRec) {
 	if t.chains == nil {
-		t.chains = map[string][2]uint64{}
+		t.chains = map[string]chainRec{}
 	}
-	t.chains[name] = [2]uint64{unfinished, next}
+	t.chains[name] = c
 }
 
-func (t *badgerTx) putChain(name string, unfinished, next uint64) error {
-	t.cacheChain(name, unfinished, next)
-	if unfinished == 0 {
-		return t.txn.Delete([]byte(prefixChain + name))
+// putChain stores the record of chain name; a count record whose count is 0 is deleted.
+func (t *badgerTx) putChain(name string, c chainRec) error {
+	c.exists = true
+	t.cacheChain(name, c)
+	key := []byte(prefixChain + name)
+	if c.legacy {
+		if c.count == 0 {
+			t.cacheChain(name, chainRec{})
+			return t.txn.Delete(key)
+		}
+		v := binary.BigEndian.AppendUint64(nil, c.count)
+		return t.txn.Set(key, binary.BigEndian.AppendUint64(v, c.next))
 	}
-	v := binary.BigEndian.AppendUint64(nil, unfinished)
-	return t.txn.Set([]byte(prefixChain+name), binary.BigEndian.AppendUint64(v, next))
+	v := make([]byte, 0, 9+len(c.tail))
+	v = binary.BigEndian.AppendUint64(append(v, chainRecV2), c.next)
+	return t.txn.Set(key, append(v, c.tail...))
 }
 
 func waitKey(chain string, seq uint64, id string) []byte {
@@ -690,69 +724,165 @@ func unixNanos(t time.Time) uint64 {
 	return uint64(t.UnixNano())
 }
 
-// chainStep keeps a chain's bookkeeping when a job enters it, leaves it, or finishes.
-func (t *badgerTx) chainStep(job *Job, old *seenJob) error {
-	wasOpen := old != nil && !Finished(old.State)
-	isOpen := !Finished(job.State)
-	if job.Chain == "" || wasOpen == isOpen {
+// enterChain keeps the chain's bookkeeping when job enters it: enqueued (old nil), when it waits
+// behind the chain's last job if that one is unfinished, or replayed after it had finished, when
+// it is pending at once, as it always was.
+func (t *badgerTx) enterChain(job *Job, old *seenJob) error {
+	if job.Chain == "" || Finished(job.State) || old != nil && !Finished(old.State) {
 		return nil
 	}
-	unfinished, next, err := t.chain(job.Chain)
+	c, err := t.chain(job.Chain)
 	if err != nil {
 		return err
 	}
-	if isOpen { // enqueued, or replayed after it had finished
+	if c.legacy {
+		job.chainFlags = 0
+		if old == nil && c.count > 0 {
+			job.State = StateWaiting
+		}
 		if job.State == StateWaiting {
-			if err := t.txn.Set(waitKey(job.Chain, next, job.ID), nil); err != nil {
+			if err := t.txn.Set(waitKey(job.Chain, c.next, job.ID), nil); err != nil {
 				return err
 			}
-			next++
+			c.next++
 		}
-		return t.putChain(job.Chain, unfinished+1, next)
+		c.count++
+		return t.putChain(job.Chain, c)
 	}
-	// Finished: the next waiting job of the chain, if any, becomes pending.
-	if unfinished > 0 {
-		unfinished--
+	job.chainFlags = chainLinked
+	tailOpen := false
+	if c.exists && c.tail != job.ID {
+		tail, err := t.stored(c.tail)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("loading the last job of chain %q: %w", job.Chain, err)
+		default:
+			tailOpen = !Finished(tail.State)
+		}
 	}
-	if err := t.putChain(job.Chain, unfinished, next); err != nil {
+	switch {
+	case old == nil && tailOpen:
+		job.State = StateWaiting
+		if err := t.txn.Set(waitKey(job.Chain, c.next, job.ID), nil); err != nil {
+			return err
+		}
+		c.next++
+		if err := t.markWaiter(c.tail); err != nil {
+			return fmt.Errorf("chaining job %s: %w", job.ID, err)
+		}
+	case tailOpen:
+		return nil // replayed while the chain's last job is unfinished: that one stays last
+	}
+	c.tail = job.ID
+	return t.putChain(job.Chain, c)
+}
+
+// markWaiter flags job id as having a job of its chain wait behind it.
+func (t *badgerTx) markWaiter(id string) error {
+	j, legacy, err := t.loadHead(id)
+	if err != nil {
 		return err
 	}
-	if unfinished == 0 {
+	if j.chainFlags&chainWaiter != 0 {
+		return nil
+	}
+	old, err := t.stored(id)
+	if err != nil {
+		return err
+	}
+	var body []byte
+	if legacy {
+		body = encodeBody(j)
+		j.Fields, j.Files, j.FetchFile = nil, nil, ""
+	}
+	j.chainFlags |= chainWaiter
+	return t.writeIndexes(j, old, body)
+}
+
+// leaveChain keeps the chain's bookkeeping when job finished: the first job waiting behind it,
+// if any, becomes pending.
+func (t *badgerTx) leaveChain(job *Job, old *seenJob) error {
+	if job.Chain == "" || !Finished(job.State) || old == nil || Finished(old.State) {
+		return nil
+	}
+	if job.chainFlags&chainLinked != 0 {
+		if job.chainFlags&chainWaiter == 0 {
+			return nil // nothing waits behind it: the chain stays as it is
+		}
+		return t.promoteWaiter(job)
+	}
+	c, err := t.chain(job.Chain)
+	if err != nil {
+		return err
+	}
+	if !c.legacy {
+		return t.promoteWaiter(job) // not expected: its count record was dropped meanwhile
+	}
+	if c.count > 0 {
+		c.count--
+	}
+	if err := t.putChain(job.Chain, c); err != nil {
+		return err
+	}
+	if c.count == 0 {
 		return nil // nothing of the chain waits
 	}
+	return t.promoteWaiter(job)
+}
+
+// promoteWaiter makes the first job waiting in job's chain pending, due when job finished. Wait
+// entries of jobs that no longer wait (replayed meanwhile) are dropped on the way.
+func (t *badgerTx) promoteWaiter(job *Job) error {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = append([]byte(prefixWait+job.Chain), 0)
-	it := t.txn.NewIterator(opts)
-	var key []byte
-	it.Rewind()
-	if it.Valid() {
-		key = it.Item().KeyCopy(nil)
+	for {
+		it := t.txn.NewIterator(opts)
+		var key []byte
+		it.Rewind()
+		if it.Valid() {
+			key = it.Item().KeyCopy(nil)
+		}
+		it.Close()
+		if key == nil {
+			return nil
+		}
+		if err := t.txn.Delete(key); err != nil {
+			return err
+		}
+		nextID := string(key[len(opts.Prefix)+8:])
+		nextJob, err := t.JobHead(nextID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("loading the next job of chain %q: %w", job.Chain, err)
+		}
+		if nextJob.State != StateWaiting {
+			continue
+		}
+		prev := t.seen[nextID]
+		nextJob.State, nextJob.DueAt = StatePending, job.DueAt
+		return t.writeIndexes(nextJob, &prev, prev.legacyBody)
 	}
-	it.Close()
-	if key == nil {
-		return nil
-	}
-	nextID := string(key[len(opts.Prefix)+8:])
-	nextJob, err := t.JobHead(nextID)
-	if err != nil {
-		return fmt.Errorf("loading the next job of chain %q: %w", job.Chain, err)
-	}
-	if err := t.txn.Delete(key); err != nil {
-		return err
-	}
-	prev := t.seen[nextID]
-	nextJob.State, nextJob.DueAt = StatePending, job.DueAt
-	return t.writeIndexes(nextJob, &prev, prev.legacyBody)
 }
 
 // write stores job's head, and body unless it is nil (the body record stays as it is), moves
 // its index entries from those of old (nil for a new job) and keeps its chain's bookkeeping.
 func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
+	if old != nil {
+		// The flags as stored win: the caller's copy may predate a job chained behind it, or
+		// be built anew. Entering the chain again (a replay) sets them afresh.
+		job.chainFlags |= old.chainFlags
+	}
+	if err := t.enterChain(job, old); err != nil {
+		return err
+	}
 	if err := t.writeIndexes(job, old, body); err != nil {
 		return err
 	}
-	return t.chainStep(job, old)
+	return t.leaveChain(job, old)
 }
 
 // writeIndexes stores job's head, and body unless it is nil, and moves its index entries from
@@ -819,6 +949,18 @@ func (t *badgerTx) DeleteJob(id string) error {
 	}
 	if !Finished(j.State) {
 		return fmt.Errorf("deleting job %s: it is %s, not finished", id, j.State)
+	}
+	if j.Chain != "" {
+		c, err := t.chain(j.Chain)
+		if err != nil {
+			return err
+		}
+		if c.exists && !c.legacy && c.tail == id { // the chain has no unfinished job left
+			t.cacheChain(j.Chain, chainRec{})
+			if err := t.txn.Delete([]byte(prefixChain + j.Chain)); err != nil {
+				return err
+			}
+		}
 	}
 	if err := t.txn.Delete(finKey(j.State, j.FinishedAt, j.ID)); err != nil {
 		return err

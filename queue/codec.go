@@ -16,6 +16,7 @@ import (
 // such, and the first write of the job stores it in the split layout.
 const (
 	headV1 = 1 // version byte of a head record
+	headV2 = 2 // version byte of a head record ending in the job's chain flags (Job.chainFlags)
 	bodyV1 = 1 // version byte of a body record
 )
 
@@ -57,7 +58,11 @@ func encodeHead(j *Job) []byte {
 		n += 40 + len(a.Error) + len(a.Body)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, headV1)
+	if j.chainFlags != 0 {
+		b = append(b, headV2)
+	} else {
+		b = append(b, headV1) // what earlier versions read
+	}
 	b = appendString(b, j.EventID)
 	b = appendString(b, j.EventType)
 	b = binary.AppendVarint(b, j.FaxID)
@@ -79,6 +84,9 @@ func encodeHead(j *Job) []byte {
 	b = binary.AppendUvarint(b, uint64(len(j.ReplayedAt)))
 	for _, t := range j.ReplayedAt {
 		b = appendTime(b, t)
+	}
+	if j.chainFlags != 0 {
+		b = append(b, j.chainFlags)
 	}
 	return b
 }
@@ -232,7 +240,7 @@ func (r *reader) time() time.Time {
 // decodeHead decodes a head record into j (whose ID the caller sets). The strings of j share one
 // allocation with the record.
 func decodeHead(v []byte, j *Job) error {
-	if len(v) == 0 || v[0] != headV1 {
+	if len(v) == 0 || v[0] != headV1 && v[0] != headV2 {
 		return fmt.Errorf("%w: unknown head record version", errCorrupt)
 	}
 	r := &reader{b: v, s: string(v), off: 1}
@@ -262,6 +270,10 @@ func decodeHead(v []byte, j *Job) error {
 		for i := range j.ReplayedAt {
 			j.ReplayedAt[i] = r.time()
 		}
+	}
+	j.chainFlags = 0
+	if v[0] == headV2 {
+		j.chainFlags = r.byte()
 	}
 	if r.err == nil && r.off != len(v) {
 		r.fail()

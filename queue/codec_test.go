@@ -61,10 +61,30 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// A head keeps the job's chain flags; a job without them is stored in the version 1 layout that
+// earlier versions read.
+func TestCodecChainFlags(t *testing.T) {
+	j := fullJob("a")
+	if rec := encodeHead(j); rec[0] != headV1 {
+		t.Errorf("a head without chain flags has version %d, want %d", rec[0], headV1)
+	}
+	j.chainFlags = chainLinked | chainWaiter
+	rec := encodeHead(j)
+	var out Job
+	if err := decodeHead(rec, &out); err != nil || out.chainFlags != j.chainFlags || rec[0] != headV2 {
+		t.Errorf("decoded flags %b (version %d, err %v), want %b", out.chainFlags, rec[0], err, j.chainFlags)
+	}
+	if asJSON(t, &out) == "" || out.EventID != j.EventID || len(out.ReplayedAt) != 2 {
+		t.Errorf("fields lost: %s", asJSON(t, &out))
+	}
+}
+
 // Truncated records and trailing bytes are errors, never panics.
 func TestCodecCorrupt(t *testing.T) {
 	j := fullJob("a")
-	for name, rec := range map[string][]byte{"head": encodeHead(j), "body": encodeBody(j)} {
+	flagged := fullJob("b")
+	flagged.chainFlags = chainLinked
+	for name, rec := range map[string][]byte{"head": encodeHead(j), "head with chain flags": encodeHead(flagged), "body": encodeBody(j)} {
 		decode := decodeHead
 		if name == "body" {
 			decode = decodeBody

@@ -92,6 +92,10 @@ type Job struct {
 	LadderBase int `json:"ladder_base,omitempty"`
 	// ReplayedAt lists when an operator replayed the job.
 	ReplayedAt []time.Time `json:"replayed_at,omitempty"`
+
+	// chainFlags is the store's bookkeeping of the job's place in its chain (chainLinked,
+	// chainWaiter), kept in its head record.
+	chainFlags uint8
 }
 
 // Result is what a sender reports about one attempt.
