@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/queue"
@@ -26,16 +27,17 @@ func deliveryJobs(n int, urls []string) []*queue.Job {
 }
 
 // deliverQueue stores jobs (untimed), then times a Dispatcher with the httpsend Sender from
-// Start until every job was delivered, and returns deliveries per second.
-func deliverQueue(ctx context.Context, parent string, syncWrites bool, jobs []*queue.Job, workers, perHost int) (float64, error) {
+// Start until every job was delivered, and returns deliveries per second and the process's CPU
+// time per delivery over that span.
+func deliverQueue(ctx context.Context, parent string, syncWrites bool, jobs []*queue.Job, workers, perHost int) (float64, time.Duration, error) {
 	dir, cleanup, err := tempDir(parent, "qbench-deliver-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cleanup()
 	st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: syncWrites})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer st.Close()
 	for start := 0; start < len(jobs); start += 64 {
@@ -49,7 +51,7 @@ func deliverQueue(ctx context.Context, parent string, syncWrites bool, jobs []*q
 			return nil
 		})
 		if err != nil {
-			return 0, fmt.Errorf("storing jobs to deliver: %w", err)
+			return 0, 0, fmt.Errorf("storing jobs to deliver: %w", err)
 		}
 	}
 	sender := httpsend.New(httpsend.Options{Token: benchToken})
@@ -65,23 +67,23 @@ func deliverQueue(ctx context.Context, parent string, syncWrites bool, jobs []*q
 				close(done)
 			}
 		}})
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	if err := d.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer d.Stop()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("only %d of %d jobs delivered after 5 minutes", delivered.Load(), len(jobs))
+		return 0, 0, fmt.Errorf("only %d of %d jobs delivered after 5 minutes", delivered.Load(), len(jobs))
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	if n := failed.Load(); n > 0 {
-		return 0, fmt.Errorf("%d of %d deliveries failed", n, len(jobs))
+		return 0, 0, fmt.Errorf("%d of %d deliveries failed", n, len(jobs))
 	}
-	return float64(len(jobs)) / el.Seconds(), nil
+	return float64(len(jobs)) / el.Seconds(), cpu / time.Duration(len(jobs)), nil
 }
 
 // request is one prepared POST of the plain-client baseline.
@@ -92,13 +94,13 @@ type request struct {
 
 // deliverPlain posts the same bodies (encoded and signed beforehand, untimed) to the same URLs
 // with a plain net/http client, perHost requests at once per receiver as the dispatcher does, and
-// returns posts per second.
-func deliverPlain(ctx context.Context, jobs []*queue.Job, urls []string, perHost int) (float64, error) {
+// returns posts per second and the process's CPU time per post.
+func deliverPlain(ctx context.Context, jobs []*queue.Job, urls []string, perHost int) (float64, time.Duration, error) {
 	byURL := map[string][]request{}
 	for _, j := range jobs {
 		body, ct, err := httpsend.Encode(j)
 		if err != nil {
-			return 0, fmt.Errorf("encoding job %s: %w", j.ID, err)
+			return 0, 0, fmt.Errorf("encoding job %s: %w", j.ID, err)
 		}
 		byURL[j.URL] = append(byURL[j.URL], request{url: j.URL, contentType: ct, body: body,
 			signature: httpsend.Signature(benchToken, j), eventID: j.EventID})
@@ -111,7 +113,7 @@ func deliverPlain(ctx context.Context, jobs []*queue.Job, urls []string, perHost
 
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for _, u := range urls {
 		reqs := byURL[u]
 		var next atomic.Int64
@@ -133,11 +135,20 @@ func deliverPlain(ctx context.Context, jobs []*queue.Job, urls []string, perHost
 		}
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	if p := firstErr.Load(); p != nil {
-		return 0, *p
+		return 0, 0, *p
 	}
-	return float64(len(jobs)) / el.Seconds(), ctx.Err()
+	return float64(len(jobs)) / el.Seconds(), cpu / time.Duration(len(jobs)), ctx.Err()
+}
+
+// processCPU returns the CPU time (user and system) the process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func post(ctx context.Context, client *http.Client, r request) error {

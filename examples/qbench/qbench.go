@@ -249,12 +249,22 @@ func caseDeliver(ctx context.Context, o Options, progress func(string, ...any)) 
 	for _, sync := range syncModes {
 		progress("(b) %d signed deliveries to %d receivers, %d workers (%d per host), sync_writes %s: %d rounds",
 			o.Jobs, o.Dests, o.Workers, o.PerHost, onOff(sync), o.Rounds)
+		var qCPU, pCPU []float64 // µs per delivery
 		q, plain, note, err := abba(o.Rounds,
-			func() (float64, error) { return deliverQueue(ctx, o.Dir, sync, jobs, o.Workers, o.PerHost) },
-			func() (float64, error) { return deliverPlain(ctx, jobs, urls, o.PerHost) })
+			func() (float64, error) {
+				r, cpu, err := deliverQueue(ctx, o.Dir, sync, jobs, o.Workers, o.PerHost)
+				qCPU = append(qCPU, float64(cpu.Nanoseconds())/1e3)
+				return r, err
+			},
+			func() (float64, error) {
+				r, cpu, err := deliverPlain(ctx, jobs, urls, o.PerHost)
+				pCPU = append(pCPU, float64(cpu.Nanoseconds())/1e3)
+				return r, err
+			})
 		if err != nil {
 			return rows, err
 		}
+		note += fmt.Sprintf("; CPU per delivery %.0f vs %.0f µs (whole process, receivers included)", median(qCPU), median(pCPU))
 		rows = append(rows, ratioRow("b", "signed deliveries/s vs plain client", sync, q, plain, 0.7, note))
 	}
 	return rows, nil
