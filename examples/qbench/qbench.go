@@ -36,7 +36,7 @@ type Options struct {
 	Cases []string
 	// Duration is the length of one enqueue run in (a). Default 2s.
 	Duration time.Duration
-	// Rounds is how many times each throughput pair of (a) and (b) runs. Default 3.
+	// Rounds is how many times each throughput pair of (a) and (b) runs. Default 5.
 	Rounds int
 	// Jobs is how many jobs one delivery run of (b) delivers. Default 3000.
 	Jobs int
@@ -67,7 +67,7 @@ func (o *Options) defaults() {
 		o.Duration = 2 * time.Second
 	}
 	if o.Rounds <= 0 {
-		o.Rounds = 3
+		o.Rounds = 5
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 3000
