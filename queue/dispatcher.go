@@ -200,10 +200,13 @@ func (d *Dispatcher) Start() error {
 		perDest:    map[string]int{},
 		runPerDest: map[string]int{},
 	}
-	for range d.opts.Workers {
+	slots := make([]*attemptSlot, d.opts.Workers)
+	for i := range slots {
+		slots[i] = &attemptSlot{}
 		d.inflight.Add(1)
-		go d.worker(ctx, l.work, l.results)
+		go d.worker(ctx, slots[i], l.work, l.results)
 	}
+	go d.watchLeases(ctx, slots)
 	go d.run(ctx, l)
 	return nil
 }
@@ -267,15 +270,68 @@ type roundResult struct {
 	settled []string
 }
 
+// attemptSlot is a worker's attempt under way, as watchLeases sees it: the context the attempt
+// runs under, which outlives the attempt unless cancelled, and when the attempt began (zero
+// while the worker waits).
+type attemptSlot struct {
+	mu      sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	started time.Time
+}
+
+// begin starts an attempt: it returns the context to run it under, a fresh one if the last was
+// cancelled.
+func (s *attemptSlot) begin(parent context.Context) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ctx.Err() != nil {
+		s.ctx, s.cancel = context.WithCancelCause(parent)
+	}
+	s.started = time.Now()
+	return s.ctx
+}
+
+// end marks the attempt over.
+func (s *attemptSlot) end() {
+	s.mu.Lock()
+	s.started = time.Time{}
+	s.mu.Unlock()
+}
+
+// watchLeases cancels, until ctx ends, the attempts that run longer than Options.Lease, with
+// errLeaseEnded as the cause. One watcher for all workers costs less than a timer per attempt,
+// and a lease is a safety bound (senders time out well before it), not a deadline to the
+// millisecond: it checks every Lease/8, at most every second.
+func (d *Dispatcher) watchLeases(ctx context.Context, slots []*attemptSlot) {
+	every := max(min(d.opts.Lease/8, time.Second), time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, s := range slots {
+				s.mu.Lock()
+				if !s.started.IsZero() && now.Sub(s.started) >= d.opts.Lease {
+					s.cancel(errLeaseEnded)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
 // worker attempts the jobs it is handed, one at a time, until ctx ends.
-func (d *Dispatcher) worker(ctx context.Context, work <-chan leased, results chan<- outcome) {
+func (d *Dispatcher) worker(ctx context.Context, slot *attemptSlot, work <-chan leased, results chan<- outcome) {
 	defer d.inflight.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case l := <-work:
-			o, ok := d.attempt(ctx, l)
+			o, ok := d.attempt(ctx, slot, l)
 			if !ok {
 				return // stopping: the job stays leased and is reclaimed by the next Start
 			}
@@ -289,17 +345,17 @@ func (d *Dispatcher) worker(ctx context.Context, work <-chan leased, results cha
 // as many deliveries, which saves about 5 µs of CPU per delivery.
 const roundDelay = time.Millisecond
 
-// errLeaseEnded is the cause of an attempt's context when it outlived Options.Lease.
+// errLeaseEnded is the cause of an attempt's context when it outlived Options.Lease (see
+// watchLeases).
 var errLeaseEnded = errors.New("the attempt outlived the job's lease")
 
 // attempt makes one delivery attempt of l. ok is false when the dispatcher is stopping and the
 // attempt was abandoned.
-func (d *Dispatcher) attempt(ctx context.Context, l leased) (outcome, bool) {
+func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (outcome, bool) {
 	start := d.opts.Clock.Now()
 	wall := time.Now()
-	actx, cancel := context.WithTimeoutCause(ctx, d.opts.Lease, errLeaseEnded)
-	res := d.sender.Send(actx, l.job)
-	cancel()
+	res := d.sender.Send(slot.begin(ctx), l.job)
+	slot.end()
 	if ctx.Err() != nil && res.Err != nil {
 		return outcome{}, false
 	}

@@ -1,8 +1,11 @@
 package queue_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,3 +95,37 @@ func TestStopHandsBackJobsUnderWay(t *testing.T) {
 	slow.open()
 	waitState(t, st, "now000", queue.StateDelivered)
 }
+
+// An attempt that outlives its lease (a sender that ignores its own timeout) is cancelled and
+// stored as a failed attempt, to be retried; the worker goes on with the next job.
+func TestAttemptOutlivingItsLeaseIsCancelled(t *testing.T) {
+	t0 := time.Now()
+	st := openStore(t, t.TempDir())
+	enqueueAll(t, st, "stuck", "http://stuck.example/hook", 1, t0)
+	enqueueAll(t, st, "next", "http://next.example/hook", 1, t0)
+	sender := sendFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		if j.ID == "stuck000" && len(j.Attempts) == 0 {
+			<-ctx.Done() // hangs until the dispatcher cancels it
+			return queue.Result{Err: fmt.Errorf("abandoned: %w", context.Cause(ctx))}
+		}
+		return queue.Result{Status: 200}
+	})
+	d := queue.NewDispatcher(st, sender, queue.Options{Workers: 1, PerHost: 1, Lease: 300 * time.Millisecond})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	j := waitAttempts(t, st, "stuck000", 1)
+	if j.State != queue.StatePending || !strings.Contains(j.Attempts[0].Error, "outlived the job's lease") {
+		t.Fatalf("stuck job: state %s, attempts %+v; want pending for a retry after a lease error", j.State, j.Attempts)
+	}
+	if d := j.Attempts[0].Duration; d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the stuck attempt lasted %s, want about the 300ms lease", d)
+	}
+	waitState(t, st, "next000", queue.StateDelivered)
+}
+
+// sendFunc adapts a function to queue.Sender.
+type sendFunc func(context.Context, *queue.Job) queue.Result
+
+func (f sendFunc) Send(ctx context.Context, j *queue.Job) queue.Result { return f(ctx, j) }
