@@ -34,28 +34,24 @@ func FileOf(name string, data []byte) File {
 
 // Message builds the string that is signed. The inputs are not modified.
 func Message(rawURL string, fields []Field, files []File) []byte {
-	fs := append([]Field(nil), fields...)
-	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	ps := append([]File(nil), files...)
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
-	n := len(rawURL)
-	for _, f := range fs {
-		n += len(f.Name) + len(f.Value)
-	}
-	for _, p := range ps {
-		n += len(p.Name) + len(p.SHA1Hex)
-	}
-	msg := make([]byte, 0, n)
-	msg = append(msg, rawURL...)
-	for _, f := range fs {
-		msg = append(msg, f.Name...)
-		msg = append(msg, f.Value...)
-	}
-	for _, p := range ps {
-		msg = append(msg, p.Name...)
-		msg = append(msg, p.SHA1Hex...)
-	}
+	var msg []byte
+	eachPiece(rawURL, fields, files, func(s string) { msg = append(msg, s...) })
 	return msg
+}
+
+// eachPiece hands emit the pieces of the signed message in order: the URL, every field's name
+// and value sorted by name, every file part's name and hex SHA-1 sorted by part name (stable
+// sorts: equal names keep their order).
+func eachPiece(rawURL string, fields []Field, files []File, emit func(string)) {
+	emit(rawURL)
+	for _, i := range sortedBy(len(fields), func(i int) string { return fields[i].Name }) {
+		emit(fields[i].Name)
+		emit(fields[i].Value)
+	}
+	for _, i := range sortedBy(len(files), func(i int) string { return files[i].Name }) {
+		emit(files[i].Name)
+		emit(files[i].SHA1Hex)
+	}
 }
 
 // Sign returns the X-Phaxio-Signature value for a webhook POSTed to rawURL.
@@ -91,19 +87,14 @@ func (s *Signer) Sign(rawURL string, fields []Field, files []File) string {
 	st := s.pool.Get().(*macState)
 	defer s.pool.Put(st)
 	st.mac.Reset()
-	b := append(st.buf[:0], rawURL...)
-	for _, i := range sortedBy(len(fields), func(i int) string { return fields[i].Name }) {
-		b = append(b, fields[i].Name...)
-		b = append(b, fields[i].Value...)
+	b := st.buf[:0]
+	eachPiece(rawURL, fields, files, func(p string) {
 		if len(b) >= 8<<10 {
 			st.mac.Write(b)
 			b = b[:0]
 		}
-	}
-	for _, i := range sortedBy(len(files), func(i int) string { return files[i].Name }) {
-		b = append(b, files[i].Name...)
-		b = append(b, files[i].SHA1Hex...)
-	}
+		b = append(b, p...)
+	})
 	st.mac.Write(b)
 	if cap(b) <= 64<<10 {
 		st.buf = b[:0]
