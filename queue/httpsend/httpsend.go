@@ -223,10 +223,10 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 		resp, respBody, err = s.sendH1(ctx, u, header, body)
 		if err != nil {
 			// A destination refused by the guard cannot become acceptable by retrying.
-			return queue.Result{Err: s.h1Error(ctx, target, err), Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
+			return queue.Result{Err: s.transportError(ctx, target, isTimeout(err), err), Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
 		}
 	} else {
-		resp, respBody, err = s.sendNetHTTP(ctx, job.URL, header, body)
+		resp, respBody, err = s.sendNetHTTP(ctx, job.URL, target, header, body)
 		if err != nil {
 			// A destination refused by the guard cannot become acceptable by retrying.
 			return queue.Result{Err: err, Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
@@ -245,21 +245,8 @@ func (s *Sender) sendH1(ctx context.Context, u *url.URL, header []string, body [
 	return s.h1.do(ctx, r, s.bodyLimit)
 }
 
-// h1Error describes a failed attempt of sendH1 like transportError does for net/http's.
-func (s *Sender) h1Error(ctx context.Context, target string, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("posting webhook to %s: attempt abandoned: %w", target, context.Cause(ctx))
-	case isTimeout(err):
-		return fmt.Errorf("posting webhook to %s: timed out after %s: %w", target, s.timeout, context.DeadlineExceeded)
-	default:
-		return fmt.Errorf("posting webhook to %s: %w", target, err)
-	}
-}
-
 // sendNetHTTP posts body with net/http's client, through the Options.Transport or a proxy.
-func (s *Sender) sendNetHTTP(ctx context.Context, rawURL string, header []string, body []byte) (*http.Response, string, error) {
-	target := sign.SignedURL(rawURL)
+func (s *Sender) sendNetHTTP(ctx context.Context, rawURL, target string, header []string, body []byte) (*http.Response, string, error) {
 	actx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, rawURL, bytes.NewReader(body))
@@ -273,7 +260,7 @@ func (s *Sender) sendNetHTTP(ctx context.Context, rawURL string, header []string
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, "", s.transportError(ctx, actx, target, err)
+		return nil, "", s.transportError(ctx, target, errors.Is(context.Cause(actx), errAttemptTimeout), err)
 	}
 	return resp, s.readBody(resp.Body), nil
 }
@@ -304,14 +291,15 @@ func (s *Sender) result(resp *http.Response, body string) queue.Result {
 // errAttemptTimeout is the cause of the attempt context when Options.Timeout runs out.
 var errAttemptTimeout = errors.New("webhook attempt timed out")
 
-// transportError describes a failed round trip: timeouts and cancellation in plain words, anything
-// else (refused connection, TLS failure, reset) as the transport reported it. The url.Error wrapper
-// is removed because it repeats the URL, user name included.
-func (s *Sender) transportError(parent, actx context.Context, target string, err error) error {
+// transportError describes a failed round trip, of either client: cancellation (parent ended)
+// and the attempt's own timeout (timedOut) in plain words, anything else (refused connection, TLS
+// failure, reset) as the client reported it. The url.Error wrapper is removed because it repeats
+// the URL, user name included.
+func (s *Sender) transportError(parent context.Context, target string, timedOut bool, err error) error {
 	switch {
 	case parent.Err() != nil:
 		return fmt.Errorf("posting webhook to %s: attempt abandoned: %w", target, context.Cause(parent))
-	case errors.Is(context.Cause(actx), errAttemptTimeout):
+	case timedOut:
 		return fmt.Errorf("posting webhook to %s: timed out after %s: %w", target, s.timeout, context.DeadlineExceeded)
 	default:
 		return fmt.Errorf("posting webhook to %s: %w", target, unwrapURLError(err))
