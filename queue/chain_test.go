@@ -46,6 +46,19 @@ func finish(t *testing.T, b *Badger, id string, at time.Time) {
 	})
 }
 
+// enqueueChain enqueues jobs ids of chain C, due at t0, in one transaction.
+func enqueueChain(t *testing.T, b *Badger, t0 time.Time, ids ...string) {
+	t.Helper()
+	update(t, b, func(tx Tx) error {
+		for _, id := range ids {
+			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://a/hook", Chain: "C", DueAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func wantStates(t *testing.T, b *Badger, want string, ids ...string) {
 	t.Helper()
 	if got := fmt.Sprint(states(t, b, ids...)); got != want {
@@ -132,14 +145,7 @@ func TestChainJobsWaitInTurn(t *testing.T) {
 func TestReplayedWaitingJobIsNotPromotedAgain(t *testing.T) {
 	b := openTestStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	update(t, b, func(tx Tx) error {
-		for _, id := range []string{"a", "b"} {
-			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://a/hook", Chain: "C", DueAt: t0}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enqueueChain(t, b, t0, "a", "b")
 	update(t, b, func(tx Tx) error { _, err := Replay(tx, "b", t0); return err })
 	finish(t, b, "b", t0.Add(time.Minute))
 	finish(t, b, "a", t0.Add(2*time.Minute))
@@ -152,14 +158,7 @@ func TestReplayedWaitingJobIsNotPromotedAgain(t *testing.T) {
 func TestCountChainRecordsStillOrderJobs(t *testing.T) {
 	b := openTestStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	update(t, b, func(tx Tx) error {
-		for _, id := range []string{"a", "b"} {
-			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://a/hook", Chain: "C", DueAt: t0}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enqueueChain(t, b, t0, "a", "b")
 	// Store a and b as earlier versions did: version 1 heads, a count record (2 unfinished,
 	// next sequence 1) and b's wait entry at sequence 0.
 	err := b.db.Update(func(txn *badger.Txn) error {
@@ -196,10 +195,7 @@ func TestCountChainRecordsStillOrderJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	update(t, b, func(tx Tx) error {
-		_, err := tx.Enqueue(&Job{ID: "c", URL: "http://a/hook", Chain: "C", DueAt: t0})
-		return err
-	})
+	enqueueChain(t, b, t0, "c")
 	wantStates(t, b, "[pending waiting waiting]", "a", "b", "c")
 	finish(t, b, "a", t0.Add(time.Minute))
 	wantStates(t, b, "[delivered pending waiting]", "a", "b", "c")
@@ -209,14 +205,7 @@ func TestCountChainRecordsStillOrderJobs(t *testing.T) {
 	if chainKeyExists(t, b, "C") {
 		t.Error("the count record outlived the chain's last unfinished job")
 	}
-	update(t, b, func(tx Tx) error {
-		for _, id := range []string{"d", "e"} {
-			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://a/hook", Chain: "C", DueAt: t0}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enqueueChain(t, b, t0, "d", "e")
 	wantStates(t, b, "[pending waiting]", "d", "e")
 	finish(t, b, "d", t0.Add(4*time.Minute))
 	wantStates(t, b, "[pending]", "e")
