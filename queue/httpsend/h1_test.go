@@ -13,9 +13,10 @@ import (
 	"time"
 )
 
-// connCounter counts the connections a test server accepted and the requests it answered.
+// connCounter counts the connections a test server accepted and closed, and the requests it
+// answered.
 type connCounter struct {
-	conns, reqs atomic.Int32
+	conns, closed, reqs atomic.Int32
 }
 
 func (c *connCounter) server(t *testing.T, h http.HandlerFunc, configure ...func(*http.Server)) *httptest.Server {
@@ -28,8 +29,11 @@ func (c *connCounter) server(t *testing.T, h http.HandlerFunc, configure ...func
 		}
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			c.conns.Add(1)
+		case http.StateClosed:
+			c.closed.Add(1)
 		}
 	}
 	for _, f := range configure {
@@ -51,7 +55,12 @@ func TestSendRetriesOnceWhenReceiverClosedIdleConnection(t *testing.T) {
 		if res := s.Send(context.Background(), newJob(srv.URL)); res.Err != nil || res.Status != 200 {
 			t.Fatalf("attempt %d: %+v", i, res)
 		}
-		time.Sleep(200 * time.Millisecond) // the receiver closes the idle connection
+		// The receiver closes the idle connection; the sender still holds it as idle.
+		for deadline := time.Now().Add(5 * time.Second); c.closed.Load() < int32(i+1); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the receiver never closed connection %d", i+1)
+			}
+		}
 	}
 	if n := c.reqs.Load(); n != 3 {
 		t.Errorf("receiver got %d requests for 3 webhooks", n)
