@@ -143,14 +143,12 @@ func (c *h1Client) roundTrip(ctx context.Context, conn *h1Conn, r *h1Request, li
 		}
 		resp.Body.Close() // an informational answer (100 Continue, 103 Early Hints): the real one follows
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, int64(limit)))
-	_, drainErr := io.CopyN(io.Discard, resp.Body, drainLimit)
-	resp.Body.Close()
-	keep = errors.Is(drainErr, io.EOF) && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	body, drained := readBody(resp.Body, limit)
+	keep = drained && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if keep {
 		keep = conn.nc.SetDeadline(time.Time{}) == nil
 	}
-	return resp, string(b), keep, nil
+	return resp, body, keep, nil
 }
 
 // writeRequest writes the POST of r: request line, Host, the caller's header fields,

@@ -220,29 +220,29 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	var resp *http.Response
 	var respBody string
 	if s.h1 != nil && !s.proxied(u) {
-		resp, respBody, err = s.sendH1(ctx, u, header, body)
-		if err != nil {
-			// A destination refused by the guard cannot become acceptable by retrying.
-			return queue.Result{Err: s.transportError(ctx, target, isTimeout(err), err), Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
-		}
+		resp, respBody, err = s.sendH1(ctx, u, target, header, body)
 	} else {
 		resp, respBody, err = s.sendNetHTTP(ctx, job.URL, target, header, body)
-		if err != nil {
-			// A destination refused by the guard cannot become acceptable by retrying.
-			return queue.Result{Err: err, Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
-		}
+	}
+	if err != nil {
+		// A destination refused by the guard cannot become acceptable by retrying.
+		return queue.Result{Err: err, Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
 	}
 	return s.result(resp, respBody)
 }
 
 // sendH1 posts body through the Sender's own HTTP/1.1 client, within s.timeout.
-func (s *Sender) sendH1(ctx context.Context, u *url.URL, header []string, body []byte) (*http.Response, string, error) {
+func (s *Sender) sendH1(ctx context.Context, u *url.URL, target string, header []string, body []byte) (*http.Response, string, error) {
 	deadline := time.Now().Add(s.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	r := &h1Request{u: u, header: header, body: body, deadline: deadline}
-	return s.h1.do(ctx, r, s.bodyLimit)
+	resp, respBody, err := s.h1.do(ctx, r, s.bodyLimit)
+	if err != nil {
+		return nil, "", s.transportError(ctx, target, isTimeout(err), err)
+	}
+	return resp, respBody, nil
 }
 
 // sendNetHTTP posts body with net/http's client, through the Options.Transport or a proxy.
@@ -262,7 +262,8 @@ func (s *Sender) sendNetHTTP(ctx context.Context, rawURL, target string, header 
 	if err != nil {
 		return nil, "", s.transportError(ctx, target, errors.Is(context.Cause(actx), errAttemptTimeout), err)
 	}
-	return resp, s.readBody(resp.Body), nil
+	respBody, _ := readBody(resp.Body, s.bodyLimit)
+	return resp, respBody, nil
 }
 
 // result turns the receiver's answer into the attempt's Result: only a 2xx is a success.
@@ -306,13 +307,14 @@ func (s *Sender) transportError(parent context.Context, target string, timedOut 
 	}
 }
 
-// readBody keeps the first bodyLimit bytes of a response body, drains a bounded amount more so the
-// connection can be reused, and closes it. Read errors are ignored: the status decides the outcome.
-func (s *Sender) readBody(rc io.ReadCloser) string {
+// readBody keeps the first limit bytes of a response body, drains up to drainLimit more so the
+// connection can be reused, and closes it. drained reports whether the body was read to its end.
+// Read errors are ignored: the status decides the outcome.
+func readBody(rc io.ReadCloser, limit int) (body string, drained bool) {
 	defer rc.Close()
-	b, _ := io.ReadAll(io.LimitReader(rc, int64(s.bodyLimit)))
-	_, _ = io.CopyN(io.Discard, rc, drainLimit)
-	return string(b)
+	b, _ := io.ReadAll(io.LimitReader(rc, int64(limit)))
+	_, err := io.CopyN(io.Discard, rc, drainLimit)
+	return string(b), errors.Is(err, io.EOF)
 }
 
 // statusText renders a status code as "500 Internal Server Error", or just the number when the code
