@@ -57,12 +57,19 @@ func serve(t *testing.T, h http.Handler) string {
 // Caddy with the given global faxhook options.
 func newEnv(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts string) *env {
 	t.Helper()
+	return newEnvWith(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3}, respond, faxhookOpts)
+}
+
+// newEnvWith is newEnv with the fax service configured by svc (its credentials are filled in).
+func newEnvWith(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) int, faxhookOpts string) *env {
+	t.Helper()
 	bin, err := harness.CaddyBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t}
-	e.svc = faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Tick: 50 * time.Millisecond, Seed: 3})
+	svc.APIKey, svc.APISecret = key, secret
+	e.svc = faxapp.New(svc)
 	e.faxURL = serve(t, e.svc)
 	e.rcv = receiver.New(receiver.Config{Token: token, Respond: respond})
 	e.rcvURL = serve(t, e.rcv)
