@@ -79,6 +79,19 @@ type App struct {
 	// default, as at Phaxio; fax_completed is always sent.
 	Inflight bool `json:"inflight,omitempty"`
 
+	// MaxRecipients is the most recipients a sent fax may have and still get inflight events;
+	// a fax with more gets only its fax_completed (logged, and counted in
+	// faxhook_fax_events_capped_total). It bounds the memory and storage one fax can take, since
+	// every inflight event carries the whole fax object. Default 1000, at most 100000.
+	MaxRecipients int `json:"max_recipients,omitempty"`
+
+	// MaxEvents is the most inflight events that one observation of a fax (a response of the
+	// fax service, or a poll answer) may enqueue. When an observation implies more, or more than
+	// 1 MiB of event payload, its inflight events are left out (logged, and counted in
+	// faxhook_fax_events_capped_total); the fax's later inflight events and its fax_completed
+	// are sent as usual. Default 1000, at most 100000.
+	MaxEvents int `json:"max_events,omitempty"`
+
 	// Numbers maps a receiving phone number (E.164, e.g. `+15551234567`) to the webhook URLs of
 	// faxes received on it. They win over the URL the fax service reports for the number and over
 	// ReceivedURLs.
@@ -222,6 +235,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// maxCountOption bounds max_recipients and max_events.
+const maxCountOption = 100000
+
 // Validate checks the configuration; every error names the option at fault.
 func (a *App) Validate() error {
 	for _, u := range a.SentURLs {
@@ -258,6 +274,12 @@ func (a *App) Validate() error {
 			}
 		}
 	}
+	if a.MaxRecipients < 0 || a.MaxRecipients > maxCountOption {
+		return fmt.Errorf("max_recipients: %d is out of range (1 to %d; 0 for the default, %d)", a.MaxRecipients, maxCountOption, defaultMaxRecipients)
+	}
+	if a.MaxEvents < 0 || a.MaxEvents > maxCountOption {
+		return fmt.Errorf("max_events: %d is out of range (1 to %d; 0 for the default, %d)", a.MaxEvents, maxCountOption, defaultMaxEvents)
+	}
 	if a.MaxFileSize < 0 {
 		return fmt.Errorf("max_file_size: %d is negative", a.MaxFileSize)
 	}
@@ -285,7 +307,7 @@ func (a *App) Start() error {
 	return a.eng.start(settings{
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
-		inflight: a.Inflight, poll: a.poll, maxFileSize: a.MaxFileSize,
+		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
 		guard: a.guard, mail: a.mail, perHost: a.PerHost,
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 	}, a.log)

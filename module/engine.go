@@ -1,6 +1,7 @@
 package module
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,15 +33,31 @@ type settings struct {
 	receivedURLs []string
 	numberURLs   map[string][]string
 	inflight     bool
-	poll         *pollSettings
-	maxFileSize  int64
-	guard        *ssrf.Guard
-	mail         *mailsend.Sender
-	perHost      int
+	// maxRecipients and maxEvents bound the inflight events of one fax (see App.MaxRecipients
+	// and App.MaxEvents); zero means the default.
+	maxRecipients int
+	maxEvents     int
+	poll          *pollSettings
+	maxFileSize   int64
+	guard         *ssrf.Guard
+	mail          *mailsend.Sender
+	perHost       int
 	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
 	deliveredRetention time.Duration
 	deadRetention      time.Duration
 }
+
+// Defaults of App.MaxRecipients and App.MaxEvents.
+const (
+	defaultMaxRecipients = 1000
+	defaultMaxEvents     = 1000
+)
+
+// recipientCap is the most recipients a sent fax may have and still get inflight events.
+func (s *settings) recipientCap() int { return cmp.Or(s.maxRecipients, defaultMaxRecipients) }
+
+// eventCap is the most inflight events one observation of one fax may enqueue.
+func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
 
 // engine is the pooled part of the app: the store, the tracker, the observation worker and the
 // dispatcher. Exactly one exists per storage directory in a process.
@@ -92,11 +109,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 			return nil, err
 		}
 		e.journal = j
-		if err := e.replayJournal(entries); err != nil {
-			j.close()
-			st.Close()
-			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
-		}
+		e.replayJournal(entries)
 		go e.observeLoop()
 		return e, nil
 	})
