@@ -43,6 +43,8 @@ func TestAdaptGlobalOption(t *testing.T) {
 		delivered_retention 48h
 		dead_retention forever
 		inflight on
+		max_recipients 500
+		max_events 200
 		number +15551230001 https://a.example/line1 https://b.example/line1
 		max_file_size 5MiB
 		allow_private 10.0.0.0/8 127.0.0.1
@@ -71,7 +73,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
-		`"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
+		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
 		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
@@ -134,6 +136,8 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"smtp unknown":         {global("smtp {\n server m:25\n from a@b.c\n colour red\n }"), `unknown smtp option "colour"`},
 		"bad mailto":           {global(`sent_url mailto:`), `sent_url "mailto:"`},
 		"bad per_host":         {global(`per_host 0`), `per_host: "0" is not a positive number`},
+		"bad max_recipients":   {global(`max_recipients -1`), `max_recipients: "-1" is not a positive number`},
+		"bad max_events":       {global(`max_events many`), `max_events: "many" is not a positive number`},
 		"bad retention":        {global(`dead_retention soon`), `dead_retention: "soon" is not a positive duration or forever`},
 		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":             {global(`storage a b`), `wrong argument count`},

@@ -32,6 +32,8 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"number":              {app(`,"numbers":{"5551234":["https://a.example/x"]}`), `number "5551234"`},
 		"number url":          {app(`,"numbers":{"+15551234567":["gopher://x"]}`), `number +15551234567 "gopher://x"`},
 		"max_file_size":       {app(`,"max_file_size":-1`), `max_file_size: -1 is negative`},
+		"max_recipients":      {app(`,"max_recipients":100001`), `max_recipients: 100001 is out of range`},
+		"max_events":          {app(`,"max_events":-3`), `max_events: -3 is out of range`},
 		"poll upstream":       {app(`,"poll":{"upstream":"ftp://x"}`), `poll upstream "ftp://x"`},
 		"poll interval":       {app(`,"poll":{"upstream":"http://x/v2.1","interval":"-1s"}`), `poll interval`},
 		"allow_private":       {app(`,"allow_private":["10.0.0.0/33"]`), `allow_private`},
