@@ -250,3 +250,19 @@ func TestReplayOfAHugeJournalWithBadEntriesStarts(t *testing.T) {
 		t.Errorf("%d journal files after the replay, want only the new current one", n)
 	}
 }
+
+// A large fax (a 700 KB fax object: some thousands of recipients) completing with three sent
+// URLs is recorded: its tracked record and three fax_completed jobs are more than Badger takes in
+// one transaction unless large values go to the value log.
+func TestLargeFaxObjectToSeveralURLsIsRecorded(t *testing.T) {
+	urls := []string{"https://a.example/sent", "https://b.example/sent", "https://c.example/sent"}
+	e := newTestEngine(t, settings{sentURLs: urls})
+	big := multiFax(9, 5000, 1, fax.StatusSuccess)
+	if b, _ := big.Fax.JSON(); len(b) < 600<<10 {
+		t.Fatalf("fax object of %d bytes; the test wants one of several hundred KB", len(b))
+	}
+	record(t, e, &Observation{Faxes: []extract.Object{{Fax: fax.Fax{ID: 9}}}}, &Observation{Faxes: []extract.Object{big}})
+	if n := countByType(allJobs(t, e)); n[fax.EventFaxCompleted] != len(urls) {
+		t.Fatalf("jobs by type %v, want %d fax_completed", n, len(urls))
+	}
+}
