@@ -310,7 +310,7 @@ func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callba
 		return
 	}
 	enc := cw.Header().Get("Content-Encoding")
-	ok := h.app.Observe(func() *module.Observation {
+	ok := h.app.Observe(len(cw.Bytes()), func() *module.Observation {
 		defer cw.Release()
 		if rt != routeGet && rt != routeList {
 			return h.observation(rt, enc, cw.Bytes(), callbacks, path)

@@ -331,13 +331,16 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// Observe hands an observation to the tracker, in the background. It reports false when the
-// backlog is full or the app is shutting down; the observation is then dropped (and logged).
-func (a *App) Observe(task func() *Observation) bool {
+// Observe hands an observation to the tracker, in the background: task parses it later, off
+// the request path. size is how many bytes task holds until then (the captured response), which
+// bounds the memory of the queue. It reports false when the queue is full or the app is shutting
+// down; the observation is then dropped (logged, and counted in faxhook_capture_skipped_total
+// with reason backlog_full).
+func (a *App) Observe(size int, task func() *Observation) bool {
 	if a.eng == nil {
 		return false
 	}
-	return a.eng.submit(task)
+	return a.eng.submit(size, task)
 }
 
 // Record records what a request alone says (a send's callback_url) and returns once a crash of

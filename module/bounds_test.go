@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +265,42 @@ func TestLargeFaxObjectToSeveralURLsIsRecorded(t *testing.T) {
 	record(t, e, &Observation{Faxes: []extract.Object{{Fax: fax.Fax{ID: 9}}}}, &Observation{Faxes: []extract.Object{big}})
 	if n := countByType(allJobs(t, e)); n[fax.EventFaxCompleted] != len(urls) {
 		t.Fatalf("jobs by type %v, want %d fax_completed", n, len(urls))
+	}
+}
+
+// Observations waiting for the worker hold at most maxBacklogBytes of captured responses: while
+// the worker is busy, a burst of 1 MiB responses is queued up to that bound and the rest is
+// dropped and counted, never queued without bound. What was queued is recorded once the worker
+// is free again.
+func TestObservationBacklogIsBoundedByBytes(t *testing.T) {
+	e := startEngine(t, settings{schedule: queue.DefaultSchedule})
+	release := make(chan struct{})
+	if !e.submit(0, func() *Observation { <-release; return nil }) {
+		t.Fatal("the first observation was refused")
+	}
+	before := testutil.ToFloat64(metricCaptureSkipped.WithLabelValues("backlog_full"))
+	var ran atomic.Int64
+	accepted := 0
+	for range 2 * maxBacklogBytes >> 20 {
+		if e.submit(1<<20, func() *Observation { ran.Add(1); return nil }) {
+			accepted++
+		}
+	}
+	close(release)
+	if accepted == 0 || accepted > maxBacklogBytes>>20 {
+		t.Fatalf("%d observations of 1 MiB queued, want at most %d", accepted, maxBacklogBytes>>20)
+	}
+	if d := testutil.ToFloat64(metricCaptureSkipped.WithLabelValues("backlog_full")) - before; int(d) != 2*maxBacklogBytes>>20-accepted {
+		t.Errorf("backlog_full rose by %v, want %d", d, 2*maxBacklogBytes>>20-accepted)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ran.Load() < int64(accepted) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ran.Load() != int64(accepted) {
+		t.Fatalf("%d of %d queued observations ran", ran.Load(), accepted)
+	}
+	if b := e.backlog.Load(); b != 0 {
+		t.Errorf("backlog accounts %d bytes after the queue drained", b)
 	}
 }
