@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -174,4 +175,56 @@ func TestMappingFile(t *testing.T) {
 	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+unknown+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "sendd") {
 		t.Fatalf("a mapping with an unknown field adapted: %v", err)
 	}
+}
+
+// TestCaddyfileBoundsFailValidation: counts and sizes beyond their bounds adapt (the Caddyfile
+// checks the syntax) but fail what `caddy validate` and `caddy run` do next, with an error
+// naming the option, the value and the allowed range.
+func TestCaddyfileBoundsFailValidation(t *testing.T) {
+	storage := "storage " + t.TempDir()
+	cases := map[string]struct{ cf, want string }{
+		"workers":          {global(storage + "\n workers 100000000"), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
+		"per_host":         {global(storage + "\n per_host 5000"), `per_host: 5000 is too large; allowed: 1 to 1024`},
+		"poll concurrency": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 1000\n }"), `poll concurrency: 1000 is too large; allowed: 1 to 256`},
+		"retry_schedule":   {global(storage + "\n retry_schedule" + strings.Repeat(" 1m", 101)), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := adaptAndValidate(t, c.cf)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("validate error = %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+	// Sizes are bounded while adapting: a uint64 beyond int64 must not wrap to a negative size.
+	for cf, want := range map[string]string{
+		global(`max_file_size 257MiB`):                 `max_file_size: "257MiB" is not a size between 1 byte and 256 MiB`,
+		global(`max_file_size 16EiB`):                  `max_file_size: "16EiB" is not a size between 1 byte and 256 MiB`,
+		":80 {\n faxhook {\n  max_capture 2GiB\n }\n}": `max_capture: "2GiB" is not a size between 1 byte and 1.0 GiB`,
+	} {
+		if _, err := adapt(t, cf); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("adapt error = %v, want one containing %q", err, want)
+		}
+	}
+	// The bounds themselves are accepted.
+	good := global(storage + "\n workers 1024\n per_host 1024\n max_file_size 256MiB\n retry_schedule" + strings.Repeat(" 1m", 100) +
+		"\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 256\n }")
+	if err := adaptAndValidate(t, good); err != nil {
+		t.Fatalf("a config at the bounds failed validation: %v", err)
+	}
+}
+
+// adaptAndValidate adapts a Caddyfile and validates the result as `caddy validate` does.
+func adaptAndValidate(t *testing.T, cf string) error {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin = &caddy.AdminConfig{Disabled: true}
+	return caddy.Validate(&cfg)
 }

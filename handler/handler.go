@@ -31,11 +31,15 @@ func init() {
 // DefaultMaxCapture is how much of a response body is kept for parsing by default.
 const DefaultMaxCapture = 1 << 20
 
+// MaxCaptureLimit is the largest MaxCapture accepted (1 GiB), the bound the Caddyfile always
+// had: every response being observed may hold that much memory.
+const MaxCaptureLimit = 1 << 30
+
 // Handler observes fax API traffic on its way to and from the fax service.
 type Handler struct {
 	// MaxCapture is how many bytes of a matched JSON response are kept for parsing (after
 	// decompression too). Larger responses still reach the client whole; faxhook skips them.
-	// Default 1 MiB.
+	// 1 byte to MaxCaptureLimit (1 GiB); default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
 
 	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes and where
@@ -89,8 +93,8 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the faxhook app (instantiating it with defaults if the config has none).
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
-	if h.MaxCapture < 0 {
-		return fmt.Errorf("max_capture: %d is negative", h.MaxCapture)
+	if err := module.CheckCount("max_capture", int64(h.MaxCapture), MaxCaptureLimit, "1 MiB"); err != nil {
+		return err
 	}
 	if h.MaxCapture == 0 {
 		h.MaxCapture = DefaultMaxCapture

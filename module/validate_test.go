@@ -39,11 +39,23 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"unknown option":      {app(`,"colour":"blue"`), `colour`},
 		"max_capture":         {handler(`,"max_capture":-5`), `max_capture: -5 is negative`},
 		"mapping":             {handler(`,"mapping":{"send":"POST /x"}`), `mapping`},
+		// Counts and sizes are bounded: a typo must fail validation, not reserve gigabytes.
+		"workers too many":          {app(`,"workers":100000000`), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
+		"per_host too many":         {app(`,"per_host":1025`), `per_host: 1025 is too large; allowed: 1 to 1024`},
+		"poll concurrency too many": {app(`,"poll":{"upstream":"http://x/v2.1","concurrency":257}`), `poll concurrency: 257 is too large; allowed: 1 to 256`},
+		"poll concurrency negative": {app(`,"poll":{"upstream":"http://x/v2.1","concurrency":-1}`), `poll concurrency: -1 is negative`},
+		"retry_schedule too long":   {app(`,"retry_schedule":[` + strings.TrimSuffix(strings.Repeat(`"1m",`, 101), ",") + `]`), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
+		"max_file_size too large":   {app(`,"max_file_size":268435457`), `max_file_size: 268435457 is too large; allowed: 1 to 268435456`},
+		"max_capture too large":     {handler(`,"max_capture":1073741825`), `max_capture: 1073741825 is too large; allowed: 1 to 1073741824`},
 	}
 	// The same shapes with good values validate.
 	for _, good := range []string{
 		app(`,"sent_urls":["https://a.example/x"],"retry_schedule":["1m"],"numbers":{"+15551234567":["https://a.example/n"]},"poll":{"upstream":"http://127.0.0.1:1/v2.1"}`),
 		handler(`,"max_capture":4096`),
+		// Every bound itself is allowed.
+		app(`,"workers":1024,"per_host":1024,"max_file_size":268435456,"poll":{"upstream":"http://127.0.0.1:1/v2.1","concurrency":256},` +
+			`"retry_schedule":[` + strings.TrimSuffix(strings.Repeat(`"1m",`, 100), ",") + `]`),
+		handler(`,"max_capture":1073741824`),
 	} {
 		var cfg caddy.Config
 		if err := json.Unmarshal([]byte(good), &cfg); err != nil {
