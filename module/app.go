@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -338,8 +339,9 @@ func (a *App) Record(o *Observation) error {
 	return a.eng.recordSync(o)
 }
 
-// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host,
-// or mailto with at least one valid address.
+// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host
+// that is a name or an IP address in standard form (not a numeric form such as 2130706434 or
+// 0x7f.1, see httpsend.CheckHostForm), or mailto with at least one valid address.
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -349,6 +351,9 @@ func ValidateURL(raw string) error {
 	case "http", "https":
 		if u.Host == "" {
 			return errors.New("missing host")
+		}
+		if err := httpsend.CheckHostForm(u.Hostname()); err != nil {
+			return err
 		}
 	case "mailto":
 		if _, err := mailsend.ParseMailto(raw); err != nil {
