@@ -295,6 +295,24 @@ func FuzzJSONTap(f *testing.F) {
 				t.Fatalf("%s: tap %q, encoding/json %q (%q)", p, vals, want, body)
 			}
 		}
+		// AttachRequest's tap keeps the value encoding/json decodes, the last one, or none
+		// (truncated) when that one is too long.
+		r := jsonRequest(body, seed, 1+int(seed%97))
+		last := attachJSON(r, paths, 64, true)
+		io.ReadAll(r.Body)
+		lastGot := last.Fields()
+		for _, p := range paths {
+			want, ok := goValues(body, p)
+			vals, n := lastGot[p], last.TruncatedLength(p)
+			switch {
+			case len(vals) > 1 || len(vals) == 1 && n > 0:
+				t.Fatalf("%s: last-value tap %q, truncated length %d (%q)", p, vals, n, body)
+			case ok && len(want) <= 64 && (len(vals) != 1 || vals[0] != want):
+				t.Fatalf("%s: last-value tap %q, encoding/json %q (%q)", p, vals, want, body)
+			case ok && len(want) > 64 && (len(vals) != 0 || n <= 64):
+				t.Fatalf("%s: last-value tap %q (truncated length %d), encoding/json %d bytes (%q)", p, vals, n, len(want), body)
+			}
+		}
 	})
 }
 
