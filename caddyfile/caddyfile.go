@@ -166,8 +166,8 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 {
-				return d.Errf("max_file_size: %q is not a size", s)
+			if err != nil || n == 0 || n > module.MaxFileSizeLimit {
+				return d.Errf("max_file_size: %q is not a size between 1 byte and %s", s, humanize.IBytes(module.MaxFileSizeLimit))
 			}
 			app.MaxFileSize = int64(n)
 		case "allow_private":
@@ -393,8 +393,8 @@ func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<30 {
-				return d.Errf("max_capture: %q is not a size between 1 byte and 1GiB", s)
+			if err != nil || n == 0 || n > handler.MaxCaptureLimit {
+				return d.Errf("max_capture: %q is not a size between 1 byte and %s", s, humanize.IBytes(handler.MaxCaptureLimit))
 			}
 			hd.MaxCapture = int(n)
 		case "mapping":

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -45,7 +47,7 @@ type App struct {
 
 	// RetrySchedule is the delay before each retry of a failed webhook; one attempt plus one per
 	// entry are made, then the job is dead. Default: Phaxio's ladder, 5m 10m 20m 30m and twelve
-	// times 6h (16 retries).
+	// times 6h (16 retries). At most MaxRetries (100) entries, each positive.
 	RetrySchedule []caddy.Duration `json:"retry_schedule,omitempty"`
 
 	// Timeout bounds each delivery attempt. Default 30s.
@@ -59,11 +61,14 @@ type App struct {
 	// webhooks are attempted again (delivery is at-least-once). Default true.
 	SyncWrites *bool `json:"sync_writes,omitempty"`
 
-	// Workers is how many deliveries may be under way at once. Default 16.
+	// Workers is how many deliveries may be under way at once: 1 to MaxWorkers (1024). Default
+	// 16. Each worker holds an attempt's memory and a connection, and the dispatcher keeps twice
+	// as many jobs leased ahead, so the bound keeps a typo from reserving gigabytes.
 	Workers int `json:"workers,omitempty"`
 
 	// PerHost is how many deliveries to one destination (scheme, host and port) may be under way
-	// at once, so that a slow or hanging receiver cannot hold every worker. Default 4.
+	// at once, so that a slow or hanging receiver cannot hold every worker: 1 to MaxPerHost
+	// (1024). Default 4. A value above Workers is allowed and acts as Workers.
 	PerHost int `json:"per_host,omitempty"`
 
 	// DeliveredRetention is how long delivered jobs (with their attempt logs) are kept. Default
@@ -110,8 +115,10 @@ type App struct {
 	// SMTP configures delivery of `mailto:` webhooks. Without it, mailto: URLs are refused.
 	SMTP *SMTPConfig `json:"smtp,omitempty"`
 
-	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes).
-	// A larger file is left out of the webhook, with an error in the log. Default 20 MiB.
+	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes):
+	// 1 byte to MaxFileSizeLimit (256 MiB), since the file is held in memory and stored with
+	// every job of the fax. A larger file is left out of the webhook, with an error in the log.
+	// Default 20 MiB.
 	MaxFileSize int64 `json:"max_file_size,omitempty"`
 
 	ctx     caddy.Context
@@ -235,10 +242,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// maxCountOption bounds max_recipients and max_events.
-const maxCountOption = 100000
-
-// Validate checks the configuration; every error names the option at fault.
+// Validate checks the configuration; every error names the option at fault. Count and size
+// options are bounded (see MaxWorkers and its neighbours) so that a typo such as
+// `workers 100000000` fails `caddy validate` instead of reserving gigabytes at `caddy run`.
 func (a *App) Validate() error {
 	for _, u := range a.SentURLs {
 		if err := ValidateURL(u); err != nil {
@@ -250,6 +256,9 @@ func (a *App) Validate() error {
 			return fmt.Errorf("received_url %q: %w", u, err)
 		}
 	}
+	if n := len(a.RetrySchedule); n > MaxRetries {
+		return fmt.Errorf("retry_schedule: %d entries is too many; allowed: 1 to %d", n, MaxRetries)
+	}
 	for i, d := range a.RetrySchedule {
 		if d <= 0 {
 			return fmt.Errorf("retry_schedule: entry %d is %s; every delay must be positive", i+1, time.Duration(d))
@@ -258,11 +267,11 @@ func (a *App) Validate() error {
 	if a.Timeout < 0 {
 		return fmt.Errorf("timeout: %s is negative", time.Duration(a.Timeout))
 	}
-	if a.Workers < 0 {
-		return fmt.Errorf("workers: %d is negative", a.Workers)
+	if err := CheckCount("workers", int64(a.Workers), MaxWorkers, "16"); err != nil {
+		return err
 	}
-	if a.PerHost < 0 {
-		return fmt.Errorf("per_host: %d is negative", a.PerHost)
+	if err := CheckCount("per_host", int64(a.PerHost), MaxPerHost, "4"); err != nil {
+		return err
 	}
 	for n, urls := range a.Numbers {
 		if !strings.HasPrefix(n, "+") || len(n) < 8 {
@@ -274,14 +283,14 @@ func (a *App) Validate() error {
 			}
 		}
 	}
-	if a.MaxRecipients < 0 || a.MaxRecipients > maxCountOption {
-		return fmt.Errorf("max_recipients: %d is out of range (1 to %d; 0 for the default, %d)", a.MaxRecipients, maxCountOption, defaultMaxRecipients)
+	if err := CheckCount("max_recipients", int64(a.MaxRecipients), MaxRecipientsLimit, strconv.Itoa(defaultMaxRecipients)); err != nil {
+		return err
 	}
-	if a.MaxEvents < 0 || a.MaxEvents > maxCountOption {
-		return fmt.Errorf("max_events: %d is out of range (1 to %d; 0 for the default, %d)", a.MaxEvents, maxCountOption, defaultMaxEvents)
+	if err := CheckCount("max_events", int64(a.MaxEvents), MaxEventsLimit, strconv.Itoa(defaultMaxEvents)); err != nil {
+		return err
 	}
-	if a.MaxFileSize < 0 {
-		return fmt.Errorf("max_file_size: %d is negative", a.MaxFileSize)
+	if err := CheckCount("max_file_size", a.MaxFileSize, MaxFileSizeLimit, "20 MiB"); err != nil {
+		return err
 	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)
@@ -291,8 +300,8 @@ func (a *App) Validate() error {
 		if p.Interval < 0 {
 			return fmt.Errorf("poll interval: %s is negative", time.Duration(p.Interval))
 		}
-		if p.Concurrency < 0 {
-			return fmt.Errorf("poll concurrency: %d is negative", p.Concurrency)
+		if err := CheckCount("poll concurrency", int64(p.Concurrency), MaxPollConcurrency, "4"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -353,8 +362,9 @@ func (a *App) Record(o *Observation) error {
 	return a.eng.recordSync(o)
 }
 
-// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host,
-// or mailto with at least one valid address.
+// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host
+// that is a name or an IP address in standard form (not a numeric form such as 2130706434 or
+// 0x7f.1, see httpsend.CheckHostForm), or mailto with at least one valid address.
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -364,6 +374,9 @@ func ValidateURL(raw string) error {
 	case "http", "https":
 		if u.Host == "" {
 			return errors.New("missing host")
+		}
+		if err := httpsend.CheckHostForm(u.Hostname()); err != nil {
+			return err
 		}
 	case "mailto":
 		if _, err := mailsend.ParseMailto(raw); err != nil {

@@ -32,7 +32,8 @@ type PollConfig struct {
 	// Interval is the time between two polls. Default 10s. On errors the poller backs off, up to
 	// 5 minutes.
 	Interval caddy.Duration `json:"interval,omitempty"`
-	// Concurrency is how many requests the poller makes at once. Default 4.
+	// Concurrency is how many requests the poller makes at once: 1 to MaxPollConcurrency (256).
+	// Default 4.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Disabled keeps the upstream for fetching files but does not poll.
 	Disabled bool `json:"disabled,omitempty"`
