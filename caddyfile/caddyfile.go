@@ -16,6 +16,8 @@
 //			delivered_retention 168h
 //			dead_retention 720h
 //			inflight       on
+//			max_recipients 1000
+//			max_events     1000
 //			number         +15551234567 https://example.com/phaxio/line1
 //			max_file_size  20MiB
 //			allow_private  10.0.0.0/8
@@ -164,8 +166,8 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 {
-				return d.Errf("max_file_size: %q is not a size", s)
+			if err != nil || n == 0 || n > module.MaxFileSizeLimit {
+				return d.Errf("max_file_size: %q is not a size between 1 byte and %s", s, humanize.IBytes(module.MaxFileSizeLimit))
 			}
 			app.MaxFileSize = int64(n)
 		case "allow_private":
@@ -195,6 +197,18 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.PerHost = n
+		case "max_recipients":
+			n, err := positiveInt(d, "max_recipients")
+			if err != nil {
+				return err
+			}
+			app.MaxRecipients = n
+		case "max_events":
+			n, err := positiveInt(d, "max_events")
+			if err != nil {
+				return err
+			}
+			app.MaxEvents = n
 		case "delivered_retention", "dead_retention":
 			var s string
 			if !d.AllArgs(&s) {
@@ -379,8 +393,8 @@ func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<30 {
-				return d.Errf("max_capture: %q is not a size between 1 byte and 1GiB", s)
+			if err != nil || n == 0 || n > handler.MaxCaptureLimit {
+				return d.Errf("max_capture: %q is not a size between 1 byte and %s", s, humanize.IBytes(handler.MaxCaptureLimit))
 			}
 			hd.MaxCapture = int(n)
 		case "mapping":

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -43,6 +44,8 @@ func TestAdaptGlobalOption(t *testing.T) {
 		delivered_retention 48h
 		dead_retention forever
 		inflight on
+		max_recipients 500
+		max_events 200
 		number +15551230001 https://a.example/line1 https://b.example/line1
 		max_file_size 5MiB
 		allow_private 10.0.0.0/8 127.0.0.1
@@ -71,7 +74,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
-		`"inflight":true,"max_file_size":5242880,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
+		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
 		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
@@ -112,36 +115,39 @@ func global(opts string) string { return "{\n\tfaxhook {\n\t\t" + opts + "\n\t}\
 
 func TestInvalidCaddyfiles(t *testing.T) {
 	cases := map[string]struct{ cf, want string }{
-		"unknown option":       {global(`colour blue`), `unknown faxhook option "colour"`},
-		"bad sent_url scheme":  {global(`sent_url ftp://x/y`), `sent_url "ftp://x/y": unsupported scheme`},
-		"sent_url no host":     {global(`sent_url http:///x`), `sent_url "http:///x": missing host`},
-		"empty sent_url":       {global(`sent_url`), `sent_url: at least one URL expected`},
-		"bad duration":         {global(`retry_schedule 5m soon`), `retry_schedule: "soon" is not a positive duration`},
-		"empty ladder":         {global(`retry_schedule`), `retry_schedule: at least one delay expected`},
-		"negative ladder":      {global(`retry_schedule -5m`), `retry_schedule: "-5m" is not a positive duration`},
-		"bad timeout":          {global(`timeout 0s`), `timeout: "0s" is not a positive duration`},
-		"bad sync_writes":      {global(`sync_writes maybe`), `sync_writes: "maybe" is not on or off`},
-		"bad inflight":         {global(`inflight sometimes`), `inflight: "sometimes" is not on or off`},
-		"number without url":   {global(`number +15551230001`), `number: want a phone number and at least one URL`},
-		"number bad url":       {global(`number +15551230001 gopher://x`), `unsupported scheme`},
-		"poll no upstream":     {global("poll {\n interval 5s\n }"), `poll: upstream is required`},
-		"poll bad interval":    {global("poll {\n upstream http://x/v2.1\n interval never\n }"), `poll interval: "never" is not a positive duration`},
-		"poll one credential":  {global("poll {\n upstream http://x/v2.1\n credentials onlykey\n }"), `poll credentials: want an API key and an API secret`},
-		"poll unknown":         {global("poll {\n upstream http://x/v2.1\n colour red\n }"), `unknown poll option "colour"`},
-		"bad allow_private":    {global(`allow_private 10.0.0.0/33`), `allow_private:`},
-		"smtp without from":    {global("smtp {\n server mail.example.com:587\n }"), `smtp: server and from are required`},
-		"smtp bad tls":         {global("smtp {\n server m:25\n from a@b.c\n tls maybe\n }"), `smtp tls: "maybe" is not starttls`},
-		"smtp unknown":         {global("smtp {\n server m:25\n from a@b.c\n colour red\n }"), `unknown smtp option "colour"`},
-		"bad mailto":           {global(`sent_url mailto:`), `sent_url "mailto:"`},
-		"bad per_host":         {global(`per_host 0`), `per_host: "0" is not a positive number`},
-		"bad retention":        {global(`dead_retention soon`), `dead_retention: "soon" is not a positive duration or forever`},
-		"bad workers":          {global(`workers many`), `workers: "many" is not a positive number`},
-		"two args":             {global(`storage a b`), `wrong argument count`},
-		"unknown subdirective": {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},
-		"bad max_capture":      {":80 {\n faxhook {\n  max_capture huge\n }\n}", `max_capture: "huge" is not a size`},
-		"mapping missing file": {":80 {\n faxhook {\n  mapping /nonexistent/m.json\n }\n}", `mapping: reading /nonexistent/m.json`},
-		"mapping no path":      {":80 {\n faxhook {\n  mapping\n }\n}", `mapping: want the path of a JSON mapping file`},
-		"directive argument":   {":80 {\n faxhook extra\n}", `wrong argument count`},
+		"unknown option":        {global(`colour blue`), `unknown faxhook option "colour"`},
+		"bad sent_url scheme":   {global(`sent_url ftp://x/y`), `sent_url "ftp://x/y": unsupported scheme`},
+		"sent_url no host":      {global(`sent_url http:///x`), `sent_url "http:///x": missing host`},
+		"sent_url numeric host": {global(`sent_url http://017700000001/x`), `sent_url "http://017700000001/x": host "017700000001" is numeric`},
+		"empty sent_url":        {global(`sent_url`), `sent_url: at least one URL expected`},
+		"bad duration":          {global(`retry_schedule 5m soon`), `retry_schedule: "soon" is not a positive duration`},
+		"empty ladder":          {global(`retry_schedule`), `retry_schedule: at least one delay expected`},
+		"negative ladder":       {global(`retry_schedule -5m`), `retry_schedule: "-5m" is not a positive duration`},
+		"bad timeout":           {global(`timeout 0s`), `timeout: "0s" is not a positive duration`},
+		"bad sync_writes":       {global(`sync_writes maybe`), `sync_writes: "maybe" is not on or off`},
+		"bad inflight":          {global(`inflight sometimes`), `inflight: "sometimes" is not on or off`},
+		"number without url":    {global(`number +15551230001`), `number: want a phone number and at least one URL`},
+		"number bad url":        {global(`number +15551230001 gopher://x`), `unsupported scheme`},
+		"poll no upstream":      {global("poll {\n interval 5s\n }"), `poll: upstream is required`},
+		"poll bad interval":     {global("poll {\n upstream http://x/v2.1\n interval never\n }"), `poll interval: "never" is not a positive duration`},
+		"poll one credential":   {global("poll {\n upstream http://x/v2.1\n credentials onlykey\n }"), `poll credentials: want an API key and an API secret`},
+		"poll unknown":          {global("poll {\n upstream http://x/v2.1\n colour red\n }"), `unknown poll option "colour"`},
+		"bad allow_private":     {global(`allow_private 10.0.0.0/33`), `allow_private:`},
+		"smtp without from":     {global("smtp {\n server mail.example.com:587\n }"), `smtp: server and from are required`},
+		"smtp bad tls":          {global("smtp {\n server m:25\n from a@b.c\n tls maybe\n }"), `smtp tls: "maybe" is not starttls`},
+		"smtp unknown":          {global("smtp {\n server m:25\n from a@b.c\n colour red\n }"), `unknown smtp option "colour"`},
+		"bad mailto":            {global(`sent_url mailto:`), `sent_url "mailto:"`},
+		"bad per_host":          {global(`per_host 0`), `per_host: "0" is not a positive number`},
+		"bad max_recipients":    {global(`max_recipients -1`), `max_recipients: "-1" is not a positive number`},
+		"bad max_events":        {global(`max_events many`), `max_events: "many" is not a positive number`},
+		"bad retention":         {global(`dead_retention soon`), `dead_retention: "soon" is not a positive duration or forever`},
+		"bad workers":           {global(`workers many`), `workers: "many" is not a positive number`},
+		"two args":              {global(`storage a b`), `wrong argument count`},
+		"unknown subdirective":  {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},
+		"bad max_capture":       {":80 {\n faxhook {\n  max_capture huge\n }\n}", `max_capture: "huge" is not a size`},
+		"mapping missing file":  {":80 {\n faxhook {\n  mapping /nonexistent/m.json\n }\n}", `mapping: reading /nonexistent/m.json`},
+		"mapping no path":       {":80 {\n faxhook {\n  mapping\n }\n}", `mapping: want the path of a JSON mapping file`},
+		"directive argument":    {":80 {\n faxhook extra\n}", `wrong argument count`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -174,4 +180,56 @@ func TestMappingFile(t *testing.T) {
 	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+unknown+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "sendd") {
 		t.Fatalf("a mapping with an unknown field adapted: %v", err)
 	}
+}
+
+// TestCaddyfileBoundsFailValidation: counts and sizes beyond their bounds adapt (the Caddyfile
+// checks the syntax) but fail what `caddy validate` and `caddy run` do next, with an error
+// naming the option, the value and the allowed range.
+func TestCaddyfileBoundsFailValidation(t *testing.T) {
+	storage := "storage " + t.TempDir()
+	cases := map[string]struct{ cf, want string }{
+		"workers":          {global(storage + "\n workers 100000000"), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
+		"per_host":         {global(storage + "\n per_host 5000"), `per_host: 5000 is too large; allowed: 1 to 1024`},
+		"poll concurrency": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 1000\n }"), `poll concurrency: 1000 is too large; allowed: 1 to 256`},
+		"retry_schedule":   {global(storage + "\n retry_schedule" + strings.Repeat(" 1m", 101)), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := adaptAndValidate(t, c.cf)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("validate error = %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+	// Sizes are bounded while adapting: a uint64 beyond int64 must not wrap to a negative size.
+	for cf, want := range map[string]string{
+		global(`max_file_size 257MiB`):                 `max_file_size: "257MiB" is not a size between 1 byte and 256 MiB`,
+		global(`max_file_size 16EiB`):                  `max_file_size: "16EiB" is not a size between 1 byte and 256 MiB`,
+		":80 {\n faxhook {\n  max_capture 2GiB\n }\n}": `max_capture: "2GiB" is not a size between 1 byte and 1.0 GiB`,
+	} {
+		if _, err := adapt(t, cf); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("adapt error = %v, want one containing %q", err, want)
+		}
+	}
+	// The bounds themselves are accepted.
+	good := global(storage + "\n workers 1024\n per_host 1024\n max_file_size 256MiB\n retry_schedule" + strings.Repeat(" 1m", 100) +
+		"\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 256\n }")
+	if err := adaptAndValidate(t, good); err != nil {
+		t.Fatalf("a config at the bounds failed validation: %v", err)
+	}
+}
+
+// adaptAndValidate adapts a Caddyfile and validates the result as `caddy validate` does.
+func adaptAndValidate(t *testing.T, cf string) error {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin = &caddy.AdminConfig{Disabled: true}
+	return caddy.Validate(&cfg)
 }

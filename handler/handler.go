@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"fmt"
 	"hash/maphash"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,11 +33,15 @@ func init() {
 // DefaultMaxCapture is how much of a response body is kept for parsing by default.
 const DefaultMaxCapture = 1 << 20
 
+// MaxCaptureLimit is the largest MaxCapture accepted (1 GiB), the bound the Caddyfile always
+// had: every response being observed may hold that much memory.
+const MaxCaptureLimit = 1 << 30
+
 // Handler observes fax API traffic on its way to and from the fax service.
 type Handler struct {
 	// MaxCapture is how many bytes of a matched JSON response are kept for parsing (after
 	// decompression too). Larger responses still reach the client whole; faxhook skips them.
-	// Default 1 MiB.
+	// 1 byte to MaxCaptureLimit (1 GiB); default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
 
 	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes and where
@@ -89,8 +95,8 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the faxhook app (instantiating it with defaults if the config has none).
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
-	if h.MaxCapture < 0 {
-		return fmt.Errorf("max_capture: %d is negative", h.MaxCapture)
+	if err := module.CheckCount("max_capture", int64(h.MaxCapture), MaxCaptureLimit, "1 MiB"); err != nil {
+		return err
 	}
 	if h.MaxCapture == 0 {
 		h.MaxCapture = DefaultMaxCapture
@@ -219,13 +225,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	var tap mapping.RequestTap
-	if rt == routeSend || rt == routeResend || (rt == routeNumbers && r.Method == http.MethodPost) {
-		field := "callback_url"
-		if h.Mapping != nil {
-			field = h.Mapping.Callback()
-		}
+	creating := rt == routeSend || rt == routeResend || (rt == routeNumbers && r.Method == http.MethodPost)
+	if creating {
 		// A nil *formtap.Tap or *mapping.JSONTap must not become a non-nil interface.
-		if t := mapping.AttachRequest(r, []string{field}, 4096); t != nil {
+		if t := mapping.AttachRequest(r, []string{h.callbackField()}, MaxCallbackURL); t != nil {
 			tap = t
 		}
 	}
@@ -238,7 +241,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
-	if tap != nil {
+	if tap != nil || (creating && h.queryCallback(r).found) {
 		return h.serveCreate(cw, r, next, rt, tap)
 	}
 	err := next.ServeHTTP(cw, r)
@@ -257,11 +260,88 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // what the request said.
 const maxHeld = 64 << 10
 
+// MaxCallbackURL is the longest callback_url faxhook takes from a request (bytes, as decoded).
+// A longer one that counts (see callbacks) leaves the request without a callback URL, with a
+// warning in the log.
+const MaxCallbackURL = 4096
+
+// callbackField is the request field that names a fax's or number's callback URL.
+func (h *Handler) callbackField() string {
+	if h.Mapping != nil {
+		return h.Mapping.Callback()
+	}
+	return "callback_url"
+}
+
+// callbackValue is what one source (body or query string) of a request says about its
+// callback URL.
+type callbackValue struct {
+	found bool   // the source names the field (with a value, empty, or over-long)
+	value string // the value, when found and not over-long
+	over  int    // length in bytes of an over-long value, else 0
+}
+
+// queryCallback reads the callback field from the request's query string the way r.FormValue
+// does (url.ParseQuery, first value).
+func (h *Handler) queryCallback(r *http.Request) callbackValue {
+	if r.URL.RawQuery == "" {
+		return callbackValue{}
+	}
+	q, _ := url.ParseQuery(r.URL.RawQuery) // like ParseForm, keep the pairs that parsed
+	vals, ok := q[h.callbackField()]
+	switch {
+	case !ok || len(vals) == 0:
+		return callbackValue{}
+	case len(vals[0]) > MaxCallbackURL:
+		return callbackValue{found: true, over: len(vals[0])}
+	}
+	return callbackValue{found: true, value: vals[0]}
+}
+
+// callbacks returns the callback URL of a creating request that its upstream would honour, as
+// a list of at most one. The body's value comes from the tap: the first value of a form field
+// (as r.FormValue), the last of a repeated JSON key (as encoding/json). The query string's
+// first value counts when the body has none, and, for a multipart body, before the body's:
+// net/http's r.Form lists a urlencoded body's values before the query's but a multipart body's
+// after them (ParseMultipartForm appends them), and r.FormValue returns the first. A value that
+// counts but is longer than MaxCallbackURL means no callback URL from this request (not another
+// value instead); it is logged with its length, never its text.
+func (h *Handler) callbacks(r *http.Request, tap mapping.RequestTap) []string {
+	field := h.callbackField()
+	var body callbackValue
+	if tap != nil {
+		if v := tap.Fields()[field]; len(v) > 0 {
+			body = callbackValue{found: true, value: v[0]}
+		} else if n := tap.TruncatedLength(field); n > 0 {
+			body = callbackValue{found: true, over: n}
+		}
+	}
+	query := h.queryCallback(r)
+	first, second, source, other := body, query, "body", "query string"
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		first, second, source, other = query, body, "query string", "body"
+	}
+	if !first.found {
+		first, source = second, other
+	}
+	switch {
+	case !first.found:
+		return nil
+	case first.over > 0:
+		h.log.Warn("ignoring a "+field+" longer than the limit; the request names no callback URL",
+			zap.String("path", r.URL.Path), zap.String("source", source),
+			zap.Int("length", first.over), zap.Int("limit", MaxCallbackURL))
+		return nil
+	}
+	return []string{first.value}
+}
+
 // serveCreate handles a request that creates a fax or a phone number. Its callback_url exists
 // nowhere but in this request, so faxhook records it, together with the new id from the
 // response, before the client receives that response: a crash right after cannot lose it. The
 // response is held only when it is a small JSON success with a known length; otherwise it
-// streams and is observed afterwards like any other.
+// streams and is observed afterwards like any other. tap is nil when the body is of a type
+// faxhook does not read (the callback URL can then only come from the query string).
 func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, rt route, tap mapping.RequestTap) error {
 	held := new(bytes.Buffer)
 	rec := caddyhttp.NewResponseRecorder(cw, held, func(status int, hdr http.Header) bool {
@@ -269,12 +349,10 @@ func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhtt
 		return wantJSON(status, hdr) && err == nil && n <= maxHeld
 	})
 	err := next.ServeHTTP(rec, r)
-	tap.Finish()
-	field := "callback_url"
-	if h.Mapping != nil {
-		field = h.Mapping.Callback()
+	if tap != nil {
+		tap.Finish()
 	}
-	callbacks := tap.Fields()[field]
+	callbacks := h.callbacks(r, tap)
 	if err != nil {
 		cw.Release()
 		return err
@@ -310,7 +388,7 @@ func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callba
 		return
 	}
 	enc := cw.Header().Get("Content-Encoding")
-	ok := h.app.Observe(func() *module.Observation {
+	ok := h.app.Observe(len(cw.Bytes()), func() *module.Observation {
 		defer cw.Release()
 		if rt != routeGet && rt != routeList {
 			return h.observation(rt, enc, cw.Bytes(), callbacks, path)

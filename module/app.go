@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -45,7 +47,7 @@ type App struct {
 
 	// RetrySchedule is the delay before each retry of a failed webhook; one attempt plus one per
 	// entry are made, then the job is dead. Default: Phaxio's ladder, 5m 10m 20m 30m and twelve
-	// times 6h (16 retries).
+	// times 6h (16 retries). At most MaxRetries (100) entries, each positive.
 	RetrySchedule []caddy.Duration `json:"retry_schedule,omitempty"`
 
 	// Timeout bounds each delivery attempt. Default 30s.
@@ -59,11 +61,14 @@ type App struct {
 	// webhooks are attempted again (delivery is at-least-once). Default true.
 	SyncWrites *bool `json:"sync_writes,omitempty"`
 
-	// Workers is how many deliveries may be under way at once. Default 16.
+	// Workers is how many deliveries may be under way at once: 1 to MaxWorkers (1024). Default
+	// 16. Each worker holds an attempt's memory and a connection, and the dispatcher keeps twice
+	// as many jobs leased ahead, so the bound keeps a typo from reserving gigabytes.
 	Workers int `json:"workers,omitempty"`
 
 	// PerHost is how many deliveries to one destination (scheme, host and port) may be under way
-	// at once, so that a slow or hanging receiver cannot hold every worker. Default 4.
+	// at once, so that a slow or hanging receiver cannot hold every worker: 1 to MaxPerHost
+	// (1024). Default 4. A value above Workers is allowed and acts as Workers.
 	PerHost int `json:"per_host,omitempty"`
 
 	// DeliveredRetention is how long delivered jobs (with their attempt logs) are kept. Default
@@ -78,6 +83,19 @@ type App struct {
 	// every recipient) and retry_scheduled (each time a recipient's retry count rises). Off by
 	// default, as at Phaxio; fax_completed is always sent.
 	Inflight bool `json:"inflight,omitempty"`
+
+	// MaxRecipients is the most recipients a sent fax may have and still get inflight events;
+	// a fax with more gets only its fax_completed (logged, and counted in
+	// faxhook_fax_events_capped_total). It bounds the memory and storage one fax can take, since
+	// every inflight event carries the whole fax object. Default 1000, at most 100000.
+	MaxRecipients int `json:"max_recipients,omitempty"`
+
+	// MaxEvents is the most inflight events that one observation of a fax (a response of the
+	// fax service, or a poll answer) may enqueue. When an observation implies more, or more than
+	// 1 MiB of event payload, its inflight events are left out (logged, and counted in
+	// faxhook_fax_events_capped_total); the fax's later inflight events and its fax_completed
+	// are sent as usual. Default 1000, at most 100000.
+	MaxEvents int `json:"max_events,omitempty"`
 
 	// Numbers maps a receiving phone number (E.164, e.g. `+15551234567`) to the webhook URLs of
 	// faxes received on it. They win over the URL the fax service reports for the number and over
@@ -97,8 +115,10 @@ type App struct {
 	// SMTP configures delivery of `mailto:` webhooks. Without it, mailto: URLs are refused.
 	SMTP *SMTPConfig `json:"smtp,omitempty"`
 
-	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes).
-	// A larger file is left out of the webhook, with an error in the log. Default 20 MiB.
+	// MaxFileSize bounds the PDF of a received fax that faxhook fetches and attaches (bytes):
+	// 1 byte to MaxFileSizeLimit (256 MiB), since the file is held in memory and stored with
+	// every job of the fax. A larger file is left out of the webhook, with an error in the log.
+	// Default 20 MiB.
 	MaxFileSize int64 `json:"max_file_size,omitempty"`
 
 	ctx     caddy.Context
@@ -222,7 +242,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Validate checks the configuration; every error names the option at fault.
+// Validate checks the configuration; every error names the option at fault. Count and size
+// options are bounded (see MaxWorkers and its neighbours) so that a typo such as
+// `workers 100000000` fails `caddy validate` instead of reserving gigabytes at `caddy run`.
 func (a *App) Validate() error {
 	for _, u := range a.SentURLs {
 		if err := ValidateURL(u); err != nil {
@@ -234,6 +256,9 @@ func (a *App) Validate() error {
 			return fmt.Errorf("received_url %q: %w", u, err)
 		}
 	}
+	if n := len(a.RetrySchedule); n > MaxRetries {
+		return fmt.Errorf("retry_schedule: %d entries is too many; allowed: 1 to %d", n, MaxRetries)
+	}
 	for i, d := range a.RetrySchedule {
 		if d <= 0 {
 			return fmt.Errorf("retry_schedule: entry %d is %s; every delay must be positive", i+1, time.Duration(d))
@@ -242,11 +267,11 @@ func (a *App) Validate() error {
 	if a.Timeout < 0 {
 		return fmt.Errorf("timeout: %s is negative", time.Duration(a.Timeout))
 	}
-	if a.Workers < 0 {
-		return fmt.Errorf("workers: %d is negative", a.Workers)
+	if err := CheckCount("workers", int64(a.Workers), MaxWorkers, "16"); err != nil {
+		return err
 	}
-	if a.PerHost < 0 {
-		return fmt.Errorf("per_host: %d is negative", a.PerHost)
+	if err := CheckCount("per_host", int64(a.PerHost), MaxPerHost, "4"); err != nil {
+		return err
 	}
 	for n, urls := range a.Numbers {
 		if !strings.HasPrefix(n, "+") || len(n) < 8 {
@@ -258,8 +283,14 @@ func (a *App) Validate() error {
 			}
 		}
 	}
-	if a.MaxFileSize < 0 {
-		return fmt.Errorf("max_file_size: %d is negative", a.MaxFileSize)
+	if err := CheckCount("max_recipients", int64(a.MaxRecipients), MaxRecipientsLimit, strconv.Itoa(defaultMaxRecipients)); err != nil {
+		return err
+	}
+	if err := CheckCount("max_events", int64(a.MaxEvents), MaxEventsLimit, strconv.Itoa(defaultMaxEvents)); err != nil {
+		return err
+	}
+	if err := CheckCount("max_file_size", a.MaxFileSize, MaxFileSizeLimit, "20 MiB"); err != nil {
+		return err
 	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)
@@ -269,8 +300,8 @@ func (a *App) Validate() error {
 		if p.Interval < 0 {
 			return fmt.Errorf("poll interval: %s is negative", time.Duration(p.Interval))
 		}
-		if p.Concurrency < 0 {
-			return fmt.Errorf("poll concurrency: %d is negative", p.Concurrency)
+		if err := CheckCount("poll concurrency", int64(p.Concurrency), MaxPollConcurrency, "4"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -285,7 +316,7 @@ func (a *App) Start() error {
 	return a.eng.start(settings{
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
-		inflight: a.Inflight, poll: a.poll, maxFileSize: a.MaxFileSize,
+		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
 		guard: a.guard, mail: a.mail, perHost: a.PerHost,
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 	}, a.log)
@@ -309,13 +340,16 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// Observe hands an observation to the tracker, in the background. It reports false when the
-// backlog is full or the app is shutting down; the observation is then dropped (and logged).
-func (a *App) Observe(task func() *Observation) bool {
+// Observe hands an observation to the tracker, in the background: task parses it later, off
+// the request path. size is how many bytes task holds until then (the captured response), which
+// bounds the memory of the queue. It reports false when the queue is full or the app is shutting
+// down; the observation is then dropped (logged, and counted in faxhook_capture_skipped_total
+// with reason backlog_full).
+func (a *App) Observe(size int, task func() *Observation) bool {
 	if a.eng == nil {
 		return false
 	}
-	return a.eng.submit(task)
+	return a.eng.submit(size, task)
 }
 
 // Record records what a request alone says (a send's callback_url) and returns once a crash of
@@ -328,8 +362,9 @@ func (a *App) Record(o *Observation) error {
 	return a.eng.recordSync(o)
 }
 
-// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host,
-// or mailto with at least one valid address.
+// ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host
+// that is a name or an IP address in standard form (not a numeric form such as 2130706434 or
+// 0x7f.1, see httpsend.CheckHostForm), or mailto with at least one valid address.
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -339,6 +374,9 @@ func ValidateURL(raw string) error {
 	case "http", "https":
 		if u.Host == "" {
 			return errors.New("missing host")
+		}
+		if err := httpsend.CheckHostForm(u.Hostname()); err != nil {
+			return err
 		}
 	case "mailto":
 		if _, err := mailsend.ParseMailto(raw); err != nil {

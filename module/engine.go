@@ -1,6 +1,7 @@
 package module
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,15 +33,31 @@ type settings struct {
 	receivedURLs []string
 	numberURLs   map[string][]string
 	inflight     bool
-	poll         *pollSettings
-	maxFileSize  int64
-	guard        *ssrf.Guard
-	mail         *mailsend.Sender
-	perHost      int
+	// maxRecipients and maxEvents bound the inflight events of one fax (see App.MaxRecipients
+	// and App.MaxEvents); zero means the default.
+	maxRecipients int
+	maxEvents     int
+	poll          *pollSettings
+	maxFileSize   int64
+	guard         *ssrf.Guard
+	mail          *mailsend.Sender
+	perHost       int
 	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
 	deliveredRetention time.Duration
 	deadRetention      time.Duration
 }
+
+// Defaults of App.MaxRecipients and App.MaxEvents.
+const (
+	defaultMaxRecipients = 1000
+	defaultMaxEvents     = 1000
+)
+
+// recipientCap is the most recipients a sent fax may have and still get inflight events.
+func (s *settings) recipientCap() int { return cmp.Or(s.maxRecipients, defaultMaxRecipients) }
+
+// eventCap is the most inflight events one observation of one fax may enqueue.
+func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
 
 // engine is the pooled part of the app: the store, the tracker, the observation worker and the
 // dispatcher. Exactly one exists per storage directory in a process.
@@ -56,8 +73,9 @@ type engine struct {
 	mu       sync.Mutex
 	disp     *queue.Dispatcher
 	pollDone chan struct{} // nil until the poll loop runs
-	tasks    chan func() *Observation
-	journal  *journal // what creating requests said, until the tracker recorded it
+	tasks    chan task
+	backlog  atomic.Int64 // bytes of the tasks queued in tasks (see maxBacklogBytes)
+	journal  *journal     // what creating requests said, until the tracker recorded it
 	linger   time.Duration
 	stop     chan struct{}
 	done     chan struct{}
@@ -73,7 +91,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 		}
 		e := &engine{
 			dir: dir, store: st,
-			tasks: make(chan func() *Observation, 4096),
+			tasks: make(chan task, 4096),
 			stop:  make(chan struct{}), done: make(chan struct{}),
 		}
 		e.log.Store(log)
@@ -92,11 +110,7 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 			return nil, err
 		}
 		e.journal = j
-		if err := e.replayJournal(entries); err != nil {
-			j.close()
-			st.Close()
-			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
-		}
+		e.replayJournal(entries)
 		go e.observeLoop()
 		return e, nil
 	})
@@ -193,20 +207,52 @@ func (e *engine) wake() {
 	}
 }
 
-// submit queues an observation task without blocking.
-func (e *engine) submit(task func() *Observation) bool {
+// task is queued work of the observation worker: run parses what was observed. size is the
+// number of bytes it holds (a captured response) until it runs.
+type task struct {
+	size int
+	run  func() *Observation
+}
+
+// Bounds on the memory of observations that wait for the worker: the queue holds at most
+// maxBacklogBytes of captured responses (up to 4096 tasks), and one batch, parsed and waiting for
+// its commit, at most maxBatchBytes (up to 256 observations). A burst of large responses (each up
+// to max_capture, 1 MiB by default) then costs at most about 72 MiB; past the queue's bound,
+// observations are dropped and counted, as when the queue is full.
+const (
+	maxBacklogBytes = 64 << 20
+	maxBatchBytes   = 8 << 20
+	maxBatchLen     = 256
+)
+
+// submit queues an observation task holding size bytes, without blocking. It reports false,
+// and the observation is dropped (logged and counted), when the queue is full or stopping.
+func (e *engine) submit(size int, run func() *Observation) bool {
 	select {
 	case <-e.stop:
 		return false
 	default:
 	}
-	select {
-	case e.tasks <- task:
-		return true
-	default:
-		e.log.Load().Warn("observation backlog full; dropping an observation")
+	if e.backlog.Add(int64(size)) > maxBacklogBytes {
+		e.backlog.Add(-int64(size))
+		e.dropped("bytes")
 		return false
 	}
+	select {
+	case e.tasks <- task{size: size, run: run}:
+		return true
+	default:
+		e.backlog.Add(-int64(size))
+		e.dropped("tasks")
+		return false
+	}
+}
+
+// dropped logs and counts an observation dropped because the worker's queue is full.
+func (e *engine) dropped(bound string) {
+	metricCaptureSkipped.WithLabelValues("backlog_full").Inc()
+	e.log.Load().Warn("observation backlog full; dropping an observation",
+		zap.String("bound", bound), zap.Int64("max_backlog_bytes", maxBacklogBytes))
 }
 
 // syncLinger is how long, with sync_writes, the observation worker waits for more observations
@@ -222,8 +268,11 @@ func (e *engine) observeLoop() {
 	defer close(e.done)
 	for {
 		var batch []*Observation
-		take := func(t func() *Observation) {
-			if o := runTask(t, e.log.Load()); o != nil {
+		size := 0
+		take := func(t task) {
+			e.backlog.Add(-int64(t.size))
+			size += t.size
+			if o := runTask(t.run, e.log.Load()); o != nil {
 				batch = append(batch, o)
 			}
 		}
@@ -239,7 +288,7 @@ func (e *engine) observeLoop() {
 			linger = time.NewTimer(e.linger)
 		}
 	more:
-		for len(batch) < 256 {
+		for len(batch) < maxBatchLen && size < maxBatchBytes {
 			select {
 			case t := <-e.tasks:
 				take(t)
@@ -279,17 +328,24 @@ func (e *engine) drain() {
 	for {
 		select {
 		case t := <-e.tasks:
-			if o := runTask(t, e.log.Load()); o != nil {
+			e.backlog.Add(-int64(t.size))
+			if o := runTask(t.run, e.log.Load()); o != nil {
 				batch = append(batch, o)
 			}
-		default:
-			if len(batch) > 0 {
-				if err := e.recordObserved(batch); err != nil {
-					e.log.Load().Error("recording observed fax states at shutdown", zap.Error(err))
-				}
+			if len(batch) < maxBatchLen {
+				continue
 			}
+		default:
+		}
+		if len(batch) > 0 {
+			if err := e.recordObserved(batch); err != nil {
+				e.log.Load().Error("recording observed fax states at shutdown", zap.Error(err))
+			}
+		}
+		if len(e.tasks) == 0 {
 			return
 		}
+		batch = batch[:0]
 	}
 }
 

@@ -21,6 +21,8 @@ const (
 	// EventDeliveryFailed is emitted for every failed delivery attempt, the last one included.
 	EventDeliveryFailed = "faxhook_delivery_failed"
 	// EventDeliveryDead is emitted, after EventDeliveryFailed, when a job has no attempt left.
+	// Its data also has reason, why the job died (queue.DeadReason): "no more retries",
+	// "destination refused by the SSRF guard (permanent)" or "permanent failure, not retried".
 	EventDeliveryDead = "faxhook_delivery_dead"
 )
 
@@ -233,7 +235,9 @@ func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
 	}
 	e.ev.emit(EventDeliveryFailed, data())
 	if j.State == queue.StateDead {
-		e.ev.emit(EventDeliveryDead, data())
+		d := data()
+		d["reason"] = queue.DeadReason(res)
+		e.ev.emit(EventDeliveryDead, d)
 	}
 }
 

@@ -3,6 +3,8 @@ package module
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 // recordingHandler is an events handler that records events, after waiting for gate.
@@ -175,5 +178,48 @@ func TestRedactor(t *testing.T) {
 	}
 	if !strings.Contains(got, "https://REDACTED@example.com/x") || !strings.Contains(got, "ftp://REDACTED@h/") {
 		t.Fatalf("redacted text = %s", got)
+	}
+}
+
+// The faxhook_delivery_dead event says why the job died: a destination the SSRF guard refused
+// and other permanent failures are not "no more retries".
+func TestDeadEventSaysWhy(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	e := &engine{}
+	e.cfg.Store(&settings{})
+	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
+	close(h.gate)
+	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
+		if err := ev.On("started", activateEvents{em: &e.ev, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ev.Emit(ctx, "started", nil)
+	defer e.ev.close()
+
+	blocked := &ssrf.BlockedError{Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}
+	for _, c := range []struct {
+		res  queue.Result
+		want string
+	}{
+		{queue.Result{Err: fmt.Errorf("posting webhook to http://127.0.0.1/x: %w", blocked), Permanent: true}, "destination refused by the SSRF guard (permanent)"},
+		{queue.Result{Err: errors.New(`invalid webhook URL "http://0x7f.1/": host "0x7f.1" is numeric`), Permanent: true}, "permanent failure, not retried"},
+		{queue.Result{Status: 500, Err: errors.New("receiver answered 500 Internal Server Error")}, "no more retries"},
+	} {
+		e.onOutcome(&queue.Job{ID: "j", FaxID: 1, URL: "http://127.0.0.1/x", State: queue.StateDead, Attempts: []queue.Attempt{{}}}, c.res)
+		for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
+			select {
+			case got := <-h.got:
+				if got.Name() != name {
+					t.Fatalf("event %s, want %s", got.Name(), name)
+				}
+				if name == EventDeliveryDead && got.Data["reason"] != c.want {
+					t.Errorf("%s reason = %v, want %q", name, got.Data["reason"], c.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no %s event", name)
+			}
+		}
 	}
 }

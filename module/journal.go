@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/faxhook/caddy-faxhook/handler/extract"
 )
@@ -25,6 +26,10 @@ const (
 	journalPrefix = "faxhook-sends-"
 	journalSuffix = ".journal"
 )
+
+// setAsideName is the file, in the storage directory, where entries that can never be recorded
+// are kept (one JSON object a line) for an operator to look at; faxhook never reads it.
+const setAsideName = "faxhook-sends-set-aside.jsonl"
 
 // journalSegmentSize is the size from which new entries go to a new segment file.
 const journalSegmentSize = 256 << 10
@@ -270,6 +275,29 @@ func (j *journal) failedToRecord(sg *segment) {
 	defer j.mu.Unlock()
 	sg.outstanding--
 	sg.failed = true
+}
+
+// setAsidePath is the path of the set-aside file.
+func (j *journal) setAsidePath() string { return filepath.Join(j.dir, setAsideName) }
+
+// setAside appends an entry that can never be recorded, and why, to the set-aside file.
+func (j *journal) setAside(e journalEntry, why error) error {
+	line, err := json.Marshal(struct {
+		At    time.Time    `json:"at"`
+		Error string       `json:"error"`
+		Entry journalEntry `json:"entry"`
+	}{time.Now().UTC(), why.Error(), e})
+	if err != nil {
+		return fmt.Errorf("encoding a set-aside entry: %w", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, err := os.OpenFile(j.setAsidePath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening the set-aside file: %w", err)
+	}
+	_, err = f.Write(append(line, '\n'))
+	return errors.Join(err, f.Close())
 }
 
 // reset deletes the segments a replay recorded (all but the current one).

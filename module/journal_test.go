@@ -227,7 +227,7 @@ func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := obj(id, "success", time.Now())
-		if !e.submit(func() *Observation { return &Observation{Faxes: []extract.Object{done}} }) {
+		if !e.submit(0, func() *Observation { return &Observation{Faxes: []extract.Object{done}} }) {
 			t.Fatal("observation dropped")
 		}
 	}

@@ -49,8 +49,20 @@ var (
 	metricCaptureSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "capture_skipped_total",
-		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error).",
+		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error, backlog_full: the observation worker's queue was full).",
 	}, []string{"reason"})
+
+	metricEventsCapped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "faxhook",
+		Name:      "fax_events_capped_total",
+		Help:      "Observations of a fax whose inflight events were left out because the fax was over a bound, by reason: recipients (max_recipients), events (max_events) or bytes (1 MiB of event payload). The fax's fax_completed is still sent.",
+	}, []string{"reason"})
+
+	metricRejected = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "faxhook",
+		Name:      "observations_rejected_total",
+		Help:      "Observed faxes or numbers that could not be recorded (a corrupt stored record, or too big for one transaction) and were set aside; others recorded with them are not affected.",
+	})
 
 	metricStore = newStoreCollector(runningEngines, 5*time.Second)
 
@@ -65,7 +77,7 @@ var (
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
 		metricEvents, metricDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
-		metricDispatchers,
+		metricDispatchers, metricEventsCapped, metricRejected,
 	}
 )
 
@@ -81,7 +93,8 @@ var (
 	eventTypeLabels  = []string{fax.EventFaxCompleted, fax.EventTransmittingPage, fax.EventRetryScheduled}
 	schemeLabels     = []string{"http", "https", "mailto"}
 	outcomeLabels    = []string{outcomeDelivered, outcomeRetry, outcomeDead}
-	skipReasonLabels = []string{"too_large", "not_json", "decode_error"}
+	skipReasonLabels = []string{"too_large", "not_json", "decode_error", "backlog_full"}
+	capReasonLabels  = []string{capRecipients, capEvents, capBytes}
 	// gaugeStates are the job states exported by faxhook_jobs. Delivered jobs are left out: their
 	// number only grows until purged and says nothing about health.
 	gaugeStates = []string{queue.StatePending, queue.StateWaiting, queue.StateLeased, queue.StateDead}
@@ -103,6 +116,9 @@ func init() {
 	}
 	for _, r := range skipReasonLabels {
 		metricCaptureSkipped.WithLabelValues(r)
+	}
+	for _, r := range capReasonLabels {
+		metricEventsCapped.WithLabelValues(r)
 	}
 }
 

@@ -32,7 +32,8 @@ type PollConfig struct {
 	// Interval is the time between two polls. Default 10s. On errors the poller backs off, up to
 	// 5 minutes.
 	Interval caddy.Duration `json:"interval,omitempty"`
-	// Concurrency is how many requests the poller makes at once. Default 4.
+	// Concurrency is how many requests the poller makes at once: 1 to MaxPollConcurrency (256).
+	// Default 4.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Disabled keeps the upstream for fetching files but does not poll.
 	Disabled bool `json:"disabled,omitempty"`
@@ -144,12 +145,24 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 		return fmt.Errorf("listing faxes in flight: %w", err)
 	}
 	var (
-		mu    sync.Mutex
-		batch []*Observation
-		errs  []error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, p.concurrency)
+		mu        sync.Mutex
+		batch     []*Observation
+		batchSize int // bytes of the answers behind batch
+		errs      []error
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, p.concurrency)
 	)
+	// flush records the answers collected so far; the caller holds mu. Answers are recorded
+	// every maxBatchBytes, so that a round over many large faxes never holds them all parsed.
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := e.tracker.record(batch); err != nil {
+			errs = append(errs, err)
+		}
+		batch, batchSize = nil, 0
+	}
 	for _, id := range ids {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -168,6 +181,9 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 			default:
 				if objs, err := extract.Phaxio(body); err == nil {
 					batch = append(batch, &Observation{Faxes: objs})
+					if batchSize += len(body); batchSize >= maxBatchBytes {
+						flush()
+					}
 				}
 			}
 		}()
@@ -183,8 +199,11 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 	} else if objs, err := extract.Phaxio(body); err == nil && len(objs) > 0 {
 		batch = append(batch, &Observation{Faxes: objs})
 	}
-	if len(batch) > 0 {
-		if err := e.tracker.record(batch); err != nil {
+	mu.Lock()
+	flush()
+	mu.Unlock()
+	for _, err := range errs {
+		if errors.Is(err, queue.ErrClosed) {
 			return err
 		}
 	}

@@ -36,7 +36,7 @@ func (e *engine) recordSync(o *Observation) error {
 	o.journaled = sg
 	select {
 	case <-e.stop:
-	case e.tasks <- func() *Observation { return o }:
+	case e.tasks <- task{run: func() *Observation { return o }}:
 		return nil
 	default:
 	}
@@ -48,38 +48,71 @@ func (e *engine) recordSync(o *Observation) error {
 }
 
 // recordObserved records a batch of observations and keeps the send journal's account of the
-// journaled ones: recorded, or kept for the next replay when the commit failed.
+// journaled ones: recorded; kept for the next replay when the store failed before recording
+// them; or, when they can never be recorded, copied to the set-aside file and let go.
 func (e *engine) recordObserved(batch []*Observation) error {
 	err := e.tracker.record(batch)
 	for _, o := range batch {
 		if o.journaled == nil {
 			continue
 		}
-		if err != nil {
+		switch {
+		case o.failed != nil:
 			e.journal.failedToRecord(o.journaled)
-		} else {
-			e.journal.recorded(o.journaled)
+			continue
+		case o.rejected != nil:
+			e.setAside(o, o.rejected)
 		}
+		e.journal.recorded(o.journaled)
 	}
 	return err
 }
 
-// replayJournal records the entries a previous run left in the send journal (some of them may
-// be recorded already; recording them again changes nothing) and empties it.
-func (e *engine) replayJournal(entries []journalEntry) error {
-	if len(entries) == 0 {
-		return nil
+// setAside keeps the journal entry of an observation that can never be recorded in the
+// set-aside file, for an operator to look at.
+func (e *engine) setAside(o *Observation, why error) {
+	entry, ok := entryOf(o)
+	if !ok {
+		return
 	}
+	if err := e.journal.setAside(entry, why); err != nil {
+		e.log.Load().Error("writing to the send journal's set-aside file", zap.Error(err))
+	}
+}
+
+// replayJournal records the entries a previous run left in the send journal (some of them may
+// be recorded already; recording them again changes nothing) and empties it. It never fails the
+// start: an entry that cannot be recorded is logged and set aside, and when the store fails the
+// journal is kept, whole, for the next start.
+func (e *engine) replayJournal(entries []journalEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	log := e.log.Load()
 	batch := make([]*Observation, len(entries))
 	for i, en := range entries {
 		batch[i] = en.observation()
 	}
 	if err := e.tracker.record(batch); err != nil {
-		return fmt.Errorf("replaying %d entries of the send journal: %w", len(entries), err)
+		log.Error("replaying the send journal: the store failed; the journal is kept for the next start",
+			zap.Int("entries", len(entries)), zap.Error(err))
+		return
+	}
+	rejected := 0
+	for _, o := range batch {
+		if o.rejected != nil {
+			rejected++
+			e.setAside(o, o.rejected)
+		}
 	}
 	if err := e.journal.reset(); err != nil {
-		return err
+		log.Error("removing the replayed send journal", zap.Error(err))
 	}
-	e.log.Load().Info("replayed the send journal", zap.Int("entries", len(entries)))
-	return nil
+	if rejected > 0 {
+		log.Error("replayed the send journal; entries that cannot be recorded were set aside",
+			zap.Int("entries", len(entries)), zap.Int("set_aside", rejected),
+			zap.String("file", e.journal.setAsidePath()))
+		return
+	}
+	log.Info("replayed the send journal", zap.Int("entries", len(entries)))
 }

@@ -30,6 +30,8 @@ type Observation struct {
 	OnRecorded func()
 
 	journaled *segment // the send journal segment that holds it until it is recorded
+	failed    error    // set by record: the store failed before the observation was recorded
+	rejected  error    // set by record: part of the observation can never be recorded
 }
 
 // trackedFax is the tracker's record of one fax, stored under "fax/<id>".
@@ -50,6 +52,9 @@ type trackedFax struct {
 	Retries map[string]int `json:"retries,omitempty"`
 	// FirstSeen is when faxhook first heard of the fax.
 	FirstSeen time.Time `json:"first_seen"`
+	// NoInflight is set when the fax has more recipients than max_recipients: it gets no
+	// inflight events, only fax_completed.
+	NoInflight bool `json:"no_inflight,omitempty"`
 }
 
 // Keys of tracker records.
@@ -83,35 +88,89 @@ func (t *tracker) init() error {
 	})
 }
 
-// record applies a batch of observations in one transaction and wakes the dispatcher if any job
-// was enqueued.
+// Bounds on one transaction of observations. Badger refuses a transaction that writes more than
+// 15% of its memtable (2.4 MiB with the store's 16 MiB memtables) or about 26,000 keys; a batch
+// is committed in as many transactions as these bounds make it, well below that, and a
+// transaction that is refused all the same (ErrTooBig) is retried one fax at a time.
+const (
+	txnBudgetBytes = 512 << 10
+	txnBudgetJobs  = 2000
+)
+
+// errUnappliable marks an observation that the tracker can never record: its fax's stored
+// record cannot be decoded, or recording it alone is still too big for one transaction. It is
+// logged and set aside; the observations around it are recorded.
+var errUnappliable = errors.New("cannot be recorded")
+
+// unappliable tells an error of one fax or number, which retrying cannot fix, from an error of
+// the store (closed, or failing), which fails every fax alike.
+func unappliable(err error) bool {
+	return errors.Is(err, errUnappliable) || errors.Is(err, queue.ErrTooBig)
+}
+
+// item is one thing an observation asks the tracker to record: a phone number or a fax.
+type item struct {
+	obs *Observation
+	num *extract.Number
+	fax *extract.Object
+}
+
+// record applies a batch of observations in transactions sized to fit, and wakes the dispatcher
+// if any job was enqueued. An observation that cannot be recorded (see unappliable) is logged
+// and marked rejected; the others are recorded all the same. It returns an error only when the
+// store failed: the observations it did not record are then marked failed.
 func (t *tracker) record(batch []*Observation) error {
 	cfg := t.eng.cfg.Load()
 	now := time.Now().UTC()
+	var items []item
+	for _, o := range batch {
+		o.failed, o.rejected = nil, nil
+		for i := range o.Numbers {
+			items = append(items, item{obs: o, num: &o.Numbers[i]})
+		}
+		for i := range o.Faxes {
+			items = append(items, item{obs: o, fax: &o.Faxes[i]})
+		}
+	}
 	var enqueued []*queue.Job
-	err := t.eng.store.Update(func(tx queue.Tx) error {
-		enqueued = enqueued[:0]
-		for _, o := range batch {
-			for _, n := range o.Numbers {
-				if err := t.applyNumber(tx, n); err != nil {
-					return fmt.Errorf("tracking number %s: %w", n.PhoneNumber, err)
-				}
+	var storeErr error
+	for i := 0; i < len(items) && storeErr == nil; {
+		n, jobs, err := t.commit(cfg, now, items[i:], true)
+		switch {
+		case err == nil:
+			enqueued = append(enqueued, jobs...)
+		case !unappliable(err):
+			storeErr = err
+			for _, it := range items[i:] {
+				it.obs.failed = err
 			}
-			for _, obj := range o.Faxes {
-				jobs, err := t.apply(tx, cfg, now, obj, o.CallbackURLs)
-				if err != nil {
-					return fmt.Errorf("tracking fax %d: %w", obj.Fax.ID, err)
+			continue
+		case n == 1:
+			t.reject(items[i], err)
+		default:
+			// Take the failed transaction's items one at a time, so that one fax that cannot
+			// be recorded fails no other.
+			for k, it := range items[i : i+n] {
+				_, jobs, err := t.commit(cfg, now, []item{it}, false)
+				switch {
+				case err == nil:
+					enqueued = append(enqueued, jobs...)
+					continue
+				case unappliable(err):
+					t.reject(it, err)
+					continue
 				}
-				enqueued = append(enqueued, jobs...)
+				storeErr = err
+				for _, it := range items[i+k:] {
+					it.obs.failed = err
+				}
+				break
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		i += n
 	}
 	for _, o := range batch {
-		if o.OnRecorded != nil {
+		if o.failed == nil && o.rejected == nil && o.OnRecorded != nil {
 			o.OnRecorded()
 		}
 	}
@@ -124,7 +183,50 @@ func (t *tracker) record(batch []*Observation) error {
 	if len(enqueued) > 0 {
 		t.eng.wake()
 	}
-	return nil
+	return storeErr
+}
+
+// commit records items in one transaction and returns how many it took (those it recorded, or
+// those the failed transaction held). With pack, it takes items until the transaction's budget
+// is spent (at least one); without, only the first.
+func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) (n int, jobs []*queue.Job, err error) {
+	err = t.eng.store.Update(func(tx queue.Tx) error {
+		n, jobs = 0, jobs[:0]
+		size := 0
+		for n < len(items) && (n == 0 || (pack && size < txnBudgetBytes && len(jobs) < txnBudgetJobs)) {
+			it := items[n]
+			n++
+			if it.num != nil {
+				if err := t.applyNumber(tx, *it.num); err != nil {
+					return fmt.Errorf("tracking number %s: %w", it.num.PhoneNumber, err)
+				}
+				size += len(it.num.CallbackURL) + 64
+				continue
+			}
+			js, written, err := t.apply(tx, cfg, now, *it.fax, it.obs.CallbackURLs)
+			if err != nil {
+				return fmt.Errorf("tracking fax %d: %w", it.fax.Fax.ID, err)
+			}
+			jobs = append(jobs, js...)
+			size += written
+		}
+		return nil
+	})
+	if err != nil {
+		jobs = nil
+	}
+	return n, jobs, err
+}
+
+// reject logs an item that can never be recorded and marks its observation rejected.
+func (t *tracker) reject(it item, err error) {
+	metricRejected.Inc()
+	it.obs.rejected = err
+	fields := []zap.Field{zap.Error(err)}
+	if it.fax != nil {
+		fields = append(fields, zap.Int64("fax_id", it.fax.Fax.ID))
+	}
+	t.eng.log.Load().Error("setting aside an observation that cannot be recorded; other faxes are not affected", fields...)
 }
 
 // applyNumber records the webhook URL a phone number object carries.
@@ -147,8 +249,9 @@ func (t *tracker) applyNumber(tx queue.Tx, n extract.Number) error {
 func faxKey(id int64) string  { return prefixFax + strconv.FormatInt(id, 10) }
 func liveKey(id int64) string { return prefixLive + strconv.FormatInt(id, 10) }
 
-// apply merges one observed fax object into its record and enqueues the events it implies.
-func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.Object, callbackURLs []string) ([]*queue.Job, error) {
+// apply merges one observed fax object into its record and enqueues the events it implies. It
+// returns the jobs it enqueued and about how many bytes it wrote.
+func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.Object, callbackURLs []string) ([]*queue.Job, int, error) {
 	key := faxKey(obj.Fax.ID)
 	var rec trackedFax
 	v, err := tx.State(key)
@@ -158,16 +261,17 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 	case isNew:
 		rec.FirstSeen = now
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	default:
 		if err := json.Unmarshal(v, &rec); err != nil {
-			return nil, fmt.Errorf("decoding tracked state: %w", err)
+			return nil, 0, fmt.Errorf("decoding tracked state: %w: %w", errUnappliable, err)
 		}
 	}
 	if len(callbackURLs) > 0 && len(rec.CallbackURLs) == 0 {
 		rec.CallbackURLs = callbackURLs
 	}
 	var jobs []*queue.Job
+	written := 0
 	switch {
 	case obj.Full:
 		f := obj.Fax
@@ -184,8 +288,8 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 			rec.Completed = terminal
 			break
 		}
-		if jobs, err = t.events(tx, cfg, now, &rec, obj); err != nil {
-			return nil, err
+		if jobs, written, err = t.events(tx, cfg, now, &rec, obj); err != nil {
+			return nil, 0, err
 		}
 		rec.Completed = terminal
 	case !rec.Known:
@@ -195,81 +299,202 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 	}
 	if rec.Completed {
 		if err := tx.DeleteState(liveKey(rec.Fax.ID)); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	} else if isNew || !rec.Known {
 		if err := tx.PutState(liveKey(rec.Fax.ID), nil); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	b, err := json.Marshal(&rec)
 	if err != nil {
-		return nil, fmt.Errorf("encoding tracked state: %w", err)
+		return nil, 0, fmt.Errorf("encoding tracked state: %w: %w", errUnappliable, err)
 	}
 	if bytes.Equal(b, stored) {
-		return jobs, nil // nothing changed: no write, and a commit without writes costs no fsync
+		return jobs, written, nil // nothing changed: no write, and a commit without writes costs no fsync
 	}
-	return jobs, tx.PutState(key, b)
+	return jobs, written + len(b), tx.PutState(key, b)
 }
+
+// maxEventBytes bounds the payload of the inflight events that one observation of one fax may
+// enqueue (each event carries the whole fax object): past it, that observation's inflight
+// events are left out, so that one fax always fits in one transaction and its memory stays
+// bounded whatever the fax service answers.
+const maxEventBytes = 1 << 20
+
+// Why an observation's inflight events were left out (faxhook_fax_events_capped_total).
+const (
+	capRecipients = "recipients"
+	capEvents     = "events"
+	capBytes      = "bytes"
+)
 
 // events enqueues what happened to a fax since it was last seen: for a sent fax the inflight
 // events (when enabled) of each recipient in order, retries before pages, then fax_completed
-// when the fax is final; for a received fax only fax_completed, with its PDF.
-func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj extract.Object) ([]*queue.Job, error) {
+// when the fax is final; for a received fax only fax_completed, with its PDF. Every job of one
+// observation shares one encoding of the fax object. It returns the jobs and their payload
+// size.
+func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj extract.Object) ([]*queue.Job, int, error) {
 	f := &rec.Fax
 	if f.Direction == fax.DirectionReceived {
 		if !fax.IsTerminal(f.Status) {
-			return nil, nil
+			return nil, 0, nil
 		}
 		urls, err := t.receivedURLs(tx, cfg, f)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return t.enqueueEvent(tx, now, rec, fax.EventFaxCompleted, nil, urls, true)
+		if len(urls) == 0 {
+			return nil, 0, nil
+		}
+		faxJSON, err := faxPayload(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		jobs, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, true)
+		return jobs, len(jobs) * jobSize(len(faxJSON)), err
 	}
 	urls := t.sentURLs(cfg, rec)
+	terminal := fax.IsTerminal(f.Status)
+	pending := 0
+	if cfg.inflight && !rec.NoInflight {
+		pending = pendingInflight(rec, obj, cfg.eventCap())
+	}
+	if !terminal && pending == 0 {
+		return nil, 0, nil // nothing to announce: no encoding of the fax object
+	}
+	var faxJSON string
+	if len(urls) > 0 {
+		var err error
+		if faxJSON, err = faxPayload(f); err != nil {
+			return nil, 0, err
+		}
+	}
 	var jobs []*queue.Job
-	if cfg.inflight {
+	if pending > 0 {
+		reason := ""
+		switch {
+		case len(f.Recipients) > cfg.recipientCap():
+			reason = capRecipients
+		case pending > cfg.eventCap():
+			reason = capEvents
+		case pending*len(urls)*jobSize(len(faxJSON)) > maxEventBytes:
+			reason = capBytes
+		}
+		if reason != "" {
+			t.capped(rec, obj, reason, pending, len(faxJSON))
+		} else {
+			var err error
+			if jobs, err = t.inflightEvents(tx, now, rec, obj, faxJSON, urls); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	if terminal {
+		js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		jobs = append(jobs, js...)
+	}
+	return jobs, len(jobs) * jobSize(len(faxJSON)), nil
+}
+
+// faxPayload encodes the fax object as the webhook's `fax` field.
+func faxPayload(f *fax.Fax) (string, error) {
+	b, err := f.JSON()
+	if err != nil {
+		return "", fmt.Errorf("encoding fax object: %w: %w", errUnappliable, err)
+	}
+	return string(b), nil
+}
+
+// jobSize is about what one job with a fax object of faxLen bytes writes to the store.
+func jobSize(faxLen int) int { return faxLen + 512 }
+
+// recipientPage is the page a recipient is on now: the service's current-page extension, or
+// every page once the recipient succeeded.
+func recipientPage(f *fax.Fax, r fax.Recipient, obj extract.Object) int {
+	if r.Status != nil && *r.Status == fax.StatusSuccess {
+		return f.NumPages
+	}
+	return obj.CurrentPage[r.PhoneNumber]
+}
+
+// pendingInflight counts the inflight events an observation implies, without building any; it
+// stops counting past limit.
+func pendingInflight(rec *trackedFax, obj extract.Object, limit int) int {
+	n := 0
+	for _, r := range rec.Fax.Recipients {
+		n += max(0, r.RetryCount-rec.Retries[r.PhoneNumber])
+		n += max(0, recipientPage(&rec.Fax, r, obj)-rec.Pages[r.PhoneNumber])
+		if n > limit || n < 0 { // n < 0: the sum overflowed, so it is over any limit
+			return limit + 1
+		}
+	}
+	return n
+}
+
+// inflightEvents enqueues the inflight events of a sent fax, per recipient in order, retries
+// before pages, and notes in rec what was announced.
+func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, obj extract.Object, faxJSON string, urls []string) ([]*queue.Job, error) {
+	if rec.Pages == nil {
+		rec.Pages = map[string]int{}
+	}
+	if rec.Retries == nil {
+		rec.Retries = map[string]int{}
+	}
+	var jobs []*queue.Job
+	for _, r := range rec.Fax.Recipients {
+		ph := r.PhoneNumber
+		for n := rec.Retries[ph] + 1; n <= r.RetryCount; n++ {
+			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventRetryScheduled, []queue.Field{
+				{Name: "retry_count", Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, js...)
+			rec.Retries[ph] = n
+		}
+		page := recipientPage(&rec.Fax, r, obj)
+		for p := rec.Pages[ph] + 1; p <= page; p++ {
+			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventTransmittingPage, []queue.Field{
+				{Name: "page", Value: strconv.Itoa(p)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, js...)
+			rec.Pages[ph] = p
+		}
+	}
+	return jobs, nil
+}
+
+// capped leaves an observation's inflight events out: it notes them in rec as announced, so
+// that they are not sent later either, then logs and counts why. A fax with more recipients than
+// max_recipients gets no inflight event from then on, noted once rather than per recipient.
+func (t *tracker) capped(rec *trackedFax, obj extract.Object, reason string, pending, faxLen int) {
+	if reason == capRecipients {
+		rec.NoInflight = true
+	} else {
 		if rec.Pages == nil {
 			rec.Pages = map[string]int{}
 		}
 		if rec.Retries == nil {
 			rec.Retries = map[string]int{}
 		}
-		for _, r := range f.Recipients {
+		for _, r := range rec.Fax.Recipients {
 			ph := r.PhoneNumber
-			for n := rec.Retries[ph] + 1; n <= r.RetryCount; n++ {
-				js, err := t.enqueueEvent(tx, now, rec, fax.EventRetryScheduled, []queue.Field{
-					{Name: "retry_count", Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-				if err != nil {
-					return nil, err
-				}
-				jobs = append(jobs, js...)
-				rec.Retries[ph] = n
-			}
-			page := obj.CurrentPage[ph]
-			if r.Status != nil && *r.Status == fax.StatusSuccess {
-				page = f.NumPages // a successful recipient got every page
-			}
-			for p := rec.Pages[ph] + 1; p <= page; p++ {
-				js, err := t.enqueueEvent(tx, now, rec, fax.EventTransmittingPage, []queue.Field{
-					{Name: "page", Value: strconv.Itoa(p)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-				if err != nil {
-					return nil, err
-				}
-				jobs = append(jobs, js...)
-				rec.Pages[ph] = p
-			}
+			rec.Retries[ph] = max(rec.Retries[ph], r.RetryCount)
+			rec.Pages[ph] = max(rec.Pages[ph], recipientPage(&rec.Fax, r, obj))
 		}
 	}
-	if fax.IsTerminal(f.Status) {
-		js, err := t.enqueueEvent(tx, now, rec, fax.EventFaxCompleted, nil, urls, false)
-		if err != nil {
-			return nil, err
-		}
-		jobs = append(jobs, js...)
-	}
-	return jobs, nil
+	metricEventsCapped.WithLabelValues(reason).Inc()
+	cfg := t.eng.cfg.Load()
+	t.eng.log.Load().Warn("leaving out a fax's inflight events: more than faxhook allows at once; its fax_completed is still sent",
+		zap.Int64("fax_id", rec.Fax.ID), zap.String("reason", reason), zap.Int("recipients", len(rec.Fax.Recipients)),
+		zap.Int("events", pending), zap.Int("fax_bytes", faxLen),
+		zap.Int("max_recipients", cfg.recipientCap()), zap.Int("max_events", cfg.eventCap()), zap.Int("max_event_bytes", maxEventBytes))
 }
 
 // isNews tells whether what a fax does now should be announced: faxhook saw the fax in flight,
@@ -321,20 +546,17 @@ func (t *tracker) receivedURLs(tx queue.Tx, cfg *settings, f *fax.Fax) ([]string
 }
 
 // enqueueEvent enqueues one event to every URL, as one job per URL with a stable ID, ordered
-// behind the fax's earlier events to the same URL.
-func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, eventType string, extra []queue.Field, urls []string, withFile bool) ([]*queue.Job, error) {
+// behind the fax's earlier events to the same URL. faxJSON is the encoded fax object, shared by
+// every job of the observation.
+func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJSON, eventType string, extra []queue.Field, urls []string, withFile bool) ([]*queue.Job, error) {
 	if len(urls) == 0 {
 		return nil, nil
-	}
-	faxJSON, err := rec.Fax.JSON()
-	if err != nil {
-		return nil, fmt.Errorf("encoding fax object: %w", err)
 	}
 	eventID := fmt.Sprintf("%d.%s", rec.Fax.ID, eventType)
 	for _, f := range extra {
 		eventID += "." + f.Name + "=" + f.Value
 	}
-	fields := append([]queue.Field{{Name: "fax", Value: string(faxJSON)}, {Name: "event_type", Value: eventType}}, extra...)
+	fields := append([]queue.Field{{Name: "fax", Value: faxJSON}, {Name: "event_type", Value: eventType}}, extra...)
 	var jobs []*queue.Job
 	for _, u := range urls {
 		sum := sha256.Sum256([]byte(eventID + "\x00" + u))

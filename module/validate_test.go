@@ -22,28 +22,44 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 			`"routes":[{"handle":[{"handler":"faxhook"%s}]}]}}}}}`, t.TempDir(), opts)
 	}
 	cases := map[string]struct{ cfg, want string }{
-		"sent_url scheme":     {app(`,"sent_urls":["ftp://x/y"]`), `sent_url "ftp://x/y": unsupported scheme`},
-		"sent_url host":       {app(`,"sent_urls":["https://"]`), `sent_url "https://": missing host`},
-		"received_url mailto": {app(`,"received_urls":["mailto:"]`), `received_url "mailto:"`},
-		"retry_schedule":      {app(`,"retry_schedule":["5m","-1m"]`), `retry_schedule: entry 2`},
-		"timeout":             {app(`,"timeout":"-5s"`), `timeout: -5s is negative`},
-		"workers":             {app(`,"workers":-1`), `workers: -1 is negative`},
-		"per_host":            {app(`,"per_host":-2`), `per_host: -2 is negative`},
-		"number":              {app(`,"numbers":{"5551234":["https://a.example/x"]}`), `number "5551234"`},
-		"number url":          {app(`,"numbers":{"+15551234567":["gopher://x"]}`), `number +15551234567 "gopher://x"`},
-		"max_file_size":       {app(`,"max_file_size":-1`), `max_file_size: -1 is negative`},
-		"poll upstream":       {app(`,"poll":{"upstream":"ftp://x"}`), `poll upstream "ftp://x"`},
-		"poll interval":       {app(`,"poll":{"upstream":"http://x/v2.1","interval":"-1s"}`), `poll interval`},
-		"allow_private":       {app(`,"allow_private":["10.0.0.0/33"]`), `allow_private`},
-		"smtp from":           {app(`,"smtp":{"server":"mail.example.com:587"}`), `smtp`},
-		"unknown option":      {app(`,"colour":"blue"`), `colour`},
-		"max_capture":         {handler(`,"max_capture":-5`), `max_capture: -5 is negative`},
-		"mapping":             {handler(`,"mapping":{"send":"POST /x"}`), `mapping`},
+		"sent_url scheme":         {app(`,"sent_urls":["ftp://x/y"]`), `sent_url "ftp://x/y": unsupported scheme`},
+		"sent_url host":           {app(`,"sent_urls":["https://"]`), `sent_url "https://": missing host`},
+		"sent_url numeric host":   {app(`,"sent_urls":["http://2130706434/"]`), `sent_url "http://2130706434/": host "2130706434" is numeric but not a dotted-decimal IPv4 address`},
+		"number url numeric host": {app(`,"numbers":{"+15551234567":["http://0x7f.2/"]}`), `host "0x7f.2" is numeric`},
+		"received_url mailto":     {app(`,"received_urls":["mailto:"]`), `received_url "mailto:"`},
+		"retry_schedule":          {app(`,"retry_schedule":["5m","-1m"]`), `retry_schedule: entry 2`},
+		"timeout":                 {app(`,"timeout":"-5s"`), `timeout: -5s is negative`},
+		"workers":                 {app(`,"workers":-1`), `workers: -1 is negative`},
+		"per_host":                {app(`,"per_host":-2`), `per_host: -2 is negative`},
+		"number":                  {app(`,"numbers":{"5551234":["https://a.example/x"]}`), `number "5551234"`},
+		"number url":              {app(`,"numbers":{"+15551234567":["gopher://x"]}`), `number +15551234567 "gopher://x"`},
+		"max_file_size":           {app(`,"max_file_size":-1`), `max_file_size: -1 is negative`},
+		"poll upstream":           {app(`,"poll":{"upstream":"ftp://x"}`), `poll upstream "ftp://x"`},
+		"poll interval":           {app(`,"poll":{"upstream":"http://x/v2.1","interval":"-1s"}`), `poll interval`},
+		"allow_private":           {app(`,"allow_private":["10.0.0.0/33"]`), `allow_private`},
+		"smtp from":               {app(`,"smtp":{"server":"mail.example.com:587"}`), `smtp`},
+		"unknown option":          {app(`,"colour":"blue"`), `colour`},
+		"max_capture":             {handler(`,"max_capture":-5`), `max_capture: -5 is negative`},
+		"mapping":                 {handler(`,"mapping":{"send":"POST /x"}`), `mapping`},
+		// Counts and sizes are bounded: a typo must fail validation, not reserve gigabytes.
+		"workers too many":          {app(`,"workers":100000000`), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
+		"per_host too many":         {app(`,"per_host":1025`), `per_host: 1025 is too large; allowed: 1 to 1024`},
+		"poll concurrency too many": {app(`,"poll":{"upstream":"http://x/v2.1","concurrency":257}`), `poll concurrency: 257 is too large; allowed: 1 to 256`},
+		"poll concurrency negative": {app(`,"poll":{"upstream":"http://x/v2.1","concurrency":-1}`), `poll concurrency: -1 is negative`},
+		"retry_schedule too long":   {app(`,"retry_schedule":[` + strings.TrimSuffix(strings.Repeat(`"1m",`, 101), ",") + `]`), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
+		"max_file_size too large":   {app(`,"max_file_size":268435457`), `max_file_size: 268435457 is too large; allowed: 1 to 268435456`},
+		"max_capture too large":     {handler(`,"max_capture":1073741825`), `max_capture: 1073741825 is too large; allowed: 1 to 1073741824`},
+		"max_recipients too many":   {app(`,"max_recipients":100001`), `max_recipients: 100001 is too large; allowed: 1 to 100000, or 0 for the default (1000)`},
+		"max_events negative":       {app(`,"max_events":-3`), `max_events: -3 is negative`},
 	}
 	// The same shapes with good values validate.
 	for _, good := range []string{
 		app(`,"sent_urls":["https://a.example/x"],"retry_schedule":["1m"],"numbers":{"+15551234567":["https://a.example/n"]},"poll":{"upstream":"http://127.0.0.1:1/v2.1"}`),
 		handler(`,"max_capture":4096`),
+		// Every bound itself is allowed.
+		app(`,"workers":1024,"per_host":1024,"max_file_size":268435456,"poll":{"upstream":"http://127.0.0.1:1/v2.1","concurrency":256},` +
+			`"retry_schedule":[` + strings.TrimSuffix(strings.Repeat(`"1m",`, 100), ",") + `]`),
+		handler(`,"max_capture":1073741824`),
 	} {
 		var cfg caddy.Config
 		if err := json.Unmarshal([]byte(good), &cfg); err != nil {

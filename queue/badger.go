@@ -65,6 +65,9 @@ const (
 // once; split the work into smaller transactions.
 var ErrTooBig = errors.New("transaction too big")
 
+// valueThreshold is the size from which a value is kept in the value log, not in the tree.
+const valueThreshold = 64 << 10
+
 // vlogFileSize is the size of one value-log file (a variable for tests).
 var vlogFileSize int64 = 64 << 20
 
@@ -125,6 +128,11 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(vlogFileSize).
+		// Values from 64 KiB up (a fax object of some hundred recipients, a fetched PDF) go to
+		// the value log, where a transaction counts each as a pointer against its size limit
+		// (15% of a memtable, 2.4 MiB): with Badger's default of 1 MiB, a fax_completed of a
+		// 700 KB fax object to three URLs, with its tracked record, could never be committed.
+		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 	db, err := badger.Open(bo)

@@ -745,7 +745,7 @@ func (d *Dispatcher) finish(stored []storedOutcome) {
 		case StateDelivered:
 			d.log.Info("webhook delivered", fields...)
 		case StateDead:
-			d.log.Error("webhook dead: no more retries", append(fields, zap.Error(res.Err))...)
+			d.log.Error("webhook dead: "+DeadReason(res), append(fields, zap.Error(res.Err))...)
 		default:
 			d.log.Warn("webhook attempt failed; retry scheduled", append(fields, zap.Error(res.Err), zap.Time("next_attempt", final.DueAt))...)
 		}

@@ -5,7 +5,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
 // Field is one non-file form field of a webhook, in the order it is written to the body.
@@ -110,6 +113,20 @@ type Result struct {
 	Body string
 	// RetryAfter is a delay the receiver asked for (429/503 Retry-After), 0 if none.
 	RetryAfter time.Duration
+}
+
+// DeadReason says why a job whose last attempt had the Result res died: a destination the SSRF
+// guard refused (ssrf.ErrBlocked), another permanent failure (a URL that can never work, an
+// address the mail server rejects), or a failure on the last step of the retry ladder. It is the
+// end of the dispatcher's "webhook dead: …" log entry.
+func DeadReason(res Result) string {
+	switch {
+	case errors.Is(res.Err, ssrf.ErrBlocked):
+		return "destination refused by the SSRF guard (permanent)"
+	case res.Permanent:
+		return "permanent failure, not retried"
+	}
+	return "no more retries"
 }
 
 // Sender delivers one job once. It must be safe for concurrent use and must return when ctx ends.

@@ -25,7 +25,7 @@ import (
 type Tap struct {
 	names    map[string]struct{}
 	maxValue int
-	first    bool // stop once every name has a value (AttachFirst)
+	pick     pick
 
 	mu        sync.Mutex
 	sc        Scanner // nil once finished
@@ -33,9 +33,18 @@ type Tap struct {
 	finished  bool
 	complete  bool
 	fields    map[string][]string
-	truncated map[string]bool
+	truncated map[string]int // name → length of its over-long value as it appeared in the body
 	done      chan struct{}
 }
+
+// pick is which values of a name a Tap keeps.
+type pick int
+
+const (
+	pickAll   pick = iota // every value, in body order (Attach, Wrap)
+	pickFirst             // the first value, over-long or not; stop once every name has one (AttachFirst)
+	pickLast              // the last value, over-long or not (WrapLast)
+)
 
 // Scanner is an incremental parser of one body format, fed by a Tap with the body's bytes in
 // order while the tap's lock is held. It reports the values it finds with Tap.Add and
@@ -62,7 +71,7 @@ type Scanner interface {
 // http.NoBody is left in place and yields a finished tap without fields. Attach does not look at
 // the method: the caller decides which requests carry a form.
 func Attach(r *http.Request, names []string, maxValue int) *Tap {
-	return attach(r, names, maxValue, false)
+	return attach(r, names, maxValue, pickAll)
 }
 
 // AttachFirst is Attach for fields that take one value, such as a send's callback_url: it stops
@@ -70,11 +79,15 @@ func Attach(r *http.Request, names []string, maxValue int) *Tap {
 // one r.FormValue returns), and a body whose small fields come before a large file part is not
 // scanned past them. Complete then reports false: the rest of the form was not seen. The body
 // still streams on unchanged.
+//
+// A first value longer than maxValue counts as that field's value too: Fields then has none for
+// it (a later value is not taken instead, since r.FormValue would return the long one) and
+// Truncated reports it.
 func AttachFirst(r *http.Request, names []string, maxValue int) *Tap {
-	return attach(r, names, maxValue, true)
+	return attach(r, names, maxValue, pickFirst)
 }
 
-func attach(r *http.Request, names []string, maxValue int, first bool) *Tap {
+func attach(r *http.Request, names []string, maxValue int, keep pick) *Tap {
 	if r == nil {
 		return nil
 	}
@@ -86,15 +99,15 @@ func attach(r *http.Request, names []string, maxValue int, first bool) *Tap {
 		for _, n := range names {
 			maxName = max(maxName, len(n))
 		}
-		return wrap(r, names, maxValue, first, func(t *Tap) Scanner { return newURLScanner(t, maxName) })
+		return wrap(r, names, maxValue, keep, func(t *Tap) Scanner { return newURLScanner(t, maxName) })
 	case mediaType == "multipart/form-data" && err == nil:
 		b, ok := params["boundary"]
 		if !ok || b == "" || len(b) > maxBoundary {
-			t := newTap(names, maxValue, first)
+			t := newTap(names, maxValue, keep)
 			t.finish(false) // Go's multipart reader cannot parse it either
 			return t
 		}
-		return wrap(r, names, maxValue, first, func(t *Tap) Scanner { return newMultipartScanner(t, b) })
+		return wrap(r, names, maxValue, keep, func(t *Tap) Scanner { return newMultipartScanner(t, b) })
 	default:
 		return nil
 	}
@@ -110,14 +123,25 @@ func Wrap(r *http.Request, names []string, maxValue int, newScanner func(*Tap) S
 	if r == nil {
 		return nil
 	}
-	return wrap(r, names, maxValue, false, newScanner)
+	return wrap(r, names, maxValue, pickAll, newScanner)
 }
 
-func newTap(names []string, maxValue int, first bool) *Tap {
+// WrapLast is Wrap for fields that take one value in a format whose decoders keep the last of
+// repeated keys (encoding/json, Ruby's JSON): Fields holds at most one value per name, the last
+// one found, and a last value longer than maxValue leaves the name without a value (Truncated
+// reports it) even when an earlier value was short enough. The whole body is scanned.
+func WrapLast(r *http.Request, names []string, maxValue int, newScanner func(*Tap) Scanner) *Tap {
+	if r == nil {
+		return nil
+	}
+	return wrap(r, names, maxValue, pickLast, newScanner)
+}
+
+func newTap(names []string, maxValue int, keep pick) *Tap {
 	t := &Tap{
 		names:    make(map[string]struct{}, len(names)),
 		maxValue: max(0, maxValue),
-		first:    first,
+		pick:     keep,
 		done:     make(chan struct{}),
 	}
 	for _, n := range names {
@@ -126,8 +150,8 @@ func newTap(names []string, maxValue int, first bool) *Tap {
 	return t
 }
 
-func wrap(r *http.Request, names []string, maxValue int, first bool, newScanner func(*Tap) Scanner) *Tap {
-	t := newTap(names, maxValue, first)
+func wrap(r *http.Request, names []string, maxValue int, keep pick, newScanner func(*Tap) Scanner) *Tap {
+	t := newTap(names, maxValue, keep)
 	if len(t.names) == 0 {
 		t.finish(true) // nothing to find
 		return t
@@ -192,10 +216,18 @@ func (t *Tap) Complete() bool {
 }
 
 // Truncated waits like Fields and reports whether the named field had a value longer than
-// maxValue (which Fields leaves out).
+// maxValue (which Fields leaves out). For a tap that keeps one value per name (AttachFirst,
+// WrapLast) it reports whether the value that counts, the first or the last, was too long.
 func (t *Tap) Truncated(name string) bool {
+	return t.TruncatedLength(name) > 0
+}
+
+// TruncatedLength is Truncated with the length of the over-long value in bytes, as it appeared
+// in the body (before unescaping or decoding, so at least maxValue+1), or 0 when Truncated is
+// false. With several over-long values, it is the longest. Log it instead of the value.
+func (t *Tap) TruncatedLength(name string) int {
 	if t == nil {
-		return false
+		return 0
 	}
 	<-t.done
 	t.mu.Lock()
@@ -225,8 +257,17 @@ func (t *Tap) Wanted(name string) bool {
 // maxValue. For scanners, which the tap calls with its lock held.
 func (t *Tap) Add(name, value string) {
 	if len(value) > t.maxValue {
-		t.MarkTruncated(name)
+		t.MarkTruncated(name, len(value))
 		return
+	}
+	switch t.pick {
+	case pickFirst:
+		if t.settled(name) {
+			return
+		}
+	case pickLast:
+		delete(t.truncated, name)
+		delete(t.fields, name)
 	}
 	if t.fields == nil {
 		t.fields = make(map[string][]string, 1)
@@ -234,13 +275,31 @@ func (t *Tap) Add(name, value string) {
 	t.fields[name] = append(t.fields[name], value)
 }
 
-// MarkTruncated records that name had a value too long to keep (a scanner that stops buffering
-// a value early says so here). For scanners, which the tap calls with its lock held.
-func (t *Tap) MarkTruncated(name string) {
-	if t.truncated == nil {
-		t.truncated = make(map[string]bool, 1)
+// MarkTruncated records that name had a value too long to keep, n bytes long as it appeared in
+// the body (a scanner that stops buffering a value early counts the bytes it skipped). For
+// scanners, which the tap calls with its lock held.
+func (t *Tap) MarkTruncated(name string, n int) {
+	n = max(n, t.maxValue+1)
+	switch t.pick {
+	case pickFirst:
+		if t.settled(name) {
+			return
+		}
+	case pickLast:
+		delete(t.fields, name)
+		delete(t.truncated, name)
 	}
-	t.truncated[name] = true
+	if t.truncated == nil {
+		t.truncated = make(map[string]int, 1)
+	}
+	t.truncated[name] = max(t.truncated[name], n)
+}
+
+// settled reports whether name has its value, short or over-long (for pickFirst).
+func (t *Tap) settled(name string) bool {
+	_, short := t.fields[name]
+	_, long := t.truncated[name]
+	return short || long
 }
 
 // feed scans bytes the upstream just read; err is the error the body returned with them.
@@ -264,7 +323,7 @@ func (t *Tap) feed(p []byte, err error) {
 		t.finishLocked(t.sc.End())
 		return
 	}
-	if t.first && len(t.fields) == len(t.names) {
+	if t.pick == pickFirst && len(t.fields)+len(t.truncated) == len(t.names) {
 		t.finishLocked(false) // every name has its first value: the rest need not be scanned
 		return
 	}

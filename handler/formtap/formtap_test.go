@@ -584,14 +584,23 @@ func FuzzTap(f *testing.F) {
 		}
 		all := tap.Fields()
 		// AttachFirst sees the same bytes and agrees on the first value of callback_url, the
-		// field it stops at (a longer-than-maxValue first value is skipped by both).
+		// field it stops at: the first value Attach kept, unless a longer-than-maxValue value
+		// came first, which leaves AttachFirst without one (and Truncated).
 		r, _ = newReq(ct, body, int64(len(body)))
 		first := AttachFirst(r, []string{"callback_url"}, 16)
 		if got := readThrough(t, r, uint64(chunk), 1+int(chunk)%64); !bytes.Equal(got, body) {
 			t.Fatalf("AttachFirst: bytes changed: %q -> %q", body, got)
 		}
-		if f, a := first.Fields()["callback_url"], all["callback_url"]; len(a) > 0 && (len(f) != 1 || f[0] != a[0]) || len(a) == 0 && len(f) != 0 {
+		f, a := first.Fields()["callback_url"], all["callback_url"]
+		switch long := first.Truncated("callback_url"); {
+		case len(f) > 1 || len(f) == 1 && long:
+			t.Fatalf("AttachFirst: callback_url %q, truncated %v", f, long)
+		case len(f) == 1 && (len(a) == 0 || f[0] != a[0]):
 			t.Fatalf("AttachFirst: callback_url %q, Attach %q", f, a)
+		case len(f) == 0 && !long && len(a) != 0:
+			t.Fatalf("AttachFirst: no callback_url, Attach %q", a)
+		case long && !tap.Truncated("callback_url"):
+			t.Fatal("AttachFirst: callback_url truncated, Attach: not")
 		}
 		if ct == cts[4] {
 			return // no boundary
@@ -681,5 +690,42 @@ func TestAttachFirstStopsAfterTheFirstValue(t *testing.T) {
 	readThrough(t, r, 8, 64<<10)
 	if f := tap.Fields()["callback_url"]; len(f) != 1 || f[0] != "https://example.com/second" {
 		t.Fatalf("AttachFirst with callback_url after the file: %q", f)
+	}
+}
+
+// AttachFirst takes the first value of a field even when it is too long to keep: the field then
+// has no value (r.FormValue would return the long one, so a later value must not stand in), and
+// TruncatedLength tells how long it was. The scan stops there, as after any first value.
+func TestAttachFirstOverLongFirstValue(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 5000)
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("callback_url", long)
+	mw.WriteField("callback_url", "https://example.com/second")
+	mw.Close()
+	bodies := map[string][]byte{
+		"application/x-www-form-urlencoded": []byte("callback_url=" + url.QueryEscape(long) + "&callback_url=https%3A%2F%2Fexample.com%2Fsecond"),
+		mw.FormDataContentType():            mp.Bytes(),
+	}
+	for ct, body := range bodies {
+		r, _ := newReq(ct, body, int64(len(body)))
+		tap := AttachFirst(r, []string{"callback_url"}, 4096)
+		readThrough(t, r, 5, 512)
+		if f := tap.Fields(); len(f) != 0 {
+			t.Errorf("%s: Fields = %.60q, want none: the first callback_url is too long", ct, f)
+		}
+		if n := tap.TruncatedLength("callback_url"); n < len(long) {
+			t.Errorf("%s: TruncatedLength = %d, want at least %d", ct, n, len(long))
+		}
+		if !tap.Truncated("callback_url") {
+			t.Errorf("%s: not Truncated", ct)
+		}
+		// Attach keeps every short value and reports the long one.
+		r, _ = newReq(ct, body, int64(len(body)))
+		all := Attach(r, []string{"callback_url"}, 4096)
+		readThrough(t, r, 6, 512)
+		if f := all.Fields()["callback_url"]; !slices.Equal(f, []string{"https://example.com/second"}) || !all.Truncated("callback_url") {
+			t.Errorf("%s: Attach: Fields %.60q, Truncated %v", ct, f, all.Truncated("callback_url"))
+		}
 	}
 }

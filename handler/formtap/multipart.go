@@ -65,6 +65,7 @@ type multipartScanner struct {
 	qp        bool
 	val       []byte
 	valOver   bool
+	valLen    int // bytes of the current captured part's body, counted on after valOver
 
 	scanned int // bytes of an undecided header block or line already searched (no rescans on slow drips)
 
@@ -304,7 +305,7 @@ func (s *multipartScanner) stepHeaders(data []byte, eof bool) (int, bool) {
 		return end, true
 	}
 
-	s.capture, s.name, s.qp, s.valOver = false, "", false, false
+	s.capture, s.name, s.qp, s.valOver, s.valLen = false, "", false, false, 0
 	s.val = s.val[:0]
 	disposition, params, err := mime.ParseMediaType(h.Get("Content-Disposition"))
 	if err == nil && disposition == "form-data" && params["filename"] == "" {
@@ -459,7 +460,11 @@ func (s *multipartScanner) content(b []byte) {
 		return
 	}
 	s.partStart = false
-	if !s.capture || s.valOver {
+	if !s.capture {
+		return
+	}
+	s.valLen += len(b)
+	if s.valOver {
 		return
 	}
 	limit := s.t.maxValue
@@ -481,7 +486,7 @@ func (s *multipartScanner) endPart() {
 	}
 	s.capture = false
 	if s.valOver {
-		s.t.MarkTruncated(s.name)
+		s.t.MarkTruncated(s.name, s.valLen)
 		return
 	}
 	v := s.val

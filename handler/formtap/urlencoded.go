@@ -22,6 +22,7 @@ type urlScanner struct {
 	want    bool
 	val     []byte
 	valOver bool
+	valLen  int  // raw bytes of the current wanted value, counted on after valOver
 	semi    bool // the pair contains ';'
 	started bool // the pair has at least one byte (url.ParseQuery skips empty pairs)
 	pairs   int  // pairs ended so far ('&' count)
@@ -94,6 +95,7 @@ func (s *urlScanner) appendValue(b []byte) {
 	if !s.semi && bytes.IndexByte(b, ';') >= 0 {
 		s.semi = true
 	}
+	s.valLen += len(b)
 	if s.valOver || len(b) == 0 {
 		return
 	}
@@ -130,7 +132,7 @@ func (s *urlScanner) endPair() {
 		}
 	case s.want && !s.semi:
 		if s.valOver {
-			s.t.MarkTruncated(s.name)
+			s.t.MarkTruncated(s.name, s.valLen)
 			break
 		}
 		if v, err := url.QueryUnescape(string(s.val)); err == nil {
@@ -138,7 +140,7 @@ func (s *urlScanner) endPair() {
 		}
 	}
 	s.pairs++
-	s.key, s.val = s.key[:0], s.val[:0]
+	s.key, s.val, s.valLen = s.key[:0], s.val[:0], 0
 	s.keyOver, s.inValue, s.want, s.valOver, s.semi, s.started = false, false, false, false, false, false
 	s.name = ""
 }

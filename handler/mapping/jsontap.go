@@ -20,6 +20,9 @@ type RequestTap interface {
 	Fields() map[string][]string
 	// Finish stops the tap without waiting for the body.
 	Finish()
+	// TruncatedLength waits like Fields and returns the length in bytes of the named field's
+	// value that counts when it was too long to capture (Fields then has no value for it), else 0.
+	TruncatedLength(name string) int
 }
 
 // Interface guards.
@@ -28,16 +31,19 @@ var (
 	_ formtap.Scanner = (*jsonScanner)(nil)
 )
 
-// AttachRequest taps the named fields of a send or resend request body, whatever its type:
-// form bodies through formtap.AttachFirst (names are form field names; the first value of each
-// counts, as for r.FormValue, and the scan stops once every name has one), JSON bodies through
-// AttachJSON (names are dotted paths). It returns nil, leaving the body untouched, for other
-// content types.
+// AttachRequest taps the named fields of a send or resend request body, whatever its type, and
+// keeps for each name the one value its upstream would honour: form bodies through
+// formtap.AttachFirst (names are form field names; the first value of each counts, as for
+// r.FormValue, and the scan stops once every name has one), JSON bodies like AttachJSON (names
+// are dotted paths) but keeping the last value of a repeated key, as encoding/json and Ruby's
+// JSON do. A value that counts but is longer than maxValue leaves its name without a value
+// (TruncatedLength says so); another value is not taken instead. It returns nil, leaving the
+// body untouched, for other content types.
 func AttachRequest(r *http.Request, names []string, maxValue int) RequestTap {
 	if t := formtap.AttachFirst(r, names, maxValue); t != nil {
 		return t
 	}
-	if t := AttachJSON(r, names, maxValue); t != nil {
+	if t := attachJSON(r, names, maxValue, true); t != nil {
 		return t
 	}
 	return nil
@@ -51,7 +57,7 @@ const maxJSONDepth = 10000
 // memory bounded by the longest wanted path and maxValue, whatever the size of the body (a
 // 20 MB base64 document is scanned, never held). Strings are captured decoded; numbers and
 // booleans as their JSON text; nulls, objects and arrays not at all. A key repeated in one
-// object yields several values.
+// object yields several values (AttachJSON) or its last one (AttachRequest).
 //
 // It is a formtap.Tap fed by a JSON scanner, which checks the structure of the body (strings,
 // brackets, colons, commas) and nothing else. The methods of a nil *JSONTap are safe to call.
@@ -59,9 +65,15 @@ type JSONTap = formtap.Tap
 
 // AttachJSON replaces r.Body with a reader that yields exactly the original bytes and, as they
 // are read, captures the values at the given dotted paths of an application/json (or
-// +json) body. Values longer than maxValue bytes are left out and recorded as truncated. For
-// other content types AttachJSON returns nil and leaves the body untouched.
+// +json) body, every value of a repeated key in body order. Values longer than maxValue bytes
+// are left out and recorded as truncated. For other content types AttachJSON returns nil and
+// leaves the body untouched.
 func AttachJSON(r *http.Request, paths []string, maxValue int) *JSONTap {
+	return attachJSON(r, paths, maxValue, false)
+}
+
+// attachJSON is AttachJSON; with last, the tap keeps only the last value of each path.
+func attachJSON(r *http.Request, paths []string, maxValue int, last bool) *JSONTap {
 	if r == nil {
 		return nil
 	}
@@ -83,9 +95,11 @@ func AttachJSON(r *http.Request, paths []string, maxValue int) *JSONTap {
 			w.maxKey = max(w.maxKey, len(s))
 		}
 	}
-	return formtap.Wrap(r, names, maxValue, func(t *formtap.Tap) formtap.Scanner {
-		return &jsonScanner{t: t, w: w}
-	})
+	newScanner := func(t *formtap.Tap) formtap.Scanner { return &jsonScanner{t: t, w: w} }
+	if last {
+		return formtap.WrapLast(r, names, maxValue, newScanner)
+	}
+	return formtap.Wrap(r, names, maxValue, newScanner)
 }
 
 // jsonWanted is what the JSON scanner looks for and the bounds that follow from it.
@@ -131,6 +145,7 @@ type jsonScanner struct {
 	keep    bool   // the current string or literal is being kept
 	over    bool   // the kept bytes exceeded their bound
 	buf     []byte // kept bytes of the current string (raw, between the quotes) or literal
+	n       int    // raw length of the current kept string or literal, counted on once over
 	capPath string // path of the value being captured, "" if none
 }
 
@@ -289,7 +304,7 @@ func (s *jsonScanner) startValue(c byte) bool {
 		return true
 	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f' || c == 'n':
 		s.capPath = s.valuePath()
-		s.keep, s.over, s.buf = s.capPath != "", false, s.buf[:0]
+		s.keep, s.over, s.buf, s.n = s.capPath != "", false, s.buf[:0], 0
 		s.keepBytes([]byte{c})
 		s.state = stLiteral
 		return true
@@ -326,7 +341,7 @@ func (s *jsonScanner) valuePath() string {
 }
 
 func (s *jsonScanner) startString(isKey bool) {
-	s.state, s.isKey, s.esc, s.over, s.buf = stString, isKey, false, false, s.buf[:0]
+	s.state, s.isKey, s.esc, s.over, s.buf, s.n = stString, isKey, false, false, s.buf[:0], 0
 	if isKey {
 		// Keys are kept when an object at a wanted depth may need them.
 		s.keep = len(s.stack) <= s.w.maxDepth
@@ -344,7 +359,11 @@ func (s *jsonScanner) bound() int {
 }
 
 func (s *jsonScanner) keepBytes(b []byte) {
-	if !s.keep || s.over {
+	if !s.keep {
+		return
+	}
+	s.n += len(b)
+	if s.over {
 		return
 	}
 	if len(s.buf)+len(b) > s.bound() {
@@ -382,7 +401,7 @@ func (s *jsonScanner) endString() {
 	}
 	if s.capPath != "" {
 		if s.over {
-			s.t.MarkTruncated(s.capPath)
+			s.t.MarkTruncated(s.capPath, s.n)
 		} else if v, ok := decodeString(s.buf); ok {
 			s.t.Add(s.capPath, v)
 		}
@@ -395,7 +414,7 @@ func (s *jsonScanner) endLiteral() {
 	if s.capPath != "" {
 		switch lit := string(s.buf); {
 		case s.over:
-			s.t.MarkTruncated(s.capPath)
+			s.t.MarkTruncated(s.capPath, s.n)
 		case lit == "null" || !json.Valid(s.buf):
 		default:
 			s.t.Add(s.capPath, lit)

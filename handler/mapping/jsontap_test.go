@@ -295,5 +295,65 @@ func FuzzJSONTap(f *testing.F) {
 				t.Fatalf("%s: tap %q, encoding/json %q (%q)", p, vals, want, body)
 			}
 		}
+		// AttachRequest's tap keeps the value encoding/json decodes, the last one, or none
+		// (truncated) when that one is too long.
+		r := jsonRequest(body, seed, 1+int(seed%97))
+		last := attachJSON(r, paths, 64, true)
+		io.ReadAll(r.Body)
+		lastGot := last.Fields()
+		for _, p := range paths {
+			want, ok := goValues(body, p)
+			vals, n := lastGot[p], last.TruncatedLength(p)
+			switch {
+			case len(vals) > 1 || len(vals) == 1 && n > 0:
+				t.Fatalf("%s: last-value tap %q, truncated length %d (%q)", p, vals, n, body)
+			case ok && len(want) <= 64 && (len(vals) != 1 || vals[0] != want):
+				t.Fatalf("%s: last-value tap %q, encoding/json %q (%q)", p, vals, want, body)
+			case ok && len(want) > 64 && (len(vals) != 0 || n <= 64):
+				t.Fatalf("%s: last-value tap %q (truncated length %d), encoding/json %d bytes (%q)", p, vals, n, len(want), body)
+			}
+		}
 	})
+}
+
+// AttachRequest keeps the last value of a repeated JSON key, the one encoding/json (and Ruby's
+// JSON) decode; when that last value is too long, the key has none, even if an earlier one was
+// short enough.
+func TestAttachRequestJSONKeepsLastValue(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 5000)
+	cases := []struct {
+		body string
+		want []string
+		over bool
+	}{
+		{`{"callback_url":"https://a/1","callback_url":"https://a/2"}`, []string{"https://a/2"}, false},
+		{`{"callback_url":"https://a/1","x":{"callback_url":"no"},"callback_url":"https://a/3","y":1}`, []string{"https://a/3"}, false},
+		{`{"callback_url":"https://a/1","callback_url":"` + long + `"}`, nil, true},
+		{`{"callback_url":"` + long + `","callback_url":"https://a/2"}`, []string{"https://a/2"}, false},
+	}
+	for _, c := range cases {
+		r := jsonRequest([]byte(c.body), 3, 100)
+		tap := AttachRequest(r, []string{"callback_url"}, 4096)
+		io.ReadAll(r.Body)
+		var goBody struct {
+			CallbackURL string `json:"callback_url"`
+		}
+		if err := json.Unmarshal([]byte(c.body), &goBody); err != nil {
+			t.Fatal(err)
+		}
+		got := tap.Fields()["callback_url"]
+		if !slices.Equal(got, c.want) || (tap.TruncatedLength("callback_url") > 0) != c.over {
+			t.Errorf("%.80s: callback_url %q, truncated length %d; want %q, over-long %v", c.body, got, tap.TruncatedLength("callback_url"), c.want, c.over)
+		}
+		if !c.over && goBody.CallbackURL != c.want[0] || c.over && goBody.CallbackURL != long {
+			t.Errorf("%.80s: encoding/json decodes %.60q, the case expects otherwise", c.body, goBody.CallbackURL)
+		}
+	}
+	// AttachJSON still reports every value.
+	r := jsonRequest([]byte(cases[0].body), 4, 7)
+	all := AttachJSON(r, []string{"callback_url"}, 4096)
+	io.ReadAll(r.Body)
+	if got := all.Fields()["callback_url"]; !slices.Equal(got, []string{"https://a/1", "https://a/2"}) {
+		t.Errorf("AttachJSON: %q", got)
+	}
 }

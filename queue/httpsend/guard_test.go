@@ -3,6 +3,7 @@ package httpsend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -182,5 +183,44 @@ func TestNoGuardUnchanged(t *testing.T) {
 	}
 	if hits.Load() != 1 {
 		t.Error("receiver not reached")
+	}
+}
+
+// TestNumericHostFormsRefused: a host that ends in a number but is not a dotted-decimal IPv4
+// address (inet_aton forms: decimal, hex, octal, short dotted) is a malformed URL, refused with a
+// permanent failure before any network I/O, with or without a guard; names and standard IP
+// literals are not affected.
+func TestNumericHostFormsRefused(t *testing.T) {
+	srv, hits := countingServer(t, nil)
+	port := strings.TrimPrefix(srv.URL, "http://127.0.0.1:")
+	for _, host := range []string{
+		"2130706433", "2130706434", "0x7f.1", "0x7f.2", "0x7f000001", "0X7F000001", "017700000001",
+		"0177.0.0.1", "127.1", "127.0.1", "127.0.0.01", "127.0.0.1.", "1.2.3.4.5", "256.0.0.1", "0x", "a.example.123",
+	} {
+		u := "http://" + host + ":" + port + "/hook"
+		for _, g := range []*ssrf.Guard{nil, ssrf.New(nil)} {
+			res := New(Options{Guard: g}).Send(context.Background(), newJob(u))
+			if res.Err == nil || !res.Permanent || !strings.Contains(res.Err.Error(), fmt.Sprintf("host %q is numeric but not a dotted-decimal IPv4 address", host)) {
+				t.Errorf("%s (guard %v): Send = %+v, want a permanent failure naming the numeric host", u, g != nil, res)
+			}
+		}
+		if _, err := ParseURL(u); err == nil {
+			t.Errorf("ParseURL(%s) accepted it", u)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the receiver got %d requests through numeric hosts", n)
+	}
+	for _, ok := range []string{
+		"http://127.0.0.1/x", "http://[::1]/x", "http://[::ffff:127.0.0.1]/x", "https://hooks.example.com/x", "http://a1.example/x",
+		"http://1a/x", "http://0xdead.beef/x", "http://123.example/x", "http://example.com./x", "http://0x7g/x",
+	} {
+		if _, err := ParseURL(ok); err != nil {
+			t.Errorf("ParseURL(%s) = %v, want it accepted", ok, err)
+		}
+	}
+	// The receiver is still reached through its dotted-decimal address.
+	if res := New(Options{}).Send(context.Background(), newJob(srv.URL+"/hook")); res.Err != nil || hits.Load() != 1 {
+		t.Fatalf("Send to %s = %+v", srv.URL, res)
 	}
 }
