@@ -472,3 +472,44 @@ func TestManyFaxesCompletingBetweenPollRounds(t *testing.T) {
 		t.Errorf("%d of %d faxes lack webhooks", bad, faxes)
 	}
 }
+
+// With max_recipients 20, a sent fax to 30 recipients gets only its fax_completed, however its
+// progress is observed, while a fax to 10 recipients sent with it gets every inflight event.
+func TestMaxRecipientsLeavesOutInflightEvents(t *testing.T) {
+	e := newEnv(t, nil, "inflight on\n\t\tmax_recipients 20\n\t\t"+pollEvery(200*time.Millisecond))
+	ctx := ctxT(t, 90*time.Second)
+	send := func(n int, name string) (int64, string) {
+		var to []string
+		for i := range n {
+			to = append(to, fmt.Sprintf("+1555032%04d", 1000+i))
+		}
+		url := e.rcvURL + "/" + name
+		id, err := e.client.Send(ctx, harness.SendOptions{To: to, File: faxapp.PDF(3), CallbackURL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, url
+	}
+	wide, wideURL := send(30, "wide")
+	narrow, narrowURL := send(10, "narrow")
+	wideFinal, narrowFinal := e.waitFinal(wide, 20*time.Second), e.waitFinal(narrow, 20*time.Second)
+	want := len(expectedInflight(narrowFinal)) + 1
+	e.waitUntil(40*time.Second, func(ds []receiver.Delivery) bool {
+		fs := byFax(t, ds)
+		return hasAllCompleted(ds, []int64{wide, narrow}) && len(fs[narrow].inflight)+1 >= want
+	}, func(ds []receiver.Delivery) string {
+		return fmt.Sprintf("want both fax_completed and the narrow fax's %d webhooks; %d deliveries", want, len(ds))
+	})
+	time.Sleep(500 * time.Millisecond)
+	fs := byFax(t, e.rcv.Deliveries())
+	checkNormalFax(t, fs[narrow], narrowFinal, narrowURL)
+	fe := fs[wide]
+	if len(fe.inflight) != 0 || len(fe.completed) != 1 {
+		t.Errorf("the 30-recipient fax got %d inflight and %d fax_completed webhooks, want 0 and 1", len(fe.inflight), len(fe.completed))
+	} else if d := fe.completed[0]; d.URL != wideURL || parseFax(t, d).Status != wideFinal.Status {
+		t.Errorf("its fax_completed went to %s with status %q, want %s, %q", d.URL, parseFax(t, d).Status, wideURL, wideFinal.Status)
+	}
+	if n, _ := e.metric(`faxhook_fax_events_capped_total{reason="recipients"}`); n < 1 {
+		t.Errorf(`faxhook_fax_events_capped_total{reason="recipients"} = %v, want at least 1`, n)
+	}
+}
