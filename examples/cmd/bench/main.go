@@ -4,8 +4,14 @@
 // p50/p99 latency per path and Caddy, the faxhook/bare ratios, the overhead goals and each
 // Caddy's peak RSS. See package examples/bench.
 //
+// With -memory it instead measures the peak RSS of Caddy with faxhook (inflight on, poller every
+// second) handling one fax that implies very many inflight events: a 1,000-recipient fax, an
+// urlencoded send with 6,000 recipients, a 1 MB status answer with 21,000 tiny recipients, each
+// in a fresh Caddy and reported against a 1-recipient baseline run the same way.
+//
 //	go run ./examples/cmd/bench                       # builds Caddy with go build, runs a,b,c,d
 //	go run ./examples/cmd/bench -caddy ./caddy -duration 5s -rounds 3 -paths b,c
+//	go run ./examples/cmd/bench -caddy ./caddy -memory
 package main
 
 import (
@@ -32,18 +38,49 @@ func main() {
 	aa := flag.Bool("aa", false, "A/A calibration: run bare Caddy in both slots to see the harness's noise")
 	strict := flag.Bool("strict", false, "exit 2 when a goal is missed")
 	quiet := flag.Bool("q", false, "no per-run progress on stderr")
+	memory := flag.Bool("memory", false, "memory mode: peak RSS of faxhook with one fax implying very many inflight events (cases below), against a 1-recipient baseline")
+	memCases := flag.String("memory-cases", "inflight,send,response", "memory cases after the baseline: inflight (one fax to -inflight-recipients), send (urlencoded send with -send-recipients), response (status answer with -response-recipients tiny recipients)")
+	inflightN := flag.Int("inflight-recipients", 1000, "memory mode: recipients of the inflight case's fax")
+	sendN := flag.Int("send-recipients", 6000, "memory mode: to values of the send case")
+	responseN := flag.Int("response-recipients", 21000, "memory mode: tiny recipients in the response case's answer (21,000 make about 1 MB)")
+	memTimeout := flag.Duration("memory-timeout", time.Minute, "memory mode: bound on each case")
+	maxRSS := flag.Int64("memory-max-rss", 4096, "memory mode: MiB of RSS at which a case's Caddy is killed and the case reported over the limit")
 	flag.Parse()
 
-	ps, err := bench.ParsePaths(*paths)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
 	var extra []string
 	for _, l := range strings.Split(*faxhookOpts, ";") {
 		if l = strings.TrimSpace(l); l != "" {
 			extra = append(extra, l)
 		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if *memory {
+		cs, err := bench.ParseMemCases(*memCases)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		o := bench.MemOptions{
+			CaddyBinary: *caddyBin, Cases: cs, InflightRecipients: *inflightN, SendRecipients: *sendN,
+			ResponseRecipients: *responseN, Timeout: *memTimeout, MaxRSS: *maxRSS << 20,
+			FaxhookOptions: extra, Keep: *keep,
+		}
+		if !*quiet {
+			o.Progress = os.Stderr
+		}
+		rep, err := bench.RunMemory(ctx, o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		rep.Print(os.Stdout)
+		return
+	}
+	ps, err := bench.ParsePaths(*paths)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
 	}
 	o := bench.Options{
 		Duration: *duration, Warmup: *warmup, Rounds: *rounds, Concurrency: *concurrency,
@@ -52,8 +89,6 @@ func main() {
 	if !*quiet {
 		o.Progress = os.Stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	rep, err := bench.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
