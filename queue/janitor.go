@@ -214,6 +214,12 @@ func (b *Badger) flushAndCompact() error {
 	if b.closed {
 		return ErrClosed
 	}
+	if b.db == nil {
+		return b.notOpen()
+	}
+	if err := b.gate.allow(); err != nil { // the flush and the compaction write table files
+		return fmt.Errorf("compacting %s: %w", b.dir, err)
+	}
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyFlushMarker), nil) }); err != nil {
 		return fmt.Errorf("collecting value-log garbage in %s: %w", b.dir, err)
 	}
@@ -233,6 +239,11 @@ func (b *Badger) valueLogGC() error {
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrClosed
+	}
+	if b.db == nil || b.gate.allow() != nil {
+		// A rewrite copies live values to a new value-log file before it deletes the old one:
+		// short of space, it waits for the next round.
+		return nil
 	}
 	for {
 		err := b.db.RunValueLogGC(0.5)
