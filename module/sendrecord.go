@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
 )
 
 // errStopping is returned to requests that arrive while the engine shuts down.
@@ -31,7 +33,7 @@ func (e *engine) recordSync(o *Observation) error {
 		if !errors.Is(err, errStopping) {
 			e.log.Load().Warn("send journal unavailable; committing the send before answering", zap.Error(err))
 		}
-		return e.tracker.record([]*Observation{o})
+		return e.recordObserved([]*Observation{o})
 	}
 	o.journaled = sg
 	select {
@@ -60,6 +62,10 @@ func (e *engine) recordObserved(batch []*Observation) error {
 		} else {
 			e.journal.recorded(o.journaled)
 		}
+	}
+	if errors.Is(err, queue.ErrNoSpace) {
+		e.droppedForSpace(batch, err) // logged and counted; never an error to a client
+		return nil
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -65,11 +66,13 @@ const (
 type tracker struct {
 	eng   *engine
 	since time.Time // when this storage first started tracking: older completions are history
+	// ready is set once since is read: until then (a start on a full disk) record refuses.
+	ready atomic.Bool
 }
 
 // init reads (or records, on first use) the time from which completions are news.
 func (t *tracker) init() error {
-	return t.eng.store.Update(func(tx queue.Tx) error {
+	err := t.eng.store.Update(func(tx queue.Tx) error {
 		v, err := tx.State(keySince)
 		if errors.Is(err, queue.ErrNotFound) {
 			t.since = time.Now().UTC().Truncate(time.Second)
@@ -81,11 +84,18 @@ func (t *tracker) init() error {
 		t.since, err = time.Parse(time.RFC3339, string(v))
 		return err
 	})
+	if err == nil {
+		t.ready.Store(true)
+	}
+	return err
 }
 
 // record applies a batch of observations in one transaction and wakes the dispatcher if any job
 // was enqueued.
 func (t *tracker) record(batch []*Observation) error {
+	if !t.ready.Load() {
+		return fmt.Errorf("%w: faxhook starts recording once its storage has space", queue.ErrNoSpace)
+	}
 	cfg := t.eng.cfg.Load()
 	now := time.Now().UTC()
 	var enqueued []*queue.Job

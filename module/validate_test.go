@@ -23,6 +23,7 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 	}
 	cases := map[string]struct{ cfg, want string }{
 		"sent_url scheme":     {app(`,"sent_urls":["ftp://x/y"]`), `sent_url "ftp://x/y": unsupported scheme`},
+		"min_free_space":      {app(`,"min_free_space":1000`), `min_free_space: 1000 bytes is below the minimum`},
 		"sent_url host":       {app(`,"sent_urls":["https://"]`), `sent_url "https://": missing host`},
 		"received_url mailto": {app(`,"received_urls":["mailto:"]`), `received_url "mailto:"`},
 		"retry_schedule":      {app(`,"retry_schedule":["5m","-1m"]`), `retry_schedule: entry 2`},
