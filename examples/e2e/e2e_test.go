@@ -57,6 +57,12 @@ func serve(t *testing.T, h http.Handler) string {
 // Caddy with the given global faxhook options.
 func newEnv(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts string) *env {
 	t.Helper()
+	return newEnvAt(t, respond, faxhookOpts, "")
+}
+
+// newEnvAt is newEnv with faxhook's storage in storage (empty: a temporary directory).
+func newEnvAt(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts, storage string) *env {
+	t.Helper()
 	bin, err := harness.CaddyBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +79,10 @@ func newEnv(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts strin
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e.storage = filepath.Join(dir, "storage")
+	e.storage = storage
+	if storage == "" {
+		e.storage = filepath.Join(dir, "storage")
+	}
 	e.caddy, err = harness.StartCaddy(bin, filepath.Join(dir, "caddy"), e.admin, e.caddyfile(faxhookOpts), "FAXHOOK_TOKEN="+token)
 	if err != nil {
 		t.Fatal(err)
