@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -56,8 +57,25 @@ func mountTmpfs(t *testing.T) string {
 }
 
 // fill writes a file into dir's file system that leaves about keep bytes free, and returns its
-// path.
-func fill(t *testing.T, dir string, keep int64) string {
+// path. It fills in two steps: faxhook checks the free space at most every 100 ms while it saw
+// more than twice its reserve, and on every write below that; a filler that takes the last
+// 150 MiB faster than 100 ms (tmpfs does) could slip under that, as only another writer can.
+// So the first step leaves 96 MiB, and the second waits until faxhook saw that.
+func (e *env) fill(dir string, keep int64) string {
+	t := e.t
+	t.Helper()
+	path := fill(t, dir, 96<<20, "filler-1")
+	waitFor(t, 20*time.Second, "faxhook to see less than twice its reserve free", func() bool {
+		v, err := strconv.ParseFloat(e.metric("faxhook_storage_free_bytes"), 64)
+		return err == nil && v > 0 && v < 128<<20
+	})
+	t.Cleanup(func() { os.Remove(path) })
+	return fill(t, dir, keep, "filler")
+}
+
+// fill writes the file name into dir's file system, leaving about keep bytes free, and returns
+// its path.
+func fill(t *testing.T, dir string, keep int64, name string) string {
 	t.Helper()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
@@ -67,7 +85,7 @@ func fill(t *testing.T, dir string, keep int64) string {
 	if size <= 0 {
 		t.Fatalf("only %d bytes free in %s", int64(st.Bavail)*int64(st.Bsize), dir)
 	}
-	path := filepath.Join(dir, "filler")
+	path := filepath.Join(dir, name)
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +202,7 @@ func TestStorageFullKeepsProxying(t *testing.T) {
 	before := e.proxies(ctx, "+15550300000")
 	waitFor(t, 20*time.Second, "a first (refused) attempt of the earlier fax's webhook", func() bool { return e.attempted(before) })
 
-	filler := fill(t, mnt, keep)
+	filler := e.fill(mnt, keep)
 	// The fax API keeps working while faxhook cannot record: traffic that, recorded, would
 	// need new pages of Badger's logs.
 	refuse.Store(false)
@@ -220,7 +238,7 @@ func TestStartOnFullDisk(t *testing.T) {
 	// flushes (a table file written through a memory map, as large as the log).
 	e.caddy.Kill()
 
-	filler := fill(t, mnt, keep)
+	filler := fill(t, mnt, keep, "filler") // nothing writes while Caddy is down
 	if err := e.caddy.Start(); err != nil {
 		t.Fatalf("Caddy did not start on a full disk: %v", err)
 	}
@@ -229,14 +247,17 @@ func TestStartOnFullDisk(t *testing.T) {
 		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
 	}
 	waitFor(t, 20*time.Second, "faxhook_storage_degraded 1", func() bool { return e.metric("faxhook_storage_degraded") == "1" })
-	if !strings.Contains(e.caddy.Tail(200), "short of free space") {
-		t.Errorf("no log line says the storage is short of free space:\n%s", e.caddy.Tail(30))
+	if !strings.Contains(e.caddy.Tail(200), "short of free space; opening it once space returns") {
+		t.Errorf("no log line says the storage opens once space returns:\n%s", e.caddy.Tail(30))
 	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "faxhook_storage_degraded 0", func() bool { return e.metric("faxhook_storage_degraded") == "0" })
+	if !strings.Contains(e.caddy.Tail(400), "opened faxhook storage: it has space again") {
+		t.Errorf("no log line says the storage opened")
+	}
 	waitFor(t, 30*time.Second, "the webhook of the fax recorded before the crash", func() bool { return e.delivered(before) })
 	after := e.proxies(ctx, "+15550300000")
 	waitFor(t, 30*time.Second, "the webhook of a fax sent after space returned", func() bool { return e.delivered(after) })
