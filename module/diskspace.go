@@ -2,6 +2,9 @@ package module
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,19 +123,23 @@ func (e *engine) signalSpace() {
 }
 
 // initStore reads the tracker's start time and replays the send journal's entries. When the
-// store cannot write for lack of space, it leaves both to a goroutine that runs them once space
+// store cannot write for lack of space, it leaves both to spaceLoop, which runs them once space
 // returns, and reports success: Caddy starts, faxhook degraded.
 func (e *engine) initStore(entries []journalEntry) error {
 	e.space.retry = make(chan struct{}, 1)
 	err := e.tryInit(entries)
-	if !errors.Is(err, queue.ErrNoSpace) {
+	switch {
+	case err == nil:
+		go e.spaceLoop(false)
+	case errors.Is(err, queue.ErrNoSpace):
+		e.space.initPending = entries
+		e.space.full.Store(true)
+		e.log.Load().Warn("faxhook starts degraded: its storage is short of free space; it proxies the fax API and records again once space returns",
+			zap.String("storage", e.dir), zap.Error(err))
+		go e.spaceLoop(true)
+	default:
 		return err
 	}
-	e.space.initPending = entries
-	e.space.full.Store(true)
-	e.log.Load().Warn("faxhook starts degraded: its storage is short of free space; it proxies the fax API and records again once space returns",
-		zap.String("storage", e.dir), zap.Error(err))
-	go e.initWhenSpace()
 	return nil
 }
 
@@ -143,10 +150,12 @@ func (e *engine) tryInit(entries []journalEntry) error {
 	return e.replayJournal(entries)
 }
 
-// initWhenSpace runs the deferred initialization each time space may have returned, until it
-// succeeds or the engine stops.
-func (e *engine) initWhenSpace() {
-	// The store's watcher checks every second; this is a fallback should a signal be missed.
+// spaceLoop runs, each time space returns, what had to wait for it: the initialization that a
+// start on a full disk deferred (initPending), then the sends whose commit the store refused
+// while they were in the send journal, which would otherwise wait for the next start.
+func (e *engine) spaceLoop(initPending bool) {
+	// The store's watcher checks every second and signals; the ticker is a fallback for the
+	// deferred initialization, should a signal be missed.
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -155,23 +164,107 @@ func (e *engine) initWhenSpace() {
 			return
 		case <-e.space.retry:
 		case <-t.C:
+			if !initPending {
+				continue
+			}
 		}
 		if e.store.Space().Full || !e.store.Opened() {
 			continue
 		}
-		e.space.initMu.Lock()
-		err := e.tryInit(e.space.initPending)
-		if err == nil {
-			e.space.initPending = nil
+		var err error
+		if initPending {
+			e.space.initMu.Lock()
+			if err = e.tryInit(e.space.initPending); err == nil {
+				e.space.initPending, initPending = nil, false
+			}
+			e.space.initMu.Unlock()
+			if err == nil {
+				e.space.full.Store(e.store.Space().Full)
+				e.wake()
+			}
 		}
-		e.space.initMu.Unlock()
-		switch {
-		case err == nil:
-			e.space.full.Store(e.store.Space().Full)
-			e.wake()
-			return
-		case !errors.Is(err, queue.ErrNoSpace) && !errors.Is(err, queue.ErrClosed):
-			e.log.Load().Error("initializing faxhook storage now that it has space", zap.String("storage", e.dir), zap.Error(err))
+		if err == nil {
+			err = e.replayFailedSends()
+		}
+		if err != nil && !errors.Is(err, queue.ErrNoSpace) && !errors.Is(err, queue.ErrClosed) {
+			e.log.Load().Error("recording what waited for space in faxhook storage", zap.String("storage", e.dir), zap.Error(err))
+		}
+	}
+}
+
+// replayBatch bounds the journal entries recorded in one transaction by replayFailedSends.
+const replayBatch = 256
+
+// replayFailedSends records the entries of the journal segments that hold an entry whose
+// commit failed (recording an entry again changes nothing), and lets the journal forget those
+// failures, unless another one happened meanwhile: then the segments wait for the next try.
+func (e *engine) replayFailedSends() error {
+	segs, gen := e.journal.failedSegments()
+	if len(segs) == 0 {
+		return nil
+	}
+	var entries []journalEntry
+	for _, sg := range segs {
+		f, err := os.Open(sg.path)
+		if err != nil {
+			return fmt.Errorf("reopening the send journal %s: %w", sg.path, err)
+		}
+		es, err := readJournal(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading the send journal %s: %w", sg.path, err)
+		}
+		entries = append(entries, es...)
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), replayBatch)
+		batch := make([]*Observation, n)
+		for i, en := range entries[:n] {
+			batch[i] = en.observation()
+		}
+		if err := e.tracker.record(batch); err != nil {
+			return fmt.Errorf("recording sends kept in the send journal while the storage was full: %w", err)
+		}
+		entries = entries[n:]
+	}
+	e.journal.clearFailed(segs, gen)
+	e.log.Load().Info("recorded the sends that waited in the send journal for space", zap.String("storage", e.dir))
+	return nil
+}
+
+// failedSegments returns the segments holding an entry whose commit failed, and the journal's
+// failure count, for clearFailed.
+func (j *journal) failedSegments() ([]*segment, uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, 0
+	}
+	var segs []*segment
+	for _, sg := range append(j.old, j.cur) {
+		if sg.failed {
+			segs = append(segs, sg)
+		}
+	}
+	return segs, j.failures
+}
+
+// clearFailed marks segs as holding no failed entry any more, unless an entry failed since
+// failedSegments returned gen; full segments with no entry outstanding are deleted.
+func (j *journal) clearFailed(segs []*segment, gen uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed || j.failures != gen {
+		return
+	}
+	for _, sg := range segs {
+		sg.failed = false
+		if sg == j.cur || sg.outstanding > 0 {
+			continue
+		}
+		if i := slices.Index(j.old, sg); i >= 0 {
+			j.old = slices.Delete(j.old, i, i+1)
+			sg.remove()
 		}
 	}
 }

@@ -4,6 +4,7 @@ package module
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -85,7 +86,8 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	}
 	j.append(journalEntry{FaxIDs: []int64{77}, CallbackURLs: []string{"https://example.com/cb77"}})
 	j.close()
-	filler := fillUp(t, mnt, 4<<10)
+	// Room for the send journal's writes, far below the store's reserve.
+	filler := fillUp(t, mnt, 256<<10)
 
 	e, err := loadEngine(dir, false, queue.MinFreeSpaceFloor, zap.NewNop())
 	if err != nil {
@@ -157,6 +159,26 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the journal's send was not recorded once space returned: %v (degraded %v)", err, e.degraded())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The send journaled while the store refused it is recorded too, with its callback_url.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var rec trackedFax
+		err := e.store.View(func(tx queue.Tx) error {
+			v, err := tx.State(faxKey(78))
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(v, &rec)
+		})
+		if err == nil && len(rec.CallbackURLs) == 1 && rec.CallbackURLs[0] == "https://example.com/cb78" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the send journaled while the disk was full was not recorded once space returned: %v %+v", err, rec)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

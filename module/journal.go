@@ -76,6 +76,9 @@ type journal struct {
 	old    []*segment // full segments with entries not yet recorded
 	next   uint64     // number of the next segment file
 	closed bool
+	// failures counts failedToRecord calls, so that a retry of failed segments (diskspace.go)
+	// can tell whether another entry failed while it ran.
+	failures uint64
 }
 
 // segment is one journal file.
@@ -270,6 +273,7 @@ func (j *journal) failedToRecord(sg *segment) {
 	defer j.mu.Unlock()
 	sg.outstanding--
 	sg.failed = true
+	j.failures++
 }
 
 // reset deletes the segments a replay recorded (all but the current one).
