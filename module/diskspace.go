@@ -53,7 +53,7 @@ var (
 
 	metricDroppedObservations = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "faxhook", Name: "storage_full_dropped_total",
-		Help: "Observations not recorded because the storage was short of space. Sends whose callback_url is in the send journal are not counted: they are recorded at the next start.",
+		Help: "Observations not recorded because the storage was short of space. Sends whose callback_url is in the send journal are not counted: they are recorded once space returns.",
 	})
 )
 
@@ -273,7 +273,7 @@ func (j *journal) clearFailed(segs []*segment, gen uint64) {
 const dropLogEvery = 10 * time.Second
 
 // droppedForSpace accounts for a batch that the store refused for lack of space: journaled
-// sends stay in the send journal for the next start, the rest is dropped (counted, and logged
+// sends stay in the send journal until space returns (spaceLoop), the rest is dropped (counted, and logged
 // at most every dropLogEvery). The proxied requests are not affected.
 func (e *engine) droppedForSpace(batch []*Observation, err error) {
 	dropped := 0
@@ -287,6 +287,6 @@ func (e *engine) droppedForSpace(batch []*Observation, err error) {
 	if last := e.space.lastDropLog.Load(); now-last < int64(dropLogEvery) || !e.space.lastDropLog.CompareAndSwap(last, now) {
 		return
 	}
-	e.log.Load().Warn("storage short of space: observations not recorded (sends in the send journal are recorded at the next start)",
+	e.log.Load().Warn("storage short of space: observations not recorded (sends in the send journal are recorded once space returns)",
 		zap.Int("dropped", dropped), zap.Int("journaled", len(batch)-dropped), zap.Error(err))
 }
