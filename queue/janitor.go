@@ -160,6 +160,9 @@ func (b *Badger) janitorLoop(j *janitor) {
 			}
 		}
 		switch {
+		case errors.Is(res.Err, ErrNoSpace):
+			// Deleting writes too; the store logged the shortage, the next sweep tries again.
+			opts.Logger.Debug("purging finished webhook jobs waits for space", zap.Error(res.Err))
 		case res.Err != nil:
 			opts.Logger.Error("purging finished webhook jobs", zap.Int("delivered", res.Delivered),
 				zap.Int("dead", res.Dead), zap.Error(res.Err))
