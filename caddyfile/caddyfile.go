@@ -20,6 +20,7 @@
 //			max_events     1000
 //			number         +15551234567 https://example.com/phaxio/line1
 //			max_file_size  20MiB
+//			min_free_space 64MiB
 //			allow_private  10.0.0.0/8
 //			smtp {
 //				server   smtp.example.com:587
@@ -63,6 +64,7 @@ import (
 	"github.com/faxhook/caddy-faxhook/handler"
 	"github.com/faxhook/caddy-faxhook/handler/mapping"
 	"github.com/faxhook/caddy-faxhook/module"
+	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
@@ -170,6 +172,19 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return d.Errf("max_file_size: %q is not a size between 1 byte and %s", s, humanize.IBytes(module.MaxFileSizeLimit))
 			}
 			app.MaxFileSize = int64(n)
+		case "min_free_space":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > uint64(queue.MinFreeSpaceCeiling) {
+				return d.Errf("min_free_space: %q is not a size between 32MiB and 1TiB", s)
+			}
+			if err := queue.ValidateMinFreeSpace(int64(n)); err != nil {
+				return d.Errf("min_free_space %s: %v", s, err)
+			}
+			app.MinFreeSpace = int64(n)
 		case "allow_private":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -48,6 +48,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 		max_events 200
 		number +15551230001 https://a.example/line1 https://b.example/line1
 		max_file_size 5MiB
+		min_free_space 100MiB
 		allow_private 10.0.0.0/8 127.0.0.1
 		smtp {
 			server mail.example.com:587
@@ -74,7 +75,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
-		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
+		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"min_free_space":104857600,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
 		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
@@ -141,6 +142,9 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"bad max_recipients":    {global(`max_recipients -1`), `max_recipients: "-1" is not a positive number`},
 		"bad max_events":        {global(`max_events many`), `max_events: "many" is not a positive number`},
 		"bad retention":         {global(`dead_retention soon`), `dead_retention: "soon" is not a positive duration or forever`},
+		"min_free_space small":  {global(`min_free_space 1MiB`), `min_free_space 1MiB: 1048576 bytes is below the minimum of 33554432 (32 MiB)`},
+		"min_free_space huge":   {global(`min_free_space 2TiB`), `min_free_space: "2TiB" is not a size between 32MiB and 1TiB`},
+		"min_free_space word":   {global(`min_free_space lots`), `min_free_space: "lots" is not a size`},
 		"bad workers":           {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":              {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective":  {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},

@@ -27,7 +27,7 @@ import (
 func startEngine(t *testing.T, s settings) *engine {
 	t.Helper()
 	dir := t.TempDir()
-	e, err := loadEngine(dir, false, zap.NewNop())
+	e, err := loadEngine(dir, false, 0, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

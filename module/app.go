@@ -121,6 +121,17 @@ type App struct {
 	// Default 20 MiB.
 	MaxFileSize int64 `json:"max_file_size,omitempty"`
 
+	// MinFreeSpace is the free space (bytes) that the storage directory's file system must keep.
+	// Below it faxhook stops writing to its storage, before the disk is full (Badger writes
+	// through memory maps, and a write into a full file system would crash Caddy): the fax API
+	// is still proxied, faxhook logs an error, sets faxhook_storage_degraded to 1 and emits the
+	// faxhook_storage_full event; recording and delivery resume, with faxhook_storage_ok, once
+	// there is space again. Caddy also starts on a full disk, with faxhook degraded. Default
+	// 64 MiB (two memtable flushes and a 20 MiB PDF, the most Badger may write at once);
+	// between 32 MiB and 1 TiB. It is set when the storage is opened: a reload that keeps the
+	// storage directory keeps the reserve.
+	MinFreeSpace int64 `json:"min_free_space,omitempty"`
+
 	ctx     caddy.Context
 	log     *zap.Logger
 	dir     string
@@ -233,7 +244,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	sync := a.SyncWrites == nil || *a.SyncWrites
-	eng, err := loadEngine(abs, sync, a.log)
+	eng, err := loadEngine(abs, sync, int64(a.MinFreeSpace), a.log)
 	if err != nil {
 		return err
 	}
@@ -291,6 +302,9 @@ func (a *App) Validate() error {
 	}
 	if err := CheckCount("max_file_size", a.MaxFileSize, MaxFileSizeLimit, "20 MiB"); err != nil {
 		return err
+	}
+	if err := queue.ValidateMinFreeSpace(a.MinFreeSpace); err != nil {
+		return fmt.Errorf("min_free_space: %w", err)
 	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)

@@ -69,6 +69,7 @@ type engine struct {
 	sender  atomic.Pointer[httpsend.Sender]
 	tracker *tracker
 	ev      eventEmitter // Caddy events of delivery failures (events.go)
+	space   spaceState   // what a full disk changes (diskspace.go)
 
 	mu       sync.Mutex
 	disp     *queue.Dispatcher
@@ -83,24 +84,23 @@ type engine struct {
 }
 
 // loadEngine returns the engine for dir, opening it on first use.
-func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
+// minFree is the store's free-space reserve (0: the default); the first config to open dir sets it.
+func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*engine, error) {
 	v, loaded, err := engines.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: syncWrites, Logger: log.Named("badger")})
-		if err != nil {
-			return nil, err
-		}
 		e := &engine{
-			dir: dir, store: st,
+			dir:   dir,
 			tasks: make(chan task, 4096),
 			stop:  make(chan struct{}), done: make(chan struct{}),
 		}
 		e.log.Store(log)
-		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
-		e.tracker = &tracker{eng: e}
-		if err := e.tracker.init(); err != nil {
-			st.Close()
+		e.ev.onUse = e.announceSpace
+		st, err := queue.OpenBadger(dir, e.storeOptions(syncWrites, minFree, log))
+		if err != nil {
 			return nil, err
 		}
+		e.store = st
+		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
+		e.tracker = &tracker{eng: e}
 		if syncWrites {
 			e.linger = syncLinger
 		}
@@ -110,7 +110,11 @@ func loadEngine(dir string, syncWrites bool, log *zap.Logger) (*engine, error) {
 			return nil, err
 		}
 		e.journal = j
-		e.replayJournal(entries)
+		if err := e.initStore(entries); err != nil { // deferred while the disk is full
+			j.close()
+			st.Close()
+			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
+		}
 		go e.observeLoop()
 		return e, nil
 	})

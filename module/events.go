@@ -68,6 +68,9 @@ type activateEvents struct {
 // Handle implements caddyevents.Handler.
 func (a activateEvents) Handle(context.Context, caddy.Event) error {
 	a.em.use(a.t)
+	if a.em.onUse != nil {
+		a.em.onUse()
+	}
 	return nil
 }
 
@@ -91,6 +94,9 @@ type eventEmitter struct {
 	done    chan struct{}
 	closed  bool
 	log     *zap.Logger
+	// onUse, if set (before the first use), runs each time a started config's target is put
+	// to use: the engine reports a state that began before (a full disk at start).
+	onUse func()
 }
 
 // emission is one event waiting to be emitted.

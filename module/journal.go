@@ -81,6 +81,9 @@ type journal struct {
 	old    []*segment // full segments with entries not yet recorded
 	next   uint64     // number of the next segment file
 	closed bool
+	// failures counts failedToRecord calls, so that a retry of failed segments (diskspace.go)
+	// can tell whether another entry failed while it ran.
+	failures uint64
 }
 
 // segment is one journal file.
@@ -275,6 +278,7 @@ func (j *journal) failedToRecord(sg *segment) {
 	defer j.mu.Unlock()
 	sg.outstanding--
 	sg.failed = true
+	j.failures++
 }
 
 // setAsidePath is the path of the set-aside file.

@@ -314,7 +314,7 @@ func (c *storeCollector) snapshot(now time.Time) (jobStats, bool) {
 	for dir, e := range c.source() {
 		s, err := e.jobStats()
 		if err != nil {
-			if !errors.Is(err, queue.ErrClosed) {
+			if !errors.Is(err, queue.ErrClosed) && !errors.Is(err, queue.ErrNoSpace) { // not open yet: storage_degraded says why
 				caddy.Log().Named("faxhook.metrics").Warn("counting jobs for metrics", zap.String("storage", dir), zap.Error(err))
 			}
 			continue

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/queue"
 )
 
 // errStopping is returned to requests that arrive while the engine shuts down.
@@ -31,7 +33,7 @@ func (e *engine) recordSync(o *Observation) error {
 		if !errors.Is(err, errStopping) {
 			e.log.Load().Warn("send journal unavailable; committing the send before answering", zap.Error(err))
 		}
-		return e.tracker.record([]*Observation{o})
+		return e.recordObserved([]*Observation{o})
 	}
 	o.journaled = sg
 	select {
@@ -65,6 +67,10 @@ func (e *engine) recordObserved(batch []*Observation) error {
 		}
 		e.journal.recorded(o.journaled)
 	}
+	if errors.Is(err, queue.ErrNoSpace) {
+		e.droppedForSpace(batch, err) // logged and counted; never an error to a client
+		return nil
+	}
 	return err
 }
 
@@ -81,38 +87,43 @@ func (e *engine) setAside(o *Observation, why error) {
 }
 
 // replayJournal records the entries a previous run left in the send journal (some of them may
-// be recorded already; recording them again changes nothing) and empties it. It never fails the
-// start: an entry that cannot be recorded is logged and set aside, and when the store fails the
-// journal is kept, whole, for the next start.
-func (e *engine) replayJournal(entries []journalEntry) {
+// be recorded already; recording them again changes nothing) and empties it. An entry that
+// cannot be recorded is logged and set aside. It returns an error only when the store failed;
+// the journal is then kept, whole, for the next try.
+func (e *engine) replayJournal(entries []journalEntry) error {
 	if len(entries) == 0 {
-		return
+		return nil
 	}
-	log := e.log.Load()
 	batch := make([]*Observation, len(entries))
 	for i, en := range entries {
 		batch[i] = en.observation()
 	}
 	if err := e.tracker.record(batch); err != nil {
-		log.Error("replaying the send journal: the store failed; the journal is kept for the next start",
-			zap.Int("entries", len(entries)), zap.Error(err))
-		return
+		return fmt.Errorf("replaying %d entries of the send journal: %w", len(entries), err)
 	}
-	rejected := 0
+	rejected := e.setAsideRejected(batch)
+	if err := e.journal.reset(); err != nil {
+		e.log.Load().Error("removing the replayed send journal", zap.Error(err))
+	}
+	if rejected > 0 {
+		e.log.Load().Error("replayed the send journal; entries that cannot be recorded were set aside",
+			zap.Int("entries", len(entries)), zap.Int("set_aside", rejected),
+			zap.String("file", e.journal.setAsidePath()))
+		return nil
+	}
+	e.log.Load().Info("replayed the send journal", zap.Int("entries", len(entries)))
+	return nil
+}
+
+// setAsideRejected sets aside the observations of a replayed batch that can never be recorded,
+// and returns how many there were.
+func (e *engine) setAsideRejected(batch []*Observation) int {
+	n := 0
 	for _, o := range batch {
 		if o.rejected != nil {
-			rejected++
+			n++
 			e.setAside(o, o.rejected)
 		}
 	}
-	if err := e.journal.reset(); err != nil {
-		log.Error("removing the replayed send journal", zap.Error(err))
-	}
-	if rejected > 0 {
-		log.Error("replayed the send journal; entries that cannot be recorded were set aside",
-			zap.Int("entries", len(entries)), zap.Int("set_aside", rejected),
-			zap.String("file", e.journal.setAsidePath()))
-		return
-	}
-	log.Info("replayed the send journal", zap.Int("entries", len(entries)))
+	return n
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,11 +71,13 @@ const (
 type tracker struct {
 	eng   *engine
 	since time.Time // when this storage first started tracking: older completions are history
+	// ready is set once since is read: until then (a start on a full disk) record refuses.
+	ready atomic.Bool
 }
 
 // init reads (or records, on first use) the time from which completions are news.
 func (t *tracker) init() error {
-	return t.eng.store.Update(func(tx queue.Tx) error {
+	err := t.eng.store.Update(func(tx queue.Tx) error {
 		v, err := tx.State(keySince)
 		if errors.Is(err, queue.ErrNotFound) {
 			t.since = time.Now().UTC().Truncate(time.Second)
@@ -86,6 +89,10 @@ func (t *tracker) init() error {
 		t.since, err = time.Parse(time.RFC3339, string(v))
 		return err
 	})
+	if err == nil {
+		t.ready.Store(true)
+	}
+	return err
 }
 
 // Bounds on one transaction of observations. Badger refuses a transaction that writes more than
@@ -120,6 +127,13 @@ type item struct {
 // and marked rejected; the others are recorded all the same. It returns an error only when the
 // store failed: the observations it did not record are then marked failed.
 func (t *tracker) record(batch []*Observation) error {
+	if !t.ready.Load() {
+		err := fmt.Errorf("%w: faxhook starts recording once its storage has space", queue.ErrNoSpace)
+		for _, o := range batch {
+			o.failed, o.rejected = err, nil
+		}
+		return err
+	}
 	cfg := t.eng.cfg.Load()
 	now := time.Now().UTC()
 	var items []item

@@ -51,6 +51,7 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"max_capture too large":     {handler(`,"max_capture":1073741825`), `max_capture: 1073741825 is too large; allowed: 1 to 1073741824`},
 		"max_recipients too many":   {app(`,"max_recipients":100001`), `max_recipients: 100001 is too large; allowed: 1 to 100000, or 0 for the default (1000)`},
 		"max_events negative":       {app(`,"max_events":-3`), `max_events: -3 is negative`},
+		"min_free_space":            {app(`,"min_free_space":1000`), `min_free_space: 1000 bytes is below the minimum`},
 	}
 	// The same shapes with good values validate.
 	for _, good := range []string{

@@ -41,6 +41,18 @@ type BadgerOptions struct {
 	SyncWrites bool
 	// Logger receives Badger's own messages; nil discards them.
 	Logger *zap.Logger
+	// MinFreeSpace is the free space (bytes) of the storage's file system below which writes
+	// fail with ErrNoSpace instead of reaching Badger (see DefaultMinFreeSpace for why Badger
+	// must not write into a full file system). Zero means DefaultMinFreeSpace; see
+	// ValidateMinFreeSpace for the bounds.
+	MinFreeSpace int64
+	// OnSpace, if set, is called when writes stop for lack of space and when they resume. It
+	// runs on the goroutine that noticed (a writer or the store's watcher), so it must not block
+	// nor use the store.
+	OnSpace func(SpaceStatus)
+	// OnOpen, if set, is called from the store's watcher once a database whose opening was
+	// deferred, because OpenBadger found the disk full, is open. It may use the store.
+	OnOpen func()
 }
 
 // Bounds on the work of one Tx.ScanDue.
@@ -74,9 +86,16 @@ var vlogFileSize int64 = 64 << 20
 // Badger is the Store on an embedded Badger database.
 type Badger struct {
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
-	db     *badger.DB
+	db     *badger.DB   // nil while the opening is deferred for lack of space (see OpenBadger)
 	closed bool
 	dir    string
+	log    *zap.Logger
+
+	gate      *spaceGate    // refuses writes while the disk is short of space
+	onOpen    func()        // BadgerOptions.OnOpen
+	stopWatch chan struct{} // closed by Close to stop the space watcher
+	watchDone chan struct{}
+	gcRunning bool // gcLoop was started; set before the watcher exits, read by Close after
 	// syncer makes Update's commits durable when syncWrites is set.
 	syncer     *fileSyncer
 	syncWrites bool
@@ -119,7 +138,46 @@ var _ Store = (*Badger)(nil)
 
 // OpenBadger opens (creating if needed) the Badger database in dir. Badger allows one open per
 // directory; a second open, in this process or another, fails with an error that says so.
+//
+// When dir's file system has less free space than the reserve (BadgerOptions.MinFreeSpace),
+// OpenBadger does not open the database: it returns a store whose operations fail with
+// ErrNoSpace, and a watcher opens the database as soon as space returns (then calls
+// BadgerOptions.OnOpen). Badger's Open writes little itself (about 25 KiB, measured), but it
+// replays a memtable log left by a crash and flushes it to a table file of up to 16 MiB right
+// after, through a memory map: on a full file system that is SIGBUS, and the process dies
+// again on every start. Deferring is what lets the process start at all.
 func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
+	if err := ValidateMinFreeSpace(opts.MinFreeSpace); err != nil {
+		return nil, fmt.Errorf("opening faxhook storage at %s: min_free_space: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening faxhook storage at %s: creating the directory: %w", dir, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	b := &Badger{dir: dir, log: log, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
+		parked: map[string]uint64{}, backlogged: map[string]bool{}, passed: map[string]int{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize,
+		gate: newSpaceGate(dir, opts.MinFreeSpace, opts.OnSpace), onOpen: opts.OnOpen, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
+	st, err := b.gate.check()
+	if err != nil {
+		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
+	}
+	if st.Full {
+		log.Warn("faxhook storage is short of free space; opening it once space returns",
+			zap.String("storage", dir), zap.Int64("free_bytes", st.Free), zap.Int64("min_free_space", st.Reserve))
+	} else if err := b.openDB(opts); err != nil {
+		return nil, err
+	}
+	go b.watchSpace(opts)
+	return b, nil
+}
+
+// openDB opens the Badger database and starts its garbage collector. The caller holds b.mu for
+// writing, or has not shared b yet.
+func (b *Badger) openDB(opts BadgerOptions) error {
+	dir := b.dir
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(false). // Update syncs itself when asked to: see fileSyncer
 		WithLogger(zapBadgerLogger{opts.Logger}).
@@ -138,19 +196,74 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("opening faxhook storage at %s: it is locked by another process "+
+			return fmt.Errorf("opening faxhook storage at %s: it is locked by another process "+
 				"(a running Caddy? use `caddy reload` to change its config, or give this instance its own storage directory): %w", dir, err)
 		}
-		return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
+		return fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
-	b := &Badger{db: db, dir: dir, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
-		parked: map[string]uint64{}, backlogged: map[string]bool{}, passed: map[string]int{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize}
+	b.db = db
 	if err := b.loadParked(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
+		b.db = nil
+		return fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
 	}
+	b.gcRunning = true
 	go b.gcLoop(10 * time.Minute)
-	return b, nil
+	return nil
+}
+
+// watchSpace checks the free space every spaceWatchInterval until Close, so that the gate
+// reopens while nothing writes, and opens a database whose opening OpenBadger deferred.
+func (b *Badger) watchSpace(opts BadgerOptions) {
+	defer close(b.watchDone)
+	t := time.NewTicker(spaceWatchInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-b.stopWatch:
+			return
+		case <-t.C:
+		}
+		st, err := b.gate.check()
+		if err != nil || st.Full {
+			continue
+		}
+		b.mu.Lock()
+		deferred := b.db == nil && !b.closed
+		if deferred {
+			err = b.openDB(opts)
+		}
+		b.mu.Unlock()
+		switch {
+		case !deferred:
+		case err != nil:
+			if err.Error() != lastErr { // retried every tick: log each new reason once
+				b.log.Error("opening faxhook storage now that it has space again", zap.Error(err))
+				lastErr = err.Error()
+			}
+		default:
+			b.log.Info("opened faxhook storage: it has space again", zap.String("storage", b.dir))
+			if b.onOpen != nil {
+				b.onOpen()
+			}
+		}
+	}
+}
+
+// Opened reports whether the database is open: false while OpenBadger's opening waits for space.
+func (b *Badger) Opened() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.db != nil
+}
+
+// Space returns the state of the free-space gate as of its last check.
+func (b *Badger) Space() SpaceStatus { return b.gate.status() }
+
+// notOpen is the error of operations while the opening waits for space.
+func (b *Badger) notOpen() error {
+	return fmt.Errorf("%w: the database in %s opens once %d bytes are free", ErrNoSpace, b.dir, b.gate.reserve)
 }
 
 // loadParked fills b.parked with the destinations that have jobs set aside, one seek per
@@ -291,8 +404,11 @@ func (b *Badger) Close() error {
 	if j != nil {
 		j.halt()
 	}
-	b.stopOnce.Do(func() { close(b.stopGC) })
-	<-b.gcDone
+	b.stopOnce.Do(func() { close(b.stopGC); close(b.stopWatch) })
+	<-b.watchDone // from here on nothing opens the database
+	if b.gcRunning {
+		<-b.gcDone
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -300,6 +416,9 @@ func (b *Badger) Close() error {
 	}
 	b.closed = true
 	b.syncer.close()
+	if b.db == nil {
+		return nil // never opened: the disk was full
+	}
 	// Badger's Close flushes the memtable to a new table file and retries forever when it cannot
 	// create one: with the directory removed underneath it, Close would never return (and a
 	// Caddy reload or stop with it). Give it a directory to write to, then remove that again.
@@ -334,6 +453,12 @@ func (b *Badger) update(fn func(Tx) error, durable bool) error {
 	defer b.mu.RUnlock()
 	if b.closed {
 		return ErrClosed
+	}
+	if b.db == nil {
+		return b.notOpen()
+	}
+	if err := b.gate.allow(); err != nil {
+		return err
 	}
 	var err error
 	blocked := 0
@@ -377,6 +502,9 @@ func (b *Badger) View(fn func(Tx) error) error {
 	defer b.mu.RUnlock()
 	if b.closed {
 		return ErrClosed
+	}
+	if b.db == nil {
+		return b.notOpen()
 	}
 	t := &badgerTx{b: b}
 	b.lw.begin(t)

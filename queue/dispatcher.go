@@ -185,7 +185,12 @@ func (d *Dispatcher) Start() error {
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoSpace):
+		// Starting is what matters: the jobs an older version stored as leased are reclaimed
+		// at the next start; every other job is pending and delivered once space returns.
+		d.log.Warn("storage short of space: jobs stored as leased by an older version are reclaimed at the next start", zap.Error(err))
+	case err != nil:
 		return fmt.Errorf("reclaiming leased jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -254,6 +259,7 @@ type loop struct {
 	runPerDest map[string]int // per destination: jobs running
 	pending    []outcome      // ended attempts whose outcome is not stored yet
 	batch      int            // most jobs one round may lease; shrinks while too big
+	noSpace    bool           // the last round failed for lack of space (logged once)
 }
 
 // roundResult is what a round reports back to the run loop.
@@ -429,9 +435,22 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				d.stop(l, nil)
 				return
 			case res.err != nil:
-				d.log.Error("storing attempt outcomes and leasing due jobs", zap.Error(res.err))
+				switch {
+				case !errors.Is(res.err, ErrNoSpace):
+					d.log.Error("storing attempt outcomes and leasing due jobs", zap.Error(res.err))
+				case !l.noSpace: // the store logs the shortage; say once what it means here
+					l.noSpace = true
+					d.log.Warn("storage short of space: outcomes of attempts wait in memory, and no job is leased, until it has space again",
+						zap.Int("outcomes_waiting", len(res.unstored)+len(l.pending)), zap.Error(res.err))
+				}
 				l.pending = append(res.unstored, l.pending...)
 				retry, scan = time.After(time.Second), true
+			case l.noSpace:
+				l.noSpace, scan = false, true
+				d.log.Info("storage has space again: outcomes stored, leasing resumed")
+			}
+			switch {
+			case res.err != nil:
 			case res.tooBig:
 				l.batch, scan = max(1, l.batch/2), true
 			case res.leased:

@@ -160,6 +160,9 @@ func (b *Badger) janitorLoop(j *janitor) {
 			}
 		}
 		switch {
+		case errors.Is(res.Err, ErrNoSpace):
+			// Deleting writes too; the store logged the shortage, the next sweep tries again.
+			opts.Logger.Debug("purging finished webhook jobs waits for space", zap.Error(res.Err))
 		case res.Err != nil:
 			opts.Logger.Error("purging finished webhook jobs", zap.Int("delivered", res.Delivered),
 				zap.Int("dead", res.Dead), zap.Error(res.Err))
@@ -214,6 +217,12 @@ func (b *Badger) flushAndCompact() error {
 	if b.closed {
 		return ErrClosed
 	}
+	if b.db == nil {
+		return b.notOpen()
+	}
+	if err := b.gate.allow(); err != nil { // the flush and the compaction write table files
+		return fmt.Errorf("compacting %s: %w", b.dir, err)
+	}
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyFlushMarker), nil) }); err != nil {
 		return fmt.Errorf("collecting value-log garbage in %s: %w", b.dir, err)
 	}
@@ -233,6 +242,11 @@ func (b *Badger) valueLogGC() error {
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrClosed
+	}
+	if b.db == nil || b.gate.allow() != nil {
+		// A rewrite copies live values to a new value-log file before it deletes the old one:
+		// short of space, it waits for the next round.
+		return nil
 	}
 	for {
 		err := b.db.RunValueLogGC(0.5)

@@ -60,8 +60,20 @@ func newEnv(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts strin
 	return newEnvWith(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3}, respond, faxhookOpts)
 }
 
+// newEnvAt is newEnv with faxhook's storage in storage (empty: a temporary directory).
+func newEnvAt(t *testing.T, respond func(receiver.Delivery) int, faxhookOpts, storage string) *env {
+	t.Helper()
+	return newEnvIn(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3}, respond, faxhookOpts, storage)
+}
+
 // newEnvWith is newEnv with the fax service configured by svc (its credentials are filled in).
 func newEnvWith(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) int, faxhookOpts string) *env {
+	t.Helper()
+	return newEnvIn(t, svc, respond, faxhookOpts, "")
+}
+
+// newEnvIn is newEnvWith with faxhook's storage in storage (empty: a temporary directory).
+func newEnvIn(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) int, faxhookOpts, storage string) *env {
 	t.Helper()
 	bin, err := harness.CaddyBinary()
 	if err != nil {
@@ -80,7 +92,10 @@ func newEnvWith(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery)
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e.storage = filepath.Join(dir, "storage")
+	e.storage = storage
+	if storage == "" {
+		e.storage = filepath.Join(dir, "storage")
+	}
 	e.caddy, err = harness.StartCaddy(bin, filepath.Join(dir, "caddy"), e.admin, e.caddyfile(faxhookOpts), "FAXHOOK_TOKEN="+token)
 	if err != nil {
 		t.Fatal(err)

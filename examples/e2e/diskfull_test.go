@@ -1,0 +1,244 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/examples/faxapp"
+	"github.com/faxhook/caddy-faxhook/examples/harness"
+	"github.com/faxhook/caddy-faxhook/examples/receiver"
+)
+
+// The disk-full tests run faxhook's storage on a tmpfs of its own, the file system on which
+// Badger's memory-mapped logs turned a full disk into SIGBUS and killed Caddy. They need root
+// (mount); without it they skip.
+
+const (
+	tmpfsSize = 160 << 20
+	// keep is what the filler leaves free: a few pages, far below faxhook's reserve (64 MiB by
+	// default). Without the reserve, the next pages Badger touches in its memory-mapped logs
+	// raise SIGBUS and Caddy dies; with it, faxhook writes nothing more, and the send journal's
+	// writes fail with ENOSPC and fall back to a commit that the store refuses.
+	keep = 16 << 10
+)
+
+// mountTmpfs mounts a tmpfs of tmpfsSize bytes and returns its directory; it is unmounted when
+// the test ends (after Caddy stopped: cleanups run last-registered first).
+func mountTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", tmpfsSize), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a tmpfs, which the disk-full test needs (run it as root): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			exec.Command("umount", "-l", dir).Run()
+			t.Logf("unmounting %s: %v: %s (unmounted lazily)", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a file into dir's file system that leaves about keep bytes free, and returns its
+// path. It fills in two steps: faxhook checks the free space at most every 100 ms while it saw
+// more than twice its reserve, and on every write below that; a filler that takes the last
+// 150 MiB faster than 100 ms (tmpfs does) could slip under that, as only another writer can.
+// So the first step leaves 96 MiB, and the second waits until faxhook saw that.
+func (e *env) fill(dir string, keep int64) string {
+	t := e.t
+	t.Helper()
+	path := fill(t, dir, 96<<20, "filler-1")
+	waitFor(t, 20*time.Second, "faxhook to see less than twice its reserve free", func() bool {
+		v, ok := e.metric("faxhook_storage_free_bytes")
+		return ok && v > 0 && v < 128<<20
+	})
+	t.Cleanup(func() { os.Remove(path) })
+	return fill(t, dir, keep, "filler")
+}
+
+// fill writes the file name into dir's file system, leaving about keep bytes free, and returns
+// its path.
+func fill(t *testing.T, dir string, keep int64, name string) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(st.Bavail)*int64(st.Bsize) - keep
+	if size <= 0 {
+		t.Fatalf("only %d bytes free in %s", int64(st.Bavail)*int64(st.Bsize), dir)
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i) // tmpfs stores zero pages too; any content does
+	}
+	for size > 0 {
+		n := min(size, int64(len(buf)))
+		if _, err := f.Write(buf[:n]); err != nil {
+			t.Fatalf("writing the filler: %v", err)
+		}
+		size -= n
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// delivered reports whether the receiver accepted a webhook for fax id.
+func (e *env) delivered(id int64) bool {
+	for _, d := range e.rcv.Deliveries() {
+		if d.Status == 200 && d.Verified && parseFax(e.t, d).ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// attempted reports whether a webhook for fax id reached the receiver, accepted or not.
+func (e *env) attempted(id int64) bool {
+	for _, d := range e.rcv.Deliveries() {
+		if parseFax(e.t, d).ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// proxies sends a fax through Caddy and follows it to its end: the fax API works.
+func (e *env) proxies(ctx context.Context, to string) int64 {
+	e.t.Helper()
+	id, err := e.client.Send(ctx, harness.SendOptions{To: []string{to}, File: faxapp.PDF(1)})
+	if err != nil {
+		e.t.Fatalf("sending a fax through Caddy: %v\ncaddy log:\n%s", err, e.caddy.Tail(30))
+	}
+	if _, err := e.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
+		e.t.Fatalf("following fax %d through Caddy: %v", id, err)
+	}
+	return id
+}
+
+// diskEnv starts Caddy with its storage on a fresh tmpfs; the receiver refuses webhooks while
+// refuse is set.
+func diskEnv(t *testing.T, refuse *atomic.Bool) (*env, string) {
+	mnt := mountTmpfs(t)
+	respond := func(receiver.Delivery) int {
+		if refuse.Load() {
+			return 503
+		}
+		return 0
+	}
+	// Retries every 300 ms: the refused webhooks stay pending, not dead, for the test's length.
+	ladder := strings.TrimSpace(strings.Repeat("300ms ", 200))
+	e := newEnvAt(t, respond, "sent_url RCV/sent\n\t\tsync_writes off\n\t\tretry_schedule "+ladder, filepath.Join(mnt, "storage"))
+	t.Cleanup(func() { // runs before newEnv's, which shows only the log's tail (a crash's last goroutines)
+		if b, _ := os.ReadFile(e.caddy.Log); t.Failed() {
+			if i := strings.Index(string(b), "fatal error"); i >= 0 {
+				t.Logf("Caddy crashed:\n%s", b[i:min(len(b), i+600)])
+			}
+		}
+	})
+	return e, mnt
+}
+
+func TestStorageFullKeepsProxying(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	e, mnt := diskEnv(t, &refuse)
+	ctx := ctxT(t, 90*time.Second)
+
+	// Recorded before the disk fills: its webhook is refused for now, so its job stays pending.
+	before := e.proxies(ctx, "+15550300000")
+	waitFor(t, 20*time.Second, "a first (refused) attempt of the earlier fax's webhook", func() bool { return e.attempted(before) })
+
+	filler := e.fill(mnt, keep)
+	// The fax API keeps working while faxhook cannot record: traffic that, recorded, would
+	// need new pages of Badger's logs.
+	refuse.Store(false)
+	for i := range 20 {
+		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
+	}
+	waitFor(t, 20*time.Second, "faxhook_storage_degraded 1", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 1 })
+	if !strings.Contains(e.caddy.Tail(200), "short of free space") {
+		t.Errorf("no log line says the storage is short of free space:\n%s", e.caddy.Tail(30))
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "faxhook_storage_degraded 0", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 0 })
+	waitFor(t, 30*time.Second, "the webhook of the fax recorded before the disk filled", func() bool { return e.delivered(before) })
+	after := e.proxies(ctx, "+15550300000")
+	waitFor(t, 30*time.Second, "the webhook of a fax sent after space returned", func() bool { return e.delivered(after) })
+	if !strings.Contains(e.caddy.Tail(400), "free space again") {
+		t.Errorf("no log line says the storage has space again")
+	}
+}
+
+func TestStartOnFullDisk(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	e, mnt := diskEnv(t, &refuse)
+	ctx := ctxT(t, 90*time.Second)
+
+	before := e.proxies(ctx, "+15550300000")
+	waitFor(t, 20*time.Second, "a first (refused) attempt of the earlier fax's webhook", func() bool { return e.attempted(before) })
+	// A crash, not a stop: the job is in Badger's memtable log, which the next open replays and
+	// flushes (a table file written through a memory map, as large as the log).
+	e.caddy.Kill()
+
+	filler := fill(t, mnt, keep, "filler") // nothing writes while Caddy is down
+	if err := e.caddy.Start(); err != nil {
+		t.Fatalf("Caddy did not start on a full disk: %v", err)
+	}
+	refuse.Store(false)
+	for i := range 20 {
+		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
+	}
+	waitFor(t, 20*time.Second, "faxhook_storage_degraded 1", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 1 })
+	if !strings.Contains(e.caddy.Tail(200), "short of free space; opening it once space returns") {
+		t.Errorf("no log line says the storage opens once space returns:\n%s", e.caddy.Tail(30))
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "faxhook_storage_degraded 0", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 0 })
+	if !strings.Contains(e.caddy.Tail(400), "opened faxhook storage: it has space again") {
+		t.Errorf("no log line says the storage opened")
+	}
+	waitFor(t, 30*time.Second, "the webhook of the fax recorded before the crash", func() bool { return e.delivered(before) })
+	after := e.proxies(ctx, "+15550300000")
+	waitFor(t, 30*time.Second, "the webhook of a fax sent after space returned", func() bool { return e.delivered(after) })
+}

@@ -1,0 +1,196 @@
+//go:build linux
+
+package module
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+// tmpfsFor mounts a tmpfs of size bytes for the test (root only; the test skips otherwise).
+func tmpfsFor(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a tmpfs, which this test needs (run it as root): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if err := exec.Command("umount", dir).Run(); err != nil {
+			exec.Command("umount", "-l", dir).Run()
+		}
+	})
+	return dir
+}
+
+// fillUp writes a file into dir that leaves about keep bytes free.
+func fillUp(t *testing.T, dir string, keep int64) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	path := filepath.Join(dir, "filler")
+	if err := os.WriteFile(path, make([]byte, max(0, free-keep)), 0o600); err != nil {
+		t.Fatalf("writing the filler: %v", err)
+	}
+	return path
+}
+
+// counterValue reads a counter through a registry of its own.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("gathering a counter: %v", err)
+	}
+	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+}
+
+// A start on a full disk: the engine loads degraded (the journal's entries wait), announces it
+// with faxhook_storage_full once the config started, drops what it cannot record without an
+// error, and once space returns opens the store, replays the journal and emits faxhook_storage_ok;
+// when the disk fills again, faxhook_storage_full.
+func TestStorageFullDegradesAndRecovers(t *testing.T) {
+	mnt := tmpfsFor(t, 96<<20)
+	dir := filepath.Join(mnt, "storage")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.append(journalEntry{FaxIDs: []int64{77}, CallbackURLs: []string{"https://example.com/cb77"}})
+	j.close()
+	// Room for the send journal's writes, far below the store's reserve.
+	filler := fillUp(t, mnt, 256<<10)
+
+	e, err := loadEngine(dir, false, queue.MinFreeSpaceFloor, zap.NewNop())
+	if err != nil {
+		t.Fatalf("loading the engine on a full disk: %v", err)
+	}
+	t.Cleanup(func() { engines.Delete(dir) })
+	if !e.degraded() || e.store.Opened() {
+		t.Fatalf("degraded %v, store opened %v on a full disk", e.degraded(), e.store.Opened())
+	}
+
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
+	close(h.gate)
+	ev := new(caddyevents.App)
+	if err := ev.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{EventStorageFull, EventStorageOK} {
+		if err := ev.On(name, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ev.On("started", activateEvents{em: &e.ev, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(name string) {
+		t.Helper()
+		select {
+		case got := <-h.got:
+			if got.Name() != name || got.Data["storage"] != dir || got.Data["min_free_space"] != queue.MinFreeSpaceFloor {
+				t.Fatalf("event %s %v, want %s about %s", got.Name(), got.Data, name, dir)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %s event", name)
+		}
+	}
+	ev.Emit(ctx, "started", nil)
+	expect(EventStorageFull)
+
+	// Nothing the handler hands over fails while degraded.
+	dropped := counterValue(t, metricDroppedObservations)
+	send := &Observation{Faxes: []extract.Object{{}}, CallbackURLs: []string{"https://example.com/cb78"}}
+	send.Faxes[0].Fax.ID = 78
+	if err := e.recordSync(send); err != nil {
+		t.Fatalf("recording a send while degraded: %v", err)
+	}
+	poll := &Observation{Faxes: []extract.Object{{}}}
+	poll.Faxes[0].Fax.ID = 79
+	if err := e.recordObserved([]*Observation{poll}); err != nil {
+		t.Fatalf("recording an observation while degraded: %v", err)
+	}
+	if got := counterValue(t, metricDroppedObservations) - dropped; got < 1 {
+		t.Fatalf("faxhook_storage_full_dropped_total rose by %v, want at least 1", got)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	expect(EventStorageOK)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := e.store.View(func(tx queue.Tx) error { _, err := tx.State(faxKey(77)); return err })
+		if err == nil && !e.degraded() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal's send was not recorded once space returned: %v (degraded %v)", err, e.degraded())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The send journaled while the store refused it is recorded too, with its callback_url.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var rec trackedFax
+		err := e.store.View(func(tx queue.Tx) error {
+			v, err := tx.State(faxKey(78))
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(v, &rec)
+		})
+		if err == nil && len(rec.CallbackURLs) == 1 && rec.CallbackURLs[0] == "https://example.com/cb78" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the send journaled while the disk was full was not recorded once space returned: %v %+v", err, rec)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Full again while running: writes are refused and reported.
+	fillUp(t, mnt, 4<<10)
+	time.Sleep(150 * time.Millisecond) // far from the reserve the gate trusts a check for up to 100 ms
+	if err := e.tracker.record([]*Observation{poll}); !errors.Is(err, queue.ErrNoSpace) {
+		t.Fatalf("a write on a full disk: %v, want ErrNoSpace", err)
+	}
+	expect(EventStorageFull)
+	if !e.degraded() {
+		t.Fatal("not degraded on a full disk")
+	}
+}
