@@ -159,8 +159,9 @@ func diskEnv(t *testing.T, refuse *atomic.Bool) (*env, string) {
 		}
 		return 0
 	}
-	// Retries every 300 ms: the refused webhooks stay pending, not dead, for the test's length.
-	ladder := strings.TrimSpace(strings.Repeat("300ms ", 200))
+	// Retries every 600 ms (100 entries, the most retry_schedule takes): the refused webhooks stay
+	// pending, not dead, for the test's length.
+	ladder := strings.TrimSpace(strings.Repeat("600ms ", 100))
 	e := newEnvAt(t, respond, "sent_url RCV/sent\n\t\tsync_writes off\n\t\tretry_schedule "+ladder, filepath.Join(mnt, "storage"))
 	t.Cleanup(func() { // runs before newEnv's, which shows only the log's tail (a crash's last goroutines)
 		if b, _ := os.ReadFile(e.caddy.Log); t.Failed() {
