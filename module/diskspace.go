@@ -149,9 +149,12 @@ func (e *engine) initStore(entries []journalEntry) error {
 	return nil
 }
 
+// tryInit reads the tracker's start time, unless it was read already, and replays entries.
 func (e *engine) tryInit(entries []journalEntry) error {
-	if err := e.tracker.init(); err != nil {
-		return err
+	if !e.tracker.ready.Load() { // a retry after the replay failed must not write since again
+		if err := e.tracker.init(); err != nil {
+			return err
+		}
 	}
 	return e.replayJournal(entries)
 }

@@ -51,7 +51,9 @@ func (e *engine) recordSync(o *Observation) error {
 
 // recordObserved records a batch of observations and keeps the send journal's account of the
 // journaled ones: recorded; kept for the next replay when the store failed before recording
-// them; or, when they can never be recorded, copied to the set-aside file and let go.
+// them; or, when they can never be recorded, copied to the set-aside file and let go. A batch
+// that the store refuses for lack of space is dropped, counted and logged (droppedForSpace), and
+// nil is returned: a full disk never becomes an error of a proxied request.
 func (e *engine) recordObserved(batch []*Observation) error {
 	err := e.tracker.record(batch)
 	for _, o := range batch {
