@@ -6,12 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,41 +18,8 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/handler/extract"
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/spacetest"
 )
-
-// tmpfsFor mounts a tmpfs of size bytes for the test (root only; the test skips otherwise).
-func tmpfsFor(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs, which this test needs (run it as root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if err := exec.Command("umount", dir).Run(); err != nil {
-			exec.Command("umount", "-l", dir).Run()
-		}
-	})
-	return dir
-}
-
-// fillUp writes a file into dir that leaves about keep bytes free.
-func fillUp(t *testing.T, dir string, keep int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	path := filepath.Join(dir, "filler")
-	if err := os.WriteFile(path, make([]byte, max(0, free-keep)), 0o600); err != nil {
-		t.Fatalf("writing the filler: %v", err)
-	}
-	return path
-}
 
 // counterValue reads a counter through a registry of its own.
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
@@ -75,7 +38,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // error, and once space returns opens the store, replays the journal and emits faxhook_storage_ok;
 // when the disk fills again, faxhook_storage_full.
 func TestStorageFullDegradesAndRecovers(t *testing.T) {
-	mnt := tmpfsFor(t, 96<<20)
+	mnt := spacetest.Tmpfs(t, 96<<20)
 	dir := filepath.Join(mnt, "storage")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -87,7 +50,7 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	j.append(journalEntry{FaxIDs: []int64{77}, CallbackURLs: []string{"https://example.com/cb77"}})
 	j.close()
 	// Room for the send journal's writes, far below the store's reserve.
-	filler := fillUp(t, mnt, 256<<10)
+	filler := spacetest.Fill(t, mnt, 256<<10, "filler")
 
 	e, err := loadEngine(dir, false, queue.MinFreeSpaceFloor, zap.NewNop())
 	if err != nil {
@@ -184,7 +147,7 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	}
 
 	// Full again while running: writes are refused and reported.
-	fillUp(t, mnt, 4<<10)
+	spacetest.Fill(t, mnt, 4<<10, "filler")
 	time.Sleep(150 * time.Millisecond) // far from the reserve the gate trusts a check for up to 100 ms
 	if err := e.tracker.record([]*Observation{poll}); !errors.Is(err, queue.ErrNoSpace) {
 		t.Fatalf("a write on a full disk: %v, want ErrNoSpace", err)

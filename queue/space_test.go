@@ -4,49 +4,15 @@ package queue
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue/spacetest"
 )
-
-// smallTmpfs mounts a tmpfs of size bytes for the test, unmounted at its end; without the right
-// to mount (root) the test skips.
-func smallTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs, which this test needs (run it as root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if err := exec.Command("umount", dir).Run(); err != nil {
-			exec.Command("umount", "-l", dir).Run()
-		}
-	})
-	return dir
-}
-
-// fillTo writes a file into dir that leaves about keep bytes free and returns its path.
-func fillTo(t *testing.T, dir string, keep int64) string {
-	t.Helper()
-	free, err := freeSpace(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "filler")
-	if err := os.WriteFile(path, make([]byte, max(0, free-keep)), 0o600); err != nil {
-		t.Fatalf("writing the filler: %v", err)
-	}
-	return path
-}
 
 // spaceLog records the gate's reports.
 type spaceLog struct {
@@ -77,7 +43,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestSpaceGateRefusesWritesKeepsReads(t *testing.T) {
-	mnt := smallTmpfs(t, 96<<20)
+	mnt := spacetest.Tmpfs(t, 96<<20)
 	var log spaceLog
 	b, err := OpenBadger(filepath.Join(mnt, "db"), BadgerOptions{MinFreeSpace: MinFreeSpaceFloor, OnSpace: log.add})
 	if err != nil {
@@ -89,7 +55,7 @@ func TestSpaceGateRefusesWritesKeepsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	filler := fillTo(t, mnt, 4<<10)
+	filler := spacetest.Fill(t, mnt, 4<<10, "filler")
 	// Far from the reserve, a write may go on a check up to spaceCheckInterval old (which saw
 	// the space before the filler): the next write after that interval checks again.
 	time.Sleep(spaceCheckInterval)
@@ -121,7 +87,7 @@ func TestSpaceGateRefusesWritesKeepsReads(t *testing.T) {
 }
 
 func TestOpenOnFullDiskWaitsForSpace(t *testing.T) {
-	mnt := smallTmpfs(t, 96<<20)
+	mnt := spacetest.Tmpfs(t, 96<<20)
 	dir := filepath.Join(mnt, "db")
 	b, err := OpenBadger(dir, BadgerOptions{MinFreeSpace: MinFreeSpaceFloor})
 	if err != nil {
@@ -134,7 +100,7 @@ func TestOpenOnFullDiskWaitsForSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	filler := fillTo(t, mnt, 4<<10)
+	filler := spacetest.Fill(t, mnt, 4<<10, "filler")
 	opened := make(chan struct{})
 	b, err = OpenBadger(dir, BadgerOptions{MinFreeSpace: MinFreeSpaceFloor, OnOpen: func() { close(opened) }})
 	if err != nil {
@@ -166,8 +132,8 @@ func TestOpenOnFullDiskWaitsForSpace(t *testing.T) {
 }
 
 func TestCloseBeforeDeferredOpen(t *testing.T) {
-	mnt := smallTmpfs(t, 64<<20)
-	fillTo(t, mnt, 4<<10)
+	mnt := spacetest.Tmpfs(t, 64<<20)
+	spacetest.Fill(t, mnt, 4<<10, "filler")
 	b, err := OpenBadger(filepath.Join(mnt, "db"), BadgerOptions{MinFreeSpace: MinFreeSpaceFloor})
 	if err != nil {
 		t.Fatal(err)

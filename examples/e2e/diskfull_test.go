@@ -6,17 +6,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/harness"
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
+	"github.com/faxhook/caddy-faxhook/queue/spacetest"
 )
 
 // The disk-full tests run faxhook's storage on a tmpfs of its own, the file system on which
@@ -34,24 +33,7 @@ const (
 
 // mountTmpfs mounts a tmpfs of tmpfsSize bytes and returns its directory; it is unmounted when
 // the test ends (after Caddy stopped: cleanups run last-registered first).
-func mountTmpfs(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", tmpfsSize), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs, which the disk-full test needs (run it as root): %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			exec.Command("umount", "-l", dir).Run()
-			t.Logf("unmounting %s: %v: %s (unmounted lazily)", dir, err, out)
-		}
-	})
-	return dir
-}
+func mountTmpfs(t *testing.T) string { return spacetest.Tmpfs(t, tmpfsSize) }
 
 // fill writes a file into dir's file system that leaves about keep bytes free, and returns its
 // path. It fills in two steps: faxhook checks the free space at most every 100 ms while it saw
@@ -61,47 +43,13 @@ func mountTmpfs(t *testing.T) string {
 func (e *env) fill(dir string, keep int64) string {
 	t := e.t
 	t.Helper()
-	path := fill(t, dir, 96<<20, "filler-1")
+	path := spacetest.Fill(t, dir, 96<<20, "filler-1")
 	waitFor(t, 20*time.Second, "faxhook to see less than twice its reserve free", func() bool {
 		v, ok := e.metric("faxhook_storage_free_bytes")
 		return ok && v > 0 && v < 128<<20
 	})
 	t.Cleanup(func() { os.Remove(path) })
-	return fill(t, dir, keep, "filler")
-}
-
-// fill writes the file name into dir's file system, leaving about keep bytes free, and returns
-// its path.
-func fill(t *testing.T, dir string, keep int64, name string) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	size := int64(st.Bavail)*int64(st.Bsize) - keep
-	if size <= 0 {
-		t.Fatalf("only %d bytes free in %s", int64(st.Bavail)*int64(st.Bsize), dir)
-	}
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i) // tmpfs stores zero pages too; any content does
-	}
-	for size > 0 {
-		n := min(size, int64(len(buf)))
-		if _, err := f.Write(buf[:n]); err != nil {
-			t.Fatalf("writing the filler: %v", err)
-		}
-		size -= n
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return spacetest.Fill(t, dir, keep, "filler")
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
@@ -219,7 +167,7 @@ func TestStartOnFullDisk(t *testing.T) {
 	// flushes (a table file written through a memory map, as large as the log).
 	e.caddy.Kill()
 
-	filler := fill(t, mnt, keep, "filler") // nothing writes while Caddy is down
+	filler := spacetest.Fill(t, mnt, keep, "filler") // nothing writes while Caddy is down
 	if err := e.caddy.Start(); err != nil {
 		t.Fatalf("Caddy did not start on a full disk: %v", err)
 	}
