@@ -4,6 +4,7 @@
 package module
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -128,7 +129,8 @@ type App struct {
 	// faxhook_storage_full event; recording and delivery resume, with faxhook_storage_ok, once
 	// there is space again. Caddy also starts on a full disk, with faxhook degraded. Default
 	// 64 MiB (two memtable flushes and a 20 MiB PDF, the most Badger may write at once);
-	// between 32 MiB and 1 TiB. It is set when the storage is opened: a reload that keeps the
+	// between 32 MiB and 1 TiB. It is raised to MaxFileSize plus 32 MiB when that is more, since a
+	// received fax's PDF is written at once. It is set when the storage is opened: a reload that keeps the
 	// storage directory keeps the reserve.
 	MinFreeSpace int64 `json:"min_free_space,omitempty"`
 
@@ -244,13 +246,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	sync := a.SyncWrites == nil || *a.SyncWrites
-	eng, err := loadEngine(abs, sync, int64(a.MinFreeSpace), a.log)
+	eng, err := loadEngine(abs, sync, a.reserve(), a.log)
 	if err != nil {
 		return err
 	}
 	a.eng, a.hasRef = eng, true
 	a.events = eng.subscribeEvents(ctx, a.log)
 	return nil
+}
+
+// reserve is the free space the storage must keep: min_free_space (or its default), raised to
+// cover a received fax's PDF of max_file_size written at once, with the floor of Badger's own
+// writes on top (see queue.MinFreeSpaceFloor).
+func (a *App) reserve() int64 {
+	return max(cmp.Or(a.MinFreeSpace, queue.DefaultMinFreeSpace), a.MaxFileSize+queue.MinFreeSpaceFloor)
 }
 
 // Validate checks the configuration; every error names the option at fault. Count and size

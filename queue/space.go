@@ -19,8 +19,10 @@ import (
 // room for everything Badger may write after the last admitted transaction; measured on tmpfs:
 //
 //   - one transaction: at most 2.4 MiB into the memtable's log (15% of the 16 MiB memtable),
-//     plus its values of 1 MiB and more, whole, into the value log (a received fax's PDF, up
-//     to max_file_size, 20 MiB by default);
+//     plus its values of 64 KiB and more (valueThreshold), whole, into the value log: large
+//     fax objects (the tracker packs about 512 KiB of them into one transaction) or a received
+//     fax's PDF, up to max_file_size (20 MiB by default; the app raises the reserve to cover a
+//     larger one);
 //   - a memtable flush (when it is full, and at Close): a table file as large as the memtable's
 //     data, up to 16 MiB, written before the log is deleted; with two memtables, two of them;
 //   - Open: about 25 KiB of headers (a new memtable log, value log, DISCARD, MANIFEST), but a
