@@ -135,10 +135,7 @@ func TestStorageFullKeepsProxying(t *testing.T) {
 	// The fax API keeps working while faxhook cannot record: traffic that, recorded, would
 	// need new pages of Badger's logs.
 	refuse.Store(false)
-	for i := range 20 {
-		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
-	}
-	waitFor(t, 20*time.Second, "faxhook_storage_degraded 1", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 1 })
+	e.proxyWhileFull(ctx)
 	if !strings.Contains(e.caddy.Tail(200), "short of free space") {
 		t.Errorf("no log line says the storage is short of free space:\n%s", e.caddy.Tail(30))
 	}
@@ -146,13 +143,33 @@ func TestStorageFullKeepsProxying(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "faxhook_storage_degraded 0", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 0 })
+	e.waitDegraded(0)
 	waitFor(t, 30*time.Second, "the webhook of the fax recorded before the disk filled", func() bool { return e.delivered(before) })
 	after := e.proxies(ctx, "+15550300000")
 	waitFor(t, 30*time.Second, "the webhook of a fax sent after space returned", func() bool { return e.delivered(after) })
 	if !strings.Contains(e.caddy.Tail(400), "free space again") {
 		t.Errorf("no log line says the storage has space again")
 	}
+}
+
+// proxyWhileFull sends faxes through Caddy, which must proxy them although faxhook cannot record
+// them (recorded, they would need new pages of Badger's logs), then waits for faxhook to report
+// its storage degraded.
+func (e *env) proxyWhileFull(ctx context.Context) {
+	e.t.Helper()
+	for i := range 20 {
+		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
+	}
+	e.waitDegraded(1)
+}
+
+// waitDegraded waits until faxhook_storage_degraded is v.
+func (e *env) waitDegraded(v float64) {
+	e.t.Helper()
+	waitFor(e.t, 20*time.Second, fmt.Sprintf("faxhook_storage_degraded %v", v), func() bool {
+		got, ok := e.metric("faxhook_storage_degraded")
+		return ok && got == v
+	})
 }
 
 func TestStartOnFullDisk(t *testing.T) {
@@ -172,10 +189,7 @@ func TestStartOnFullDisk(t *testing.T) {
 		t.Fatalf("Caddy did not start on a full disk: %v", err)
 	}
 	refuse.Store(false)
-	for i := range 20 {
-		e.proxies(ctx, fmt.Sprintf("+155503100%02d", i))
-	}
-	waitFor(t, 20*time.Second, "faxhook_storage_degraded 1", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 1 })
+	e.proxyWhileFull(ctx)
 	if !strings.Contains(e.caddy.Tail(200), "short of free space; opening it once space returns") {
 		t.Errorf("no log line says the storage opens once space returns:\n%s", e.caddy.Tail(30))
 	}
@@ -183,7 +197,7 @@ func TestStartOnFullDisk(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "faxhook_storage_degraded 0", func() bool { v, ok := e.metric("faxhook_storage_degraded"); return ok && v == 0 })
+	e.waitDegraded(0)
 	if !strings.Contains(e.caddy.Tail(400), "opened faxhook storage: it has space again") {
 		t.Errorf("no log line says the storage opened")
 	}
