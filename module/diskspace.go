@@ -144,8 +144,10 @@ func (e *engine) initStore(entries []journalEntry) error {
 }
 
 func (e *engine) tryInit(entries []journalEntry) error {
-	if err := e.tracker.init(); err != nil {
-		return err
+	if !e.tracker.ready.Load() { // a retry after the replay failed must not write since again
+		if err := e.tracker.init(); err != nil {
+			return err
+		}
 	}
 	return e.replayJournal(entries)
 }

@@ -50,7 +50,9 @@ func (e *engine) recordSync(o *Observation) error {
 }
 
 // recordObserved records a batch of observations and keeps the send journal's account of the
-// journaled ones: recorded, or kept for the next replay when the commit failed.
+// journaled ones: recorded, or kept for the next replay when the commit failed. A batch that the
+// store refuses for lack of space is dropped, counted and logged (droppedForSpace), and nil is
+// returned: a full disk never becomes an error of a proxied request.
 func (e *engine) recordObserved(batch []*Observation) error {
 	err := e.tracker.record(batch)
 	for _, o := range batch {
