@@ -204,8 +204,9 @@ func (t *tracker) record(batch []*Observation) error {
 // those the failed transaction held). With pack, it takes items until the transaction's budget
 // is spent (at least one); without, only the first.
 func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) (n int, jobs []*queue.Job, err error) {
+	var notes []capNote // reported once committed: Update may run fn more than once
 	err = t.eng.store.Update(func(tx queue.Tx) error {
-		n, jobs = 0, jobs[:0]
+		n, jobs, notes = 0, jobs[:0], notes[:0]
 		size := 0
 		for n < len(items) && (n == 0 || (pack && size < txnBudgetBytes && len(jobs) < txnBudgetJobs)) {
 			it := items[n]
@@ -217,7 +218,7 @@ func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) 
 				size += len(it.num.CallbackURL) + 64
 				continue
 			}
-			js, written, err := t.apply(tx, cfg, now, *it.fax, it.obs.CallbackURLs)
+			js, written, err := t.apply(tx, cfg, now, *it.fax, it.obs.CallbackURLs, &notes)
 			if err != nil {
 				return fmt.Errorf("tracking fax %d: %w", it.fax.Fax.ID, err)
 			}
@@ -227,9 +228,12 @@ func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) 
 		return nil
 	})
 	if err != nil {
-		jobs = nil
+		return n, nil, err
 	}
-	return n, jobs, err
+	for _, c := range notes {
+		c.report(t.eng.log.Load())
+	}
+	return n, jobs, nil
 }
 
 // reject logs an item that can never be recorded and marks its observation rejected.
@@ -264,8 +268,9 @@ func faxKey(id int64) string  { return prefixFax + strconv.FormatInt(id, 10) }
 func liveKey(id int64) string { return prefixLive + strconv.FormatInt(id, 10) }
 
 // apply merges one observed fax object into its record and enqueues the events it implies. It
-// returns the jobs it enqueued and about how many bytes it wrote.
-func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.Object, callbackURLs []string) ([]*queue.Job, int, error) {
+// returns the jobs it enqueued and about how many bytes it wrote, and adds to notes the inflight
+// events it left out.
+func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.Object, callbackURLs []string, notes *[]capNote) ([]*queue.Job, int, error) {
 	key := faxKey(obj.Fax.ID)
 	var rec trackedFax
 	v, err := tx.State(key)
@@ -302,7 +307,7 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 			rec.Completed = terminal
 			break
 		}
-		if jobs, written, err = t.events(tx, cfg, now, &rec, obj); err != nil {
+		if jobs, written, err = t.events(tx, cfg, now, &rec, obj, notes); err != nil {
 			return nil, 0, err
 		}
 		rec.Completed = terminal
@@ -348,7 +353,7 @@ const (
 // when the fax is final; for a received fax only fax_completed, with its PDF. Every job of one
 // observation shares one encoding of the fax object. It returns the jobs and their payload
 // size.
-func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj extract.Object) ([]*queue.Job, int, error) {
+func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj extract.Object, notes *[]capNote) ([]*queue.Job, int, error) {
 	f := &rec.Fax
 	if f.Direction == fax.DirectionReceived {
 		if !fax.IsTerminal(f.Status) {
@@ -396,7 +401,7 @@ func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *tracked
 			reason = capBytes
 		}
 		if reason != "" {
-			t.capped(rec, obj, reason, pending, len(faxJSON))
+			*notes = append(*notes, capped(cfg, rec, obj, reason, pending, len(faxJSON)))
 		} else {
 			var err error
 			if jobs, err = t.inflightEvents(tx, now, rec, obj, faxJSON, urls); err != nil {
@@ -484,10 +489,20 @@ func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, ob
 	return jobs, nil
 }
 
+// capNote is an observation of a fax whose inflight events were left out, reported (logged and
+// counted) once the transaction that left them out is committed.
+type capNote struct {
+	faxID                            int64
+	reason                           string
+	recipients, pending, faxLen      int
+	maxRecipients, maxEvents, maxLen int
+}
+
 // capped leaves an observation's inflight events out: it notes them in rec as announced, so
-// that they are not sent later either, then logs and counts why. A fax with more recipients than
-// max_recipients gets no inflight event from then on, noted once rather than per recipient.
-func (t *tracker) capped(rec *trackedFax, obj extract.Object, reason string, pending, faxLen int) {
+// that they are not sent later either, and returns what to report once committed. A fax with
+// more recipients than max_recipients gets no inflight event from then on, noted once rather
+// than per recipient.
+func capped(cfg *settings, rec *trackedFax, obj extract.Object, reason string, pending, faxLen int) capNote {
 	if reason == capRecipients {
 		rec.NoInflight = true
 	} else {
@@ -503,12 +518,17 @@ func (t *tracker) capped(rec *trackedFax, obj extract.Object, reason string, pen
 			rec.Pages[ph] = max(rec.Pages[ph], recipientPage(&rec.Fax, r, obj))
 		}
 	}
-	metricEventsCapped.WithLabelValues(reason).Inc()
-	cfg := t.eng.cfg.Load()
-	t.eng.log.Load().Warn("leaving out a fax's inflight events: more than faxhook allows at once; its fax_completed is still sent",
-		zap.Int64("fax_id", rec.Fax.ID), zap.String("reason", reason), zap.Int("recipients", len(rec.Fax.Recipients)),
-		zap.Int("events", pending), zap.Int("fax_bytes", faxLen),
-		zap.Int("max_recipients", cfg.recipientCap()), zap.Int("max_events", cfg.eventCap()), zap.Int("max_event_bytes", maxEventBytes))
+	return capNote{faxID: rec.Fax.ID, reason: reason, recipients: len(rec.Fax.Recipients), pending: pending, faxLen: faxLen,
+		maxRecipients: cfg.recipientCap(), maxEvents: cfg.eventCap(), maxLen: maxEventBytes}
+}
+
+// report logs and counts a committed capNote.
+func (c capNote) report(log *zap.Logger) {
+	metricEventsCapped.WithLabelValues(c.reason).Inc()
+	log.Warn("leaving out a fax's inflight events: more than faxhook allows at once; its fax_completed is still sent",
+		zap.Int64("fax_id", c.faxID), zap.String("reason", c.reason), zap.Int("recipients", c.recipients),
+		zap.Int("events", c.pending), zap.Int("fax_bytes", c.faxLen),
+		zap.Int("max_recipients", c.maxRecipients), zap.Int("max_events", c.maxEvents), zap.Int("max_event_bytes", c.maxLen))
 }
 
 // isNews tells whether what a fax does now should be announced: faxhook saw the fax in flight,
