@@ -65,7 +65,7 @@ func TestInProcessCallbackURLPrecedence(t *testing.T) {
 	up := serve(t, svc)
 	admin, site := adminPort(t), port(t)
 	storage := filepath.Join(t.TempDir(), "store")
-	t.Cleanup(func() { unload(t, admin) })
+	unloadAtEnd(t, admin)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
 	tester.InitServer(jsonConfig(admin, site, storage, "https://sent.example/hook", up), "json")
 

@@ -58,6 +58,17 @@ func adminPort(t *testing.T) int {
 	return inProcessAdmin
 }
 
+// unloadAtEnd unloads the in-process Caddy's config when the test ends; cleanups run
+// last-registered first, so call it after creating the test's temp dirs. caddytest skips tests
+// with -short, so it does so first, before registering a cleanup that would find no Caddy.
+func unloadAtEnd(t *testing.T, admin int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping an in-process Caddy test in short mode (caddytest skips them)")
+	}
+	t.Cleanup(func() { unload(t, admin) })
+}
+
 // unload replaces the in-process Caddy's config by an empty one, which closes faxhook's storage:
 // caddytest keeps Caddy running between tests.
 func unload(t *testing.T, admin int) {
@@ -151,7 +162,7 @@ func TestInProcessJSONConfigAndReload(t *testing.T) {
 	rcvURL := serve(t, rcv)
 	admin, site := adminPort(t), port(t)
 	storage := filepath.Join(t.TempDir(), "store")
-	t.Cleanup(func() { unload(t, admin) }) // runs before the temp dir is removed
+	unloadAtEnd(t, admin) // runs before the temp dir is removed
 
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
 	tester.InitServer(jsonConfig(admin, site, storage, rcvURL+"/first", up), "json")
@@ -222,7 +233,7 @@ func TestManyReloadsUnderTraffic(t *testing.T) {
 	rcvURL := serve(t, rcv)
 	admin, site := adminPort(t), port(t)
 	storage := filepath.Join(t.TempDir(), "store")
-	t.Cleanup(func() { unload(t, admin) }) // runs before the temp dir is removed
+	unloadAtEnd(t, admin) // runs before the temp dir is removed
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: admin})
 	cfg := func(i int) string {
 		// Each reload changes the config (the sent URL's query), so Caddy really reloads.
