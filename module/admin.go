@@ -751,6 +751,12 @@ type statsView struct {
 	TrackedFaxes               int            `json:"tracked_faxes"`
 	FaxesInFlight              int            `json:"faxes_in_flight"`
 	TrackingSince              time.Time      `json:"tracking_since"`
+	// StorageDegraded is true while faxhook records nothing because its storage is short of
+	// free space (min_free_space); the counts are then absent if the storage could not be
+	// opened yet.
+	StorageDegraded bool `json:"storage_degraded"`
+	// StorageFreeBytes is the free space of the storage's file system at the last check.
+	StorageFreeBytes int64 `json:"storage_free_bytes"`
 }
 
 // stats answers GET /faxhook/stats with counts per job state, freshly counted.
@@ -759,11 +765,18 @@ func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	out := statsView{Storage: e.dir, StorageDegraded: e.degraded(), StorageFreeBytes: e.store.Space().Free}
+	e.mu.Lock()
+	out.DispatcherRunning = e.disp != nil
+	e.mu.Unlock()
 	js, err := e.jobStats()
+	if errors.Is(err, queue.ErrNoSpace) {
+		return writeJSON(w, http.StatusOK, out) // the storage waits for space to open
+	}
 	if err != nil {
 		return storeError("counting jobs", err)
 	}
-	out := statsView{Storage: e.dir, Jobs: js.Counts, TrackingSince: e.tracker.since}
+	out.Jobs, out.TrackingSince = js.Counts, e.tracker.since
 	if !js.OldestUnfinished.IsZero() {
 		out.OldestUnfinishedAgeSeconds = max(0, a.clock().Sub(js.OldestUnfinished).Seconds())
 	}
@@ -776,8 +789,5 @@ func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError("counting tracked faxes", err)
 	}
-	e.mu.Lock()
-	out.DispatcherRunning = e.disp != nil
-	e.mu.Unlock()
 	return writeJSON(w, http.StatusOK, out)
 }

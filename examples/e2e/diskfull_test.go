@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,13 +165,29 @@ func (e *env) proxyWhileFull(ctx context.Context) {
 	e.waitDegraded(1)
 }
 
-// waitDegraded waits until faxhook_storage_degraded is v.
+// waitDegraded waits until faxhook_storage_degraded is v, then checks that the admin API's
+// stats say the same.
 func (e *env) waitDegraded(v float64) {
 	e.t.Helper()
 	waitFor(e.t, 20*time.Second, fmt.Sprintf("faxhook_storage_degraded %v", v), func() bool {
 		got, ok := e.metric("faxhook_storage_degraded")
 		return ok && got == v
 	})
+	resp, err := http.Get("http://" + e.admin + "/faxhook/stats")
+	if err != nil {
+		e.t.Fatalf("GET /faxhook/stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Degraded *bool `json:"storage_degraded"`
+		Free     int64 `json:"storage_free_bytes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET /faxhook/stats: status %d, %v", resp.StatusCode, err)
+	}
+	if st.Degraded == nil || *st.Degraded != (v == 1) || st.Free <= 0 {
+		e.t.Errorf("GET /faxhook/stats while faxhook_storage_degraded is %v: storage_degraded %v, storage_free_bytes %d", v, st.Degraded, st.Free)
+	}
 }
 
 func TestStartOnFullDisk(t *testing.T) {
