@@ -260,14 +260,8 @@ func (t *Tap) Add(name, value string) {
 		t.MarkTruncated(name, len(value))
 		return
 	}
-	switch t.pick {
-	case pickFirst:
-		if t.settled(name) {
-			return
-		}
-	case pickLast:
-		delete(t.truncated, name)
-		delete(t.fields, name)
+	if !t.admit(name) {
+		return
 	}
 	if t.fields == nil {
 		t.fields = make(map[string][]string, 1)
@@ -280,19 +274,24 @@ func (t *Tap) Add(name, value string) {
 // scanners, which the tap calls with its lock held.
 func (t *Tap) MarkTruncated(name string, n int) {
 	n = max(n, t.maxValue+1)
-	switch t.pick {
-	case pickFirst:
-		if t.settled(name) {
-			return
-		}
-	case pickLast:
-		delete(t.fields, name)
-		delete(t.truncated, name)
+	if !t.admit(name) {
+		return
 	}
 	if t.truncated == nil {
 		t.truncated = make(map[string]int, 1)
 	}
 	t.truncated[name] = max(t.truncated[name], n)
+}
+
+// admit reports whether a new value of name (short or over-long) counts: with pickFirst only
+// while name has none; with pickLast always, after forgetting the one it had.
+func (t *Tap) admit(name string) bool {
+	if t.pick == pickLast {
+		delete(t.fields, name)
+		delete(t.truncated, name)
+		return true
+	}
+	return t.pick != pickFirst || !t.settled(name)
 }
 
 // settled reports whether name has its value, short or over-long (for pickFirst).
