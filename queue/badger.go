@@ -261,9 +261,25 @@ func (b *Badger) Opened() bool {
 // Space returns the state of the free-space gate as of its last check.
 func (b *Badger) Space() SpaceStatus { return b.gate.status() }
 
-// notOpen is the error of operations while the opening waits for space.
-func (b *Badger) notOpen() error {
-	return fmt.Errorf("%w: the database in %s opens once %d bytes are free", ErrNoSpace, b.dir, b.gate.reserve)
+// readable returns nil when the database can be read: ErrClosed after Close, an error wrapping
+// ErrNoSpace while OpenBadger's opening waits for space. The caller holds b.mu.
+func (b *Badger) readable() error {
+	switch {
+	case b.closed:
+		return ErrClosed
+	case b.db == nil:
+		return fmt.Errorf("%w: the database in %s opens once %d bytes are free", ErrNoSpace, b.dir, b.gate.reserve)
+	}
+	return nil
+}
+
+// writable is readable, and also an error wrapping ErrNoSpace while the free-space gate is
+// closed. The caller holds b.mu.
+func (b *Badger) writable() error {
+	if err := b.readable(); err != nil {
+		return err
+	}
+	return b.gate.allow()
 }
 
 // loadParked fills b.parked with the destinations that have jobs set aside, one seek per
@@ -451,13 +467,7 @@ func (b *Badger) UpdateLazy(fn func(Tx) error) error { return b.update(fn, false
 func (b *Badger) update(fn func(Tx) error, durable bool) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if b.db == nil {
-		return b.notOpen()
-	}
-	if err := b.gate.allow(); err != nil {
+	if err := b.writable(); err != nil {
 		return err
 	}
 	var err error
@@ -500,11 +510,8 @@ func (b *Badger) update(fn func(Tx) error, durable bool) error {
 func (b *Badger) View(fn func(Tx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if b.db == nil {
-		return b.notOpen()
+	if err := b.readable(); err != nil {
+		return err
 	}
 	t := &badgerTx{b: b}
 	b.lw.begin(t)

@@ -214,13 +214,7 @@ func (b *Badger) CollectGarbage() error {
 func (b *Badger) flushAndCompact() error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if b.db == nil {
-		return b.notOpen()
-	}
-	if err := b.gate.allow(); err != nil { // the flush and the compaction write table files
+	if err := b.writable(); err != nil { // the flush and the compaction write table files
 		return fmt.Errorf("compacting %s: %w", b.dir, err)
 	}
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyFlushMarker), nil) }); err != nil {
@@ -240,10 +234,10 @@ func (b *Badger) flushAndCompact() error {
 func (b *Badger) valueLogGC() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	if b.db == nil || b.gate.allow() != nil {
+	if err := b.writable(); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return ErrClosed
+		}
 		// A rewrite copies live values to a new value-log file before it deletes the old one:
 		// short of space, it waits for the next round.
 		return nil
