@@ -3,7 +3,6 @@ package module
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -201,9 +200,6 @@ func (e *engine) spaceLoop(initPending bool) {
 	}
 }
 
-// replayBatch bounds the journal entries recorded in one transaction by replayFailedSends.
-const replayBatch = 256
-
 // replayFailedSends records the entries of the journal segments that hold an entry whose
 // commit failed (recording an entry again changes nothing), and lets the journal forget those
 // failures, unless another one happened meanwhile: then the segments wait for the next try.
@@ -214,28 +210,14 @@ func (e *engine) replayFailedSends() error {
 	}
 	var entries []journalEntry
 	for _, sg := range segs {
-		f, err := os.Open(sg.path)
+		es, err := readSegment(sg.path)
 		if err != nil {
-			return fmt.Errorf("reopening the send journal %s: %w", sg.path, err)
-		}
-		es, err := readJournal(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("reading the send journal %s: %w", sg.path, err)
+			return err
 		}
 		entries = append(entries, es...)
 	}
-	for len(entries) > 0 {
-		n := min(len(entries), replayBatch)
-		batch := make([]*Observation, n)
-		for i, en := range entries[:n] {
-			batch[i] = en.observation()
-		}
-		if err := e.tracker.record(batch); err != nil {
-			return fmt.Errorf("recording sends kept in the send journal while the storage was full: %w", err)
-		}
-		e.setAsideRejected(batch)
-		entries = entries[n:]
+	if _, err := e.recordEntries(entries); err != nil {
+		return fmt.Errorf("recording sends kept in the send journal while the storage was full: %w", err)
 	}
 	e.journal.clearFailed(segs, gen)
 	e.log.Load().Info("recorded the sends that waited in the send journal for space", zap.String("storage", e.dir))

@@ -106,14 +106,9 @@ func openJournal(dir string) (*journal, []journalEntry, error) {
 	}
 	var entries []journalEntry
 	for _, sg := range olds {
-		f, err := os.Open(sg.path)
+		es, err := readSegment(sg.path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("opening the send journal: %w", err)
-		}
-		es, err := readJournal(f)
-		f.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the send journal %s: %w", sg.path, err)
+			return nil, nil, err
 		}
 		entries = append(entries, es...)
 		j.next = max(j.next, sg.n+1)
@@ -172,6 +167,20 @@ func (j *journal) startSegment() error {
 func (sg *segment) remove() {
 	sg.f.Close()
 	os.Remove(sg.path)
+}
+
+// readSegment returns the entries of the segment file at path (see readJournal).
+func readSegment(path string) ([]journalEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening the send journal: %w", err)
+	}
+	defer f.Close()
+	es, err := readJournal(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the send journal %s: %w", path, err)
+	}
+	return es, nil
 }
 
 // readJournal decodes the entries of a segment file until its end or the first frame that is

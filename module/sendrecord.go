@@ -96,14 +96,10 @@ func (e *engine) replayJournal(entries []journalEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	batch := make([]*Observation, len(entries))
-	for i, en := range entries {
-		batch[i] = en.observation()
-	}
-	if err := e.tracker.record(batch); err != nil {
+	rejected, err := e.recordEntries(entries)
+	if err != nil {
 		return fmt.Errorf("replaying %d entries of the send journal: %w", len(entries), err)
 	}
-	rejected := e.setAsideRejected(batch)
 	if err := e.journal.reset(); err != nil {
 		e.log.Load().Error("removing the replayed send journal", zap.Error(err))
 	}
@@ -117,15 +113,22 @@ func (e *engine) replayJournal(entries []journalEntry) error {
 	return nil
 }
 
-// setAsideRejected sets aside the observations of a replayed batch that can never be recorded,
-// and returns how many there were.
-func (e *engine) setAsideRejected(batch []*Observation) int {
-	n := 0
+// recordEntries records journal entries (in transactions sized to fit), sets aside those that
+// can never be recorded and returns how many those were. Its error is the store's.
+func (e *engine) recordEntries(entries []journalEntry) (int, error) {
+	batch := make([]*Observation, len(entries))
+	for i, en := range entries {
+		batch[i] = en.observation()
+	}
+	if err := e.tracker.record(batch); err != nil {
+		return 0, err
+	}
+	rejected := 0
 	for _, o := range batch {
 		if o.rejected != nil {
-			n++
+			rejected++
 			e.setAside(o, o.rejected)
 		}
 	}
-	return n
+	return rejected, nil
 }
