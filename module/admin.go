@@ -647,9 +647,7 @@ func faxSummaryOf(rec *trackedFax) faxSummary {
 	return s
 }
 
-// listFaxes answers GET /faxhook/faxes?limit=&cursor=: tracked faxes in storage key order.
-//
-// Cost: like jobPage, each page walks the fax records from the first key on.
+// listFaxes answers GET /faxhook/faxes?limit=&cursor=: tracked faxes in storage order.
 func (a *adminAPI) listFaxes(w http.ResponseWriter, r *http.Request) error {
 	limit, cursor, err := pageParams(r.URL.Query())
 	if err != nil {
@@ -661,41 +659,22 @@ func (a *adminAPI) listFaxes(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		after = prefixFax + p[0]
+		after = p[0]
 	}
 	e, err := a.engine(r)
 	if err != nil {
 		return err
 	}
-	var out faxList
-	var lastKey string
-	err = e.store.View(func(tx queue.Tx) error {
-		out = faxList{Faxes: []faxSummary{}}
-		var ferr error
-		err := tx.States(prefixFax, func(key string, v []byte) bool {
-			if after != "" && key <= after {
-				return true
-			}
-			if len(out.Faxes) == limit {
-				out.NextCursor = encodeCursor("x", strings.TrimPrefix(lastKey, prefixFax))
-				return false
-			}
-			var rec trackedFax
-			if err := json.Unmarshal(v, &rec); err != nil {
-				ferr = fmt.Errorf("decoding tracked fax %s: %w", key, err)
-				return false
-			}
-			out.Faxes = append(out.Faxes, faxSummaryOf(&rec))
-			lastKey = key
-			return true
-		})
-		if err != nil {
-			return err
-		}
-		return ferr
-	})
+	recs, next, err := e.tracker.faxPage(after, limit)
 	if err != nil {
 		return storeError("listing tracked faxes", err)
+	}
+	out := faxList{Faxes: make([]faxSummary, 0, len(recs))}
+	for i := range recs {
+		out.Faxes = append(out.Faxes, faxSummaryOf(&recs[i]))
+	}
+	if next != "" {
+		out.NextCursor = encodeCursor("x", next)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -710,25 +689,7 @@ func (a *adminAPI) getFax(w http.ResponseWriter, r *http.Request, idText string)
 	if err != nil {
 		return err
 	}
-	var rec trackedFax
-	inFlight := false
-	err = e.store.View(func(tx queue.Tx) error {
-		v, err := tx.State(faxKey(id))
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("decoding tracked fax %d: %w", id, err)
-		}
-		_, err = tx.State(liveKey(id))
-		switch {
-		case err == nil:
-			inFlight = true
-		case !errors.Is(err, queue.ErrNotFound):
-			return err
-		}
-		return nil
-	})
+	rec, inFlight, err := e.tracker.fax(id)
 	if err != nil {
 		return storeError(fmt.Sprintf("tracked fax %d", id), err)
 	}
@@ -780,12 +741,7 @@ func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if !js.OldestUnfinished.IsZero() {
 		out.OldestUnfinishedAgeSeconds = max(0, a.clock().Sub(js.OldestUnfinished).Seconds())
 	}
-	err = e.store.View(func(tx queue.Tx) error {
-		if err := tx.States(prefixFax, func(string, []byte) bool { out.TrackedFaxes++; return true }); err != nil {
-			return err
-		}
-		return tx.States(prefixLive, func(string, []byte) bool { out.FaxesInFlight++; return true })
-	})
+	out.TrackedFaxes, out.FaxesInFlight, err = e.tracker.counts()
 	if err != nil {
 		return storeError("counting tracked faxes", err)
 	}

@@ -1,0 +1,107 @@
+package module
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+// The tracker's queries: what the admin API and the poller read of the tracker's records. They
+// are the only readers of the tracker's key space outside tracker.go, so the layout of that space
+// (prefixFax, prefixLive, prefixNumber) can change without them.
+
+// fax returns the tracked fax with that id and whether it is still in flight (on the poller's
+// work list); queue.ErrNotFound (wrapped) if faxhook never heard of it.
+func (t *tracker) fax(id int64) (rec trackedFax, inFlight bool, err error) {
+	err = t.eng.store.View(func(tx queue.Tx) error {
+		v, err := tx.State(faxKey(id))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decoding tracked fax %d: %w", id, err)
+		}
+		_, err = tx.State(liveKey(id))
+		switch {
+		case err == nil:
+			inFlight = true
+		case !errors.Is(err, queue.ErrNotFound):
+			return fmt.Errorf("reading whether fax %d is in flight: %w", id, err)
+		}
+		return nil
+	})
+	return rec, inFlight, err
+}
+
+// faxPage returns up to limit tracked faxes in storage order, starting after the fax whose
+// cursor is after (empty: from the first), and the cursor of the last one returned when more
+// follow (empty when the page is the last).
+func (t *tracker) faxPage(after string, limit int) (recs []trackedFax, next string, err error) {
+	from := ""
+	if after != "" {
+		from = prefixFax + after
+	}
+	err = t.eng.store.View(func(tx queue.Tx) error {
+		recs, next = recs[:0], ""
+		var ferr error
+		last := ""
+		err := tx.States(prefixFax, func(key string, v []byte) bool {
+			if from != "" && key <= from {
+				return true
+			}
+			if len(recs) == limit {
+				next = strings.TrimPrefix(last, prefixFax)
+				return false
+			}
+			var rec trackedFax
+			if err := json.Unmarshal(v, &rec); err != nil {
+				ferr = fmt.Errorf("decoding tracked fax %s: %w", key, err)
+				return false
+			}
+			recs = append(recs, rec)
+			last = key
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		return ferr
+	})
+	return recs, next, err
+}
+
+// liveIDs returns the ids of the faxes still in flight: the poller's work list.
+func (t *tracker) liveIDs() ([]string, error) {
+	var ids []string
+	err := t.eng.store.View(func(tx queue.Tx) error {
+		ids = ids[:0]
+		return tx.States(prefixLive, func(key string, _ []byte) bool {
+			ids = append(ids, strings.TrimPrefix(key, prefixLive))
+			return true
+		})
+	})
+	return ids, err
+}
+
+// forgetLive takes the fax with that id off the poller's work list (the fax service no longer
+// knows it).
+func (t *tracker) forgetLive(id string) error {
+	return t.eng.store.Update(func(tx queue.Tx) error { return tx.DeleteState(prefixLive + id) })
+}
+
+// counts returns how many faxes the tracker knows and how many of them are in flight.
+//
+// Cost: one pass over the tracker's fax and live records; it runs on GET /faxhook/stats only.
+func (t *tracker) counts() (tracked, live int, err error) {
+	err = t.eng.store.View(func(tx queue.Tx) error {
+		tracked, live = 0, 0
+		if err := tx.States(prefixFax, func(string, []byte) bool { tracked++; return true }); err != nil {
+			return err
+		}
+		return tx.States(prefixLive, func(string, []byte) bool { live++; return true })
+	})
+	return tracked, live, err
+}
