@@ -22,9 +22,10 @@ import (
 // each request and reading its answer in the calling goroutine. It exists for speed: net/http's
 // Transport hands every request to a writer and a reader goroutine of its connection and back.
 // Measured with `go run ./examples/cmd/qbench -cases b` (2 vCPUs, loopback receivers, 1 KB
-// webhooks, runs alternated), that costs about 25 µs more CPU per webhook (medians 122 against
-// 97 µs) and puts signed deliveries at 0.58–0.78 of a plain net/http client, median 0.66, against
-// 0.62–0.96, median 0.78, with h1Client; faxhook's goal is 0.7.
+// webhooks, runs alternated; the Transport's RoundTrip called directly, HTTP/1.1 only, no
+// compression), that costs about 25 µs more CPU per webhook (medians 122 against 97 µs) and puts
+// signed deliveries at 0.58–0.78 of a plain net/http client, median 0.66, against 0.62–0.96,
+// median 0.78, with h1Client; faxhook's goal is 0.7.
 //
 // The Sender uses it for http and https URLs unless it was given a Transport or a proxy applies.
 // HTTP/2 is not offered.
