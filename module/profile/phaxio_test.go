@@ -1,4 +1,4 @@
-package extract
+package profile
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // queuedFax is the recorded v2.1 GET /faxes/{id} data (phaxio-ruby cassette), plus an extension

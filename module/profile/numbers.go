@@ -1,4 +1,4 @@
-package extract
+package profile
 
 import (
 	"encoding/json"

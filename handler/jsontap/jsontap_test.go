@@ -1,4 +1,4 @@
-package mapping
+package jsontap
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package mapping
+package profile
 
 import (
 	"encoding/json"
@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 const activeJob = `{"job_id":101000,"kind":"outbound","state":"ACTIVE","sandbox":true,"page_count":3,
@@ -30,7 +29,7 @@ const activeFaxJSON = `{"id":101000,"direction":"sent","num_pages":3,"status":"i
 	`"resolution":null,"error_type":null,"error_id":null,"error_message":null}],` +
 	`"to_number":null,"error_id":null,"error_type":null,"error_message":null,"barcodes":[]}`
 
-func faxJSON(t *testing.T, o extract.Object) string {
+func faxJSON(t *testing.T, o Object) string {
 	t.Helper()
 	b, err := o.Fax.JSON()
 	if err != nil {
@@ -68,7 +67,7 @@ func TestExtractStatus(t *testing.T) {
 	}
 
 	// The same object through the Phaxio extractor gives the same Object.
-	p, err := extract.Phaxio([]byte(`{"success":true,"data":` + strings.Replace(activeFaxJSON,
+	p, err := Phaxio([]byte(`{"success":true,"data":` + strings.Replace(activeFaxJSON,
 		`"error_message":null}],`, `"error_message":null,"x_current_page":0}],`, 1) + `}`))
 	if err != nil || len(p) != 1 {
 		t.Fatal(err)
@@ -214,7 +213,7 @@ func TestExtractNoObjects(t *testing.T) {
 			t.Errorf("%s %s: %v %v, want error %q", tc.route, tc.body, objs, err, tc.want)
 		}
 	}
-	if objs, err := m.Extract(RouteStatus, []byte(`{"error":"x"}`)); !errors.Is(err, extract.ErrNoObjects) || objs != nil {
+	if objs, err := m.Extract(RouteStatus, []byte(`{"error":"x"}`)); !errors.Is(err, ErrNoObjects) || objs != nil {
 		t.Fatalf("ErrNoObjects: %v", err)
 	}
 	if objs, err := m.Extract(RouteFile, []byte("%PDF-1.4")); objs != nil || err != nil {
@@ -355,7 +354,7 @@ func TestStrictConversions(t *testing.T) {
 }
 
 func TestExtractMatchesPhaxioOnFaxappShapes(t *testing.T) {
-	// A mapping can also describe Phaxio itself: the result equals extract.Phaxio's.
+	// A mapping can also describe Phaxio itself: the result equals Phaxio's.
 	m := &Mapping{
 		Status: "GET /v2.1/faxes/{id}", Object: "data",
 		Fields: FieldMap{
@@ -379,7 +378,7 @@ func TestExtractMatchesPhaxioOnFaxappShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := extract.Phaxio([]byte(body))
+	want, err := Phaxio([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}

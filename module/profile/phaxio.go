@@ -1,11 +1,12 @@
-// Package extract finds Phaxio API v2.1 fax objects in JSON response bodies captured by the
+// The Phaxio v2.1 extractor finds Phaxio API v2.1 fax objects in JSON response bodies captured by the
 // faxhook handler: {"success":true,"data":{...}} for one fax, "data":[...] for a list, and
 // {"data":{"id":N}} for send, resend and cancel responses.
 //
 // Decoding is tolerant, because the upstream is a fax service that only imitates Phaxio: unknown
 // fields are ignored, ids and integers may be JSON numbers or numeric strings, nullable fields may
 // be null, and a field of the wrong type is skipped (see Object.Has) instead of failing the fax.
-package extract
+
+package profile
 
 import (
 	"bytes"
@@ -17,7 +18,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // Object is one fax object found in a body, as v2.1 fields plus what faxhook needs beyond them.
@@ -30,6 +31,9 @@ type Object struct {
 	// CurrentPage maps a recipient's phone_number to the value of its fax.ExtCurrentPage
 	// extension field, for recipients that carried one; nil if none did.
 	CurrentPage map[string]int
+	// UpstreamID is the id as the upstream spells it, when a mapping derived Fax.ID from it
+	// (see DeriveID) or read it as text; empty when it is Fax.ID in decimal.
+	UpstreamID string
 
 	present uint32 // bit i set: field fieldNames[i] was present
 }

@@ -1,4 +1,4 @@
-package mapping
+package profile
 
 import (
 	"encoding/json"
@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // ErrSkipped marks the errors of faxes that Extract found but could not convert (a value that
@@ -37,8 +36,8 @@ func DeriveID(upstreamID string) int64 {
 
 // Found is one fax object found in a body, with the upstream's own spelling of its id.
 type Found struct {
-	// Object is the fax as extract.Phaxio would have produced it from a Phaxio body.
-	Object extract.Object
+	// Object is the fax as Phaxio would have produced it from a Phaxio body.
+	Object Object
 	// UpstreamID is the id as the upstream wrote it ("101000", "job-7f3a"): the value to put in
 	// the {id} segment of the upstream's routes (see Mapping.Path). Object.Fax.ID is the same
 	// number, or DeriveID of it.
@@ -46,21 +45,21 @@ type Found struct {
 }
 
 // Extract returns the fax objects in the response body of a route (RouteSend, …, as Match
-// returns it), built exactly as extract.Phaxio builds them from a Phaxio body: v2.1 fields (see
-// extract.Object.Has for which were present), Full when a status was present, and CurrentPage
+// returns it), built exactly as Phaxio builds them from a Phaxio body: v2.1 fields (see
+// Object.Has for which were present), Full when a status was present, and CurrentPage
 // from recipient.current_page.
 //
 // send and resend responses yield the new fax's id only (Full false) when SendID is set; file
 // responses yield nothing. A body that is not JSON, or holds nothing at the configured path,
-// yields no objects and an error that wraps extract.ErrNoObjects or describes the JSON error.
+// yields no objects and an error that wraps ErrNoObjects or describes the JSON error.
 // Faxes that do not convert are left out and reported in an error that wraps ErrSkipped,
 // returned together with the faxes that did convert: use the objects even when err != nil.
-func (m *Mapping) Extract(route string, body []byte) ([]extract.Object, error) {
+func (m *Mapping) Extract(route string, body []byte) ([]Object, error) {
 	found, err := m.ExtractWithIDs(route, body)
 	if len(found) == 0 {
 		return nil, err
 	}
-	objs := make([]extract.Object, len(found))
+	objs := make([]Object, len(found))
 	for i := range found {
 		objs[i] = found[i].Object
 	}
@@ -98,9 +97,9 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	v, st, err := at.lookup(root)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, extract.ErrNoObjects, err)
+		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err)
 	case st != found:
-		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, extract.ErrNoObjects, at.text)
+		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text)
 	}
 	if idOnly {
 		f, err := c.idOnly(v)
@@ -116,7 +115,7 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	case []any:
 		items = x
 	default:
-		return nil, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, extract.ErrNoObjects, at.text, describe(v))
+		return nil, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, ErrNoObjects, at.text, describe(v))
 	}
 	out := make([]Found, 0, len(items))
 	var errs []error
@@ -219,6 +218,9 @@ func (c *compiled) idOnly(v any) (Found, error) {
 	if err != nil {
 		return Found{}, err
 	}
+	if upstream != strconv.FormatInt(o.Fax.ID, 10) {
+		o.UpstreamID = upstream
+	}
 	return Found{Object: o, UpstreamID: upstream}, nil
 }
 
@@ -268,6 +270,9 @@ func (c *compiled) fax(v any) (Found, error) {
 	o, err := viaPhaxio(w)
 	if err != nil {
 		return Found{}, err
+	}
+	if upstream != strconv.FormatInt(o.Fax.ID, 10) {
+		o.UpstreamID = upstream
 	}
 	return Found{Object: o, UpstreamID: upstream}, nil
 }
@@ -475,19 +480,19 @@ func (cv *converter) tags(name string) {
 	cv.dst[name] = out
 }
 
-// viaPhaxio turns a v2.1 wire object into an extract.Object by the Phaxio extractor itself, so
+// viaPhaxio turns a v2.1 wire object into an Object by the Phaxio extractor itself, so
 // that presence (Object.Has), Full and CurrentPage follow exactly its rules.
-func viaPhaxio(w map[string]any) (extract.Object, error) {
+func viaPhaxio(w map[string]any) (Object, error) {
 	body, err := json.Marshal(map[string]any{"success": true, "data": w})
 	if err != nil {
-		return extract.Object{}, fmt.Errorf("encoding the v2.1 object: %w", err)
+		return Object{}, fmt.Errorf("encoding the v2.1 object: %w", err)
 	}
-	objs, err := extract.Phaxio(body)
+	objs, err := Phaxio(body)
 	if err != nil {
-		return extract.Object{}, fmt.Errorf("reading the v2.1 object: %w", err)
+		return Object{}, fmt.Errorf("reading the v2.1 object: %w", err)
 	}
 	if len(objs) != 1 {
-		return extract.Object{}, fmt.Errorf("reading the v2.1 object: %d objects", len(objs))
+		return Object{}, fmt.Errorf("reading the v2.1 object: %d objects", len(objs))
 	}
 	return objs[0], nil
 }

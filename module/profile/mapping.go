@@ -1,6 +1,6 @@
-// Package mapping lets faxhook observe a fax service whose REST API is not shaped like Phaxio's.
+// The JSON mapping lets faxhook observe a fax service whose REST API is not shaped like Phaxio's.
 // A Mapping names the service's routes and says where each field of a fax lives in its JSON; the
-// extractor builds the same extract.Object values that extract.Phaxio builds from a Phaxio
+// extractor builds the same Object values that Phaxio builds from a Phaxio
 // profile body, so that the rest of faxhook cannot tell which shape the upstream has.
 //
 // # Routes
@@ -28,7 +28,7 @@
 // a path starting with "=" is a constant: "=sent" yields the string "sent" for every fax.
 //
 // Looking a path up yields nothing when a key is missing (the field stays absent, see
-// extract.Object.Has) and null when it runs into a null ("failure": null makes error_type,
+// Object.Has) and null when it runs into a null ("failure": null makes error_type,
 // error_id and error_message null). Values are converted strictly: a value that is present but
 // does not fit its field (a status outside the vocabulary, a time that does not parse with
 // time_format, a non-integer page count, a number where an object belongs) makes the whole fax
@@ -86,7 +86,8 @@
 //	}
 //
 // (the complete mapping is otherfax.ExampleMappingJSON).
-package mapping
+
+package profile
 
 import (
 	"errors"
@@ -97,7 +98,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // Route names, as Match returns them and Extract and Path accept them.
@@ -196,6 +197,11 @@ type Mapping struct {
 	// "-05:00". Default: the offset the upstream wrote, or UTC for unix times and layouts
 	// without a zone.
 	TimeZone string `json:"time_zone,omitempty"`
+
+	// ListReceived is the query string (without "?") that faxhook's poller adds to the List
+	// route to find received faxes, e.g. "kind=inbound&limit=100". Empty: the poller lists the
+	// List route as is, and finds received faxes among the others.
+	ListReceived string `json:"list_received,omitempty"`
 
 	// CallbackField is the name of the field of send and resend requests that carries the fax's
 	// webhook URL, in a form or (as a dotted path) in a JSON body. Default "callback_url".
@@ -410,6 +416,14 @@ func (m *Mapping) Validate() error {
 	}
 	if !anyRoute {
 		errs = append(errs, errors.New("mapping: no route: set at least one of send, resend, cancel, status, list, file"))
+	}
+	if m.ListReceived != "" {
+		if _, err := url.ParseQuery(m.ListReceived); err != nil || strings.HasPrefix(m.ListReceived, "?") {
+			bad("list_received", fmt.Errorf("%q is not a query string (name=value&…, without ?)", m.ListReceived))
+		}
+		if m.List == "" {
+			bad("list_received", errors.New("needs the list route"))
+		}
 	}
 	for _, p := range []struct{ name, path string }{
 		{"object", m.Object}, {"list_objects", m.ListObjects}, {"send_id", m.SendID},
