@@ -22,6 +22,7 @@
 //			max_file_size  20MiB
 //			min_free_space 64MiB
 //			allow_private  10.0.0.0/8
+//			mapping        /etc/caddy/otherfax-mapping.json # only for non-Phaxio APIs
 //			smtp {
 //				server   smtp.example.com:587
 //				username faxhook
@@ -32,6 +33,7 @@
 //			poll {
 //				upstream    http://127.0.0.1:8090/v2.1
 //				credentials {env.FAX_API_KEY} {env.FAX_API_SECRET}
+//				header      Authorization "Bearer {env.FAX_TOKEN}" # e.g. for a mapped API
 //				interval    10s
 //				concurrency 4
 //			}
@@ -41,7 +43,6 @@
 //	fax.example.com {
 //		faxhook {
 //			max_capture 1MiB
-//			mapping     /etc/caddy/otherfax-mapping.json # only for non-Phaxio APIs
 //		}
 //		reverse_proxy 127.0.0.1:8090
 //	}
@@ -62,8 +63,8 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/faxhook/caddy-faxhook/handler"
-	"github.com/faxhook/caddy-faxhook/handler/mapping"
 	"github.com/faxhook/caddy-faxhook/module"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -99,6 +100,12 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			if !d.AllArgs(&app.Storage) {
 				return d.ArgErr()
 			}
+		case "mapping":
+			m, err := readMapping(d)
+			if err != nil {
+				return err
+			}
+			app.Mapping = m
 		case "token":
 			if !d.AllArgs(&app.Token) {
 				return d.ArgErr()
@@ -314,6 +321,15 @@ func unmarshalPoll(d *caddyfile.Dispenser, p *module.PollConfig) error {
 			if !d.AllArgs(&p.APIKey, &p.APISecret) {
 				return d.Err("poll credentials: want an API key and an API secret")
 			}
+		case "header":
+			var name, value string
+			if !d.AllArgs(&name, &value) {
+				return d.Err("poll header: want a header name and a value")
+			}
+			if p.Headers == nil {
+				p.Headers = map[string]string{}
+			}
+			p.Headers[name] = value
 		case "interval":
 			dur, err := positiveDuration(d, "poll interval")
 			if err != nil {
@@ -385,6 +401,28 @@ func unmarshalSMTP(d *caddyfile.Dispenser, c *module.SMTPConfig) error {
 	return nil
 }
 
+// readMapping reads the JSON mapping file named by a `mapping FILE` option and checks it.
+func readMapping(d *caddyfile.Dispenser) (*profile.Mapping, error) {
+	var path string
+	if !d.AllArgs(&path) {
+		return nil, d.Err("mapping: want the path of a JSON mapping file")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, d.Errf("mapping: reading %s: %v", path, err)
+	}
+	m := new(profile.Mapping)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return nil, d.Errf("mapping: %s is not a valid mapping: %v", path, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, d.Errf("mapping %s: %v", path, err)
+	}
+	return m, nil
+}
+
 // parseDirective parses the `faxhook` handler directive.
 func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	hd := new(handler.Handler)
@@ -413,24 +451,8 @@ func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
 			}
 			hd.MaxCapture = int(n)
 		case "mapping":
-			var path string
-			if !d.AllArgs(&path) {
-				return d.Err("mapping: want the path of a JSON mapping file")
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return d.Errf("mapping: reading %s: %v", path, err)
-			}
-			m := new(mapping.Mapping)
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(m); err != nil {
-				return d.Errf("mapping: %s is not a valid mapping: %v", path, err)
-			}
-			if err := m.Validate(); err != nil {
-				return d.Errf("mapping %s: %v", path, err)
-			}
-			hd.Mapping = m
+			return d.Err("mapping is an option of the faxhook app now, not of the faxhook directive: " +
+				"move it into the global option block, { faxhook { mapping FILE } }")
 		default:
 			return d.Errf("unknown faxhook subdirective %q", d.Val())
 		}

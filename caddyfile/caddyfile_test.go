@@ -149,8 +149,9 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"two args":              {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective":  {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},
 		"bad max_capture":       {":80 {\n faxhook {\n  max_capture huge\n }\n}", `max_capture: "huge" is not a size`},
-		"mapping missing file":  {":80 {\n faxhook {\n  mapping /nonexistent/m.json\n }\n}", `mapping: reading /nonexistent/m.json`},
-		"mapping no path":       {":80 {\n faxhook {\n  mapping\n }\n}", `mapping: want the path of a JSON mapping file`},
+		"mapping missing file":  {global(`mapping /nonexistent/m.json`), `mapping: reading /nonexistent/m.json`},
+		"mapping no path":       {global(`mapping`), `mapping: want the path of a JSON mapping file`},
+		"mapping on handler":    {":80 {\n faxhook {\n  mapping /etc/m.json\n }\n}", `mapping is an option of the faxhook app now, not of the faxhook directive: move it into the global option block, { faxhook { mapping FILE } }`},
 		"directive argument":    {":80 {\n faxhook extra\n}", `wrong argument count`},
 	}
 	for name, c := range cases {
@@ -167,21 +168,22 @@ func TestMappingFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.json")
 	os.WriteFile(good, []byte(otherfax.ExampleMappingJSON), 0o644)
-	m, err := adapt(t, ":80 {\n faxhook {\n  mapping "+good+"\n }\n reverse_proxy 127.0.0.1:9\n}")
+	m, err := adapt(t, global("mapping "+good)+"\n:80 {\n faxhook\n reverse_proxy 127.0.0.1:9\n}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := json.Marshal(m); !strings.Contains(string(b), `"send":"POST /api/fax/jobs"`) {
-		t.Fatalf("mapping not embedded in the handler config: %s", b)
+	app, _ := m["apps"].(map[string]any)["faxhook"].(map[string]any)
+	if b, _ := json.Marshal(app["mapping"]); !strings.Contains(string(b), `"send":"POST /api/fax/jobs"`) {
+		t.Fatalf("mapping not embedded in the app config: %v", m)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"send":"POST /x","fields":{}}`), 0o644)
-	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+bad+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "mapping") {
+	if _, err := adapt(t, global("mapping "+bad)); err == nil || !strings.Contains(err.Error(), "mapping") {
 		t.Fatalf("an incomplete mapping adapted: %v", err)
 	}
 	unknown := filepath.Join(dir, "unknown.json")
 	os.WriteFile(unknown, []byte(`{"sendd":"POST /x"}`), 0o644)
-	if _, err := adapt(t, ":80 {\n faxhook {\n  mapping "+unknown+"\n }\n}"); err == nil || !strings.Contains(err.Error(), "sendd") {
+	if _, err := adapt(t, global("mapping "+unknown)); err == nil || !strings.Contains(err.Error(), "sendd") {
 		t.Fatalf("a mapping with an unknown field adapted: %v", err)
 	}
 }

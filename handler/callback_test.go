@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/faxhook/caddy-faxhook/handler/mapping"
+	"github.com/faxhook/caddy-faxhook/handler/jsontap"
 )
 
 // callbackRequest is a send request in one of the body formats faxhook reads.
@@ -127,7 +127,7 @@ func TestCallbackIsTheOneTheUpstreamReads(t *testing.T) {
 			core, logs := observer.New(zapcore.WarnLevel)
 			h := &Handler{log: zap.New(core)}
 			r := c.build(t)
-			tap := mapping.AttachRequest(r, []string{h.callbackField()}, MaxCallbackURL)
+			tap := jsontap.AttachRequest(r, []string{h.callbackField()}, MaxCallbackURL)
 			want := goUpstream(r) // the upstream reads the body through the tap
 			if tap != nil {
 				tap.Finish()

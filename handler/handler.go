@@ -6,24 +6,23 @@ package handler
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"hash/maphash"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/handler/capture"
-	"github.com/faxhook/caddy-faxhook/handler/extract"
-	"github.com/faxhook/caddy-faxhook/handler/mapping"
+	"github.com/faxhook/caddy-faxhook/handler/jsontap"
 	"github.com/faxhook/caddy-faxhook/module"
-	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 func init() {
@@ -44,41 +43,15 @@ type Handler struct {
 	// 1 byte to MaxCaptureLimit (1 GiB); default 1 MiB.
 	MaxCapture int `json:"max_capture,omitempty"`
 
-	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes and where
-	// each fax field lives in its JSON. faxhook builds the v2.1 fax object from it. Default: the
-	// Phaxio v2.1 profile (routes …/faxes, …/faxes/{id}, …/phone_numbers; envelope
-	// {"success","data"}).
-	Mapping *mapping.Mapping `json:"mapping,omitempty"`
+	// Mapping is no longer an option of the handler: the mapping is an option of the faxhook
+	// app (global option `faxhook { mapping FILE }`, JSON apps.faxhook.mapping), so that the
+	// poller and the PDF fetch use it too. A config that still sets it fails to provision with
+	// an error that says so.
+	Mapping json.RawMessage `json:"mapping,omitempty"`
 
 	app  *module.App
+	prof profile.Profile
 	log  *zap.Logger
-	seen seenCache
-}
-
-// seenCache remembers, per request path, a hash of the last response that was recorded, so that a
-// client polling an unchanged fax costs a hash instead of a parse and a transaction. It is
-// direct-mapped: bounded memory, and a collision only costs a parse.
-type seenCache struct {
-	mu    sync.Mutex
-	seed  maphash.Seed
-	slots [4096]struct{ key, body uint64 }
-}
-
-func (c *seenCache) hashes(key string, body []byte) (k, b uint64) {
-	return maphash.String(c.seed, key), maphash.Bytes(c.seed, body)
-}
-
-func (c *seenCache) unchanged(k, b uint64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.slots[k%uint64(len(c.slots))]
-	return s.key == k && s.body == b
-}
-
-func (c *seenCache) remember(k, b uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.slots[k%uint64(len(c.slots))] = struct{ key, body uint64 }{k, b}
 }
 
 // Interface guards.
@@ -101,113 +74,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxCapture == 0 {
 		h.MaxCapture = DefaultMaxCapture
 	}
-	h.seen.seed = maphash.MakeSeed()
-	if h.Mapping != nil {
-		if err := h.Mapping.Validate(); err != nil {
-			return err
-		}
+	if len(h.Mapping) > 0 {
+		return ErrHandlerMapping
 	}
 	a, err := ctx.App("faxhook")
 	if err != nil {
 		return fmt.Errorf("loading the faxhook app: %w", err)
 	}
 	h.app = a.(*module.App)
+	h.prof = h.app.Profile()
 	return nil
 }
 
-// route is the kind of fax API call a request is.
-type route int
-
-const (
-	routeNone    route = iota
-	routeSend          // POST .../faxes
-	routeResend        // POST .../faxes/{id}/resend
-	routeGet           // GET .../faxes/{id}
-	routeList          // GET .../faxes
-	routeCancel        // POST .../faxes/{id}/cancel
-	routeNumbers       // GET or POST .../phone_numbers, GET .../phone_numbers/{number}
-)
-
-// match classifies a request by the end of its path, so any API prefix (/v2.1, /api/v2.1) works.
-func match(r *http.Request) route {
-	p := strings.TrimSuffix(r.URL.Path, "/")
-	if i := strings.LastIndex(p, "/phone_numbers"); i >= 0 {
-		rest := p[i+len("/phone_numbers"):]
-		switch {
-		case rest == "" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
-			return routeNumbers
-		case strings.Count(rest, "/") == 1 && len(rest) > 1 && r.Method == http.MethodGet:
-			return routeNumbers
-		}
-		return routeNone
-	}
-	i := strings.LastIndex(p, "/faxes")
-	if i < 0 {
-		return routeNone
-	}
-	rest := p[i+len("/faxes"):]
-	switch {
-	case rest == "":
-		switch r.Method {
-		case http.MethodPost:
-			return routeSend
-		case http.MethodGet:
-			return routeList
-		}
-	case strings.Count(rest, "/") == 1 && isID(rest[1:]):
-		if r.Method == http.MethodGet {
-			return routeGet
-		}
-	case strings.Count(rest, "/") == 2:
-		id, action, _ := strings.Cut(rest[1:], "/")
-		if !isID(id) || r.Method != http.MethodPost {
-			return routeNone
-		}
-		switch action {
-		case "resend":
-			return routeResend
-		case "cancel":
-			return routeCancel
-		}
-	}
-	return routeNone
-}
-
-func isID(s string) bool {
-	if s == "" || len(s) > 19 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// mappedRoutes translates a mapping's route names into the handler's routes.
-var mappedRoutes = map[string]route{
-	mapping.RouteSend: routeSend, mapping.RouteResend: routeResend, mapping.RouteStatus: routeGet,
-	mapping.RouteList: routeList, mapping.RouteCancel: routeCancel,
-}
-
-// routeNames are the mapping's names of the handler's routes.
-var routeNames = map[route]string{
-	routeSend: mapping.RouteSend, routeResend: mapping.RouteResend, routeGet: mapping.RouteStatus,
-	routeList: mapping.RouteList, routeCancel: mapping.RouteCancel,
-}
-
-// route classifies a request with the mapping when there is one, else by the Phaxio profile.
-func (h *Handler) route(r *http.Request) route {
-	if h.Mapping == nil {
-		return match(r)
-	}
-	name, _, ok := h.Mapping.Match(r.Method, r.URL.Path)
-	if !ok {
-		return routeNone
-	}
-	return mappedRoutes[name] // routeNone for the file route
-}
+// ErrHandlerMapping is the error of a config that sets `mapping` on the handler, where it was
+// before it became an option of the app.
+var ErrHandlerMapping = errors.New("faxhook handler: mapping moved to the faxhook app: " +
+	"set it in the global option (faxhook { mapping FILE }), or as apps.faxhook.mapping in JSON")
 
 // wantJSON captures successful JSON responses.
 func wantJSON(status int, hdr http.Header) bool {
@@ -220,15 +102,15 @@ func wantJSON(status int, hdr http.Header) bool {
 
 // ServeHTTP passes the request on and observes it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rt := h.route(r)
-	if rt == routeNone {
+	rt, faxID := h.profile().Route(r.Method, r.URL.Path)
+	if rt == profile.RouteNone || rt == profile.RouteFile {
 		return next.ServeHTTP(w, r)
 	}
-	var tap mapping.RequestTap
-	creating := rt == routeSend || rt == routeResend || (rt == routeNumbers && r.Method == http.MethodPost)
+	var tap jsontap.RequestTap
+	creating := rt.Creates(r.Method)
 	if creating {
-		// A nil *formtap.Tap or *mapping.JSONTap must not become a non-nil interface.
-		if t := mapping.AttachRequest(r, []string{h.callbackField()}, MaxCallbackURL); t != nil {
+		// A nil *formtap.Tap or *jsontap.JSONTap must not become a non-nil interface.
+		if t := jsontap.AttachRequest(r, []string{h.callbackField()}, MaxCallbackURL); t != nil {
 			tap = t
 		}
 	}
@@ -241,8 +123,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
+	c := &module.Capture{Route: rt, FaxID: faxID}
 	if tap != nil || (creating && h.queryCallback(r).found) {
-		return h.serveCreate(cw, r, next, rt, tap)
+		return h.serveCreate(cw, r, next, c, tap)
 	}
 	err := next.ServeHTTP(cw, r)
 	if err != nil || !cw.Captured() {
@@ -252,7 +135,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		cw.Release()
 		return err
 	}
-	h.observeAsync(cw, rt, r.URL.RequestURI(), nil)
+	c.Path = r.URL.RequestURI()
+	h.submit(cw, c)
 	return nil
 }
 
@@ -266,11 +150,14 @@ const maxHeld = 64 << 10
 const MaxCallbackURL = 4096
 
 // callbackField is the request field that names a fax's or number's callback URL.
-func (h *Handler) callbackField() string {
-	if h.Mapping != nil {
-		return h.Mapping.Callback()
+func (h *Handler) callbackField() string { return h.profile().CallbackField() }
+
+// profile is the app's profile, which Provision took; Phaxio v2.1 before that.
+func (h *Handler) profile() profile.Profile {
+	if h.prof == nil {
+		return profile.PhaxioV21
 	}
-	return "callback_url"
+	return h.prof
 }
 
 // callbackValue is what one source (body or query string) of a request says about its
@@ -306,7 +193,7 @@ func (h *Handler) queryCallback(r *http.Request) callbackValue {
 // after them (ParseMultipartForm appends them), and r.FormValue returns the first. A value that
 // counts but is longer than MaxCallbackURL means no callback URL from this request (not another
 // value instead); it is logged with its length, never its text.
-func (h *Handler) callbacks(r *http.Request, tap mapping.RequestTap) []string {
+func (h *Handler) callbacks(r *http.Request, tap jsontap.RequestTap) []string {
 	field := h.callbackField()
 	var body callbackValue
 	if tap != nil {
@@ -342,7 +229,7 @@ func (h *Handler) callbacks(r *http.Request, tap mapping.RequestTap) []string {
 // response is held only when it is a small JSON success with a known length; otherwise it
 // streams and is observed afterwards like any other. tap is nil when the body is of a type
 // faxhook does not read (the callback URL can then only come from the query string).
-func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, rt route, tap mapping.RequestTap) error {
+func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhttp.Handler, c *module.Capture, tap jsontap.RequestTap) error {
 	held := new(bytes.Buffer)
 	rec := caddyhttp.NewResponseRecorder(cw, held, func(status int, hdr http.Header) bool {
 		n, err := strconv.Atoi(hdr.Get("Content-Length"))
@@ -352,22 +239,22 @@ func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhtt
 	if tap != nil {
 		tap.Finish()
 	}
-	callbacks := h.callbacks(r, tap)
+	c.CallbackURLs, c.Path = h.callbacks(r, tap), r.URL.Path
 	if err != nil {
 		cw.Release()
 		return err
 	}
 	if !rec.Buffered() {
 		if cw.Captured() {
-			h.observeAsync(cw, rt, r.URL.Path, callbacks)
+			h.submit(cw, c)
 		} else {
 			cw.Release()
 		}
 		return nil
 	}
-	enc := rec.Header().Get("Content-Encoding")
-	if obs := h.observation(rt, enc, held.Bytes(), callbacks, r.URL.Path); obs != nil {
-		if err := h.app.Record(obs); err != nil {
+	if body, ok := h.decode(rec.Header().Get("Content-Encoding"), held.Bytes(), c.Path); ok {
+		c.Body = body
+		if err := h.app.RecordCapture(c); err != nil {
 			h.log.Error("recording a send before answering it; its callback_url may be lost",
 				zap.String("path", r.URL.Path), zap.Error(err))
 		}
@@ -377,86 +264,34 @@ func (h *Handler) serveCreate(cw *capture.Writer, r *http.Request, next caddyhtt
 	return err
 }
 
-// observeAsync hands a captured response to the app, to be parsed and recorded off the
-// request path; it takes ownership of cw's buffer.
-func (h *Handler) observeAsync(cw *capture.Writer, rt route, path string, callbacks []string) {
+// submit hands a captured response to the app, to be parsed and recorded off the request path;
+// the app takes ownership of cw's buffer. The response has reached the client already; an
+// encoded response is decoded here, within max_capture.
+func (h *Handler) submit(cw *capture.Writer, c *module.Capture) {
 	if cw.Truncated() {
 		cw.Release()
 		h.app.CaptureSkipped("too_large")
 		h.log.Warn("response too large to observe; raise max_capture",
-			zap.String("path", path), zap.Int("max_capture", h.MaxCapture))
+			zap.String("path", c.Path), zap.Int("max_capture", h.MaxCapture))
 		return
 	}
-	enc := cw.Header().Get("Content-Encoding")
-	ok := h.app.Observe(len(cw.Bytes()), func() *module.Observation {
-		defer cw.Release()
-		if rt != routeGet && rt != routeList {
-			return h.observation(rt, enc, cw.Bytes(), callbacks, path)
-		}
-		k, b := h.seen.hashes(path, cw.Bytes())
-		if h.seen.unchanged(k, b) {
-			return nil // the same answer as last time, which is recorded already
-		}
-		o := h.observation(rt, enc, cw.Bytes(), callbacks, path)
-		if o != nil {
-			o.OnRecorded = func() { h.seen.remember(k, b) }
-		}
-		return o
-	})
+	body, ok := h.decode(cw.Header().Get("Content-Encoding"), cw.Bytes(), c.Path)
 	if !ok {
 		cw.Release()
+		return
 	}
+	c.Body, c.Release = body, cw.Release
+	h.app.Submit(c)
 }
 
-// observation parses a response body (encoded with enc) of a route into what it tells faxhook.
-func (h *Handler) observation(rt route, enc string, raw []byte, callbacks []string, path string) *module.Observation {
-	log := h.log
+// decode undoes the response's Content-Encoding (enc) within max_capture; ok is false (logged
+// and counted) when it cannot.
+func (h *Handler) decode(enc string, raw []byte, path string) ([]byte, bool) {
 	body, err := capture.Decode(enc, raw, h.MaxCapture)
 	if err != nil {
 		h.app.CaptureSkipped("decode_error")
-		log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
-		return nil
+		h.log.Warn("cannot decode response to observe it", zap.String("path", path), zap.Error(err))
+		return nil, false
 	}
-	if rt == routeNumbers {
-		nums, err := extract.PhoneNumbers(body)
-		if err != nil {
-			log.Debug("no phone numbers in response", zap.String("path", path), zap.Error(err))
-			return nil
-		}
-		// A provisioning request's callback_url applies when the response does not echo it.
-		if cb := validURLs(log, callbacks); len(cb) > 0 && len(nums) == 1 && !nums[0].HasCallback {
-			nums[0].CallbackURL, nums[0].HasCallback = cb[0], true
-		}
-		return &module.Observation{Numbers: nums}
-	}
-	var objs []extract.Object
-	if h.Mapping != nil {
-		objs, err = h.Mapping.Extract(routeNames[rt], body)
-	} else {
-		objs, err = extract.Phaxio(body)
-	}
-	if err != nil {
-		// A mapping may convert some faxes of a list and not others: use those it did.
-		log.Debug("fax objects not (all) extracted from response", zap.String("path", path), zap.Error(err))
-	}
-	if len(objs) == 0 {
-		return nil
-	}
-	return &module.Observation{Faxes: objs, CallbackURLs: validURLs(log, callbacks)}
-}
-
-// validURLs keeps the callback URLs faxhook can deliver to and logs the others.
-func validURLs(log *zap.Logger, urls []string) []string {
-	var out []string
-	for _, u := range urls {
-		if u == "" {
-			continue
-		}
-		if err := module.ValidateURL(u); err != nil {
-			log.Warn("ignoring callback_url", zap.String("url", queue.RedactURL(u)), zap.Error(err))
-			continue
-		}
-		out = append(out, u)
-	}
-	return out
+	return body, true
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // startEngine opens a real engine on a temp Badger dir, in the package pool as Caddy would, and
@@ -50,8 +50,8 @@ func completeFax(t *testing.T, e *engine, id int64, urls ...string) {
 		CompletedAt: fax.Str(time.Now().Format("2006-01-02T15:04:05.000-07:00")),
 		Recipients:  []fax.Recipient{{PhoneNumber: "+15550100000", Status: fax.Str(fax.StatusSuccess)}}}
 	for _, o := range []*Observation{
-		{Faxes: []extract.Object{{Fax: fax.Fax{ID: id}}}, CallbackURLs: urls},
-		{Faxes: []extract.Object{{Fax: done, Full: true}}},
+		{Faxes: []profile.Object{{Fax: fax.Fax{ID: id}}}, CallbackURLs: urls},
+		{Faxes: []profile.Object{{Fax: done, Full: true}}},
 	} {
 		if err := e.tracker.record([]*Observation{o}); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
@@ -104,8 +105,16 @@ type App struct {
 	Numbers map[string][]string `json:"numbers,omitempty"`
 
 	// Poll lets faxhook call the fax service's API itself: to poll faxes in flight, discover
-	// received faxes and fetch received faxes' PDFs.
+	// received faxes and fetch received faxes' PDFs. Its requests are built by the profile (see
+	// Mapping).
 	Poll *PollConfig `json:"poll,omitempty"`
+
+	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes, where
+	// each fax field lives in its JSON, its vocabularies and its callback field. The handlers
+	// classify and read requests and responses with it, and the poller and the PDF fetch build
+	// their requests from its routes. Default: the Phaxio v2.1 profile (routes …/faxes,
+	// …/faxes/{id}, …/faxes/{id}/file, …/phone_numbers; envelope {"success","data"}).
+	Mapping *profile.Mapping `json:"mapping,omitempty"`
 
 	// AllowPrivate lists destination ranges (CIDRs or IPs) that HTTP webhooks may reach although
 	// they are loopback, private, link-local or otherwise internal. By default every such
@@ -134,18 +143,19 @@ type App struct {
 	// storage directory keeps the reserve.
 	MinFreeSpace int64 `json:"min_free_space,omitempty"`
 
-	ctx     caddy.Context
-	log     *zap.Logger
-	dir     string
-	eng     *engine
-	hasRef  bool
-	token   string
-	sched   []time.Duration
-	timeout time.Duration
-	poll    *pollSettings
-	guard   *ssrf.Guard
-	mail    *mailsend.Sender
-	events  *eventsTarget
+	ctx      caddy.Context
+	log      *zap.Logger
+	observer *observer // parses the handlers' captures with this config's profile
+	dir      string
+	eng      *engine
+	hasRef   bool
+	token    string
+	sched    []time.Duration
+	timeout  time.Duration
+	poll     *pollSettings
+	guard    *ssrf.Guard
+	mail     *mailsend.Sender
+	events   *eventsTarget
 }
 
 // SMTPConfig is the mail server that delivers `mailto:` webhooks.
@@ -215,11 +225,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.MaxFileSize == 0 {
 		a.MaxFileSize = 20 << 20
 	}
+	prof := profile.PhaxioV21
+	if a.Mapping != nil {
+		if prof, err = a.Mapping.Profile(); err != nil {
+			return err
+		}
+	}
+	a.observer = newObserver(prof)
 	if p := a.Poll; p != nil {
 		a.poll = &pollSettings{
 			upstream: strings.TrimSuffix(p.Upstream, "/"),
 			key:      repl.ReplaceKnown(p.APIKey, ""), secret: repl.ReplaceKnown(p.APISecret, ""),
 			interval: time.Duration(p.Interval), concurrency: p.Concurrency, disabled: p.Disabled,
+		}
+		for name, v := range p.Headers {
+			if a.poll.headers == nil {
+				a.poll.headers = map[string]string{}
+			}
+			a.poll.headers[name] = repl.ReplaceKnown(v, "")
 		}
 		if a.poll.interval == 0 {
 			a.poll.interval = 10 * time.Second
@@ -315,6 +338,11 @@ func (a *App) Validate() error {
 	if err := queue.ValidateMinFreeSpace(a.MinFreeSpace); err != nil {
 		return fmt.Errorf("min_free_space: %w", err)
 	}
+	if a.Mapping != nil {
+		if err := a.Mapping.Validate(); err != nil {
+			return err
+		}
+	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -322,6 +350,11 @@ func (a *App) Validate() error {
 		}
 		if p.Interval < 0 {
 			return fmt.Errorf("poll interval: %s is negative", time.Duration(p.Interval))
+		}
+		for name := range p.Headers {
+			if !validHeaderName(name) {
+				return fmt.Errorf("poll header %q: not a valid header name", name)
+			}
 		}
 		if err := CheckCount("poll concurrency", int64(p.Concurrency), MaxPollConcurrency, "4"); err != nil {
 			return err
@@ -340,7 +373,7 @@ func (a *App) Start() error {
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
 		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
-		guard: a.guard, mail: a.mail, perHost: a.PerHost,
+		guard: a.guard, mail: a.mail, perHost: a.PerHost, profile: a.Profile(),
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 	}, a.log)
 }
@@ -361,28 +394,6 @@ func (a *App) Cleanup() error {
 		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)
 	}
 	return nil
-}
-
-// Observe hands an observation to the tracker, in the background: task parses it later, off
-// the request path. size is how many bytes task holds until then (the captured response), which
-// bounds the memory of the queue. It reports false when the queue is full or the app is shutting
-// down; the observation is then dropped (logged, and counted in faxhook_capture_skipped_total
-// with reason backlog_full).
-func (a *App) Observe(size int, task func() *Observation) bool {
-	if a.eng == nil {
-		return false
-	}
-	return a.eng.submit(size, task)
-}
-
-// Record records what a request alone says (a send's callback_url) and returns once a crash of
-// Caddy can no longer lose it: it is in the send journal, and queued for the tracker ahead of
-// anything observed after it. The handler calls it before the client gets the answer.
-func (a *App) Record(o *Observation) error {
-	if a.eng == nil {
-		return errors.New("faxhook app is not provisioned")
-	}
-	return a.eng.recordSync(o)
 }
 
 // ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host
@@ -411,6 +422,19 @@ func ValidateURL(raw string) error {
 		return fmt.Errorf("unsupported scheme %q (http, https or mailto)", u.Scheme)
 	}
 	return nil
+}
+
+// validHeaderName reports whether name is an HTTP header name (an RFC 9110 token).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		if c > '~' || c <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // redactPlaceholder shows a placeholder's name but never a literal secret.

@@ -14,14 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // multiFax is a sent fax with n recipients and pages pages, every recipient in the given status
 // (all pages sent when it is success).
-func multiFax(id int64, n, pages int, status string) extract.Object {
+func multiFax(id int64, n, pages int, status string) profile.Object {
 	f := fax.Fax{ID: id, Direction: fax.DirectionSent, Status: status, IsTest: true, NumPages: pages}
 	for i := range n {
 		f.Recipients = append(f.Recipients, fax.Recipient{PhoneNumber: fmt.Sprintf("+1555%07d", i), Status: fax.Str(status)})
@@ -29,12 +29,12 @@ func multiFax(id int64, n, pages int, status string) extract.Object {
 	if fax.IsTerminal(status) {
 		f.CompletedAt = fax.Str(time.Now().Format("2006-01-02T15:04:05.000-07:00"))
 	}
-	return extract.Object{Fax: f, Full: true}
+	return profile.Object{Fax: f, Full: true}
 }
 
 // send is the observation of a send request with its callback_url: the fax exists, in flight.
 func send(id int64, callbackURL string) *Observation {
-	return &Observation{Faxes: []extract.Object{{Fax: fax.Fax{ID: id}}}, CallbackURLs: []string{callbackURL}}
+	return &Observation{Faxes: []profile.Object{{Fax: fax.Fax{ID: id}}}, CallbackURLs: []string{callbackURL}}
 }
 
 // trackedCallback returns the callback URLs the tracker holds for a fax.
@@ -72,7 +72,7 @@ func TestPoisonedBatchKeepsTheOtherSendsCallbackURLs(t *testing.T) {
 	hostile := multiFax(1, 1, 100000, fax.StatusSuccess)
 	record(t, e, send(1, "https://cb.example/hostile"))
 	record(t, e,
-		&Observation{Faxes: []extract.Object{hostile}},
+		&Observation{Faxes: []profile.Object{hostile}},
 		send(2, "https://cb.example/2"), send(3, "https://cb.example/3"), send(4, "https://cb.example/4"))
 	for id := int64(2); id <= 4; id++ {
 		if got := trackedCallback(t, e, id); len(got) != 1 || got[0] != fmt.Sprintf("https://cb.example/%d", id) {
@@ -96,7 +96,7 @@ func TestLargeBatchIsCommittedInPieces(t *testing.T) {
 	var sends, done []*Observation
 	for id := int64(1); id <= faxes; id++ {
 		sends = append(sends, send(id, "https://cb.example/x"))
-		done = append(done, &Observation{Faxes: []extract.Object{multiFax(id, 1, 3, fax.StatusSuccess)}})
+		done = append(done, &Observation{Faxes: []profile.Object{multiFax(id, 1, 3, fax.StatusSuccess)}})
 	}
 	record(t, e, sends...)
 	record(t, e, done...)
@@ -116,9 +116,9 @@ func TestCorruptRecordFailsNoOtherFax(t *testing.T) {
 	before := testutil.ToFloat64(metricRejected)
 	now := time.Now()
 	batch := []*Observation{
-		{Faxes: []extract.Object{obj(4, fax.StatusSuccess, now)}},
-		{Faxes: []extract.Object{obj(5, fax.StatusSuccess, now)}},
-		{Faxes: []extract.Object{obj(6, fax.StatusSuccess, now), obj(7, fax.StatusSuccess, now)}},
+		{Faxes: []profile.Object{obj(4, fax.StatusSuccess, now)}},
+		{Faxes: []profile.Object{obj(5, fax.StatusSuccess, now)}},
+		{Faxes: []profile.Object{obj(6, fax.StatusSuccess, now), obj(7, fax.StatusSuccess, now)}},
 	}
 	if err := e.tracker.record(batch); err != nil {
 		t.Fatalf("a corrupt record failed the batch: %v", err)
@@ -144,9 +144,9 @@ func TestCorruptRecordFailsNoOtherFax(t *testing.T) {
 func TestMaxRecipientsLeavesOutInflightEvents(t *testing.T) {
 	e := newTestEngine(t, settings{inflight: true, maxRecipients: 5, sentURLs: []string{"https://global.example/sent"}})
 	record(t, e, send(1, "https://cb.example/1"), send(2, "https://cb.example/2"))
-	record(t, e, &Observation{Faxes: []extract.Object{multiFax(1, 6, 2, fax.StatusInProgress)}})
-	record(t, e, &Observation{Faxes: []extract.Object{multiFax(1, 6, 2, fax.StatusSuccess)}},
-		&Observation{Faxes: []extract.Object{multiFax(2, 5, 2, fax.StatusSuccess)}})
+	record(t, e, &Observation{Faxes: []profile.Object{multiFax(1, 6, 2, fax.StatusInProgress)}})
+	record(t, e, &Observation{Faxes: []profile.Object{multiFax(1, 6, 2, fax.StatusSuccess)}},
+		&Observation{Faxes: []profile.Object{multiFax(2, 5, 2, fax.StatusSuccess)}})
 	byFax := map[int64]map[string]int{1: {}, 2: {}}
 	for _, j := range allJobs(t, e) {
 		byFax[j.FaxID][j.EventType]++
@@ -164,13 +164,13 @@ func TestMaxRecipientsLeavesOutInflightEvents(t *testing.T) {
 func TestMaxEventsLeavesOutOneObservation(t *testing.T) {
 	e := newTestEngine(t, settings{inflight: true, maxEvents: 10, sentURLs: []string{"https://global.example/sent"}})
 	record(t, e, send(1, "https://cb.example/1"))
-	at := func(page int) extract.Object {
+	at := func(page int) profile.Object {
 		o := multiFax(1, 1, 20, fax.StatusInProgress)
 		o.CurrentPage = map[string]int{o.Fax.Recipients[0].PhoneNumber: page}
 		return o
 	}
-	record(t, e, &Observation{Faxes: []extract.Object{at(12)}}) // 12 events: over the bound
-	record(t, e, &Observation{Faxes: []extract.Object{at(15)}}) // 3 more: within it
+	record(t, e, &Observation{Faxes: []profile.Object{at(12)}}) // 12 events: over the bound
+	record(t, e, &Observation{Faxes: []profile.Object{at(15)}}) // 3 more: within it
 	var pages []string
 	for _, j := range allJobs(t, e) {
 		for _, f := range j.Fields {
@@ -262,7 +262,7 @@ func TestLargeFaxObjectToSeveralURLsIsRecorded(t *testing.T) {
 	if b, _ := big.Fax.JSON(); len(b) < 600<<10 {
 		t.Fatalf("fax object of %d bytes; the test wants one of several hundred KB", len(b))
 	}
-	record(t, e, &Observation{Faxes: []extract.Object{{Fax: fax.Fax{ID: 9}}}}, &Observation{Faxes: []extract.Object{big}})
+	record(t, e, &Observation{Faxes: []profile.Object{{Fax: fax.Fax{ID: 9}}}}, &Observation{Faxes: []profile.Object{big}})
 	if n := countByType(allJobs(t, e)); n[fax.EventFaxCompleted] != len(urls) {
 		t.Fatalf("jobs by type %v, want %d fax_completed", n, len(urls))
 	}

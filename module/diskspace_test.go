@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/spacetest"
 )
@@ -96,12 +96,12 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 
 	// Nothing the handler hands over fails while degraded.
 	dropped := counterValue(t, metricDroppedObservations)
-	send := &Observation{Faxes: []extract.Object{{}}, CallbackURLs: []string{"https://example.com/cb78"}}
+	send := &Observation{Faxes: []profile.Object{{}}, CallbackURLs: []string{"https://example.com/cb78"}}
 	send.Faxes[0].Fax.ID = 78
 	if err := e.recordSync(send); err != nil {
 		t.Fatalf("recording a send while degraded: %v", err)
 	}
-	poll := &Observation{Faxes: []extract.Object{{}}}
+	poll := &Observation{Faxes: []profile.Object{{}}}
 	poll.Faxes[0].Fax.ID = 79
 	if err := e.recordObserved([]*Observation{poll}); err != nil {
 		t.Fatalf("recording an observation while degraded: %v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
@@ -38,10 +39,12 @@ type settings struct {
 	maxRecipients int
 	maxEvents     int
 	poll          *pollSettings
-	maxFileSize   int64
-	guard         *ssrf.Guard
-	mail          *mailsend.Sender
-	perHost       int
+	// profile builds the poller's and the PDF fetch's requests; nil means Phaxio v2.1.
+	profile     profile.Profile
+	maxFileSize int64
+	guard       *ssrf.Guard
+	mail        *mailsend.Sender
+	perHost     int
 	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
 	deliveredRetention time.Duration
 	deadRetention      time.Duration
@@ -55,6 +58,9 @@ const (
 
 // recipientCap is the most recipients a sent fax may have and still get inflight events.
 func (s *settings) recipientCap() int { return cmp.Or(s.maxRecipients, defaultMaxRecipients) }
+
+// fax is the profile that builds requests to the fax service.
+func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.PhaxioV21) }
 
 // eventCap is the most inflight events one observation of one fax may enqueue.
 func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 // The send journal's segment files in the storage directory are named
@@ -45,14 +45,14 @@ var journalCRC = crc32.MakeTable(crc32.Castagnoli)
 type journalEntry struct {
 	FaxIDs       []int64          `json:"fax_ids,omitempty"`
 	CallbackURLs []string         `json:"callback_urls,omitempty"`
-	Numbers      []extract.Number `json:"numbers,omitempty"`
+	Numbers      []profile.Number `json:"numbers,omitempty"`
 }
 
 // observation turns a replayed entry back into what the tracker records.
 func (e journalEntry) observation() *Observation {
 	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers}
 	for _, id := range e.FaxIDs {
-		var obj extract.Object
+		var obj profile.Object
 		obj.Fax.ID = id
 		o.Faxes = append(o.Faxes, obj)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -176,7 +176,7 @@ func TestSendsLeftInTheJournalAreReplayedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.append(journalEntry{FaxIDs: []int64{77}, CallbackURLs: []string{"https://example.com/cb77"}})
-	j.append(journalEntry{Numbers: []extract.Number{{PhoneNumber: "+15550109999", CallbackURL: "https://example.com/num", HasCallback: true}}})
+	j.append(journalEntry{Numbers: []profile.Number{{PhoneNumber: "+15550109999", CallbackURL: "https://example.com/num", HasCallback: true}}})
 	j.close()
 
 	e, err := loadEngine(dir, true, 0, zap.NewNop())
@@ -222,12 +222,12 @@ func TestSendsLeftInTheJournalAreReplayedAtOpen(t *testing.T) {
 func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 	e := startEngine(t, settings{schedule: queue.DefaultSchedule, sentURLs: []string{"https://example.com/global"}})
 	for id := int64(1); id <= 50; id++ {
-		send := &Observation{Faxes: []extract.Object{{Fax: obj(id, "queued", time.Time{}).Fax}}, CallbackURLs: []string{"https://example.com/own"}}
+		send := &Observation{Faxes: []profile.Object{{Fax: obj(id, "queued", time.Time{}).Fax}}, CallbackURLs: []string{"https://example.com/own"}}
 		if err := e.recordSync(send); err != nil {
 			t.Fatal(err)
 		}
 		done := obj(id, "success", time.Now())
-		if !e.submit(0, func() *Observation { return &Observation{Faxes: []extract.Object{done}} }) {
+		if !e.submit(0, func() *Observation { return &Observation{Faxes: []profile.Object{done}} }) {
 			t.Fatal("observation dropped")
 		}
 	}

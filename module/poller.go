@@ -1,12 +1,12 @@
 package module
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -29,6 +29,10 @@ type PollConfig struct {
 	APIKey string `json:"api_key,omitempty"`
 	// APISecret is the HTTP Basic password; placeholders are replaced at runtime.
 	APISecret string `json:"api_secret,omitempty"`
+	// Headers are HTTP headers set on every request faxhook makes to the upstream (polls and
+	// PDF fetches), e.g. {"Authorization": "Bearer {env.FAX_TOKEN}"} for an API that does not
+	// take HTTP Basic credentials. Placeholders are replaced at runtime; values are never logged.
+	Headers map[string]string `json:"headers,omitempty"`
 	// Interval is the time between two polls. Default 10s. On errors the poller backs off, up to
 	// 5 minutes.
 	Interval caddy.Duration `json:"interval,omitempty"`
@@ -43,37 +47,41 @@ type PollConfig struct {
 type pollSettings struct {
 	upstream    string
 	key, secret string
+	headers     map[string]string // resolved PollConfig.Headers
 	interval    time.Duration
 	concurrency int
 	disabled    bool
 }
 
-// apiGet calls the upstream API at path (relative to its root) and returns the body of a 200
-// answer, reading at most limit bytes (an error when larger).
-func (p *pollSettings) apiGet(ctx context.Context, client *http.Client, path string, limit int64) ([]byte, int, error) {
-	u := p.upstream + "/" + strings.TrimPrefix(path, "/")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// apiDo makes an upstream request that a profile built (its path is relative to the API root)
+// and returns the body of a 200 answer, reading at most limit bytes (an error when larger).
+func (p *pollSettings) apiDo(ctx context.Context, client *http.Client, r profile.Request, limit int64) ([]byte, int, error) {
+	u := p.upstream + "/" + strings.TrimPrefix(r.Path, "/")
+	req, err := http.NewRequestWithContext(ctx, cmp.Or(r.Method, http.MethodGet), u, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("building request for %s: %w", path, err)
+		return nil, 0, fmt.Errorf("building request for %s: %w", r.Path, err)
 	}
 	if p.key != "" || p.secret != "" {
 		req.SetBasicAuth(p.key, p.secret)
 	}
+	for name, v := range p.headers {
+		req.Header.Set(name, v)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("GET %s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s %s: %w", req.Method, r.Path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, resp.StatusCode, fmt.Errorf("GET %s: upstream answered %s", path, resp.Status)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: upstream answered %s", req.Method, r.Path, resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("GET %s: reading body: %w", path, err)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: reading body: %w", req.Method, r.Path, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, resp.StatusCode, fmt.Errorf("GET %s: %w (over %d bytes)", path, errTooLarge, limit)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: %w (over %d bytes)", req.Method, r.Path, errTooLarge, limit)
 	}
 	return b, resp.StatusCode, nil
 }
@@ -109,7 +117,7 @@ func (e *engine) pollLoop() {
 			continue
 		}
 		started := time.Now()
-		if err := e.pollOnce(p, client, lastList); err != nil {
+		if err := e.pollOnce(p, e.cfg.Load().fax(), client, lastList); err != nil {
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
@@ -124,7 +132,7 @@ func (e *engine) pollLoop() {
 
 // pollOnce asks about every fax still in flight and lists received faxes created since the
 // last successful round (with an overlap), recording what it learns.
-func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Time) error {
+func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Client, lastList time.Time) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -134,10 +142,12 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 		case <-ctx.Done():
 		}
 	}()
-	var ids []string
+	type live struct{ id, upstream string }
+	var ids []live
 	err := e.store.View(func(tx queue.Tx) error {
-		return tx.States(prefixLive, func(key string, _ []byte) bool {
-			ids = append(ids, strings.TrimPrefix(key, prefixLive))
+		return tx.States(prefixLive, func(key string, v []byte) bool {
+			id := strings.TrimPrefix(key, prefixLive)
+			ids = append(ids, live{id: id, upstream: cmp.Or(string(v), id)})
 			return true
 		})
 	})
@@ -163,23 +173,28 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 		}
 		batch, batchSize = nil, 0
 	}
-	for _, id := range ids {
+	for _, l := range ids {
+		req, err := prof.StatusRequest(l.upstream)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("asking about fax %s: %w", l.id, err))
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			body, status, err := p.apiGet(ctx, client, "faxes/"+id, maxPollBody)
+			body, status, err := p.apiDo(ctx, client, req, maxPollBody)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case status == http.StatusNotFound:
-				e.log.Load().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", id))
-				e.forget(id)
+				e.log.Load().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", l.id))
+				e.forget(l.id)
 			case err != nil:
 				errs = append(errs, err)
 			default:
-				if objs, err := extract.Phaxio(body); err == nil {
+				if objs, _ := prof.Faxes(profile.RouteStatus, body); len(objs) > 0 {
 					batch = append(batch, &Observation{Faxes: objs})
 					if batchSize += len(body); batchSize >= maxBatchBytes {
 						flush()
@@ -193,10 +208,14 @@ func (e *engine) pollOnce(p *pollSettings, client *http.Client, lastList time.Ti
 	if !lastList.IsZero() {
 		after = lastList.Add(-2 * p.interval)
 	}
-	q := url.Values{"direction": {"received"}, "created_after": {after.Format(time.RFC3339)}, "per_page": {"1000"}}
-	if body, _, err := p.apiGet(ctx, client, "faxes?"+q.Encode(), maxPollBody); err != nil {
+	if req, err := prof.ReceivedRequest(after); err != nil {
+		errs = append(errs, fmt.Errorf("listing received faxes: %w", err))
+	} else if body, _, err := p.apiDo(ctx, client, req, maxPollBody); err != nil {
 		errs = append(errs, err)
-	} else if objs, err := extract.Phaxio(body); err == nil && len(objs) > 0 {
+	} else if objs, err := prof.Faxes(profile.RouteList, body); len(objs) > 0 {
+		if err != nil {
+			e.log.Load().Debug("poller: not every received fax was read", zap.Error(err))
+		}
 		batch = append(batch, &Observation{Faxes: objs})
 	}
 	mu.Lock()
@@ -227,7 +246,7 @@ func (e *engine) fetchFile(ctx context.Context, j *queue.Job) error {
 		log.Warn("cannot fetch the received fax's PDF: no upstream configured (faxhook poll { upstream … }); sending the webhook without it",
 			zap.Int64("fax_id", j.FaxID))
 	} else {
-		body, _, err := cfg.poll.apiGet(ctx, &http.Client{Timeout: 60 * time.Second}, j.FetchFile, cfg.maxFileSize)
+		body, err := e.fetchPDF(ctx, cfg, j.FaxID)
 		switch {
 		case errors.Is(err, errTooLarge):
 			log.Error("received fax's PDF is larger than max_file_size; sending the webhook without it",
@@ -250,4 +269,20 @@ func (e *engine) fetchFile(ctx context.Context, j *queue.Job) error {
 		j.FetchFile, j.Files = cur.FetchFile, cur.Files
 		return tx.PutJob(cur)
 	})
+}
+
+// fetchPDF asks the fax service, through the profile's file request, for the PDF of the fax
+// with faxhook's id faxID (the upstream's own spelling of the id comes from the tracker), reading
+// at most max_file_size bytes (errTooLarge beyond).
+func (e *engine) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]byte, error) {
+	uid, err := e.tracker.upstreamID(faxID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up fax %d: %w", faxID, err)
+	}
+	req, err := cfg.fax().FileRequest(uid)
+	if err != nil {
+		return nil, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
+	}
+	body, _, err := cfg.poll.apiDo(ctx, &http.Client{Timeout: 60 * time.Second}, req, cfg.maxFileSize)
+	return body, err
 }

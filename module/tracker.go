@@ -13,20 +13,20 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // Observation is what a handler (or the poller) saw in one exchange with the fax service.
 type Observation struct {
 	// Faxes are the fax objects found in the response.
-	Faxes []extract.Object
+	Faxes []profile.Object
 	// CallbackURLs holds the callback_url of a send or resend request; it belongs to the faxes
 	// that request created (those in Faxes).
 	CallbackURLs []string
 	// Numbers are phone number objects found in the response, with their webhook URLs.
-	Numbers []extract.Number
+	Numbers []profile.Number
 	// OnRecorded, if set, is called once the observation is durably recorded.
 	OnRecorded func()
 
@@ -56,13 +56,17 @@ type trackedFax struct {
 	// NoInflight is set when the fax has more recipients than max_recipients: it gets no
 	// inflight events, only fax_completed.
 	NoInflight bool `json:"no_inflight,omitempty"`
+	// UpstreamID is the fax's id as the fax service spells it, when that is not the decimal
+	// Fax.ID (a mapping derived the id, see profile.DeriveID); the poller and the PDF fetch ask
+	// the service with it.
+	UpstreamID string `json:"upstream_id,omitempty"`
 }
 
 // Keys of tracker records.
 const (
 	keySince     = "meta/since"
 	prefixFax    = "fax/"    // fax/<id> → trackedFax
-	prefixLive   = "live/"   // live/<id> → "" while a fax is not complete (the poller's work list)
+	prefixLive   = "live/"   // live/<id> → upstream id ("" if the decimal id) while a fax is not complete (the poller's work list)
 	prefixNumber = "number/" // number/<E.164> → JSON list of the number's webhook URLs
 )
 
@@ -118,8 +122,8 @@ func unappliable(err error) bool {
 // item is one thing an observation asks the tracker to record: a phone number or a fax.
 type item struct {
 	obs *Observation
-	num *extract.Number
-	fax *extract.Object
+	num *profile.Number
+	fax *profile.Object
 }
 
 // record applies a batch of observations in transactions sized to fit, and wakes the dispatcher
@@ -248,7 +252,7 @@ func (t *tracker) reject(it item, err error) {
 }
 
 // applyNumber records the webhook URL a phone number object carries.
-func (t *tracker) applyNumber(tx queue.Tx, n extract.Number) error {
+func (t *tracker) applyNumber(tx queue.Tx, n profile.Number) error {
 	if !n.HasCallback {
 		return nil
 	}
@@ -264,13 +268,37 @@ func (t *tracker) applyNumber(tx queue.Tx, n extract.Number) error {
 	return tx.PutState(prefixNumber+n.PhoneNumber, b)
 }
 
+// upstreamID returns the id with which the fax service knows the fax with faxhook's id: the
+// one its record holds, else the decimal id.
+func (t *tracker) upstreamID(id int64) (string, error) {
+	uid := strconv.FormatInt(id, 10)
+	err := t.eng.store.View(func(tx queue.Tx) error {
+		v, err := tx.State(faxKey(id))
+		switch {
+		case errors.Is(err, queue.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		var rec trackedFax
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decoding tracked state: %w", err)
+		}
+		if rec.UpstreamID != "" {
+			uid = rec.UpstreamID
+		}
+		return nil
+	})
+	return uid, err
+}
+
 func faxKey(id int64) string  { return prefixFax + strconv.FormatInt(id, 10) }
 func liveKey(id int64) string { return prefixLive + strconv.FormatInt(id, 10) }
 
 // apply merges one observed fax object into its record and enqueues the events it implies. It
 // returns the jobs it enqueued and about how many bytes it wrote, and adds to notes the inflight
 // events it left out.
-func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.Object, callbackURLs []string, notes *[]capNote) ([]*queue.Job, int, error) {
+func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.Object, callbackURLs []string, notes *[]capNote) ([]*queue.Job, int, error) {
 	key := faxKey(obj.Fax.ID)
 	var rec trackedFax
 	v, err := tx.State(key)
@@ -288,6 +316,9 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 	}
 	if len(callbackURLs) > 0 && len(rec.CallbackURLs) == 0 {
 		rec.CallbackURLs = callbackURLs
+	}
+	if obj.UpstreamID != "" && rec.UpstreamID == "" {
+		rec.UpstreamID = obj.UpstreamID
 	}
 	var jobs []*queue.Job
 	written := 0
@@ -321,7 +352,11 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj extract.O
 			return nil, 0, err
 		}
 	} else if isNew || !rec.Known {
-		if err := tx.PutState(liveKey(rec.Fax.ID), nil); err != nil {
+		var uid []byte
+		if rec.UpstreamID != "" {
+			uid = []byte(rec.UpstreamID)
+		}
+		if err := tx.PutState(liveKey(rec.Fax.ID), uid); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -353,7 +388,7 @@ const (
 // when the fax is final; for a received fax only fax_completed, with its PDF. Every job of one
 // observation shares one encoding of the fax object. It returns the jobs and their payload
 // size.
-func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj extract.Object, notes *[]capNote) ([]*queue.Job, int, error) {
+func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *trackedFax, obj profile.Object, notes *[]capNote) ([]*queue.Job, int, error) {
 	f := &rec.Fax
 	if f.Direction == fax.DirectionReceived {
 		if !fax.IsTerminal(f.Status) {
@@ -433,7 +468,7 @@ func jobSize(faxLen int) int { return faxLen + 512 }
 
 // recipientPage is the page a recipient is on now: the service's current-page extension, or
 // every page once the recipient succeeded.
-func recipientPage(f *fax.Fax, r fax.Recipient, obj extract.Object) int {
+func recipientPage(f *fax.Fax, r fax.Recipient, obj profile.Object) int {
 	if r.Status != nil && *r.Status == fax.StatusSuccess {
 		return f.NumPages
 	}
@@ -442,7 +477,7 @@ func recipientPage(f *fax.Fax, r fax.Recipient, obj extract.Object) int {
 
 // pendingInflight counts the inflight events an observation implies, without building any; it
 // stops counting past limit.
-func pendingInflight(rec *trackedFax, obj extract.Object, limit int) int {
+func pendingInflight(rec *trackedFax, obj profile.Object, limit int) int {
 	n := 0
 	for _, r := range rec.Fax.Recipients {
 		n += max(0, r.RetryCount-rec.Retries[r.PhoneNumber])
@@ -456,7 +491,7 @@ func pendingInflight(rec *trackedFax, obj extract.Object, limit int) int {
 
 // inflightEvents enqueues the inflight events of a sent fax, per recipient in order, retries
 // before pages, and notes in rec what was announced.
-func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, obj extract.Object, faxJSON string, urls []string) ([]*queue.Job, error) {
+func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, obj profile.Object, faxJSON string, urls []string) ([]*queue.Job, error) {
 	if rec.Pages == nil {
 		rec.Pages = map[string]int{}
 	}
@@ -502,7 +537,7 @@ type capNote struct {
 // that they are not sent later either, and returns what to report once committed. A fax with
 // more recipients than max_recipients gets no inflight event from then on, noted once rather
 // than per recipient.
-func capped(cfg *settings, rec *trackedFax, obj extract.Object, reason string, pending, faxLen int) capNote {
+func capped(cfg *settings, rec *trackedFax, obj profile.Object, reason string, pending, faxLen int) capNote {
 	if reason == capRecipients {
 		rec.NoInflight = true
 	} else {

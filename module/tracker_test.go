@@ -7,9 +7,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // newTestEngine opens a real Badger store in a temp dir, without a dispatcher.
@@ -30,13 +30,13 @@ func newTestEngine(t *testing.T, s settings) *engine {
 	return e
 }
 
-func obj(id int64, status string, completedAt time.Time) extract.Object {
+func obj(id int64, status string, completedAt time.Time) profile.Object {
 	f := fax.Fax{ID: id, Direction: fax.DirectionSent, Status: status, IsTest: true,
 		Recipients: []fax.Recipient{{PhoneNumber: "+15550100000", Status: fax.Str(status)}}}
 	if fax.IsTerminal(status) {
 		f.CompletedAt = fax.Str(completedAt.Format("2006-01-02T15:04:05.000-07:00"))
 	}
-	return extract.Object{Fax: f, Full: true}
+	return profile.Object{Fax: f, Full: true}
 }
 
 func allJobs(t *testing.T, e *engine) []*queue.Job {
@@ -61,13 +61,13 @@ func record(t *testing.T, e *engine, obs ...*Observation) {
 func TestExactlyOneFaxCompletedToCallbackURL(t *testing.T) {
 	e := newTestEngine(t, settings{sentURLs: []string{"https://global.example/sent"}})
 	now := time.Now()
-	record(t, e, &Observation{Faxes: []extract.Object{{Fax: fax.Fax{ID: 7}}}, CallbackURLs: []string{"https://cb.example/x?y=1"}})
-	record(t, e, &Observation{Faxes: []extract.Object{obj(7, fax.StatusInProgress, now)}})
+	record(t, e, &Observation{Faxes: []profile.Object{{Fax: fax.Fax{ID: 7}}}, CallbackURLs: []string{"https://cb.example/x?y=1"}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(7, fax.StatusInProgress, now)}})
 	if n := len(allJobs(t, e)); n != 0 {
 		t.Fatalf("%d jobs before completion", n)
 	}
-	record(t, e, &Observation{Faxes: []extract.Object{obj(7, fax.StatusSuccess, now)}})
-	record(t, e, &Observation{Faxes: []extract.Object{obj(7, fax.StatusSuccess, now)}}, &Observation{Faxes: []extract.Object{obj(7, fax.StatusSuccess, now)}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(7, fax.StatusSuccess, now)}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(7, fax.StatusSuccess, now)}}, &Observation{Faxes: []profile.Object{obj(7, fax.StatusSuccess, now)}})
 	jobs := allJobs(t, e)
 	if len(jobs) != 1 {
 		t.Fatalf("%d jobs, want exactly one fax_completed", len(jobs))
@@ -88,16 +88,16 @@ func TestExactlyOneFaxCompletedToCallbackURL(t *testing.T) {
 func TestGlobalURLsFanOutAndNoURLNoJob(t *testing.T) {
 	e := newTestEngine(t, settings{sentURLs: []string{"https://a.example/1", "https://b.example/2"}})
 	now := time.Now()
-	record(t, e, &Observation{Faxes: []extract.Object{obj(1, fax.StatusInProgress, now)}},
-		&Observation{Faxes: []extract.Object{obj(1, fax.StatusFailure, now)}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(1, fax.StatusInProgress, now)}},
+		&Observation{Faxes: []profile.Object{obj(1, fax.StatusFailure, now)}})
 	jobs := allJobs(t, e)
 	if len(jobs) != 2 || jobs[0].EventID != jobs[1].EventID || jobs[0].URL == jobs[1].URL {
 		t.Fatalf("want one event to two URLs, got %+v", jobs)
 	}
 
 	e2 := newTestEngine(t, settings{})
-	record(t, e2, &Observation{Faxes: []extract.Object{obj(2, fax.StatusInProgress, now)}},
-		&Observation{Faxes: []extract.Object{obj(2, fax.StatusSuccess, now)}})
+	record(t, e2, &Observation{Faxes: []profile.Object{obj(2, fax.StatusInProgress, now)}},
+		&Observation{Faxes: []profile.Object{obj(2, fax.StatusSuccess, now)}})
 	if n := len(allJobs(t, e2)); n != 0 {
 		t.Fatalf("%d jobs without any URL", n)
 	}
@@ -106,12 +106,12 @@ func TestGlobalURLsFanOutAndNoURLNoJob(t *testing.T) {
 func TestHistoryIsNotReplayed(t *testing.T) {
 	e := newTestEngine(t, settings{sentURLs: []string{"https://a.example/1"}})
 	old := time.Now().Add(-48 * time.Hour)
-	record(t, e, &Observation{Faxes: []extract.Object{obj(3, fax.StatusSuccess, old)}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(3, fax.StatusSuccess, old)}})
 	if n := len(allJobs(t, e)); n != 0 {
 		t.Fatalf("a fax completed before faxhook started fired %d webhooks", n)
 	}
 	// A fax first seen complete, but completed after faxhook started, is news.
-	record(t, e, &Observation{Faxes: []extract.Object{obj(4, fax.StatusSuccess, time.Now().Add(time.Minute))}})
+	record(t, e, &Observation{Faxes: []profile.Object{obj(4, fax.StatusSuccess, time.Now().Add(time.Minute))}})
 	if n := len(allJobs(t, e)); n != 1 {
 		t.Fatalf("%d jobs for a fresh completion, want 1", n)
 	}
@@ -120,7 +120,7 @@ func TestHistoryIsNotReplayed(t *testing.T) {
 func TestClosedStoreDoesNotPanic(t *testing.T) {
 	e := newTestEngine(t, settings{})
 	e.store.Close()
-	if err := e.tracker.record([]*Observation{{Faxes: []extract.Object{obj(5, fax.StatusSuccess, time.Now())}}}); err == nil {
+	if err := e.tracker.record([]*Observation{{Faxes: []profile.Object{obj(5, fax.StatusSuccess, time.Now())}}}); err == nil {
 		t.Fatal("recording on a closed store succeeded")
 	}
 }

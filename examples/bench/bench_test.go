@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/harness"
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 // TestSmallRun runs the whole benchmark for a moment and checks only that every path answered
@@ -69,11 +69,11 @@ func TestUpstreamBodies(t *testing.T) {
 	if n := len(u.list); n < 70_000 || n > 150_000 {
 		t.Errorf("list body is %d bytes, want about 100 KB", n)
 	}
-	objs, err := extract.Phaxio(u.getBody)
+	objs, err := profile.Phaxio(u.getBody)
 	if err != nil || len(objs) != 1 || !objs[0].Full || objs[0].Fax.ID != getFaxID {
 		t.Errorf("single fax: %d objects, err %v", len(objs), err)
 	}
-	objs, err = extract.Phaxio(u.list)
+	objs, err = profile.Phaxio(u.list)
 	if err != nil || len(objs) != listSize {
 		t.Errorf("list: %d objects, err %v", len(objs), err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/harness"
-	"github.com/faxhook/caddy-faxhook/handler/extract"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 // TestSmallMemoryRun runs the memory mode with small faxes and checks that every case ended
@@ -80,7 +80,7 @@ func TestBigFaxAnswer(t *testing.T) {
 		t.Errorf("largest answer is %d bytes, want about 1 MB and under 1 MiB", n)
 	}
 	for name, body := range map[string][]byte{"in progress": u.inProgress, "completed": u.completed} {
-		objs, err := extract.Phaxio(body)
+		objs, err := profile.Phaxio(body)
 		if err != nil || len(objs) != 1 || objs[0].Fax.ID != bigFaxID || len(objs[0].Fax.Recipients) != 21000 {
 			t.Errorf("%s: %d objects, err %v", name, len(objs), err)
 			continue

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/faxhook/caddy-faxhook/handler/capture"
-	"github.com/faxhook/caddy-faxhook/handler/extract"
 	"github.com/faxhook/caddy-faxhook/handler/formtap"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 // The benchmarks below isolate the pieces of faxhook's work that the proxy benchmark's paths
@@ -111,7 +111,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(c.body)))
 			for b.Loop() {
-				if _, err := extract.Phaxio(c.body); err != nil {
+				if _, err := profile.Phaxio(c.body); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -19,7 +19,7 @@ import (
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/harness"
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // The documented defaults of the caps on a fax's inflight events.

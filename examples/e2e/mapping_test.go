@@ -70,15 +70,14 @@ func TestMappedServiceProducesSameEvents(t *testing.T) {
 		token {env.FAXHOOK_TOKEN}
 		inflight on
 		allow_private 127.0.0.0/8
+		mapping %s
 	}
 }
 http://%s {
-	faxhook {
-		mapping %s
-	}
+	faxhook
 	reverse_proxy %s
 }
-`, admin, filepath.Join(dir, "storage"), site, mappingFile, up)
+`, admin, filepath.Join(dir, "storage"), mappingFile, site, up)
 	c, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, cf, "FAXHOOK_TOKEN="+token)
 	if err != nil {
 		t.Fatal(err)

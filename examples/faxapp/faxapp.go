@@ -56,7 +56,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // Default configuration values.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 const (

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 const defaultTestNumber = "+18773346654"

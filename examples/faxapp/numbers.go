@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // phoneNumber is the v2.1 phone number object, fields in Phaxio's order.

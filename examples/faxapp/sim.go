@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // timeLayout is Phaxio's timestamp format: RFC 3339 with milliseconds and a numeric offset.

@@ -15,23 +15,22 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
-	"github.com/faxhook/caddy-faxhook/handler/extract"
-	"github.com/faxhook/caddy-faxhook/handler/mapping"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // twin drives a faxapp and an otherfax with the same seed and clock through the same calls, and
-// returns what faxhook would extract from each one's answers: extract.Phaxio for faxapp, the
+// returns what faxhook would extract from each one's answers: profile.Phaxio for faxapp, the
 // example mapping for otherfax.
 type twin struct {
 	t     *testing.T
 	clk   *clock
 	phx   *httptest.Server
 	other *env
-	m     mapping.Mapping
+	m     profile.Mapping
 }
 
-func newTwin(t *testing.T, seed int64, clk *clock, m mapping.Mapping) *twin {
+func newTwin(t *testing.T, seed int64, clk *clock, m profile.Mapping) *twin {
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func (tw *twin) otherfax(method, path string, body any, wantRoute string) []byte
 
 // same checks that the two extractions agree in everything faxhook uses: the v2.1 fax object,
 // Full, CurrentPage and which fields were present (barcodes aside: otherfax has none).
-func (tw *twin) same(what string, want, got []extract.Object) {
+func (tw *twin) same(what string, want, got []profile.Object) {
 	tw.t.Helper()
 	if len(want) != len(got) {
 		tw.t.Fatalf("%s: faxapp %d objects, otherfax %d", what, len(want), len(got))
@@ -117,16 +116,16 @@ func (tw *twin) same(what string, want, got []extract.Object) {
 	}
 }
 
-func (tw *twin) extractPhaxio(body []byte) []extract.Object {
+func (tw *twin) extractPhaxio(body []byte) []profile.Object {
 	tw.t.Helper()
-	objs, err := extract.Phaxio(body)
+	objs, err := profile.Phaxio(body)
 	if err != nil {
-		tw.t.Fatalf("extract.Phaxio: %v", err)
+		tw.t.Fatalf("profile.Phaxio: %v", err)
 	}
 	return objs
 }
 
-func (tw *twin) extractMapped(route string, body []byte) []extract.Object {
+func (tw *twin) extractMapped(route string, body []byte) []profile.Object {
 	tw.t.Helper()
 	objs, err := tw.m.Extract(route, body)
 	if err != nil {
@@ -167,9 +166,9 @@ func (tw *twin) send(to []string, pages int, contentURL string, extra map[string
 	}
 	fields = append(fields, [2]string{"callback_url", "https://example.com/cb"})
 	pb := tw.phaxio("POST", "/v2.1/faxes", fields, file)
-	ob := tw.otherfax("POST", "/api/fax/jobs", req, mapping.RouteSend)
-	tw.same("send", tw.extractPhaxio(pb), tw.extractMapped(mapping.RouteSend, ob))
-	id, ok := extract.ID(pb)
+	ob := tw.otherfax("POST", "/api/fax/jobs", req, profile.RouteSend)
+	tw.same("send", tw.extractPhaxio(pb), tw.extractMapped(profile.RouteSend, ob))
+	id, ok := profile.ID(pb)
 	oid, upstream, ook := tw.m.NewID(ob)
 	if !ok || !ook || id != oid || upstream != fmt.Sprint(id) {
 		tw.t.Fatalf("send ids: faxapp %d %v, otherfax %d %q %v", id, ok, oid, upstream, ook)
@@ -179,13 +178,13 @@ func (tw *twin) send(to []string, pages int, contentURL string, extra map[string
 
 // step is one observation: what the sequence of objects of one fax implies, as events.
 type tracker struct {
-	last   map[int64]extract.Object
+	last   map[int64]profile.Object
 	events []string
 }
 
 // observe derives the webhook events faxhook's rules give for a new state of a fax: completion,
 // each new page on the wire to a recipient, each retry scheduled.
-func (tr *tracker) observe(tick int, o extract.Object) {
+func (tr *tracker) observe(tick int, o profile.Object) {
 	if !o.Full {
 		return
 	}
@@ -239,39 +238,39 @@ func TestSameEventsAsFaxapp(t *testing.T) {
 			pdf := faxapp.PDF(2)
 			pb := tw.phaxio("POST", "/v2.1/faxes", [][2]string{{"direction", "received"}, {"from_number", "+15551234567"}}, pdf)
 			tw.otherfax("POST", "/api/fax/inbound", map[string]any{"from": "+15551234567", "document_base64": base64.StdEncoding.EncodeToString(pdf)}, "")
-			in, _ := extract.ID(pb)
+			in, _ := profile.ID(pb)
 			ids = append(ids, in)
 
-			phxEvents := &tracker{last: map[int64]extract.Object{}}
-			otherEvents := &tracker{last: map[int64]extract.Object{}}
+			phxEvents := &tracker{last: map[int64]profile.Object{}}
+			otherEvents := &tracker{last: map[int64]profile.Object{}}
 			for tk := 0; tk <= 14; tk++ {
 				switch tk {
 				case 2:
 					pb := tw.phaxio("POST", fmt.Sprintf("/v2.1/faxes/%d/cancel", ids[5]), nil, nil)
-					ob := tw.otherfax("POST", fmt.Sprintf("/api/fax/jobs/%d/cancel", ids[5]), nil, mapping.RouteCancel)
+					ob := tw.otherfax("POST", fmt.Sprintf("/api/fax/jobs/%d/cancel", ids[5]), nil, profile.RouteCancel)
 					// Phaxio answers a cancel with {"id":N}; otherfax with the cancelled job.
-					want, got := tw.extractPhaxio(pb), tw.extractMapped(mapping.RouteCancel, ob)
+					want, got := tw.extractPhaxio(pb), tw.extractMapped(profile.RouteCancel, ob)
 					if len(want) != 1 || len(got) != 1 || want[0].Fax.ID != got[0].Fax.ID || !got[0].Full {
 						t.Fatalf("cancel: %+v / %+v", want, got)
 					}
 				case 3:
 					pb := tw.phaxio("POST", fmt.Sprintf("/v2.1/faxes/%d/resend", ids[0]), nil, nil)
-					ob := tw.otherfax("POST", fmt.Sprintf("/api/fax/jobs/%d/retry", ids[0]), `{"notify_url":"https://example.com/again"}`, mapping.RouteResend)
-					want, got := tw.extractPhaxio(pb), tw.extractMapped(mapping.RouteResend, ob)
+					ob := tw.otherfax("POST", fmt.Sprintf("/api/fax/jobs/%d/retry", ids[0]), `{"notify_url":"https://example.com/again"}`, profile.RouteResend)
+					want, got := tw.extractPhaxio(pb), tw.extractMapped(profile.RouteResend, ob)
 					tw.same("resend", want, got)
 					ids = append(ids, want[0].Fax.ID)
 				}
 				for _, id := range ids {
 					pb := tw.phaxio("GET", fmt.Sprintf("/v2.1/faxes/%d", id), nil, nil)
-					ob := tw.otherfax("GET", fmt.Sprintf("/api/fax/jobs/%d", id), nil, mapping.RouteStatus)
-					want, got := tw.extractPhaxio(pb), tw.extractMapped(mapping.RouteStatus, ob)
+					ob := tw.otherfax("GET", fmt.Sprintf("/api/fax/jobs/%d", id), nil, profile.RouteStatus)
+					want, got := tw.extractPhaxio(pb), tw.extractMapped(profile.RouteStatus, ob)
 					tw.same(fmt.Sprintf("tick %d, fax %d", tk, id), want, got)
 					phxEvents.observe(tk, want[0])
 					otherEvents.observe(tk, got[0])
 				}
 				pb := tw.phaxio("GET", "/v2.1/faxes?per_page=100", nil, nil)
-				ob := tw.otherfax("GET", "/api/fax/jobs?limit=100", nil, mapping.RouteList)
-				tw.same(fmt.Sprintf("tick %d, list", tk), tw.extractPhaxio(pb), tw.extractMapped(mapping.RouteList, ob))
+				ob := tw.otherfax("GET", "/api/fax/jobs?limit=100", nil, profile.RouteList)
+				tw.same(fmt.Sprintf("tick %d, list", tk), tw.extractPhaxio(pb), tw.extractMapped(profile.RouteList, ob))
 				clk.Advance(tick)
 			}
 

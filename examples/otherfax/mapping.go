@@ -1,9 +1,10 @@
 package otherfax
 
-import "github.com/faxhook/caddy-faxhook/handler/mapping"
+import "github.com/faxhook/caddy-faxhook/module/profile"
 
-// ExampleMappingJSON is ExampleMapping as JSON: the value of the faxhook handler's "mapping"
-// option in Caddy's JSON config for a site in front of this service.
+// ExampleMappingJSON is ExampleMapping as JSON: the value of the faxhook app's "mapping" option
+// in Caddy's JSON config (apps.faxhook.mapping), or the file named by the global Caddyfile option
+// `faxhook { mapping FILE }`, for a Caddy in front of this service.
 const ExampleMappingJSON = `{
   "send": "POST /api/fax/jobs",
   "resend": "POST /api/fax/jobs/{id}/retry",
@@ -14,6 +15,7 @@ const ExampleMappingJSON = `{
   "object": "job",
   "list_objects": "items",
   "send_id": "job_id",
+  "list_received": "kind=inbound&limit=100",
   "fields": {
     "id": "job_id",
     "direction": "kind",
@@ -78,18 +80,19 @@ const ExampleMappingJSON = `{
 
 // ExampleMapping returns the mapping with which faxhook sees this service's jobs as the v2.1 fax
 // objects faxapp returns for the same faxes (times in UTC), and so sends the same webhooks.
-func ExampleMapping() mapping.Mapping {
-	return mapping.Mapping{
-		Send:        "POST /api/fax/jobs",
-		Resend:      "POST /api/fax/jobs/{id}/retry",
-		Cancel:      "POST /api/fax/jobs/{id}/cancel",
-		Status:      "GET /api/fax/jobs/{id}",
-		List:        "GET /api/fax/jobs",
-		File:        "GET /api/fax/jobs/{id}/document",
-		Object:      "job",
-		ListObjects: "items",
-		SendID:      "job_id",
-		Fields: mapping.FieldMap{
+func ExampleMapping() profile.Mapping {
+	return profile.Mapping{
+		Send:         "POST /api/fax/jobs",
+		Resend:       "POST /api/fax/jobs/{id}/retry",
+		Cancel:       "POST /api/fax/jobs/{id}/cancel",
+		Status:       "GET /api/fax/jobs/{id}",
+		List:         "GET /api/fax/jobs",
+		File:         "GET /api/fax/jobs/{id}/document",
+		Object:       "job",
+		ListObjects:  "items",
+		SendID:       "job_id",
+		ListReceived: "kind=inbound&limit=100",
+		Fields: profile.FieldMap{
 			ID:           "job_id",
 			Direction:    "kind",
 			Status:       "state",
@@ -108,7 +111,7 @@ func ExampleMapping() mapping.Mapping {
 			ErrorMessage: "failure.text",
 			Recipients:   "destinations",
 		},
-		Recipient: mapping.RecipientFieldMap{
+		Recipient: profile.RecipientFieldMap{
 			PhoneNumber:  "number",
 			Status:       "state",
 			RetryCount:   "retries",
@@ -133,7 +136,7 @@ func ExampleMapping() mapping.Mapping {
 			"line": "lineError", "document": "documentConversionError", "protocol": "faxError",
 			"fatal": "fatalError", "general": "generalError",
 		},
-		TimeFormat:    mapping.TimeUnix,
+		TimeFormat:    profile.TimeUnix,
 		CallbackField: "notify_url",
 	}
 }

@@ -49,7 +49,7 @@
 // # Mapping
 //
 // ExampleMapping returns the mapping; this is its JSON (ExampleMappingJSON), the value of the
-// faxhook handler's "mapping" option in Caddy's JSON config:
+// faxhook app's "mapping" option in Caddy's JSON config:
 //
 //	{
 //	  "send": "POST /api/fax/jobs",
@@ -61,6 +61,7 @@
 //	  "object": "job",
 //	  "list_objects": "items",
 //	  "send_id": "job_id",
+//	  "list_received": "kind=inbound&limit=100",
 //	  "fields": {
 //	    "id": "job_id",
 //	    "direction": "kind",
@@ -142,7 +143,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 )
 
 // DefaultMaxUpload is the largest accepted request body (300 MiB, a 200 MiB document in base64)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
-	"github.com/faxhook/caddy-faxhook/handler/mapping"
+	"github.com/faxhook/caddy-faxhook/module/profile"
 )
 
 const (
@@ -371,7 +371,7 @@ func TestDocMapping(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatal("no mapping JSON block in the package doc")
 	}
-	var fromDoc, fromConst mapping.Mapping
+	var fromDoc, fromConst profile.Mapping
 	if err := json.Unmarshal([]byte(text[i:j+3]), &fromDoc); err != nil {
 		t.Fatalf("doc JSON: %v", err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // benchToken signs every delivery of the benchmark.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 const xssTag = "<script>alert(1)</script>"

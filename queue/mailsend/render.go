@@ -10,8 +10,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // Form field names Render reads from a job.

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
 
 // inflightJob returns an inflight event job for the sent fax of sentFaxJSON.
