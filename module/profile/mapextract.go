@@ -214,10 +214,7 @@ func (c *compiled) idOnly(v any) (Found, error) {
 	if err != nil {
 		return Found{}, err
 	}
-	o, err := viaPhaxio(map[string]any{"id": id})
-	if err != nil {
-		return Found{}, err
-	}
+	o := object(map[string]any{"id": id})
 	if upstream != strconv.FormatInt(o.Fax.ID, 10) {
 		o.UpstreamID = upstream
 	}
@@ -267,10 +264,7 @@ func (c *compiled) fax(v any) (Found, error) {
 	if err := c.recipients(v, w); err != nil {
 		return Found{}, err
 	}
-	o, err := viaPhaxio(w)
-	if err != nil {
-		return Found{}, err
-	}
+	o := object(w)
 	if upstream != strconv.FormatInt(o.Fax.ID, 10) {
 		o.UpstreamID = upstream
 	}
@@ -480,19 +474,98 @@ func (cv *converter) tags(name string) {
 	cv.dst[name] = out
 }
 
-// viaPhaxio turns a v2.1 wire object into an Object by the Phaxio extractor itself, so
-// that presence (Object.Has), Full and CurrentPage follow exactly its rules.
-func viaPhaxio(w map[string]any) (Object, error) {
-	body, err := json.Marshal(map[string]any{"success": true, "data": w})
-	if err != nil {
-		return Object{}, fmt.Errorf("encoding the v2.1 object: %w", err)
+// object builds the Object of a converted v2.1 wire object (see converter: strings, ints,
+// booleans, nil for null, map[string]string tags, []map[string]any recipients), with the same
+// presence bits (Object.Has), Full and CurrentPage that Phaxio gives the same object in a
+// Phaxio body. w["id"] is the int64 id.
+func object(w map[string]any) Object {
+	var o Object
+	f := &o.Fax
+	f.ID, _ = w["id"].(int64)
+	o.set(fID)
+	str := func(name string, dst *string, bit int) bool {
+		v, ok := w[name].(string)
+		if ok {
+			*dst = v
+			o.set(bit)
+		}
+		return ok
 	}
-	objs, err := Phaxio(body)
-	if err != nil {
-		return Object{}, fmt.Errorf("reading the v2.1 object: %w", err)
+	integer := func(name string, dst *int, bit int) {
+		if v, ok := w[name].(int); ok {
+			*dst = v
+			o.set(bit)
+		}
 	}
-	if len(objs) != 1 {
-		return Object{}, fmt.Errorf("reading the v2.1 object: %d objects", len(objs))
+	nullStr := func(name string, dst **string, bit int) {
+		if v, ok := nullable[string](w, name); ok {
+			*dst = v
+			o.set(bit)
+		}
 	}
-	return objs[0], nil
+	str("direction", &f.Direction, fDirection)
+	integer("num_pages", &f.NumPages, fNumPages)
+	o.Full = str("status", &f.Status, fStatus)
+	if v, ok := w["is_test"].(bool); ok {
+		f.IsTest = v
+		o.set(fIsTest)
+	}
+	str("created_at", &f.CreatedAt, fCreatedAt)
+	nullStr("caller_id", &f.CallerID, fCallerID)
+	nullStr("from_number", &f.FromNumber, fFromNumber)
+	nullStr("completed_at", &f.CompletedAt, fCompletedAt)
+	nullStr("caller_name", &f.CallerName, fCallerName)
+	integer("cost", &f.Cost, fCost)
+	if tags, ok := w["tags"].(map[string]string); ok {
+		f.Tags = tags
+		o.set(fTags)
+	}
+	if rs, ok := w["recipients"].([]map[string]any); ok {
+		f.Recipients = make([]fax.Recipient, 0, len(rs))
+		for _, wr := range rs {
+			var r fax.Recipient
+			r.PhoneNumber, _ = wr["phone_number"].(string)
+			r.Status, _ = nullable[string](wr, "status")
+			r.RetryCount, _ = wr["retry_count"].(int)
+			r.CompletedAt, _ = nullable[string](wr, "completed_at")
+			r.Bitrate, _ = nullable[int](wr, "bitrate")
+			r.Resolution, _ = nullable[int](wr, "resolution")
+			r.ErrorType, _ = nullable[string](wr, "error_type")
+			r.ErrorID, _ = nullable[int](wr, "error_id")
+			r.ErrorMessage, _ = nullable[string](wr, "error_message")
+			f.Recipients = append(f.Recipients, r)
+			if page, ok := wr[fax.ExtCurrentPage].(int); ok && r.PhoneNumber != "" {
+				if o.CurrentPage == nil {
+					o.CurrentPage = make(map[string]int, len(rs))
+				}
+				o.CurrentPage[r.PhoneNumber] = page
+			}
+		}
+		o.set(fRecipients)
+	}
+	nullStr("to_number", &f.ToNumber, fToNumber)
+	if v, ok := nullable[int](w, "error_id"); ok {
+		f.ErrorID = v
+		o.set(fErrorID)
+	}
+	nullStr("error_type", &f.ErrorType, fErrorType)
+	nullStr("error_message", &f.ErrorMessage, fErrorMessage)
+	return o
+}
+
+// nullable reads a nullable field of a converted wire object: a pointer to its value, nil for
+// null; ok is false when the field is absent or of another type.
+func nullable[T any](w map[string]any, name string) (*T, bool) {
+	v, present := w[name]
+	if !present {
+		return nil, false
+	}
+	if v == nil {
+		return nil, true
+	}
+	x, ok := v.(T)
+	if !ok {
+		return nil, false
+	}
+	return &x, true
 }
