@@ -43,7 +43,10 @@ var journalCRC = crc32.MakeTable(crc32.Castagnoli)
 // callback_url, or the phone numbers it provisioned. It is all a replay needs: the poller asks
 // the fax service for the rest.
 type journalEntry struct {
-	FaxIDs       []int64          `json:"fax_ids,omitempty"`
+	FaxIDs []int64 `json:"fax_ids,omitempty"`
+	// UpstreamIDs holds, beside FaxIDs, each fax's id as the fax service spells it when a
+	// mapping derived FaxIDs from it (else ""); nil when none was derived.
+	UpstreamIDs  []string         `json:"upstream_ids,omitempty"`
 	CallbackURLs []string         `json:"callback_urls,omitempty"`
 	Numbers      []profile.Number `json:"numbers,omitempty"`
 }
@@ -51,9 +54,12 @@ type journalEntry struct {
 // observation turns a replayed entry back into what the tracker records.
 func (e journalEntry) observation() *Observation {
 	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers}
-	for _, id := range e.FaxIDs {
+	for i, id := range e.FaxIDs {
 		var obj profile.Object
 		obj.Fax.ID = id
+		if i < len(e.UpstreamIDs) {
+			obj.UpstreamID = e.UpstreamIDs[i]
+		}
 		o.Faxes = append(o.Faxes, obj)
 	}
 	return o
@@ -222,8 +228,14 @@ func readJournal(f *os.File) ([]journalEntry, error) {
 // holds nothing a replay could use.
 func entryOf(o *Observation) (journalEntry, bool) {
 	e := journalEntry{CallbackURLs: o.CallbackURLs, Numbers: o.Numbers}
-	for _, obj := range o.Faxes {
+	for i, obj := range o.Faxes {
 		e.FaxIDs = append(e.FaxIDs, obj.Fax.ID)
+		if obj.UpstreamID != "" {
+			if e.UpstreamIDs == nil {
+				e.UpstreamIDs = make([]string, len(o.Faxes))
+			}
+			e.UpstreamIDs[i] = obj.UpstreamID
+		}
 	}
 	return e, len(e.FaxIDs) > 0 || len(e.Numbers) > 0
 }
