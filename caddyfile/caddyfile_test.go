@@ -61,6 +61,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 		poll {
 			upstream http://127.0.0.1:8090/v2.1
 			credentials {env.K} {env.S}
+			header X-Api-Token {env.T}
 			interval 2s
 			concurrency 2
 		}
@@ -76,7 +77,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
 		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"min_free_space":104857600,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
-		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
+		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"headers":{"X-Api-Token":"{env.T}"},"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
 		`"smtp":{"from":"Faxhook \u003cfax@example.com\u003e","password":"{env.SMTP_PASSWORD}","server":"mail.example.com:587","timeout":20000000000,"tls":"implicit","username":"fax"},` +
@@ -131,6 +132,7 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"number bad url":        {global(`number +15551230001 gopher://x`), `unsupported scheme`},
 		"poll no upstream":      {global("poll {\n interval 5s\n }"), `poll: upstream is required`},
 		"poll bad interval":     {global("poll {\n upstream http://x/v2.1\n interval never\n }"), `poll interval: "never" is not a positive duration`},
+		"poll header no value":  {global("poll {\n upstream http://x/v2.1\n header X-Token\n }"), `poll header: want a header name and a value`},
 		"poll one credential":   {global("poll {\n upstream http://x/v2.1\n credentials onlykey\n }"), `poll credentials: want an API key and an API secret`},
 		"poll unknown":          {global("poll {\n upstream http://x/v2.1\n colour red\n }"), `unknown poll option "colour"`},
 		"bad allow_private":     {global(`allow_private 10.0.0.0/33`), `allow_private:`},
