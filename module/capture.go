@@ -18,7 +18,8 @@ import (
 type Capture struct {
 	// Route is the profile's classification of the request.
 	Route profile.Route
-	// FaxID is the fax id in the request's path, as the upstream spells it; empty if none.
+	// FaxID is the fax id in the request's path, as the upstream spells it; empty if none. It
+	// names the fax in logs when its response cannot be read.
 	FaxID string
 	// Path is the request's path (and query), for logs and to recognise an answer that did not
 	// change since the last one on the same path.
@@ -117,7 +118,8 @@ func (ob *observer) parse(c *Capture, log *zap.Logger) *Observation {
 	objs, err := ob.prof.Faxes(c.Route, c.Body)
 	if err != nil {
 		// A mapping may convert some faxes of a list and not others: use those it did.
-		log.Debug("fax objects not (all) extracted from response", zap.String("path", c.Path), zap.Error(err))
+		log.Debug("fax objects not (all) extracted from response", zap.String("path", c.Path),
+			zap.String("route", string(c.Route)), zap.String("upstream_fax_id", c.FaxID), zap.Error(err))
 	}
 	if len(objs) == 0 {
 		return nil
