@@ -6,7 +6,7 @@
 //
 // The scanners follow the rules of Go's own parsers (url.ParseQuery and mime/multipart), so the
 // values found are the values a Go upstream would see. Wrap and Scanner let another package tap
-// another body format with the same machinery (package mapping does so for JSON bodies).
+// another body format with the same machinery (package jsontap does so for JSON bodies).
 package formtap
 
 import (
@@ -49,7 +49,7 @@ const (
 // Scanner is an incremental parser of one body format, fed by a Tap with the body's bytes in
 // order while the tap's lock is held. It reports the values it finds with Tap.Add and
 // Tap.MarkTruncated and asks Tap.Wanted which names to capture. The form scanners of this
-// package are Scanners; package mapping adds one for JSON bodies through Wrap.
+// package are Scanners; package jsontap adds one for JSON bodies through Wrap.
 type Scanner interface {
 	// Write scans the next bytes of the body. It returns true once no further bytes need to be
 	// seen: the body is over, or found malformed.

@@ -1,3 +1,7 @@
+// Package jsontap reads chosen fields of a request body as it streams to the upstream, without
+// buffering it: JSON bodies through a streaming scanner (JSONTap), form bodies through package
+// formtap. AttachRequest picks the tap for the request's Content-Type; the handler uses it to
+// find the callback URL of send, resend and phone-number requests.
 package jsontap
 
 import (

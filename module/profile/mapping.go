@@ -67,7 +67,8 @@
 //	 "destinations":[{"number":"+15550000000","state":"TRANSMITTING","retries":0,"page":2,
 //	   "finished":null,"line":null,"failure":null}]}}
 //
-// and is fronted by this mapping (the handler's "mapping" object in Caddy's JSON config):
+// and is fronted by this mapping (the app's "mapping" object in Caddy's JSON config,
+// apps.faxhook.mapping, or the file of the global option `faxhook { mapping FILE }`):
 //
 //	{
 //	  "send": "POST /api/fax/jobs", "resend": "POST /api/fax/jobs/{id}/retry",
