@@ -5,7 +5,8 @@
 // handler captured and what the poller fetched) use the same Profile.
 //
 // Two profiles exist: Phaxio v2.1 (PhaxioV21, the default), for services shaped like Phaxio's
-// API, and a JSON Mapping (Mapping.Profile) for any other JSON API. The v2.1 domain types (the
+// API, and a JSON Mapping (Mapping.Profile) for any other JSON API; mapping.go documents its
+// routes, paths, ids, vocabularies and times. The v2.1 domain types (the
 // fax object, statuses, event types) live in the sub-package fax.
 package profile
 
