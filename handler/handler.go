@@ -1,7 +1,9 @@
 // Package handler is faxhook's HTTP middleware, `http.handlers.faxhook`. Put it in front of
-// `reverse_proxy` to a fax service: it picks up the callback_url of send and resend requests and
-// the fax objects in the service's JSON responses, and hands them to the faxhook app. The client
-// gets exactly the upstream's bytes; parsing and persistence happen off the request path.
+// `reverse_proxy` to a fax service: it asks the faxhook app's profile which fax API call a
+// request is, taps the callback URL of send, resend and phone-number requests as they stream,
+// keeps a bounded copy of the service's JSON responses, and hands these raw captures to the app,
+// which parses them with the same profile. The client gets exactly the upstream's bytes; parsing
+// and persistence happen in the app, off the request path.
 package handler
 
 import (
