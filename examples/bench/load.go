@@ -23,14 +23,16 @@ type target struct {
 
 // runResult is the outcome of one fixed-duration load run.
 type runResult struct {
-	cpu       time.Duration   // CPU time of the Caddy under test, measured window plus drain
-	drain     time.Duration   // how long the Caddy stayed busy after the window
-	dropped   int64           // observations faxhook dropped (backlog full) during window and drain
-	requests  int64           // successful responses in the measured window
-	errors    int64           // failed requests (transport errors, wrong status, wrong body)
-	firstErr  string          // the first failure, for diagnosis
-	elapsed   time.Duration   // measured window
-	latencies []time.Duration // of the successful requests, sorted
+	cpu        time.Duration   // CPU time of the Caddy under test, measured window plus drain
+	drain      time.Duration   // how long the Caddy stayed busy after the window
+	dropped    int64           // observations faxhook dropped (backlog full) during window and drain
+	gcCycles   int64           // GC cycles of the Caddy during window and drain, -1 if unknown
+	allocBytes int64           // heap the Caddy allocated during window and drain, -1 if unknown
+	requests   int64           // successful responses in the measured window
+	errors     int64           // failed requests (transport errors, wrong status, wrong body)
+	firstErr   string          // the first failure, for diagnosis
+	elapsed    time.Duration   // measured window
+	latencies  []time.Duration // of the successful requests, sorted
 }
 
 func (r runResult) throughput() float64 {
@@ -38,6 +40,13 @@ func (r runResult) throughput() float64 {
 		return 0
 	}
 	return float64(r.requests) / r.elapsed.Seconds()
+}
+
+func (r runResult) allocPerRequest() int64 {
+	if r.requests == 0 || r.allocBytes < 0 {
+		return -1
+	}
+	return r.allocBytes / r.requests
 }
 
 func (r runResult) cpuPerRequest() time.Duration {

@@ -261,7 +261,7 @@ func runMemCase(ctx context.Context, o MemOptions, c MemCase, dir, faxURL, sinkU
 		"allow_private 127.0.0.0/8",
 		fmt.Sprintf("poll {\n\t\t\tupstream %s/v2.1\n\t\t\tcredentials %s %s\n\t\t\tinterval %s\n\t\t}", upstream, memKey, memSecret, memPollInterval),
 	}, o.FaxhookOptions...)
-	cp, err := startCaddy(o.CaddyBinary, dir, Faxhook, upstream, sinkURL, opts)
+	cp, err := startCaddy(o.CaddyBinary, dir, Faxhook, upstream, sinkURL, opts, nil)
 	if err != nil {
 		return res, err
 	}

@@ -35,6 +35,8 @@ func main() {
 	paths := flag.String("paths", "a,b,c,d", "paths to run: a (GET /health), b (GET /v2.1/faxes/{id}), c (GET /v2.1/faxes, 100 faxes), d (1 MiB multipart send)")
 	faxhookOpts := flag.String("faxhook-opts", "", `extra lines for the faxhook global option, separated by ";" (e.g. "sync_writes off")`)
 	keep := flag.Bool("keep", false, "keep the work directory (Caddyfiles, logs, faxhook storage)")
+	gogc := flag.String("gogc", bench.DefaultGOGC, `GOGC of both Caddys ("default": leave it to the environment)`)
+	memLimit := flag.String("gomemlimit", bench.DefaultGOMemLimit, `GOMEMLIMIT of both Caddys ("default": leave it to the environment and Caddy)`)
 	aa := flag.Bool("aa", false, "A/A calibration: run bare Caddy in both slots to see the harness's noise")
 	strict := flag.Bool("strict", false, "exit 2 when a goal is missed")
 	quiet := flag.Bool("q", false, "no per-run progress on stderr")
@@ -85,6 +87,7 @@ func main() {
 	o := bench.Options{
 		Duration: *duration, Warmup: *warmup, Rounds: *rounds, Concurrency: *concurrency,
 		CaddyBinary: *caddyBin, Paths: ps, FaxhookOptions: extra, Keep: *keep, AA: *aa,
+		GOGC: *gogc, GOMemLimit: *memLimit,
 	}
 	if !*quiet {
 		o.Progress = os.Stderr
