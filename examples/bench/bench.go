@@ -1,8 +1,9 @@
 // Package bench measures what faxhook costs on the proxy path. It starts, on loopback, a static
 // Phaxio-style fax API (an in-process Go server with precomputed bodies), Caddy with
 // reverse_proxy alone ("bare") and Caddy with faxhook in front of the same reverse_proxy
-// ("faxhook"), then drives both with a closed-loop load generator for a fixed time per run,
-// alternating the two Caddys (ABBA order across rounds), on four paths:
+// ("faxhook"), then drives both with a closed-loop load generator for a fixed time per run, each
+// worker sending its requests to the two Caddys in turn (or, with Options.Sequential, one Caddy
+// after the other in ABBA order), on four paths:
 //
 //	(a) GET /health             a non-fax path, small text
 //	(b) GET /v2.1/faxes/{id}    one completed fax, ~1 KB of JSON
@@ -103,9 +104,17 @@ type Options struct {
 	// Warmup is run before each measured run and not recorded, to open connections and warm
 	// caches. Default Duration/10, between 100ms and 1s.
 	Warmup time.Duration
-	// Rounds is how many times each path is run through each Caddy; odd rounds run bare first,
-	// even rounds faxhook first (ABBA), and the report takes medians over rounds. Default 3.
+	// Rounds is how many times each path is run through each Caddy; the report takes medians
+	// over rounds. Default 3.
 	Rounds int
+	// Sequential runs the two Caddys one after the other in each round (bare first in odd
+	// rounds, faxhook first in even ones: ABBA) instead of at once. By default each closed-loop
+	// worker sends its requests to the two Caddys in turn, so both serve the same load in the
+	// same window and other load on the machine falls on both alike: CPU per request is then
+	// comparable even on a busy machine, while throughputs are equal by construction.
+	// Sequential runs compare throughput too, but on a shared machine one Caddy's run may get
+	// more CPU than the other's.
+	Sequential bool
 	// Concurrency is the number of closed-loop client workers. Default 8.
 	Concurrency int
 	// CaddyBinary is the Caddy with the faxhook plugin. Default: harness.CaddyBinary().
@@ -240,10 +249,11 @@ type PathReport struct {
 	RoundRatios []float64
 	// AddedP50 and AddedP99 are the medians over rounds of faxhook minus bare latency.
 	AddedP50, AddedP99 time.Duration
-	// CPUCost is faxhook's CPU time per request over bare's (medians): what faxhook adds to
-	// the proxy path, 1.00 for nothing. Unlike Ratio it hardly depends on what else runs on the
-	// machine; the goals are about it.
-	CPUCost float64
+	// CPUCost is the median over rounds of faxhook's CPU time per request over bare's: what
+	// faxhook adds to the proxy path, 1.00 for nothing. Unlike Ratio it hardly depends on what
+	// else runs on the machine; the goals are about it. RoundCPUCosts are the rounds' values.
+	CPUCost       float64
+	RoundCPUCosts []float64
 	// Suspicious says why a ratio has faxhook cheaper or faster than bare Caddy (CPUCost
 	// below 1, or Ratio above 1); empty otherwise. faxhook adds work to every request, so such a
 	// ratio is noise or an artefact (compare the GC cycles, run an A/A test), not a result.
@@ -406,44 +416,67 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		runs[p] = new([2][]runResult)
 	}
 	pids := []int{caddys[Bare].pid, caddys[Faxhook].pid}
+	// measure runs path p through the Caddys vs at once (loadEach) and records a run of each.
+	measure := func(r int, p Path, vs []Variant) error {
+		// Start from quiet processes: work left over from the previous run (faxhook's
+		// observation backlog) must not be charged to this one.
+		settle(ctx, pids, settleLimit)
+		ts := make([]*target, len(vs))
+		for i, v := range vs {
+			ts[i] = tgt[v][p]
+		}
+		if o.Warmup > 0 {
+			if _, err := loadEach(ctx, client, ts, o.Concurrency, o.Warmup); err != nil {
+				return err
+			}
+		}
+		gs0, gsErr0 := make([]goStats, len(vs)), make([]error, len(vs))
+		cpu0, drops0, vpids := make([]time.Duration, len(vs)), make([]int64, len(vs)), make([]int, len(vs))
+		for i, v := range vs {
+			c := caddys[v]
+			gs0[i], gsErr0[i] = readGoStats(c.Admin)
+			cpu0[i], _ = cpuTime(c.pid)
+			drops0[i], vpids[i] = c.drops(), c.pid
+		}
+		rs, err := loadEach(ctx, client, ts, o.Concurrency, o.Duration)
+		if err != nil {
+			return err
+		}
+		drain := settle(ctx, vpids, settleLimit)
+		for i, v := range vs {
+			c, res := caddys[v], rs[i]
+			cpu1, _ := cpuTime(c.pid)
+			res.cpu, res.drain, res.dropped = cpu1-cpu0[i], drain, c.drops()-drops0[i]
+			res.gcCycles, res.allocBytes = -1, -1
+			if gs1, err := readGoStats(c.Admin); err == nil && gsErr0[i] == nil {
+				res.gcCycles, res.allocBytes = gs1.gcCycles-gs0[i].gcCycles, gs1.allocBytes-gs0[i].allocBytes
+			}
+			runs[p][v] = append(runs[p][v], res)
+			progress("round %d/%d  (%s) %-22s %-7s %7.0f req/s  p50 %-9s p99 %-9s cpu/req %-6s gc %-4d alloc/req %-9s drain %-6s dropped %d errors %d",
+				r+1, o.Rounds, p, p.Request(), v, res.throughput(),
+				fmtDur(percentile(res.latencies, 0.50)), fmtDur(percentile(res.latencies, 0.99)),
+				fmtMicros(res.cpuPerRequest()), res.gcCycles, describeSize(int(res.allocPerRequest())),
+				res.drain.Round(10*time.Millisecond), res.dropped, res.errors)
+		}
+		tr.CloseIdleConnections() // each run opens its own connections during warmup
+		return nil
+	}
 	for r := range o.Rounds {
 		order := []Variant{Bare, Faxhook}
 		if r%2 == 1 {
 			order = []Variant{Faxhook, Bare}
 		}
 		for _, p := range o.Paths {
-			for _, v := range order {
-				c := caddys[v]
-				// Start from quiet processes: work left over from the previous run (faxhook's
-				// observation backlog) must not be charged to this one.
-				settle(ctx, pids, settleLimit)
-				if o.Warmup > 0 {
-					if _, err := load(ctx, client, tgt[v][p], o.Concurrency, o.Warmup); err != nil {
-						return Report{}, err
-					}
-				}
-				gs0, gsErr0 := readGoStats(c.Admin)
-				cpu0, _ := cpuTime(c.pid)
-				drops0 := c.drops()
-				res, err := load(ctx, client, tgt[v][p], o.Concurrency, o.Duration)
-				if err != nil {
+			if !o.Sequential {
+				if err := measure(r, p, order); err != nil {
 					return Report{}, err
 				}
-				res.drain = settle(ctx, []int{c.pid}, settleLimit)
-				cpu1, _ := cpuTime(c.pid)
-				res.cpu = cpu1 - cpu0
-				res.dropped = c.drops() - drops0
-				res.gcCycles, res.allocBytes = -1, -1
-				if gs1, err := readGoStats(c.Admin); err == nil && gsErr0 == nil {
-					res.gcCycles, res.allocBytes = gs1.gcCycles-gs0.gcCycles, gs1.allocBytes-gs0.allocBytes
+				continue
+			}
+			for _, v := range order {
+				if err := measure(r, p, []Variant{v}); err != nil {
+					return Report{}, err
 				}
-				tr.CloseIdleConnections() // each run opens its own connections during warmup
-				runs[p][v] = append(runs[p][v], res)
-				progress("round %d/%d  (%s) %-22s %-7s %7.0f req/s  p50 %-9s p99 %-9s cpu/req %-6s gc %-4d alloc/req %-9s drain %-6s dropped %d errors %d",
-					r+1, o.Rounds, p, p.Request(), v, res.throughput(),
-					fmtDur(percentile(res.latencies, 0.50)), fmtDur(percentile(res.latencies, 0.99)),
-					fmtMicros(res.cpuPerRequest()), res.gcCycles, describeSize(int(res.allocPerRequest())),
-					res.drain.Round(10*time.Millisecond), res.dropped, res.errors)
 			}
 		}
 	}
@@ -455,21 +488,29 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		var d50, d99 []time.Duration
 		for i := range runs[p][Bare] {
 			b, f := pr.Bare.Rounds[i], pr.Faxhook.Rounds[i]
-			ratio := 0.0
+			ratio, cost := 0.0, 0.0
 			if b.Throughput > 0 {
 				ratio = f.Throughput / b.Throughput
 			}
+			if b.CPUPerRequest > 0 {
+				cost = float64(f.CPUPerRequest) / float64(b.CPUPerRequest)
+			}
 			pr.RoundRatios = append(pr.RoundRatios, ratio)
+			pr.RoundCPUCosts = append(pr.RoundCPUCosts, cost)
 			d50 = append(d50, f.P50-b.P50)
 			d99 = append(d99, f.P99-b.P99)
 		}
 		pr.Ratio = median(pr.RoundRatios)
 		pr.AddedP50, pr.AddedP99 = median(d50), median(d99)
-		if pr.Bare.CPUPerRequest > 0 {
-			pr.CPUCost = float64(pr.Faxhook.CPUPerRequest) / float64(pr.Bare.CPUPerRequest)
-		}
+		pr.CPUCost = median(pr.RoundCPUCosts)
 		if !o.AA {
-			pr.Suspicious = suspicious(pr.CPUCost, pr.Ratio)
+			// Run at once, the two Caddys get the same requests: their throughputs are equal
+			// by construction, and only the CPU cost says anything.
+			ratio := pr.Ratio
+			if !o.Sequential {
+				ratio = 0
+			}
+			pr.Suspicious = suspicious(pr.CPUCost, ratio)
 		}
 		rep.Paths = append(rep.Paths, pr)
 

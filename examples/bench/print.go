@@ -79,8 +79,12 @@ func (r Report) Print(w io.Writer) error {
 	if o.AA {
 		b.WriteString("A/A RUN: both slots run bare Caddy; the \"faxhook\" rows are a second bare Caddy.\n")
 	}
-	fmt.Fprintf(&b, "faxhook proxy-path benchmark: %s per run after %s warmup, %d round(s) in ABBA order, %d closed-loop workers\n",
-		o.Duration, o.Warmup, o.Rounds, o.Concurrency)
+	mode := "both Caddys at once, each worker taking them in turn"
+	if o.Sequential {
+		mode = "the Caddys one after the other in ABBA order"
+	}
+	fmt.Fprintf(&b, "faxhook proxy-path benchmark: %s per run after %s warmup, %d round(s), %d closed-loop workers,\n%s\n",
+		o.Duration, o.Warmup, o.Rounds, o.Concurrency, mode)
 	fmt.Fprintf(&b, "GC budget of both Caddys, set in their environment: %s\n", o.GCBudget())
 	fmt.Fprintf(&b, "machine: %d CPUs (GOMAXPROCS %d) shared by the load generator, both Caddys and the upstream, all on loopback;\n",
 		r.CPUs, runtime.GOMAXPROCS(0))
@@ -92,15 +96,19 @@ func (r Report) Print(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("values are medians over rounds; ratio = median of the per-round faxhook/bare throughput ratios.\n")
+	b.WriteString("values are medians over rounds; ratio = median of the per-round faxhook/bare throughput ratios")
+	if !o.Sequential {
+		b.WriteString("\n(1.00 by construction when both run at once)")
+	}
+	b.WriteString(".\n")
 	b.WriteString("cpu/req = the Caddy's CPU time from the start of the run until it went idle again, per request;\n")
 	b.WriteString("gc/1k = its GC cycles per 1,000 requests and alloc/req its heap allocation per request, same span;\n")
 	b.WriteString("drain = how long it stayed busy after the run; dropped = observations faxhook dropped (backlog full).\n")
-	b.WriteString("in the faxhook/bare rows, cpu/req is faxhook's CPU per request over bare's (x1.00 = no cost): the\n")
-	b.WriteString("goals are about it, as it hardly depends on other load on the machine, unlike req/s.\n\n")
+	b.WriteString("in the faxhook/bare rows, cpu/req is the median of the rounds' faxhook CPU per request over bare's\n")
+	b.WriteString("(x1.00 = no cost; the rounds' values on the right): the goals are about it.\n\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "path\tbody\tvariant\treq/s\tp50\tp99\tcpu/req\tgc/1k\talloc/req\tdrain\tdropped\terrors\tper-round ratio\t\n")
+	fmt.Fprint(tw, "path\tbody\tvariant\treq/s\tp50\tp99\tcpu/req\tgc/1k\talloc/req\tdrain\tdropped\terrors\tper-round cpu/req\t\n")
 	for _, p := range r.Paths {
 		row := func(name, label, size string, s VariantStats) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\t\n", name, size, label, s.Throughput,
@@ -110,8 +118,8 @@ func (r Report) Print(w io.Writer) error {
 		row(fmt.Sprintf("(%s) %s", p.Path, p.Path.Request()), "bare", describeSize(p.ResponseBytes), p.Bare)
 		row("", "faxhook", "", p.Faxhook)
 		var rr []string
-		for _, x := range p.RoundRatios {
-			rr = append(rr, fmt.Sprintf("%.3f", x))
+		for _, x := range p.RoundCPUCosts {
+			rr = append(rr, fmt.Sprintf("x%.2f", x))
 		}
 		cpuCost := "-"
 		if p.CPUCost > 0 {
