@@ -57,9 +57,9 @@ type GoalReport struct {
 // RunGoals runs the proxy benchmark on paths (a) and (b), the queue benchmark's four cases and
 // the memory mode, one after the other, and collects one row per goal. Rows gathered before an
 // error are returned with it.
-func RunGoals(ctx context.Context, o GoalOptions) (GoalReport, error) {
+func RunGoals(ctx context.Context, o GoalOptions) (rep GoalReport, err error) {
 	start := time.Now()
-	rep := GoalReport{LoadBefore: loadAvg()}
+	rep.LoadBefore = loadAvg()
 	defer func() { rep.Elapsed, rep.LoadAfter = time.Since(start), loadAvg() }()
 	progress := func(f string, a ...any) {
 		if o.Progress != nil {
