@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,42 +157,13 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Start makes jobs stored as leased by an older version of faxhook due now (this one leases in
-// memory, see Dispatcher) and starts delivering in the background.
+// Start starts delivering in the background. Jobs leased by an earlier run that ended without
+// storing their outcome (a crash) are pending in the store and due: they are attempted at once.
 func (d *Dispatcher) Start() error {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
 	if d.started {
 		return errors.New("dispatcher already started")
-	}
-	now := d.opts.Clock.Now()
-	err := d.store.UpdateLazy(func(tx Tx) error {
-		ids, err := tx.Leased()
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			j, err := tx.JobHead(id)
-			if err != nil {
-				return fmt.Errorf("loading leased job %s: %w", id, err)
-			}
-			j.State, j.DueAt = StatePending, now
-			if err := tx.PutJobHead(j); err != nil {
-				return err
-			}
-		}
-		if len(ids) > 0 {
-			d.log.Info("reclaimed jobs leased before a restart", zap.Int("jobs", len(ids)))
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrNoSpace):
-		// Starting is what matters: the jobs an older version stored as leased are reclaimed
-		// at the next start; every other job is pending and delivered once space returns.
-		d.log.Warn("storage short of space: jobs stored as leased by an older version are reclaimed at the next start", zap.Error(err))
-	case err != nil:
-		return fmt.Errorf("reclaiming leased jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done, d.started = cancel, make(chan struct{}), true
@@ -262,11 +234,21 @@ type loop struct {
 	noSpace    bool           // the last round failed for lack of space (logged once)
 }
 
+// scanResult tells the run loop when to look for due jobs again.
+type scanResult struct {
+	// More is true when due jobs of destinations with room were left for want of capacity:
+	// look again when there is capacity.
+	More bool
+	// Next is the earliest DueAt of the pending jobs not yet due (of the destinations the round
+	// looked at), zero when there is none.
+	Next time.Time
+}
+
 // roundResult is what a round reports back to the run loop.
 type roundResult struct {
 	stored []storedOutcome
 	jobs   []leased
-	scan   ScanResult
+	scan   scanResult
 	leased bool // the round looked for due jobs
 	tooBig bool // the round was too big for one transaction and leased nothing
 	err    error
@@ -552,7 +534,9 @@ func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
 			d.log.Error("storing attempt outcomes at stop", zap.Error(res.err))
 		}
 	}
-	d.handBack()
+	d.leaseMu.Lock()
+	d.leases = map[string]lease{} // the jobs not settled stay pending in the store, due
+	d.leaseMu.Unlock()
 }
 
 // settle ends the leases of the jobs a round settled and records the ones it took.
@@ -567,41 +551,6 @@ func (d *Dispatcher) settle(res roundResult) {
 	}
 	for _, j := range res.jobs {
 		d.leases[j.job.ID] = lease{until: j.job.DueAt, attempts: len(j.job.Attempts)}
-	}
-}
-
-// handBack rewrites, unchanged, the pending jobs still leased when the dispatcher stops, so
-// that scans, which passed over them while they were leased, offer them again; then it forgets
-// every lease.
-func (d *Dispatcher) handBack() {
-	d.leaseMu.Lock()
-	left := d.leases
-	d.leases = map[string]lease{}
-	d.leaseMu.Unlock()
-	if len(left) == 0 {
-		return
-	}
-	err := d.store.UpdateLazy(func(tx Tx) error {
-		for id, l := range left {
-			j, err := tx.JobHead(id)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("loading job %s: %w", id, err)
-			}
-			if j.State != StatePending || len(j.Attempts) != l.attempts {
-				continue // changed meanwhile, so written already
-			}
-			if err := tx.PutJobHead(j); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrClosed) {
-		// Not lost: the jobs are pending, and the store offers them again once reopened.
-		d.log.Error("handing back jobs leased at stop", zap.Int("jobs", len(left)), zap.Error(err))
 	}
 }
 
@@ -675,26 +624,72 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 	return res
 }
 
-// lease scans for up to want due jobs, passing over those in held and those of destinations
-// without room, and loads them into res.jobs, leased in memory.
+// lease takes up to want due jobs for the workers and loads them into res.jobs, leased in
+// memory. Destinations take turns: each with due jobs and room (fewer than 2×PerHost jobs
+// running or ahead, counts included) gets one job per turn, the one whose earliest due job has
+// waited longest first, until want is reached or no destination has room or due jobs left. A
+// destination that hangs thus holds at most 2×PerHost jobs, and its backlog stays in its own
+// due index, which no other destination's turn reads. Jobs in held, those of outs included,
+// are leased already and passed over.
 func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]int, held map[string]lease) error {
 	if want <= 0 {
 		return nil
 	}
 	now := d.opts.Clock.Now()
-	taken := map[string]int{}
-	var picked []leased
-	var err error
-	res.scan, err = tx.ScanDue(now,
-		func(id string) bool { _, ok := held[id]; return ok },
-		func(dest string) bool { return counts[dest]+taken[dest] >= 2*d.opts.PerHost },
-		func(id, dest string) bool {
-			taken[dest]++
-			picked = append(picked, leased{job: &Job{ID: id}, dest: dest})
-			return len(picked) < want
-		})
+	type turn struct {
+		dest string
+		next time.Time
+		room int
+	}
+	var turns []turn
+	err := tx.Destinations(func(dest string, next time.Time) bool {
+		if next.After(now) {
+			res.scan.noteNext(next)
+			return true
+		}
+		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
+			turns = append(turns, turn{dest: dest, next: next, room: room})
+		}
+		return true
+	})
 	if err != nil {
 		return err
+	}
+	slices.SortStableFunc(turns, func(a, b turn) int { return a.next.Compare(b.next) })
+	// Share want out, one job per destination per turn.
+	quota := make([]int, len(turns))
+	for left, given := want, true; left > 0 && given; {
+		given = false
+		for i := range turns {
+			if left > 0 && quota[i] < turns[i].room {
+				quota[i]++
+				left--
+				given = true
+			}
+		}
+	}
+	var picked []leased
+	for i, t := range turns {
+		n := 0
+		err := tx.PendingJobs(t.dest, func(id string, dueAt time.Time) bool {
+			if _, ok := held[id]; ok {
+				return true
+			}
+			if dueAt.After(now) {
+				res.scan.noteNext(dueAt)
+				return false
+			}
+			if n == quota[i] {
+				res.scan.More = true // more due here than this round takes
+				return false
+			}
+			picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest})
+			n++
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("listing the due jobs of %s: %w", RedactURL(t.dest), err)
+		}
 	}
 	for _, p := range picked {
 		j, err := tx.Job(p.job.ID)
@@ -708,10 +703,17 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
 		res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
 	}
-	if len(picked) > 0 && len(res.jobs) == 0 {
-		res.scan.More = false // nothing but stale entries: do not spin on them
+	if res.scan.More {
+		res.scan.Next = time.Time{}
 	}
 	return nil
+}
+
+// noteNext keeps the earliest due time of a job not due yet.
+func (s *scanResult) noteNext(at time.Time) {
+	if s.Next.IsZero() || at.Before(s.Next) {
+		s.Next = at
+	}
 }
 
 // storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry.
