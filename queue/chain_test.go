@@ -150,4 +150,3 @@ func TestReplayedWaitingJobIsNotPromotedAgain(t *testing.T) {
 	finish(t, b, "a", t0.Add(2*time.Minute))
 	wantStates(t, b, "[delivered delivered]", "a", "b")
 }
-
