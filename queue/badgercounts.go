@@ -80,6 +80,7 @@ const (
 // changes whose transactions ended, since a change numbered lower may commit after one numbered
 // higher, and Counts reads only the changes numbered above the last one folded.
 type deltaLog struct {
+	foldMu   sync.Mutex // one fold at a time
 	mu       sync.Mutex
 	next     uint64              // the number of the next change
 	open     map[uint64]struct{} // numbers handed out to transactions that have not ended
@@ -180,10 +181,34 @@ func (b *Badger) foldCounts() error {
 	if err := b.writable(); err != nil {
 		return err
 	}
+	b.deltas.foldMu.Lock()
+	defer b.deltas.foldMu.Unlock()
 	upto := b.deltas.settled()
 	n := 0
-	err := b.db.Update(func(txn *badger.Txn) error {
-		n = 0
+	var err error
+	// A fold conflicts only with a transaction that read the counts (Counts in an Update).
+	for try := 0; try < 3; try++ {
+		if err = b.fold(upto, &n); !errors.Is(err, badger.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("folding job counts in %s: %w", b.dir, err)
+	}
+	b.deltas.mu.Lock()
+	b.deltas.unfolded = max(0, b.deltas.unfolded-n)
+	more := b.deltas.unfolded >= foldEvery
+	b.deltas.mu.Unlock()
+	if more {
+		b.deltas.kickFold()
+	}
+	return nil
+}
+
+// fold runs one fold transaction over the changes up to upto; n is how many it folded.
+func (b *Badger) fold(upto uint64, n *int) error {
+	return b.db.Update(func(txn *badger.Txn) error {
+		*n = 0
 		folded, c, err := readBase(txn)
 		if err != nil {
 			return err
@@ -193,7 +218,7 @@ func (b *Badger) foldCounts() error {
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		last := folded
-		for it.Seek(deltaKey(folded + 1)); it.Valid() && n < foldMax; it.Next() {
+		for it.Seek(deltaKey(folded + 1)); it.Valid() && *n < foldMax; it.Next() {
 			seq := binary.BigEndian.Uint64(it.Item().Key()[len(prefixDelta):])
 			if seq > upto {
 				break
@@ -208,24 +233,13 @@ func (b *Badger) foldCounts() error {
 			if err := txn.Delete(it.Item().KeyCopy(nil)); err != nil {
 				return err
 			}
-			last, n = seq, n+1
+			last, *n = seq, *n+1
 		}
-		if n == 0 {
+		if *n == 0 {
 			return nil
 		}
 		return txn.Set([]byte(keyCounts), encodeCounts(last, c))
 	})
-	if err != nil {
-		return fmt.Errorf("folding job counts in %s: %w", b.dir, err)
-	}
-	b.deltas.mu.Lock()
-	b.deltas.unfolded = max(0, b.deltas.unfolded-n)
-	more := b.deltas.unfolded >= foldEvery
-	b.deltas.mu.Unlock()
-	if more {
-		b.deltas.kickFold()
-	}
-	return nil
 }
 
 // readBase reads the base record of the counts.
