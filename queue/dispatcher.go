@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +70,10 @@ type Dispatcher struct {
 
 	leaseMu sync.Mutex
 	leases  map[string]lease // jobs leased and not yet settled; written by the run loop only
+
+	// lastTurn is the destination that got the last job of the last round that leased any:
+	// the next round's turns start after it. Only lease touches it, and rounds never overlap.
+	lastTurn string
 }
 
 // lease is a job the dispatcher holds in memory.
@@ -626,11 +629,12 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 
 // lease takes up to want due jobs for the workers and loads them into res.jobs, leased in
 // memory. Destinations take turns: each with due jobs and room (fewer than 2×PerHost jobs
-// running or ahead, counts included) gets one job per turn, the one whose earliest due job has
-// waited longest first, until want is reached or no destination has room or due jobs left. A
-// destination that hangs thus holds at most 2×PerHost jobs, and its backlog stays in its own
-// due index, which no other destination's turn reads. Jobs in held, those of outs included,
-// are leased already and passed over.
+// running or ahead, counts included) gets one job per turn, in destination order starting after
+// the destination served last, until want is reached or no destination has room or due jobs
+// left; within a destination, jobs go in due order. A destination that hangs thus holds at most
+// 2×PerHost jobs and never more than its turn, and its backlog stays in its own due index,
+// which no other destination's turn reads. Jobs in held, those of outs included, are leased
+// already and passed over.
 func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]int, held map[string]lease) error {
 	if want <= 0 {
 		return nil
@@ -638,25 +642,33 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	now := d.opts.Clock.Now()
 	type turn struct {
 		dest string
-		next time.Time
 		room int
 	}
 	var turns []turn
+	first := 0 // the first destination after lastTurn
 	err := tx.Destinations(func(dest string, next time.Time) bool {
 		if next.After(now) {
 			res.scan.noteNext(next)
 			return true
 		}
 		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
-			turns = append(turns, turn{dest: dest, next: next, room: room})
+			if dest <= d.lastTurn {
+				first = len(turns) + 1
+			}
+			turns = append(turns, turn{dest: dest, room: room})
 		}
 		return true
 	})
 	if err != nil {
 		return err
 	}
-	slices.SortStableFunc(turns, func(a, b turn) int { return a.next.Compare(b.next) })
-	// Share want out, one job per destination per turn.
+	if first == len(turns) {
+		first = 0
+	}
+	turns = append(turns[first:], turns[:first]...)
+	// Share want out, one job per destination per turn. A destination whose due jobs are fewer
+	// than its share leaves the rest unused this round; the run loop looks again at once when
+	// a round leased less than it could and more was due (scan.More).
 	quota := make([]int, len(turns))
 	for left, given := want, true; left > 0 && given; {
 		given = false
@@ -684,6 +696,7 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 				return false
 			}
 			picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest})
+			d.lastTurn = t.dest
 			n++
 			return true
 		})
