@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"io/fs"
 	"os"
 	"slices"
@@ -963,21 +964,43 @@ func (t *badgerTx) dueIterator(dest string) (*badger.Iterator, []byte) {
 	return it, prefix
 }
 
-func (t *badgerTx) Destinations(fn func(dest string, next time.Time) bool) error {
+// Destinations answers a destination whose low-water bound lies after now from the bound,
+// without reading: the dispatcher asks every round, and destinations whose jobs all wait for
+// a retry hours away then cost no read. The others cost one seek each.
+func (t *badgerTx) Destinations(now time.Time, fn func(dest string, next time.Time) bool) error {
 	dests := t.b.lw.dests()
 	slices.Sort(dests)
-	for _, dest := range dests {
-		it, prefix := t.dueIterator(dest)
-		if !it.Valid() {
+	end := unixNanos(now)
+	var it *badger.Iterator
+	defer func() {
+		if it != nil {
 			it.Close()
+		}
+	}()
+	for _, dest := range dests {
+		if bound := t.b.lw.from(dest); len(bound) >= 8 {
+			if at := binary.BigEndian.Uint64([]byte(bound[:8])); at > end && bound != noEntry {
+				if !fn(dest, time.Unix(0, int64(at))) {
+					return nil
+				}
+				continue
+			}
+		}
+		if it == nil {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte(prefixDue)
+			it = t.txn.NewIterator(opts)
+		}
+		prefix := duePrefix(dest)
+		it.Seek(seekKey(prefix, t.b.lw.from(dest)))
+		if !it.ValidForPrefix(prefix) {
 			t.saw(dest, noEntry)
 			continue
 		}
 		k := it.Item().Key()[len(prefix):]
 		t.saw(dest, string(k))
-		at := binary.BigEndian.Uint64(k)
-		it.Close()
-		if !fn(dest, time.Unix(0, int64(at))) {
+		if !fn(dest, time.Unix(0, int64(binary.BigEndian.Uint64(k)))) {
 			return nil
 		}
 	}
@@ -1016,7 +1039,7 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	}
 	var refs []dueRef
 	var dests []string
-	err := t.Destinations(func(dest string, next time.Time) bool {
+	err := t.Destinations(now, func(dest string, next time.Time) bool {
 		if !next.After(now) {
 			dests = append(dests, dest)
 		}
@@ -1061,7 +1084,8 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 func (t *badgerTx) NextDue() (time.Time, bool, error) {
 	var best time.Time
 	found := false
-	err := t.Destinations(func(_ string, next time.Time) bool {
+	// With the latest time as now, Destinations reads every destination's earliest job.
+	err := t.Destinations(time.Unix(0, math.MaxInt64), func(_ string, next time.Time) bool {
 		if !found || next.Before(best) {
 			best, found = next, true
 		}

@@ -178,7 +178,7 @@ func TestDestinationsFollowTheirDueIndexes(t *testing.T) {
 	dests := func() []string {
 		var d []string
 		if err := b.View(func(tx Tx) error {
-			return tx.Destinations(func(dest string, _ time.Time) bool { d = append(d, dest); return true })
+			return tx.Destinations(now, func(dest string, _ time.Time) bool { d = append(d, dest); return true })
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -103,9 +103,12 @@ type Tx interface {
 	DeleteJob(id string) error
 
 	// Destinations calls fn, in destination order, for every destination (Destination of a
-	// job's URL) that has pending jobs, with the earliest DueAt among them, until fn returns
-	// false. It costs one read per destination, whatever the backlog.
-	Destinations(fn func(dest string, next time.Time) bool) error
+	// job's URL) that has pending jobs, with a time none of them is due before, until fn returns
+	// false. For a destination with a job due by now, that time is the earliest DueAt of its
+	// jobs; for the others it may be earlier than their earliest DueAt, but after now: a store
+	// may answer them from what it keeps in memory. It reads at most once per destination,
+	// whatever the backlog.
+	Destinations(now time.Time, fn func(dest string, next time.Time) bool) error
 	// PendingJobs calls fn for the pending jobs of one destination, earliest DueAt first (then
 	// by ID), with their ID and DueAt, until fn returns false. It loads no job.
 	PendingJobs(dest string, fn func(id string, dueAt time.Time) bool) error

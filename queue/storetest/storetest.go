@@ -521,7 +521,8 @@ func testDueOrder(t *testing.T, s queue.Store) {
 	})
 }
 
-// Destinations lists each destination with pending jobs once, with its earliest due time;
+// Destinations lists each destination with pending jobs once, with its earliest due time (or,
+// for one with nothing due, a time after now);
 // PendingJobs lists one destination's pending jobs, earliest first, due or not.
 func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 	a, b := "https://a.example/x", "http://user:pw@B.example:8080/y?z"
@@ -534,18 +535,37 @@ func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 		dest string
 		next time.Time
 	}
-	list := func() []dn {
+	listAt := func(now time.Time) []dn {
 		var out []dn
 		view(t, s, func(tx queue.Tx) error {
-			return tx.Destinations(func(dest string, next time.Time) bool { out = append(out, dn{dest, next}); return true })
+			return tx.Destinations(now, func(dest string, next time.Time) bool { out = append(out, dn{dest, next}); return true })
 		})
 		return out
 	}
+	list := func() []dn { return listAt(t0.Add(time.Hour)) }
 	want := []dn{{destA, t0.Add(time.Minute)}, {destB, t0.Add(-time.Minute)}}
 	slices.SortFunc(want, func(x, y dn) int { return strings.Compare(x.dest, y.dest) })
 	if got := list(); len(got) != len(want) || got[0].dest != want[0].dest || !got[0].next.Equal(want[0].next) ||
 		got[1].dest != want[1].dest || !got[1].next.Equal(want[1].next) {
 		t.Fatalf("Destinations = %v, want %v", got, want)
+	}
+	// Before a's first job is due: b's time is exact, a's is after now and not after its
+	// earliest job.
+	if got := listAt(t0); len(got) != 2 || got[0].dest != want[0].dest || got[1].dest != want[1].dest {
+		t.Errorf("Destinations(t0) = %v, want both", got)
+	} else {
+		for _, g := range got {
+			switch g.dest {
+			case destA:
+				if !g.next.After(t0) || g.next.After(t0.Add(time.Minute)) {
+					t.Errorf("Destinations(t0) gave a %s, want a time after t0, not after a's first job", g.next)
+				}
+			case destB:
+				if !g.next.Equal(t0.Add(-time.Minute)) {
+					t.Errorf("Destinations(t0) gave b %s, want its due job's %s", g.next, t0.Add(-time.Minute))
+				}
+			}
+		}
 	}
 	pending := func(dest string) []string {
 		var ids []string
