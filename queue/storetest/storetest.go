@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"LeasesLiveInTheDispatcher", testLeasesLiveInTheDispatcher},
 		{"PerHostAndIsolation", testPerHostAndIsolation},
 		{"DispatchInDueOrder", testDispatchInDueOrder},
+		{"FutureJobBehindALeasedOne", testFutureJobBehindALeasedOne},
 		{"ErrClosedAfterClose", testErrClosedAfterClose},
 	}
 	for _, tc := range tests {
@@ -1437,4 +1438,30 @@ func testDispatchInDueOrder(t *testing.T, s queue.Store) {
 	if i := slices.Index(order, "b2"); i < 0 || i > 8 {
 		t.Errorf("delivery order %v: b's jobs waited behind a's backlog", order)
 	}
+}
+
+// A job due later than one under way at its destination is attempted at its time, with no
+// other event to wake the dispatcher.
+func testFutureJobBehindALeasedOne(t *testing.T, s queue.Store) {
+	clock := queue.NewFakeClock(t0)
+	sender := newFakeSender(clock, func(ctx context.Context, j *queue.Job, _ int) queue.Result {
+		if j.ID == "first" {
+			<-ctx.Done() // hangs until the dispatcher stops
+			return queue.Result{Err: ctx.Err()}
+		}
+		return queue.Result{Status: 204}
+	})
+	enqueue(t, s, newJob("first", "https://a.example/h", t0), newJob("second", "https://a.example/h", t0.Add(time.Minute)))
+	d := queue.NewDispatcher(s, sender, queue.Options{Clock: clock, PerHost: 2, Lease: time.Hour})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	waitFor(t, "the first attempt", func() bool { return len(sender.times("first")) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	if n := len(sender.times("second")); n != 0 {
+		t.Fatal("the second job was attempted before it was due")
+	}
+	clock.Advance(time.Minute)
+	waitFor(t, "the second job's delivery at its due time", func() bool { return head(t, s, "second").State == queue.StateDelivered })
 }
