@@ -80,8 +80,7 @@ type Dispatcher struct {
 
 // lease is a job the dispatcher holds in memory.
 type lease struct {
-	until    time.Time // when an attempt of it is cancelled at the latest
-	attempts int       // attempts in its log when it was leased
+	until time.Time // when an attempt of it is cancelled at the latest
 }
 
 // Leases returns the IDs of the jobs leased now (handed to a sender, or about to be, and their
@@ -555,7 +554,7 @@ func (d *Dispatcher) settle(res roundResult) {
 		delete(d.leases, id)
 	}
 	for _, j := range res.jobs {
-		d.leases[j.job.ID] = lease{until: j.job.DueAt, attempts: len(j.job.Attempts)}
+		d.leases[j.job.ID] = lease{until: j.job.DueAt}
 	}
 }
 
