@@ -964,47 +964,45 @@ func (t *badgerTx) dueIterator(dest string) (*badger.Iterator, []byte) {
 	return it, prefix
 }
 
-// Destinations answers a destination whose low-water bound lies after now from the bound,
-// without reading: the dispatcher asks every round, and destinations whose jobs all wait for
-// a retry hours away then cost no read. The others cost one seek each.
-func (t *badgerTx) Destinations(now time.Time, fn func(dest string, next time.Time) bool) error {
-	dests := t.b.lw.dests()
-	slices.Sort(dests)
+// Destinations answers the destinations whose low-water bound lies after now from the bounds,
+// in memory, without a read: the dispatcher asks every round, and destinations whose jobs all
+// wait for a retry hours away then cost a comparison each. The others cost one seek each.
+func (t *badgerTx) Destinations(now time.Time, fn func(dest string, oldest time.Time) bool) (time.Time, error) {
 	end := unixNanos(now)
-	var it *badger.Iterator
-	defer func() {
-		if it != nil {
-			it.Close()
-		}
-	}()
-	for _, dest := range dests {
-		if bound := t.b.lw.from(dest); len(bound) >= 8 {
-			if at := binary.BigEndian.Uint64([]byte(bound[:8])); at > end && bound != noEntry {
-				if !fn(dest, time.Unix(0, int64(at))) {
-					return nil
-				}
-				continue
-			}
-		}
-		if it == nil {
-			opts := badger.DefaultIteratorOptions
-			opts.PrefetchValues = false
-			opts.Prefix = []byte(prefixDue)
-			it = t.txn.NewIterator(opts)
-		}
-		prefix := duePrefix(dest)
-		it.Seek(seekKey(prefix, t.b.lw.from(dest)))
+	cands, later := t.b.lw.candidates(end)
+	var next time.Time
+	if later != 0 {
+		next = time.Unix(0, int64(later))
+	}
+	if len(cands) == 0 {
+		return next, nil
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte(prefixDue)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for _, c := range cands {
+		prefix := duePrefix(c.dest)
+		it.Seek(seekKey(prefix, c.bound))
 		if !it.ValidForPrefix(prefix) {
-			t.saw(dest, noEntry)
+			t.saw(c.dest, noEntry)
 			continue
 		}
 		k := it.Item().Key()[len(prefix):]
-		t.saw(dest, string(k))
-		if !fn(dest, time.Unix(0, int64(binary.BigEndian.Uint64(k)))) {
-			return nil
+		t.saw(c.dest, string(k))
+		at := binary.BigEndian.Uint64(k)
+		if at > end {
+			if next.IsZero() || at < uint64(next.UnixNano()) {
+				next = time.Unix(0, int64(at))
+			}
+			continue
+		}
+		if !fn(c.dest, time.Unix(0, int64(at))) {
+			return time.Time{}, nil
 		}
 	}
-	return nil
+	return next, nil
 }
 
 func (t *badgerTx) PendingJobs(dest string, fn func(id string, dueAt time.Time) bool) error {
@@ -1039,10 +1037,8 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	}
 	var refs []dueRef
 	var dests []string
-	err := t.Destinations(now, func(dest string, next time.Time) bool {
-		if !next.After(now) {
-			dests = append(dests, dest)
-		}
+	_, err := t.Destinations(now, func(dest string, _ time.Time) bool {
+		dests = append(dests, dest)
 		return true
 	})
 	if err != nil {
@@ -1084,8 +1080,8 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 func (t *badgerTx) NextDue() (time.Time, bool, error) {
 	var best time.Time
 	found := false
-	// With the latest time as now, Destinations reads every destination's earliest job.
-	err := t.Destinations(time.Unix(0, math.MaxInt64), func(_ string, next time.Time) bool {
+	// With the latest time as now, every destination's earliest job is due.
+	_, err := t.Destinations(time.Unix(0, math.MaxInt64), func(_ string, next time.Time) bool {
 		if !found || next.Before(best) {
 			best, found = next, true
 		}

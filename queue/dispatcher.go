@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -646,16 +648,8 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		room int
 	}
 	var turns []turn
-	first := 0 // the first destination after lastTurn
-	err := tx.Destinations(now, func(dest string, next time.Time) bool {
-		if next.After(now) {
-			res.scan.noteNext(next)
-			return true
-		}
+	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
 		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
-			if dest <= d.lastTurn {
-				first = len(turns) + 1
-			}
 			turns = append(turns, turn{dest: dest, room: room})
 		}
 		return true
@@ -663,6 +657,16 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	if err != nil {
 		return err
 	}
+	if !next.IsZero() {
+		res.scan.noteNext(next)
+	}
+	slices.SortFunc(turns, func(a, b turn) int { return strings.Compare(a.dest, b.dest) })
+	first, _ := slices.BinarySearchFunc(turns, d.lastTurn, func(t turn, last string) int {
+		if t.dest <= last {
+			return -1
+		}
+		return 1
+	})
 	if first == len(turns) {
 		first = 0
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"encoding/binary"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -51,6 +52,29 @@ func (l *lowWater) load(txn *badger.Txn) error {
 		it.Seek(append([]byte(prefixDue+dest), 1))
 	}
 	return nil
+}
+
+// candidate is a destination whose due index may hold an entry due by a given time, with the
+// bound to seek to.
+type candidate struct{ dest, bound string }
+
+// candidates returns the destinations whose due index may hold an entry due by end (unix
+// nanoseconds), and the earliest due time of the bounds of the others (0 if none).
+func (l *lowWater) candidates(end uint64) (cands []candidate, later uint64) {
+	var endKey [8]byte
+	binary.BigEndian.PutUint64(endKey[:], end)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for dest, bound := range l.low {
+		if len(bound) >= 8 && bound[:8] > string(endKey[:]) {
+			if at := binary.BigEndian.Uint64([]byte(bound[:8])); later == 0 || at < later {
+				later = at
+			}
+			continue
+		}
+		cands = append(cands, candidate{dest, bound})
+	}
+	return cands, later
 }
 
 // dests returns the destinations whose due index may hold entries.

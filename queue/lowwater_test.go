@@ -178,7 +178,8 @@ func TestDestinationsFollowTheirDueIndexes(t *testing.T) {
 	dests := func() []string {
 		var d []string
 		if err := b.View(func(tx Tx) error {
-			return tx.Destinations(now, func(dest string, _ time.Time) bool { d = append(d, dest); return true })
+			_, err := tx.Destinations(now, func(dest string, _ time.Time) bool { d = append(d, dest); return true })
+			return err
 		}); err != nil {
 			t.Fatal(err)
 		}

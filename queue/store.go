@@ -102,13 +102,13 @@ type Tx interface {
 	// cannot be deleted.
 	DeleteJob(id string) error
 
-	// Destinations calls fn, in destination order, for every destination (Destination of a
-	// job's URL) that has pending jobs, with a time none of them is due before, until fn returns
-	// false. For a destination with a job due by now, that time is the earliest DueAt of its
-	// jobs; for the others it may be earlier than their earliest DueAt, but after now: a store
-	// may answer them from what it keeps in memory. It reads at most once per destination,
-	// whatever the backlog.
-	Destinations(now time.Time, fn func(dest string, next time.Time) bool) error
+	// Destinations calls fn, in no particular order, for every destination (Destination of a
+	// job's URL) with a pending job due by now, with the earliest DueAt of its jobs, until fn
+	// returns false. It returns a time before which no pending job of the other destinations is
+	// due: their earliest DueAt, or an earlier time after now (a store may answer them from
+	// what it keeps in memory); zero when they have no pending job, or when fn stopped the
+	// listing. It reads at most once per destination, whatever the backlog.
+	Destinations(now time.Time, fn func(dest string, oldest time.Time) bool) (next time.Time, err error)
 	// PendingJobs calls fn for the pending jobs of one destination, earliest DueAt first (then
 	// by ID), with their ID and DueAt, until fn returns false. It loads no job.
 	PendingJobs(dest string, fn func(id string, dueAt time.Time) bool) error

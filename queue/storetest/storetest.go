@@ -522,9 +522,9 @@ func testDueOrder(t *testing.T, s queue.Store) {
 	})
 }
 
-// Destinations lists each destination with pending jobs once, with its earliest due time (or,
-// for one with nothing due, a time after now);
-// PendingJobs lists one destination's pending jobs, earliest first, due or not.
+// Destinations lists each destination with a job due by now once, with its earliest due time,
+// and gives a time no other pending job is due before; PendingJobs lists one destination's
+// pending jobs, earliest first, due or not.
 func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 	a, b := "https://a.example/x", "http://user:pw@B.example:8080/y?z"
 	enqueue(t, s,
@@ -532,41 +532,38 @@ func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 		newJob("b2", b, t0.Add(20*time.Minute)), newJob("b1", b, t0.Add(-time.Minute)),
 	)
 	destA, destB := queue.Destination(a), queue.Destination(b)
-	type dn struct {
-		dest string
-		next time.Time
-	}
-	listAt := func(now time.Time) []dn {
-		var out []dn
-		view(t, s, func(tx queue.Tx) error {
-			return tx.Destinations(now, func(dest string, next time.Time) bool { out = append(out, dn{dest, next}); return true })
+	listAt := func(now time.Time) (string, time.Time) {
+		var out []string
+		var next time.Time
+		view(t, s, func(tx queue.Tx) (err error) {
+			next, err = tx.Destinations(now, func(dest string, oldest time.Time) bool {
+				out = append(out, dest+"@"+oldest.Sub(t0).String())
+				return true
+			})
+			return err
 		})
-		return out
+		slices.Sort(out)
+		return strings.Join(out, " "), next
 	}
-	list := func() []dn { return listAt(t0.Add(time.Hour)) }
-	want := []dn{{destA, t0.Add(time.Minute)}, {destB, t0.Add(-time.Minute)}}
-	slices.SortFunc(want, func(x, y dn) int { return strings.Compare(x.dest, y.dest) })
-	if got := list(); len(got) != len(want) || got[0].dest != want[0].dest || !got[0].next.Equal(want[0].next) ||
-		got[1].dest != want[1].dest || !got[1].next.Equal(want[1].next) {
-		t.Fatalf("Destinations = %v, want %v", got, want)
+	list := func() string { got, _ := listAt(t0.Add(time.Hour)); return got }
+	sorted := func(s ...string) string { slices.Sort(s); return strings.Join(s, " ") }
+	if got, next := listAt(t0.Add(time.Hour)); got != sorted(destA+"@1m0s", destB+"@-1m0s") || !next.IsZero() {
+		t.Fatalf("Destinations(+1h) = %s, next %s; want both, no next", got, next)
 	}
-	// Before a's first job is due: b's time is exact, a's is after now and not after its
-	// earliest job.
-	if got := listAt(t0); len(got) != 2 || got[0].dest != want[0].dest || got[1].dest != want[1].dest {
-		t.Errorf("Destinations(t0) = %v, want both", got)
-	} else {
-		for _, g := range got {
-			switch g.dest {
-			case destA:
-				if !g.next.After(t0) || g.next.After(t0.Add(time.Minute)) {
-					t.Errorf("Destinations(t0) gave a %s, want a time after t0, not after a's first job", g.next)
-				}
-			case destB:
-				if !g.next.Equal(t0.Add(-time.Minute)) {
-					t.Errorf("Destinations(t0) gave b %s, want its due job's %s", g.next, t0.Add(-time.Minute))
-				}
-			}
-		}
+	// Before a's first job is due: only b, and a time after now, not after a1's due time.
+	if got, next := listAt(t0); got != destB+"@-1m0s" || !next.After(t0) || next.After(t0.Add(time.Minute)) {
+		t.Errorf("Destinations(t0) = %s, next %s; want b only, next in (t0, t0+1m]", got, next)
+	}
+	if got, next := listAt(t0.Add(-2 * time.Minute)); got != "" || !next.After(t0.Add(-2*time.Minute)) || next.After(t0.Add(-time.Minute)) {
+		t.Errorf("Destinations(-2m) = %s, next %s; want none, next in (-2m, -1m]", got, next)
+	}
+	n := 0
+	view(t, s, func(tx queue.Tx) error {
+		_, err := tx.Destinations(t0.Add(time.Hour), func(string, time.Time) bool { n++; return false })
+		return err
+	})
+	if n != 1 {
+		t.Errorf("Destinations went on after fn returned false (%d calls)", n)
 	}
 	pending := func(dest string) []string {
 		var ids []string
@@ -588,7 +585,7 @@ func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 		t.Errorf("PendingJobs of an unknown destination = %v", got)
 	}
 	// Stopping early.
-	n := 0
+	n = 0
 	view(t, s, func(tx queue.Tx) error {
 		return tx.PendingJobs(destA, func(string, time.Time) bool { n++; return false })
 	})
@@ -598,8 +595,8 @@ func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 	// A destination whose jobs all finished is no longer listed; a new job brings it back.
 	finish(t, s, "b1", queue.StateDelivered, t0)
 	finish(t, s, "b2", queue.StateDead, t0)
-	if got := list(); len(got) != 1 || got[0].dest != destA {
-		t.Errorf("Destinations after b's jobs finished = %v, want only %s", got, destA)
+	if got := list(); got != destA+"@1m0s" {
+		t.Errorf("Destinations after b's jobs finished = %s, want only %s", got, destA)
 	}
 	// A job whose URL changes moves to its new destination.
 	update(t, s, func(tx queue.Tx) error {
@@ -616,8 +613,8 @@ func testDestinationsAndPendingJobs(t *testing.T, s queue.Store) {
 	if got := pending(destA); fmt.Sprint(got) != "[a1@1m0s a2@2m0s]" {
 		t.Errorf("PendingJobs(a) after a3 moved = %v", got)
 	}
-	if got := list(); len(got) != 2 {
-		t.Errorf("Destinations after a3 moved = %v, want a and b", got)
+	if got := list(); got != sorted(destA+"@1m0s", destB+"@3m0s") {
+		t.Errorf("Destinations after a3 moved = %s, want a and b", got)
 	}
 }
 
