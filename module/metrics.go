@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/fax"
 )
@@ -159,7 +160,7 @@ func countEvents(jobs []*queue.Job) {
 			continue
 		}
 		seen[j.EventID] = struct{}{}
-		metricEvents.WithLabelValues(oneOf(j.EventType, eventTypeLabels)).Inc()
+		metricEvents.WithLabelValues(oneOf(j.Meta.Get(render.MetaEventType), eventTypeLabels)).Inc()
 	}
 }
 

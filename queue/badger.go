@@ -22,7 +22,7 @@ import (
 const (
 	prefixState = "s/" // s/<key> → state record
 	prefixJob   = "j/" // j/<id> → job head (see encodeHead; whole job as JSON in older stores)
-	prefixBody  = "b/" // b/<id> → job body: Fields, Files, FetchFile (see encodeBody)
+	prefixBody  = "b/" // b/<id> → job body: its Payload (see encodeBody)
 	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → Destination(URL) for pending jobs
 	prefixPark  = "p/" // p/<destination>\x00<8-byte unix nanos><id> → "" for pending jobs set aside
 	prefixLease = "l/" // l/<id> → "" for leased jobs
@@ -692,7 +692,7 @@ func (t *badgerTx) JobHead(id string) (*Job, error) {
 	}
 	if legacy {
 		t.remember(j, encodeBody(j)) // the next write stores this body in its own record
-		j.Fields, j.Files, j.FetchFile = nil, nil, ""
+		j.Payload = Payload{}
 	} else {
 		t.remember(j, nil)
 	}
@@ -937,7 +937,7 @@ func (t *badgerTx) markWaiter(id string) error {
 	var body []byte
 	if legacy {
 		body = encodeBody(j)
-		j.Fields, j.Files, j.FetchFile = nil, nil, ""
+		j.Payload = Payload{}
 	}
 	j.chainFlags |= chainWaiter
 	return t.writeIndexes(j, old, body)
@@ -1399,7 +1399,7 @@ func (t *badgerTx) jobs(withBody bool, fn func(*Job) bool) error {
 		}
 		switch {
 		case !withBody:
-			j.Fields, j.Files, j.FetchFile = nil, nil, ""
+			j.Payload = Payload{}
 		case !legacy:
 			if err := t.loadBody(j); err != nil {
 				return err

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -101,43 +100,4 @@ type Tx interface {
 	// States calls fn for every state record whose key starts with prefix, in key order, until fn
 	// returns false.
 	States(prefix string, fn func(key string, value []byte) bool) error
-}
-
-// Destination names the receiver whose concurrent attempts Options.PerHost limits. For http and
-// https URLs it is the lower-case scheme and host with any non-default port, without credentials
-// ("https://example.com", "http://127.0.0.1:8080"); for mailto: URLs "mailto:" and the lower-case
-// domain of the first address; any other string is its own destination.
-func Destination(rawURL string) string {
-	s := strings.TrimSpace(rawURL)
-	var dest string
-	if i := strings.Index(s, "://"); i > 0 {
-		scheme, rest := strings.ToLower(s[:i]), s[i+3:]
-		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-			rest = rest[:end]
-		}
-		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-			rest = rest[at+1:]
-		}
-		host := strings.ToLower(rest)
-		switch scheme {
-		case "https":
-			host = strings.TrimSuffix(host, ":443")
-		case "http":
-			host = strings.TrimSuffix(host, ":80")
-		}
-		dest = scheme + "://" + host
-	} else if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
-		addr := s[7:]
-		if end := strings.IndexAny(addr, "?,"); end >= 0 {
-			addr = addr[:end]
-		}
-		if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-			addr = addr[at+1:]
-		}
-		dest = "mailto:" + strings.ToLower(addr)
-	} else {
-		dest = s
-	}
-	// Destinations are key parts in stores; NUL separates them from what follows.
-	return strings.ReplaceAll(dest, "\x00", "")
 }
