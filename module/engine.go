@@ -131,7 +131,7 @@ func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*e
 func (e *engine) start(s settings, log *zap.Logger) error {
 	e.log.Store(log)
 	e.cfg.Store(&s)
-	if old := e.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard})); old != nil {
+	if old := e.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost})); old != nil {
 		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
 	}
 	e.store.StartJanitor(queue.JanitorOptions{

@@ -28,6 +28,22 @@ import (
 // Listing the directory is skipped while its modification time shows that no file came or went
 // since the last listing.
 //
+// Badger's public DB.Sync (v4.9.6) cannot replace it, because it does not give the same
+// guarantee: it msyncs only the active memtable's write-ahead log and the newest value log.
+//   - A memtable that filled up between a commit and the DB.Sync that follows (another writer's
+//     commit, or the next request in the same write batch, moves it to the flush queue) keeps
+//     its log unsynced until its flush has written a table file, which can take a while under
+//     load; neither the move (DB.ensureRoomForWrite) nor DB.Sync syncs it, and a power loss
+//     meanwhile undoes a commit whose Update had reported it on disk.
+//   - Badger fsyncs no directory when it creates a log (z.OpenMmapFile syncs the directory only
+//     for files it creates empty, and logs are created at full size), so a new log's name may
+//     not survive a power loss even when its contents were synced.
+//
+// A value log that fills up is synced by Badger itself (valueLog.write → logFile.doneWriting →
+// z.MmapFile.Truncate msyncs before it truncates), but syncing it again here is cheap: nothing is
+// dirty. Should Badger's DB.Sync cover the logs of memtables awaiting their flush and sync the
+// directory of new logs, fileSyncer can give way to it.
+//
 // Concurrent callers share syncs: a caller returns once a sync that began after its request
 // completed, so that one round of fsyncs serves every commit made before it began.
 type fileSyncer struct {

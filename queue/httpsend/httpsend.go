@@ -6,8 +6,10 @@
 // boundary is derived from the job's ID, not drawn at random.
 //
 // Webhooks go out over HTTP/1.1 on keep-alive connections the Sender pools per destination and
-// drives from the attempt's own goroutine (h1Client); net/http's client is used instead when
-// Options.Transport is set or a proxy from the environment applies. HTTP/2 is not offered.
+// drives from the attempt's own goroutine (h1Client, which says why it is not net/http's
+// Transport); net/http's client is used instead when Options.Transport is set or a proxy from
+// the environment applies. Either way the request is the same: HTTP/1.1 (HTTP/2 is not offered),
+// the webhook's header fields, no Accept-Encoding.
 //
 // With Options.Guard set, the sender refuses loopback, private, link-local, metadata and other
 // special-purpose destinations (package ssrf): literal IP URLs before any I/O, host names at dial
@@ -17,6 +19,7 @@ package httpsend
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -68,11 +71,18 @@ type Options struct {
 	Timeout time.Duration
 	// UserAgent is the User-Agent header value. Default "faxhook".
 	UserAgent string
-	// Transport performs the requests. Default: a dedicated clone of http.DefaultTransport keeping up
-	// to 16 idle connections per host for 90s (with Guard set: dialling through the guard and
-	// ignoring HTTP_PROXY and friends). A custom Transport is used as given: Guard then still
-	// refuses literal IP URLs before sending, but dial-time checks are the Transport's business.
+	// Transport performs the requests. Default: the Sender's own HTTP/1.1 client, and for URLs a
+	// proxy from the environment (HTTP_PROXY and friends) applies to, a transport of its own; with
+	// Guard set, both dial through the guard and no proxy is used. A custom Transport is used as
+	// given: Guard then still refuses literal IP URLs before sending, but dial-time checks are the
+	// Transport's business.
 	Transport http.RoundTripper
+	// MaxIdleConnsPerHost is how many keep-alive connections to one destination stay open
+	// between webhooks, for 90s each. Give it at least the most attempts to one destination that
+	// can be under way at once (the dispatcher's per-host limit): connections beyond it are
+	// closed after their webhook, and the next webhooks dial anew. Default 16. Ignored with a
+	// custom Transport.
+	MaxIdleConnsPerHost int
 	// Guard, if non-nil, refuses destinations it blocks (see package ssrf): a literal IP URL before
 	// any network I/O, a host name at dial time on the resolved address actually dialled. Either way
 	// the attempt fails permanently with an error matching ssrf.ErrBlocked. Nil means no guard.
@@ -119,14 +129,20 @@ func New(opts Options) *Sender {
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
 	}
+	idlePerHost := opts.MaxIdleConnsPerHost
+	if idlePerHost <= 0 {
+		idlePerHost = DefaultMaxIdleConnsPerHost
+	}
 	rt := opts.Transport
 	if rt == nil {
-		rt = defaultTransport(opts.Guard)
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 		if opts.Guard != nil {
+			// The guard checks, in the dialer's Control, the address about to be connected,
+			// after name resolution: the address checked is the address dialled.
 			dialer = opts.Guard.Dialer()
 		}
-		s.h1 = newH1Client(dialer.DialContext)
+		rt = defaultTransport(dialer, opts.Guard == nil, idlePerHost)
+		s.h1 = newH1Client(dialer.DialContext, idlePerHost)
 	}
 	s.client = &http.Client{
 		Transport: rt,
@@ -136,23 +152,31 @@ func New(opts Options) *Sender {
 	return s
 }
 
-// defaultTransport returns a transport of the Sender's own, so that its connection pool is neither
-// shared with nor disturbed by the rest of the process. With a guard it dials through the guard and
-// uses no proxy: through a proxy the guard would only ever see the proxy's address.
-func defaultTransport(guard *ssrf.Guard) *http.Transport {
-	var t *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = dt.Clone()
-	} else {
-		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+// DefaultMaxIdleConnsPerHost is the default of Options.MaxIdleConnsPerHost.
+const DefaultMaxIdleConnsPerHost = 16
+
+// defaultTransport returns a transport of the Sender's own, for the URLs a proxy applies to, so
+// that its connection pool is neither shared with nor disturbed by the rest of the process. It
+// dials with dialer and uses a proxy from the environment only if proxy is set: a guarded Sender
+// uses none, as through a proxy the guard would only ever see the proxy's address. It sends what
+// h1Client sends: HTTP/1.1 only, and no Accept-Encoding, as only the first BodyLimit bytes of an
+// answer are kept, for the attempt log.
+func defaultTransport(dialer *net.Dialer, proxy bool, idlePerHost int) *http.Transport {
+	t := &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{NextProtos: []string{"http/1.1"}},
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		MaxIdleConns:          max(100, idlePerHost),
+		MaxIdleConnsPerHost:   idlePerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		Protocols:             new(http.Protocols),
 	}
-	t.MaxIdleConns = 100
-	t.MaxIdleConnsPerHost = 16
-	t.IdleConnTimeout = 90 * time.Second
-	if guard != nil {
-		t.Proxy = nil
-		t.DialContext = guard.Dialer().DialContext
+	if proxy {
+		t.Proxy = http.ProxyFromEnvironment
 	}
+	t.Protocols.SetHTTP1(true)
 	return t
 }
 
