@@ -261,7 +261,8 @@ func (s *Sender) sendH1(ctx context.Context, u *url.URL, target string, header [
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	r := &h1Request{u: u, header: header, body: body, deadline: deadline}
+	// target is the URL less its credentials: its destination is the URL's.
+	r := &h1Request{u: u, key: queue.Destination(target), header: header, body: body, deadline: deadline}
 	resp, respBody, err := s.h1.do(ctx, r, s.bodyLimit)
 	if err != nil {
 		return nil, "", s.transportError(ctx, target, isTimeout(err), err)
