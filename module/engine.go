@@ -155,6 +155,7 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 		Logger:    log.Named("dispatcher"),
 		OnOutcome: e.onOutcome,
 		Prepare:   e.prepare,
+		LogFields: jobLogFields,
 	})
 	if err := e.disp.Start(); err != nil {
 		e.disp = nil

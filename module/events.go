@@ -249,6 +249,13 @@ func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
 	}
 }
 
+// jobLogFields are the fields that describe a job in log entries: the fax id (a number, as in
+// every entry about a fax) and the event type from its metadata.
+func jobLogFields(j *queue.Job) []zap.Field {
+	faxID, eventType := render.FaxOf(j.Meta)
+	return []zap.Field{zap.Int64("fax_id", faxID), zap.String("event_type", eventType)}
+}
+
 // redactor removes secrets from text shown outside the process (admin API, events): the
 // webhook token, the password and user:password of a URL, and any scheme://user[:pass]@ part.
 type redactor struct{ secrets []string }

@@ -192,9 +192,8 @@ func (t *tracker) record(batch []*Observation) error {
 	countEvents(enqueued)
 	log := t.eng.log.Load()
 	for _, j := range enqueued {
-		log.Info("webhook enqueued", zap.String(render.MetaFaxID, j.Meta.Get(render.MetaFaxID)),
-			zap.String(render.MetaEventType, j.Meta.Get(render.MetaEventType)),
-			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))
+		log.Info("webhook enqueued", append(jobLogFields(j),
+			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))...)
 	}
 	if len(enqueued) > 0 {
 		t.eng.wake()

@@ -38,6 +38,10 @@ type Options struct {
 	Clock Clock
 	// Logger receives one entry per attempt outcome; nil discards.
 	Logger *zap.Logger
+	// LogFields, if set, returns the fields that describe a job in the Logger's entries, e.g.
+	// its metadata with the types the application logs them with elsewhere. Default: each
+	// label of the job's Meta as a string field.
+	LogFields func(job *Job) []zap.Field
 	// OnOutcome, if set, is called after each attempt's outcome is stored, with the job as
 	// stored but without its body (its Payload is empty: see Tx.JobHead).
 	OnOutcome func(job *Job, res Result)
@@ -785,9 +789,13 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 func (d *Dispatcher) finish(stored []storedOutcome) {
 	for _, s := range stored {
 		final, res := s.job, s.res
-		fields := make([]zap.Field, 0, len(final.Meta)+7)
-		for _, m := range final.Meta {
-			fields = append(fields, zap.String(m.Name, m.Value))
+		var fields []zap.Field
+		if d.opts.LogFields != nil {
+			fields = d.opts.LogFields(final)
+		} else {
+			for _, m := range final.Meta {
+				fields = append(fields, zap.String(m.Name, m.Value))
+			}
 		}
 		fields = append(fields,
 			zap.String("url", RedactURL(final.URL)), zap.Int("attempt", len(final.Attempts)),

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -154,5 +157,46 @@ func TestNoPreparerSendsAsIs(t *testing.T) {
 	defer d.Stop()
 	if j := prepWait(t, st, "p2", 1); j.State != queue.StateDelivered || j.Prepare != "ref" {
 		t.Fatalf("job %+v", j)
+	}
+}
+
+// The dispatcher's log entries describe a job by its metadata, or by what Options.LogFields
+// makes of it.
+func TestOutcomeLogFields(t *testing.T) {
+	for _, custom := range []bool{false, true} {
+		st, err := queue.OpenBadger(t.TempDir(), queue.BadgerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zap.InfoLevel)
+		opts := queue.Options{Logger: zap.New(core)}
+		if custom {
+			opts.LogFields = func(j *queue.Job) []zap.Field { return []zap.Field{zap.Int("labels", len(j.Meta))} }
+		}
+		d := queue.NewDispatcher(st, &prepSender{answer: func(int) queue.Result { return queue.Result{Status: 200} }}, opts)
+		now := time.Now()
+		if err := d.Update(func(tx queue.Tx) error {
+			_, err := tx.Enqueue(&queue.Job{ID: "l1", URL: "http://u:secret@example.invalid/", DueAt: now,
+				Meta: queue.Labels{{Name: "fax_id", Value: "12"}, {Name: "event_type", Value: "fax_completed"}}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		prepWait(t, st, "l1", 1)
+		d.Stop()
+		st.Close()
+		entries := logs.FilterMessage("webhook delivered").All()
+		if len(entries) != 1 {
+			t.Fatalf("custom %v: %d delivered entries", custom, len(entries))
+		}
+		got := entries[0].ContextMap()
+		if custom && (got["labels"] != int64(2) || got["fax_id"] != nil) ||
+			!custom && (got["fax_id"] != "12" || got["event_type"] != "fax_completed") ||
+			got["url"] != "http://REDACTED@example.invalid/" {
+			t.Errorf("custom %v: fields %v", custom, got)
+		}
 	}
 }
