@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -487,4 +488,20 @@ func TestAdminShowsJobsUnderWayAsLeased(t *testing.T) {
 		t.Fatalf("stats jobs = %v, want 1 leased and 0 pending", st.Jobs)
 	}
 	c.fails("POST", "/faxhook/deliveries/"+id+"/retry?storage="+url.QueryEscape(e.dir), http.StatusConflict, "an attempt is under way")
+}
+
+// A host filter matches host and host:port of an http(s) URL (credentials never), the domains
+// of a mailto: URL's To addresses, and nothing of an invalid URL.
+func TestURLHosts(t *testing.T) {
+	for raw, want := range map[string][]string{
+		"https://u:p@Hooks.example.com:8443/x?y=1":         {"Hooks.example.com", "Hooks.example.com:8443"},
+		"http://[::1]:9000/x":                              {"::1", "[::1]:9000"},
+		"mailto:a@x.test,b@Y.test?to=c@z.test&cc=d@w.test": {"x.test", "Y.test", "z.test"},
+		"mailto:nobody":                                    nil,
+		"ftp://example.com/x":                              nil,
+	} {
+		if got := urlHosts(raw); !slices.Equal(got, want) {
+			t.Errorf("urlHosts(%q) = %q, want %q", raw, got, want)
+		}
+	}
 }
