@@ -45,8 +45,8 @@ type Target struct {
 // Raw, Destination, Signed, Redacted, Userinfo and Password come from a textual split that
 // cannot fail, and are set even when err is not nil, so that a URL that fails validation can
 // still be shown and keyed without its credentials; Scheme, Host, Hostname and Mail are set only
-// when err is nil. The errors name no credentials of http(s) URLs they did not get from
-// url.Parse.
+// when err is nil. The errors never repeat an http(s) URL, which may hold credentials: callers
+// show the Redacted form beside them.
 func ParseTarget(raw string) (Target, error) {
 	sp := splitURL(raw)
 	t := Target{Raw: raw, Destination: Destination(raw), Signed: SignedURL(raw), Redacted: sp.redacted(raw)}
@@ -56,6 +56,10 @@ func ParseTarget(raw string) (Target, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text quotes the whole URL
+		}
 		return t, fmt.Errorf("not a URL: %w", err)
 	}
 	scheme := strings.ToLower(u.Scheme)

@@ -91,8 +91,9 @@ func TestParseTargetInvalid(t *testing.T) {
 			t.Errorf("ParseTarget(%q) views %+v", tc.raw, got)
 		}
 	}
-	if got, _ := ParseTarget("http://u:secret@exa mple.com/x"); got.Password != "secret" || got.Redacted != "http://REDACTED@exa mple.com/x" {
-		t.Errorf("credentials of an invalid URL: %+v", got)
+	if got, err := ParseTarget("http://u:secret@exa mple.com/x"); got.Password != "secret" || got.Redacted != "http://REDACTED@exa mple.com/x" ||
+		strings.Contains(err.Error(), "secret") {
+		t.Errorf("credentials of an invalid URL: %+v, %v", got, err)
 	}
 	for _, ok := range []string{"http://127.0.0.1/x", "http://a.1b/x", "https://example.com./x", "http://[::ffff:7f00:1]/"} {
 		if _, err := ParseTarget(ok); err != nil {
