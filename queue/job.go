@@ -116,8 +116,8 @@ type Job struct {
 	// EventID identifies the event the job delivers; several URLs share it. Senders pass it on
 	// (a header) so that receivers can recognise a repeated delivery.
 	EventID string `json:"event_id"`
-	// Meta is the application's metadata of the job (for faxhook: fax_id, event_type). It is
-	// stored with the job's head, so listings read it without loading the body.
+	// Meta is the application's metadata of the job, e.g. what its event is about. It is stored
+	// with the job's head, so listings read it without loading the body.
 	Meta Labels `json:"meta,omitempty"`
 	// URL is the webhook URL exactly as configured or submitted (http, https or mailto).
 	URL string `json:"url"`
