@@ -44,8 +44,15 @@ func TestSmallRun(t *testing.T) {
 			}
 		}
 	}
-	if len(rep.Goals) != 5 {
-		t.Errorf("%d goals, want 5", len(rep.Goals))
+	if len(rep.Goals) != 2 {
+		t.Errorf("%d goals, want 2", len(rep.Goals))
+	}
+	for _, p := range rep.Paths {
+		for name, s := range map[string]VariantStats{"bare": p.Bare, "faxhook": p.Faxhook} {
+			if s.GCPer1k < 0 || s.AllocPerRequest <= 0 {
+				t.Errorf("(%s) %s: GC cycles per 1k %v, allocation per request %d: Go metrics not read", p.Path, name, s.GCPer1k, s.AllocPerRequest)
+			}
+		}
 	}
 	var out bytes.Buffer
 	if err := rep.Print(&out); err != nil {
@@ -150,5 +157,35 @@ func TestCaddyfileDiffersOnlyInFaxhook(t *testing.T) {
 	}
 	if !strings.Contains(bare, "level ERROR") || strings.Contains(bare, "faxhook") {
 		t.Errorf("bare Caddyfile:\n%s", bare)
+	}
+}
+
+func TestGCBudgetIsEqualAndExplicit(t *testing.T) {
+	o := Options{}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(o.gcEnv(), " ")
+	if env != "GOGC=off GOMEMLIMIT=256MiB" {
+		t.Errorf("default GC environment %q", env)
+	}
+	o.GOGC, o.GOMemLimit = "100", "default"
+	if env := strings.Join(o.gcEnv(), " "); env != "GOGC=100" {
+		t.Errorf("GC environment %q, want GOGC=100 alone", env)
+	}
+}
+
+func TestSuspicious(t *testing.T) {
+	for _, c := range []struct {
+		cost, ratio float64
+		want        bool
+	}{{1.02, 0.98, false}, {0.97, 0.99, true}, {1.01, 1.05, true}, {1.0, 0, false}, {0, 0, false}} {
+		if got := suspicious(c.cost, c.ratio) != ""; got != c.want {
+			t.Errorf("suspicious(%v, %v) = %v, want %v", c.cost, c.ratio, got, c.want)
+		}
+	}
+	g := Goal{Value: 0.95, Limit: 1.03, Met: true, Suspicious: suspicious(0.95, 0)}
+	if g.Verdict() != "SUSPICIOUS" {
+		t.Errorf("verdict of a cost below 1: %q", g.Verdict())
 	}
 }

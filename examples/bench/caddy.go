@@ -78,8 +78,9 @@ type caddyProc struct {
 	warnLog string // faxhook's warnings; empty for the bare Caddy
 }
 
-// startCaddy starts one variant's Caddy under dir and waits until the site answers.
-func startCaddy(bin, dir string, v Variant, upstreamURL, sinkURL string, faxhookOptions []string) (*caddyProc, error) {
+// startCaddy starts one variant's Caddy under dir, with env added to its environment, and waits
+// until the site answers.
+func startCaddy(bin, dir string, v Variant, upstreamURL, sinkURL string, faxhookOptions, env []string) (*caddyProc, error) {
 	admin, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func startCaddy(bin, dir string, v Variant, upstreamURL, sinkURL string, faxhook
 		faxhook: v == Faxhook, storage: filepath.Join(dir, "storage"), sentURL: sinkURL + "/sent",
 		warnLog: warnLog, faxhookOptions: faxhookOptions,
 	})
-	c, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, cf)
+	c, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, cf, env...)
 	if err != nil {
 		return nil, fmt.Errorf("%s caddy: %w", v, err)
 	}
@@ -295,4 +296,56 @@ func loadAvg() float64 {
 		return -1
 	}
 	return v
+}
+
+// goStats are a Caddy's Go runtime counters, read from its admin endpoint's /metrics (Caddy
+// registers Prometheus' Go collector there).
+type goStats struct {
+	gcCycles   int64 // go_gc_duration_seconds_count: completed GC cycles
+	allocBytes int64 // go_memstats_alloc_bytes_total: bytes allocated on the heap so far
+	heapBytes  int64 // go_memstats_heap_alloc_bytes: heap objects now, live and not yet swept
+}
+
+// readGoStats scrapes the Go runtime counters of the Caddy whose admin endpoint is admin. The
+// scrape costs the Caddy a little CPU, so callers read it outside a measured window.
+func readGoStats(admin string) (goStats, error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return goStats{}, err
+	}
+	defer resp.Body.Close()
+	var s goStats
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "go_gc_duration_seconds_count":
+			dst = &s.gcCycles
+		case "go_memstats_alloc_bytes_total":
+			dst = &s.allocBytes
+		case "go_memstats_heap_alloc_bytes":
+			dst = &s.heapBytes
+		default:
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		*dst = int64(f)
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return s, err
+	}
+	if found < 3 {
+		return s, errors.New("go runtime metrics missing from /metrics")
+	}
+	return s, nil
 }

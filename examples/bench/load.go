@@ -23,14 +23,16 @@ type target struct {
 
 // runResult is the outcome of one fixed-duration load run.
 type runResult struct {
-	cpu       time.Duration   // CPU time of the Caddy under test, measured window plus drain
-	drain     time.Duration   // how long the Caddy stayed busy after the window
-	dropped   int64           // observations faxhook dropped (backlog full) during window and drain
-	requests  int64           // successful responses in the measured window
-	errors    int64           // failed requests (transport errors, wrong status, wrong body)
-	firstErr  string          // the first failure, for diagnosis
-	elapsed   time.Duration   // measured window
-	latencies []time.Duration // of the successful requests, sorted
+	cpu        time.Duration   // CPU time of the Caddy under test, measured window plus drain
+	drain      time.Duration   // how long the Caddy stayed busy after the window
+	dropped    int64           // observations faxhook dropped (backlog full) during window and drain
+	gcCycles   int64           // GC cycles of the Caddy during window and drain, -1 if unknown
+	allocBytes int64           // heap the Caddy allocated during window and drain, -1 if unknown
+	requests   int64           // successful responses in the measured window
+	errors     int64           // failed requests (transport errors, wrong status, wrong body)
+	firstErr   string          // the first failure, for diagnosis
+	elapsed    time.Duration   // measured window
+	latencies  []time.Duration // of the successful requests, sorted
 }
 
 func (r runResult) throughput() float64 {
@@ -38,6 +40,13 @@ func (r runResult) throughput() float64 {
 		return 0
 	}
 	return float64(r.requests) / r.elapsed.Seconds()
+}
+
+func (r runResult) allocPerRequest() int64 {
+	if r.requests == 0 || r.allocBytes < 0 {
+		return -1
+	}
+	return r.allocBytes / r.requests
 }
 
 func (r runResult) cpuPerRequest() time.Duration {
@@ -125,24 +134,43 @@ func (w *worker) fail(err error) {
 // load drives t with n closed-loop workers for d and records the latencies of the requests
 // started within d.
 func load(ctx context.Context, client *http.Client, t *target, n int, d time.Duration) (runResult, error) {
-	tmpl, err := templateRequest(ctx, t)
+	rs, err := loadEach(ctx, client, []*target{t}, n, d)
 	if err != nil {
 		return runResult{}, err
+	}
+	return rs[0], nil
+}
+
+// loadEach drives the targets ts with n closed-loop workers for d, each worker taking the
+// targets in turn, and records per target the latencies of the requests started within d. With
+// one target per Caddy, both Caddys serve the same requests in the same window, so that other
+// load on the machine falls on both alike.
+func loadEach(ctx context.Context, client *http.Client, ts []*target, n int, d time.Duration) ([]runResult, error) {
+	tmpls := make([]*http.Request, len(ts))
+	for i, t := range ts {
+		var err error
+		if tmpls[i], err = templateRequest(ctx, t); err != nil {
+			return nil, err
+		}
 	}
 
 	measure := time.Now()
 	end := measure.Add(d)
 	// Preallocate for a generous per-worker rate so that appends rarely grow.
-	prealloc := min(int(d/time.Millisecond)*8, 1<<20)
-	workers := make([]*worker, n)
+	prealloc := min(int(d/time.Millisecond)*8/len(ts), 1<<20)
+	workers := make([][]*worker, n)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{client: client, tmpl: tmpl, t: t, buf: make([]byte, 32<<10), lat: make([]time.Duration, 0, prealloc)}
-		workers[i] = w
+		ws := make([]*worker, len(ts))
+		for k, t := range ts {
+			ws[k] = &worker{client: client, tmpl: tmpls[k], t: t, buf: make([]byte, 32<<10), lat: make([]time.Duration, 0, prealloc)}
+		}
+		workers[i] = ws
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for k := 0; ctx.Err() == nil; k++ {
+				w := ws[k%len(ws)]
 				start := time.Now()
 				if !start.Before(end) {
 					return
@@ -164,27 +192,35 @@ func load(ctx context.Context, client *http.Client, t *target, n int, d time.Dur
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return runResult{}, err
+		return nil, err
 	}
-	var res runResult
+	out := make([]runResult, len(ts))
 	last := end
-	total := 0
-	for _, w := range workers {
-		total += len(w.lat)
-	}
-	res.latencies = make([]time.Duration, 0, total)
-	for _, w := range workers {
-		res.requests += w.ok
-		res.errors += w.errs
-		if res.firstErr == "" {
-			res.firstErr = w.first
-		}
-		res.latencies = append(res.latencies, w.lat...)
-		if w.last.After(last) {
-			last = w.last
+	for _, ws := range workers {
+		for _, w := range ws {
+			if w.last.After(last) {
+				last = w.last
+			}
 		}
 	}
-	res.elapsed = last.Sub(measure)
-	slices.Sort(res.latencies)
-	return res, nil
+	for k := range ts {
+		res := &out[k]
+		total := 0
+		for _, ws := range workers {
+			total += len(ws[k].lat)
+		}
+		res.latencies = make([]time.Duration, 0, total)
+		for _, ws := range workers {
+			w := ws[k]
+			res.requests += w.ok
+			res.errors += w.errs
+			if res.firstErr == "" {
+				res.firstErr = w.first
+			}
+			res.latencies = append(res.latencies, w.lat...)
+		}
+		res.elapsed = last.Sub(measure)
+		slices.Sort(res.latencies)
+	}
+	return out, nil
 }

@@ -1,7 +1,7 @@
 package bench
 
 // The memory mode: peak RSS of Caddy with faxhook (inflight on, poller every second) while it
-// handles one fax that implies very many inflight events (issue 12). Each case runs in a fresh
+// handles one fax that implies very many inflight events. Each case runs in a fresh
 // Caddy, so that its VmHWM is its own; the baseline case, a 1-recipient fax through the same
 // configuration, runs first and the others are reported as multiples of it.
 
@@ -261,7 +261,7 @@ func runMemCase(ctx context.Context, o MemOptions, c MemCase, dir, faxURL, sinkU
 		"allow_private 127.0.0.0/8",
 		fmt.Sprintf("poll {\n\t\t\tupstream %s/v2.1\n\t\t\tcredentials %s %s\n\t\t\tinterval %s\n\t\t}", upstream, memKey, memSecret, memPollInterval),
 	}, o.FaxhookOptions...)
-	cp, err := startCaddy(o.CaddyBinary, dir, Faxhook, upstream, sinkURL, opts)
+	cp, err := startCaddy(o.CaddyBinary, dir, Faxhook, upstream, sinkURL, opts, nil)
 	if err != nil {
 		return res, err
 	}
@@ -601,6 +601,7 @@ func (r MemReport) Print(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, ".\nx baseline = peak RSS / the baseline's. A case ends when its fax_completed webhook arrived and Caddy\n")
 	fmt.Fprintf(&b, "went idle, after %s (timeout), or when Caddy's RSS passed %s (killed: over limit).\n", o.Timeout, describeSize(int(o.MaxRSS)))
+	b.WriteString("GC: Caddy's own settings (GOGC and GOMEMLIMIT of the environment, else Go's and Caddy's defaults).\n")
 	b.WriteString("capped = faxhook_fax_events_capped_total by reason (recipients/events/bytes) at the end of the case\n")
 	b.WriteString("(-: Caddy killed, or no such metric).\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

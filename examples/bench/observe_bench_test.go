@@ -126,8 +126,8 @@ func (discardWriter) Header() http.Header         { return http.Header{} }
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (discardWriter) WriteHeader(int)             {}
 
-// BenchmarkHashBody is the reference for a dedupe check before parsing: hashing the captured body
-// (hash/maphash) to compare it with the last body seen for the same request.
+// BenchmarkHashBody hashes the captured bodies (hash/maphash), the cost of comparing a response
+// with the last one seen for the same request before deciding to parse it.
 func BenchmarkHashBody(b *testing.B) {
 	u := newUpstream()
 	seed := maphash.MakeSeed()
