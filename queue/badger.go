@@ -2,12 +2,12 @@ package queue
 
 import (
 	"bytes"
-	"cmp"
+	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -18,20 +18,27 @@ import (
 	"go.uber.org/zap"
 )
 
-// Key prefixes of the Badger layout.
+// Key layout of the Badger store. Every index a query or the dispatcher reads is kept in the
+// transaction that changes the job, so an index never disagrees with the job records.
 const (
 	prefixState = "s/" // s/<key> → state record
-	prefixJob   = "j/" // j/<id> → job head (see encodeHead; whole job as JSON in older stores)
+	prefixJob   = "j/" // j/<id> → job head (see encodeHead)
 	prefixBody  = "b/" // b/<id> → job body: its Payload (see encodeBody)
-	prefixDue   = "q/" // q/<8-byte big-endian unix nanos><id> → Destination(URL) for pending jobs
-	prefixPark  = "p/" // p/<destination>\x00<8-byte unix nanos><id> → "" for pending jobs set aside
-	prefixLease = "l/" // l/<id> → "" for leased jobs
+	prefixDue   = "q/" // q/<destination>\x00<8-byte big-endian unix nanos of DueAt><id> → "" for pending jobs
 	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
-	prefixChain = "c/" // c/<chain> → tail record or, as stored before, count record: see chainRec
+	prefixChain = "c/" // c/<chain> → tail record: see chainRec
 	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
+	prefixDelta = "n/" // n/<8-byte seq> → the per-state count changes of one transaction: see counts.go
+	keyCounts   = "m/counts"
+	keyFormat   = "v/format" // the layout's version, formatVersion
 
 	keyFlushMarker = "x/flush" // written and dropped at once to make Badger flush its memtables
 )
+
+// formatVersion is the version of the key layout above, stored under keyFormat. A store
+// without it is either empty (and gets it) or was written by a development build before the
+// layout was versioned, which OpenBadger refuses: no release ever wrote one.
+const formatVersion = "1"
 
 // BadgerOptions tunes the embedded store.
 type BadgerOptions struct {
@@ -54,24 +61,6 @@ type BadgerOptions struct {
 	// deferred, because OpenBadger found the disk full, is open. It may use the store.
 	OnOpen func()
 }
-
-// Bounds on the work of one Tx.ScanDue.
-const (
-	// parkAfter is how many due jobs of one busy destination one read-write scan passes over
-	// before it sets that destination's next ones aside. Setting aside costs two writes now and
-	// one more when the job is leased; passing over costs one step of every later scan. When
-	// destinations take turns in the due index, as they do when none hangs, scans pass over a few
-	// entries of each and set aside none; a destination that holds a long run of due jobs gets
-	// them set aside. A job is also set aside, whatever the count, when its destination had such
-	// a run set aside (see Badger.backlogged) or when passesBeforeParking scans passed over it
-	// (its destination stays busy; left in place, it would hold back the low-water bound, and
-	// every later scan would walk the deletion markers behind it).
-	parkAfter = 64
-	// parkBudget is how many due jobs of busy destinations one read-write scan sets aside.
-	parkBudget = 2048
-	// skipBudget is how many due jobs of busy destinations one read-only scan passes over.
-	skipBudget = 16384
-)
 
 // ErrTooBig is returned (wrapped) when one transaction would write more than the store takes at
 // once; split the work into smaller transactions.
@@ -104,29 +93,15 @@ type Badger struct {
 	stopGC   chan struct{}
 	gcDone   chan struct{}
 
-	parkMu sync.Mutex
-	// parked holds every destination that may have jobs set aside (p/ keys), with a generation
-	// that each new set-aside bumps. It is a superset: a destination leaves it only after a
-	// committed scan found none of its jobs set aside and no set-aside happened since.
-	parked map[string]uint64
-	// backlogged holds the destinations of parked that had a long run of due jobs set aside (a
-	// scan passed over more than parkAfter of them): later scans set their due jobs aside at
-	// once, so that the jobs left in the due index before the run follow it into the set-aside
-	// list, which is offered first, instead of waiting behind younger jobs. The jobs of a
-	// destination that is only briefly at its limit are set aside one by one, each after
-	// passesBeforeParking scans passed over it, if at all.
-	backlogged map[string]bool
-	// passed holds the due-index entries (key suffix: due time and ID) that a read-write scan
-	// passed over, busy destination, and left in place; a scan that passes one again sets it
-	// aside, so that an entry whose destination stays busy does not hold the due index's low-water
-	// bound (and with it every scan's start) back. At most passedMemoMax entries.
-	passed map[string]int
-
 	janMu   sync.Mutex
 	jan     *janitor
 	closing bool
 
-	lw *lowWater // where scans of the due index and set-aside lists start
+	// lw keeps, per destination, whether its due index may hold entries and where its scans
+	// start.
+	lw *lowWater
+	// deltas numbers and folds the per-state count changes (see counts.go).
+	deltas *deltaLog
 
 	gcMu sync.Mutex
 	// CollectGarbage compacts the tree when the value log exceeds deepGCFloor (its size after
@@ -158,7 +133,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		log = zap.NewNop()
 	}
 	b := &Badger{dir: dir, log: log, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
-		parked: map[string]uint64{}, backlogged: map[string]bool{}, passed: map[string]int{}, lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize,
+		lw: newLowWater(), deltas: newDeltaLog(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize,
 		gate: newSpaceGate(dir, opts.MinFreeSpace, opts.OnSpace), onOpen: opts.OnOpen, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
 	st, err := b.gate.check()
 	if err != nil {
@@ -202,10 +177,10 @@ func (b *Badger) openDB(opts BadgerOptions) error {
 		return fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
 	b.db = db
-	if err := b.loadParked(); err != nil {
+	if err := b.prepare(); err != nil {
 		db.Close()
 		b.db = nil
-		return fmt.Errorf("opening faxhook storage at %s: reading set-aside jobs: %w", dir, err)
+		return fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 	}
 	b.gcRunning = true
 	go b.gcLoop(10 * time.Minute)
@@ -282,113 +257,52 @@ func (b *Badger) writable() error {
 	return b.gate.allow()
 }
 
-// loadParked fills b.parked with the destinations that have jobs set aside, one seek per
-// destination.
-func (b *Badger) loadParked() error {
-	return b.db.View(func(txn *badger.Txn) error {
+// prepare checks the layout's version, writing it into a new store, and loads what the store
+// keeps in memory: the destinations with pending jobs and the numbering of count changes.
+func (b *Badger) prepare() error {
+	err := b.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyFormat))
+		switch {
+		case err == nil:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("reading the format version: %w", err)
+			}
+			if string(v) != formatVersion {
+				return fmt.Errorf("the storage has format %q, this build reads format %s: it was written by another build of faxhook", v, formatVersion)
+			}
+			return nil
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return fmt.Errorf("reading the format version: %w", err)
+		}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
-		opts.Prefix = []byte(prefixPark)
+		opts.Prefix = []byte(prefixJob)
 		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); {
-			k := it.Item().Key()[len(prefixPark):]
-			i := bytes.IndexByte(k, 0)
-			if i < 0 {
-				it.Next()
-				continue
-			}
-			dest := string(k[:i])
-			b.parked[dest] = 1
-			b.backlogged[dest] = true // why is not stored: set the rest aside too
-			it.Seek(append([]byte(prefixPark+dest), 1))
+		it.Rewind()
+		hasJobs := it.Valid()
+		it.Close()
+		if hasJobs {
+			return errors.New("the storage holds jobs in a layout without a format version, written by a development build of faxhook; " +
+				"let that build deliver them, or remove the directory")
+		}
+		if err := txn.Set([]byte(keyFormat), []byte(formatVersion)); err != nil {
+			return err
+		}
+		return txn.Set([]byte(keyCounts), encodeCounts(0, counts{}))
+	})
+	if err != nil {
+		return err
+	}
+	return b.db.View(func(txn *badger.Txn) error {
+		if err := b.lw.load(txn); err != nil {
+			return fmt.Errorf("reading the due index: %w", err)
+		}
+		if err := b.deltas.load(txn); err != nil {
+			return fmt.Errorf("reading the job counts: %w", err)
 		}
 		return nil
 	})
-}
-
-// parkedDests returns a copy of the destinations that may have jobs set aside.
-func (b *Badger) parkedDests() map[string]uint64 {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	if len(b.parked) == 0 {
-		return nil
-	}
-	m := make(map[string]uint64, len(b.parked))
-	for k, v := range b.parked {
-		m[k] = v
-	}
-	return m
-}
-
-// mayBeParked reports whether dest may have jobs set aside.
-func (b *Badger) mayBeParked(dest string) bool {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	_, ok := b.parked[dest]
-	return ok
-}
-
-// passesBeforeParking is how many read-write scans pass over a busy destination's due job
-// before one sets it aside. A destination at its limit but answering frees a slot within
-// milliseconds, and its job is taken a few scans later. In qbench's delivery case (b), where
-// four fast destinations take turns at their limits, 8 had 550–1,350 of 3,000 jobs set aside
-// (two more writes and a read each, and every later scan offering their set-aside lists); 32
-// has 0–2.
-const passesBeforeParking = 32
-
-// passedMemoMax bounds Badger.passed; when full it starts over.
-const passedMemoMax = 4096
-
-// passedBefore reports whether read-write scans passed over the due-index entry with key suffix
-// (busy destination) passesBeforeParking times, counting this one; if not, it counts this one.
-func (b *Badger) passedBefore(suffix []byte) bool {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	if n, ok := b.passed[string(suffix)]; ok {
-		if n+1 >= passesBeforeParking {
-			delete(b.passed, string(suffix))
-			return true
-		}
-		b.passed[string(suffix)] = n + 1
-		return false
-	}
-	if len(b.passed) >= passedMemoMax {
-		clear(b.passed)
-	}
-	b.passed[string(suffix)] = 1
-	return false
-}
-
-// isBacklogged reports whether dest had a long run of due jobs set aside (see
-// Badger.backlogged).
-func (b *Badger) isBacklogged(dest string) bool {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	return b.backlogged[dest]
-}
-
-// addParked records, before the transaction commits, that dest is getting jobs set aside,
-// because of a long run of them if run is set.
-func (b *Badger) addParked(dest string, run bool) {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	b.parked[dest]++
-	if run {
-		b.backlogged[dest] = true
-	}
-}
-
-// dropParked forgets dest once a committed scan found none of its jobs set aside, unless jobs
-// were set aside since (gen changed).
-func (b *Badger) dropParked(dest string, gen uint64) {
-	b.parkMu.Lock()
-	defer b.parkMu.Unlock()
-	if b.parked[dest] == gen {
-		delete(b.parked, dest)
-		delete(b.backlogged, dest)
-		b.lw.forget(dest)
-	}
 }
 
 // Dir returns the directory the database lives in.
@@ -404,6 +318,8 @@ func (b *Badger) gcLoop(every time.Duration) {
 			return
 		case <-t.C:
 			_ = b.valueLogGC() // best effort; the next tick tries again
+		case <-b.deltas.kick:
+			_ = b.foldCounts() // best effort; the next kick tries again
 		}
 	}
 }
@@ -474,13 +390,26 @@ func (b *Badger) update(fn func(Tx) error, durable bool) error {
 	blocked := 0
 	for try := 0; try < 10; try++ {
 		t := &badgerTx{b: b, update: true}
+		var seq uint64
 		b.lw.begin(t)
-		err = b.db.Update(func(txn *badger.Txn) error { t.txn = txn; return fn(t) })
+		err = b.db.Update(func(txn *badger.Txn) error {
+			t.txn = txn
+			if err := fn(t); err != nil {
+				return err
+			}
+			if t.delta.zero() {
+				return nil
+			}
+			// The transaction's count changes go in a key of their own, written blindly, so that
+			// concurrent transactions never conflict over a shared counter.
+			seq = b.deltas.take()
+			return txn.Set(deltaKey(seq), t.delta.encode())
+		})
+		if seq != 0 {
+			b.deltas.done(seq, err == nil)
+		}
 		b.lw.end(t, err == nil, t.firstSeen)
 		if err == nil {
-			for _, h := range t.committed {
-				h()
-			}
 			if durable {
 				if err := b.syncer.sync(); err != nil {
 					return fmt.Errorf("committed, but not synced to disk: %w", err)
@@ -521,68 +450,44 @@ func (b *Badger) View(fn func(Tx) error) error {
 }
 
 type badgerTx struct {
-	b         *Badger
-	txn       *badger.Txn
-	update    bool
-	committed []func() // run once the transaction committed
+	b      *Badger
+	txn    *badger.Txn
+	update bool
 
 	// seen holds, for the jobs this transaction read or wrote, what a write needs to know of
 	// the job as stored now: PutJob and PutJobHead need not read and decode it again.
 	seen map[string]seenJob
 	// chains caches the chain records this transaction read or wrote.
 	chains map[string]chainRec
-	// offered records, for the jobs ScanDue offered in this transaction, whether their entry was
-	// a set-aside one (true) or in the due index (false).
-	offered map[string]bool
-	// firstSeen holds, per index scanned from its low-water bound, the key suffix of the first
-	// entry found (noEntry for none), for lowWater.end.
+	// firstSeen holds, per destination whose due index was read from its low-water bound, the
+	// key suffix of the first entry found (noEntry for none), for lowWater.end.
 	firstSeen map[string]string
+	// delta holds the transaction's changes of the per-state counts.
+	delta counts
 }
 
-// offer records where the entry of a job ScanDue offers is.
-func (t *badgerTx) offer(id string, parked bool) {
-	if t.offered == nil {
-		t.offered = map[string]bool{}
-	}
-	t.offered[id] = parked
-}
-
-// saw records the key suffix of the first entry a scan of index idx found from its bound.
-func (t *badgerTx) saw(idx string, at string) {
+// saw records the key suffix of the first entry a scan of dest's due index found from its
+// bound.
+func (t *badgerTx) saw(dest string, at string) {
 	if t.firstSeen == nil {
 		t.firstSeen = map[string]string{}
 	}
-	if v, ok := t.firstSeen[idx]; !ok || at < v {
-		t.firstSeen[idx] = at
+	if v, ok := t.firstSeen[dest]; !ok || at < v {
+		t.firstSeen[dest] = at
 	}
 }
 
-// indexOf names the low-water index of a due-index or set-aside prefix.
-func indexOf(prefix []byte) string {
-	if string(prefix) == prefixDue {
-		return ""
-	}
-	return string(prefix[len(prefixPark) : len(prefix)-1])
-}
+// seenJob is what a transaction knows of a job as stored: the fields its index entries depend
+// on (ID, URL, Chain, State, DueAt, FinishedAt) and its chain flags.
+type seenJob struct{ Job }
 
-// seenJob is what a transaction knows of a job as stored.
-type seenJob struct {
-	// Job holds the fields the index entries depend on: ID, URL, Chain, State, DueAt and
-	// FinishedAt.
-	Job
-	// legacyBody is, while the job is stored in the JSON layout (one record holding the whole
-	// job), its body encoded for a body record: its next write stores it. nil otherwise.
-	legacyBody []byte
-}
-
-// remember records the indexed fields of j as stored and, for a job stored in the JSON layout,
-// its encoded body.
-func (t *badgerTx) remember(j *Job, legacyBody []byte) {
+// remember records the indexed fields of j as stored.
+func (t *badgerTx) remember(j *Job) {
 	if t.seen == nil {
 		t.seen = map[string]seenJob{}
 	}
-	t.seen[j.ID] = seenJob{Job: Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt,
-		chainFlags: j.chainFlags}, legacyBody: legacyBody}
+	t.seen[j.ID] = seenJob{Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt,
+		chainFlags: j.chainFlags}}
 }
 
 func (t *badgerTx) get(key []byte) ([]byte, error) {
@@ -596,63 +501,56 @@ func (t *badgerTx) get(key []byte) ([]byte, error) {
 	return item.ValueCopy(nil)
 }
 
-func (t *badgerTx) State(key string) ([]byte, error) { return t.get([]byte(prefixState + key)) }
-
-func (t *badgerTx) PutState(key string, value []byte) error {
-	return t.txn.Set([]byte(prefixState+key), value)
+func (t *badgerTx) State(key string) ([]byte, error) {
+	v, err := t.get([]byte(prefixState + key))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("reading state %q: %w", key, err)
+	}
+	return v, err
 }
 
-func (t *badgerTx) DeleteState(key string) error { return t.txn.Delete([]byte(prefixState + key)) }
+func (t *badgerTx) PutState(key string, value []byte) error {
+	if err := t.txn.Set([]byte(prefixState+key), value); err != nil {
+		return fmt.Errorf("storing state %q: %w", key, err)
+	}
+	return nil
+}
 
-func dueKey(at time.Time, id string) []byte {
-	k := make([]byte, 0, len(prefixDue)+8+len(id))
-	k = append(k, prefixDue...)
+func (t *badgerTx) DeleteState(key string) error {
+	if err := t.txn.Delete([]byte(prefixState + key)); err != nil {
+		return fmt.Errorf("deleting state %q: %w", key, err)
+	}
+	return nil
+}
+
+// destOf is the destination whose due index holds job j while it is pending.
+func destOf(j *Job) string { return Destination(j.URL) }
+
+// duePrefix is the prefix of dest's due index.
+func duePrefix(dest string) []byte {
+	return append(append(make([]byte, 0, len(prefixDue)+len(dest)+1), prefixDue...), append([]byte(dest), 0)...)
+}
+
+func dueKey(dest string, at time.Time, id string) []byte {
+	k := duePrefix(dest)
 	k = binary.BigEndian.AppendUint64(k, unixNanos(at))
 	return append(k, id...)
 }
 
-// parkKey is the key of a pending job set aside because its destination was busy.
-func parkKey(dest string, at time.Time, id string) []byte {
-	return parkKeyNanos(dest, unixNanos(at), id)
-}
-
-func parkKeyNanos(dest string, at uint64, id string) []byte {
-	k := make([]byte, 0, len(prefixPark)+len(dest)+1+8+len(id))
-	k = append(append(append(k, prefixPark...), dest...), 0)
-	k = binary.BigEndian.AppendUint64(k, at)
-	return append(k, id...)
-}
-
-// decodeJobRecord decodes a head record, or a whole job stored as JSON (legacy true), into j.
-func decodeJobRecord(v []byte, j *Job) (legacy bool, err error) {
-	if len(v) > 0 && v[0] == '{' {
-		id := j.ID
-		err := json.Unmarshal(v, j)
-		j.ID = id // the key is authoritative
-		return true, err
-	}
-	return false, decodeHead(v, j)
-}
-
-// loadHead reads the head of job id. When the job is stored in the JSON layout (legacy), j holds
-// the whole job, body included.
-func (t *badgerTx) loadHead(id string) (j *Job, legacy bool, err error) {
+// loadHead reads the head of job id.
+func (t *badgerTx) loadHead(id string) (*Job, error) {
 	item, err := t.txn.Get([]byte(prefixJob + id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, ErrNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("reading job %s: %w", id, err)
+		return nil, fmt.Errorf("reading job %s: %w", id, err)
 	}
-	j = &Job{ID: id}
-	err = item.Value(func(v []byte) error {
-		legacy, err = decodeJobRecord(v, j)
-		return err
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("decoding job %s: %w", id, err)
+	j := &Job{ID: id}
+	if err := item.Value(func(v []byte) error { return decodeHead(v, j) }); err != nil {
+		return nil, fmt.Errorf("decoding job %s: %w", id, err)
 	}
-	return j, legacy, nil
+	return j, nil
 }
 
 // loadBody reads the body of j from its body record.
@@ -671,31 +569,22 @@ func (t *badgerTx) loadBody(j *Job) error {
 }
 
 func (t *badgerTx) Job(id string) (*Job, error) {
-	j, legacy, err := t.loadHead(id)
+	j, err := t.JobHead(id)
 	if err != nil {
 		return nil, err
 	}
-	var body []byte
-	if legacy {
-		body = encodeBody(j)
-	} else if err := t.loadBody(j); err != nil {
+	if err := t.loadBody(j); err != nil {
 		return nil, err
 	}
-	t.remember(j, body)
 	return j, nil
 }
 
 func (t *badgerTx) JobHead(id string) (*Job, error) {
-	j, legacy, err := t.loadHead(id)
+	j, err := t.loadHead(id)
 	if err != nil {
 		return nil, err
 	}
-	if legacy {
-		t.remember(j, encodeBody(j)) // the next write stores this body in its own record
-		j.Payload = Payload{}
-	} else {
-		t.remember(j, nil)
-	}
+	t.remember(j)
 	return j, nil
 }
 
@@ -721,29 +610,33 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
-	job.State, job.chainFlags = StatePending, 0 // enterChain may make it wait
-	return true, t.write(job, nil, encodeBody(job))
+	job.State, job.FinishedAt, job.chainFlags = StatePending, time.Time{}, 0 // enterChain may make it wait
+	if err := t.write(job, nil, encodeBody(job)); err != nil {
+		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
+	}
+	return true, nil
 }
 
 func (t *badgerTx) PutJob(job *Job) error {
 	body := encodeBody(job)
 	old, err := t.stored(job.ID)
 	if errors.Is(err, ErrNotFound) {
-		return t.write(job, nil, body)
+		return fmt.Errorf("storing job %s: %w", job.ID, err)
 	}
 	if err != nil {
 		return err
 	}
-	if old.legacyBody == nil {
-		same, err := t.bodyIs(job.ID, body)
-		if err != nil {
-			return err
-		}
-		if same {
-			body = nil // the body record stays as it is
-		}
+	same, err := t.bodyIs(job.ID, body)
+	if err != nil {
+		return err
 	}
-	return t.write(job, old, body)
+	if same {
+		body = nil // the body record stays as it is
+	}
+	if err := t.write(job, old, body); err != nil {
+		return fmt.Errorf("storing job %s: %w", job.ID, err)
+	}
+	return nil
 }
 
 // bodyIs reports whether the body record of job id holds body.
@@ -768,32 +661,29 @@ func (t *badgerTx) PutJobHead(job *Job) error {
 	if err != nil {
 		return fmt.Errorf("storing the state of job %s: %w", job.ID, err)
 	}
-	return t.write(job, old, old.legacyBody)
+	if err := t.write(job, old, nil); err != nil {
+		return fmt.Errorf("storing the state of job %s: %w", job.ID, err)
+	}
+	return nil
 }
 
-// chainRec is a chain record as stored (c/<chain>). A tail record (chainRecV2 first) names the
-// job that entered the chain last; whether it is still open tells whether the next job waits.
-// Finishing a job of a tail record touches the chain only if a job waits behind it
-// (chainWaiter). Stores written before hold count records instead: the number of the chain's
-// unfinished jobs, which every job entering or finishing rewrites; such a chain keeps them
-// until it has no unfinished job left.
+// chainRec is a chain record as stored (c/<chain>): chainRecV2, the 8-byte sequence number of
+// the next waiting job, and the ID of the job that entered the chain last (its tail). Whether
+// the tail is unfinished tells whether a job entering the chain waits. Finishing a job touches
+// the chain only if a job waits behind it (chainWaiter), so a chain of one job at a time costs
+// one record write per job.
 type chainRec struct {
 	exists bool
-	legacy bool   // a count record
-	count  uint64 // unfinished jobs, in a count record
 	next   uint64 // sequence number of the next waiting job
-	tail   string // the job that entered last, in a tail record
+	tail   string // the job that entered last
 }
 
-// chainRecV2 is the first byte of a tail record: chainRecV2, 8-byte next sequence number, tail
-// job ID. A count record is 16 bytes whose first is the top byte of a count, never this.
+// chainRecV2 is the first byte of a chain record.
 const chainRecV2 = 0xC1
 
 // Chain bookkeeping flags of a job (Job.chainFlags), stored in its head.
 const (
-	// chainLinked marks a job that entered its chain under a tail record. A job without it
-	// entered under a count record (or was stored before tail records), and finishing it
-	// updates the count.
+	// chainLinked marks a job that entered its chain.
 	chainLinked uint8 = 1 << iota
 	// chainWaiter marks a job that a later job of its chain waits behind: finishing it makes
 	// the first waiting job pending.
@@ -813,8 +703,6 @@ func (t *badgerTx) chain(name string) (chainRec, error) {
 		return c, fmt.Errorf("reading chain %q: %w", name, err)
 	case len(v) >= 10 && v[0] == chainRecV2:
 		c = chainRec{exists: true, next: binary.BigEndian.Uint64(v[1:9]), tail: string(v[9:])}
-	case len(v) == 16:
-		c = chainRec{exists: true, legacy: true, count: binary.BigEndian.Uint64(v), next: binary.BigEndian.Uint64(v[8:])}
 	default:
 		return c, fmt.Errorf("reading chain %q: %w: bad chain record", name, errCorrupt)
 	}
@@ -829,22 +717,13 @@ func (t *badgerTx) cacheChain(name string, c chainRec) {
 	t.chains[name] = c
 }
 
-// putChain stores the record of chain name; a count record whose count is 0 is deleted.
+// putChain stores the record of chain name.
 func (t *badgerTx) putChain(name string, c chainRec) error {
 	c.exists = true
 	t.cacheChain(name, c)
-	key := []byte(prefixChain + name)
-	if c.legacy {
-		if c.count == 0 {
-			t.cacheChain(name, chainRec{})
-			return t.txn.Delete(key)
-		}
-		v := binary.BigEndian.AppendUint64(nil, c.count)
-		return t.txn.Set(key, binary.BigEndian.AppendUint64(v, c.next))
-	}
 	v := make([]byte, 0, 9+len(c.tail))
 	v = binary.BigEndian.AppendUint64(append(v, chainRecV2), c.next)
-	return t.txn.Set(key, append(v, c.tail...))
+	return t.txn.Set([]byte(prefixChain+name), append(v, c.tail...))
 }
 
 func waitKey(chain string, seq uint64, id string) []byte {
@@ -878,20 +757,6 @@ func (t *badgerTx) enterChain(job *Job, old *seenJob) error {
 	if err != nil {
 		return err
 	}
-	if c.legacy {
-		job.chainFlags = 0
-		if old == nil && c.count > 0 {
-			job.State = StateWaiting
-		}
-		if job.State == StateWaiting {
-			if err := t.txn.Set(waitKey(job.Chain, c.next, job.ID), nil); err != nil {
-				return err
-			}
-			c.next++
-		}
-		c.count++
-		return t.putChain(job.Chain, c)
-	}
 	job.chainFlags = chainLinked
 	tailOpen := false
 	if c.exists && c.tail != job.ID {
@@ -923,7 +788,7 @@ func (t *badgerTx) enterChain(job *Job, old *seenJob) error {
 
 // markWaiter flags job id as having a job of its chain wait behind it.
 func (t *badgerTx) markWaiter(id string) error {
-	j, legacy, err := t.loadHead(id)
+	j, err := t.loadHead(id)
 	if err != nil {
 		return err
 	}
@@ -934,42 +799,14 @@ func (t *badgerTx) markWaiter(id string) error {
 	if err != nil {
 		return err
 	}
-	var body []byte
-	if legacy {
-		body = encodeBody(j)
-		j.Payload = Payload{}
-	}
 	j.chainFlags |= chainWaiter
-	return t.writeIndexes(j, old, body)
+	return t.writeIndexes(j, old, nil)
 }
 
-// leaveChain keeps the chain's bookkeeping when job finished: the first job waiting behind it,
-// if any, becomes pending.
+// leaveChain makes the first job waiting behind job pending when job finished.
 func (t *badgerTx) leaveChain(job *Job, old *seenJob) error {
-	if job.Chain == "" || !Finished(job.State) || old == nil || Finished(old.State) {
+	if job.Chain == "" || !Finished(job.State) || old == nil || Finished(old.State) || job.chainFlags&chainWaiter == 0 {
 		return nil
-	}
-	if job.chainFlags&chainLinked != 0 {
-		if job.chainFlags&chainWaiter == 0 {
-			return nil // nothing waits behind it: the chain stays as it is
-		}
-		return t.promoteWaiter(job)
-	}
-	c, err := t.chain(job.Chain)
-	if err != nil {
-		return err
-	}
-	if !c.legacy {
-		return t.promoteWaiter(job) // not expected: its count record was dropped meanwhile
-	}
-	if c.count > 0 {
-		c.count--
-	}
-	if err := t.putChain(job.Chain, c); err != nil {
-		return err
-	}
-	if c.count == 0 {
-		return nil // nothing of the chain waits
 	}
 	return t.promoteWaiter(job)
 }
@@ -1007,14 +844,28 @@ func (t *badgerTx) promoteWaiter(job *Job) error {
 		}
 		prev := t.seen[nextID]
 		nextJob.State, nextJob.DueAt = StatePending, job.DueAt
-		return t.writeIndexes(nextJob, &prev, prev.legacyBody)
+		return t.writeIndexes(nextJob, &prev, nil)
 	}
 }
 
 // write stores job's head, and body unless it is nil (the body record stays as it is), moves
 // its index entries from those of old (nil for a new job) and keeps its chain's bookkeeping.
 func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
+	switch job.State {
+	case StateLeased:
+		return errors.New("leases are held by the dispatcher, not stored")
+	case StateWaiting:
+		if old == nil || old.State != StateWaiting {
+			return errors.New("only the store makes a job wait, behind its chain")
+		}
+	case StatePending, StateDelivered, StateDead:
+	default:
+		return fmt.Errorf("unknown state %q", job.State)
+	}
 	if old != nil {
+		if job.Chain != old.Chain {
+			return fmt.Errorf("its chain is %q, it cannot change", old.Chain)
+		}
 		// The flags as stored win: the caller's copy may predate a job chained behind it, or
 		// be built anew. Entering the chain again (a replay) sets them afresh.
 		job.chainFlags |= old.chainFlags
@@ -1028,29 +879,14 @@ func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
 	return t.leaveChain(job, old)
 }
 
-// writeIndexes stores job's head, and body unless it is nil, and moves its index entries from
-// those of old.
+// writeIndexes stores job's head, and body unless it is nil, moves its index entries from
+// those of old and books the change of state in the counts.
 func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 	if old != nil {
 		var key []byte
 		switch old.State {
 		case StatePending:
-			key = dueKey(old.DueAt, old.ID)
-			switch parked, known := t.offered[old.ID]; {
-			case known && parked:
-				key = parkKey(Destination(old.URL), old.DueAt, old.ID)
-			case known:
-			case t.b.mayBeParked(Destination(old.URL)):
-				pk := parkKey(Destination(old.URL), old.DueAt, old.ID)
-				if _, err := t.txn.Get(pk); err == nil {
-					key = pk // set aside: not in the due index
-				} else if !errors.Is(err, badger.ErrKeyNotFound) {
-					return err
-				}
-			}
-			delete(t.offered, old.ID)
-		case StateLeased:
-			key = []byte(prefixLease + old.ID)
+			key = dueKey(destOf(&old.Job), old.DueAt, old.ID)
 		case StateDelivered, StateDead:
 			key = finKey(old.State, old.FinishedAt, old.ID)
 		}
@@ -1059,6 +895,7 @@ func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 				return err
 			}
 		}
+		t.delta.add(old.State, -1)
 	}
 	if err := t.txn.Set([]byte(prefixJob+job.ID), encodeHead(job)); err != nil {
 		return err
@@ -1068,14 +905,14 @@ func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 			return err
 		}
 	}
-	t.remember(job, nil)
+	t.remember(job)
+	t.delta.add(job.State, 1)
 	switch job.State {
 	case StatePending:
-		k := dueKey(job.DueAt, job.ID)
-		t.b.lw.wrote(t, "", string(k[len(prefixDue):]))
-		return t.txn.Set(k, []byte(Destination(job.URL)))
-	case StateLeased:
-		return t.txn.Set([]byte(prefixLease+job.ID), nil)
+		dest := destOf(job)
+		k := dueKey(dest, job.DueAt, job.ID)
+		t.b.lw.wrote(t, dest, string(k[len(prefixDue)+len(dest)+1:]))
+		return t.txn.Set(k, nil)
 	case StateDelivered, StateDead:
 		return t.txn.Set(finKey(job.State, job.FinishedAt, job.ID), nil)
 	}
@@ -1098,26 +935,99 @@ func (t *badgerTx) DeleteJob(id string) error {
 		if err != nil {
 			return err
 		}
-		if c.exists && !c.legacy && c.tail == id { // the chain has no unfinished job left
+		if c.exists && c.tail == id { // the chain has no unfinished job left
 			t.cacheChain(j.Chain, chainRec{})
 			if err := t.txn.Delete([]byte(prefixChain + j.Chain)); err != nil {
-				return err
+				return fmt.Errorf("deleting job %s: %w", id, err)
 			}
 		}
 	}
-	if err := t.txn.Delete(finKey(j.State, j.FinishedAt, j.ID)); err != nil {
-		return err
+	for _, k := range [][]byte{finKey(j.State, j.FinishedAt, j.ID), []byte(prefixBody + id), []byte(prefixJob + id)} {
+		if err := t.txn.Delete(k); err != nil {
+			return fmt.Errorf("deleting job %s: %w", id, err)
+		}
 	}
+	t.delta.add(j.State, -1)
 	delete(t.seen, id)
-	if err := t.txn.Delete([]byte(prefixBody + id)); err != nil {
-		return err
-	}
-	return t.txn.Delete([]byte(prefixJob + id))
+	return nil
 }
 
-// dueRef is a due-index or set-aside entry: a pending job's due time and ID.
+// dueIterator opens an iterator over dest's due index, positioned at the index's low-water
+// bound; values are not read. The caller closes it.
+func (t *badgerTx) dueIterator(dest string) (*badger.Iterator, []byte) {
+	prefix := duePrefix(dest)
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := t.txn.NewIterator(opts)
+	it.Seek(seekKey(prefix, t.b.lw.from(dest)))
+	return it, prefix
+}
+
+// Destinations answers the destinations whose low-water bound lies after now from the bounds,
+// in memory, without a read: the dispatcher asks every round, and destinations whose jobs all
+// wait for a retry hours away then cost a comparison each. The others cost one seek each.
+func (t *badgerTx) Destinations(now time.Time, fn func(dest string, oldest time.Time) bool) (time.Time, error) {
+	end := unixNanos(now)
+	cands, later := t.b.lw.candidates(end)
+	var next time.Time
+	if later != 0 {
+		next = time.Unix(0, int64(later))
+	}
+	if len(cands) == 0 {
+		return next, nil
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte(prefixDue)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for _, c := range cands {
+		prefix := duePrefix(c.dest)
+		it.Seek(seekKey(prefix, c.bound))
+		if !it.ValidForPrefix(prefix) {
+			t.saw(c.dest, noEntry)
+			continue
+		}
+		k := it.Item().Key()[len(prefix):]
+		t.saw(c.dest, string(k))
+		at := binary.BigEndian.Uint64(k)
+		if at > end {
+			if next.IsZero() || at < uint64(next.UnixNano()) {
+				next = time.Unix(0, int64(at))
+			}
+			continue
+		}
+		if !fn(c.dest, time.Unix(0, int64(at))) {
+			return time.Time{}, nil
+		}
+	}
+	return next, nil
+}
+
+func (t *badgerTx) PendingJobs(dest string, fn func(id string, dueAt time.Time) bool) error {
+	it, prefix := t.dueIterator(dest)
+	defer it.Close()
+	if !it.Valid() {
+		t.saw(dest, noEntry)
+		return nil
+	}
+	t.saw(dest, string(it.Item().Key()[len(prefix):]))
+	for ; it.Valid(); it.Next() {
+		k := it.Item().Key()[len(prefix):]
+		if len(k) < 8 {
+			return fmt.Errorf("reading the due index of %s: %w", dest, errCorrupt)
+		}
+		if !fn(string(k[8:]), time.Unix(0, int64(binary.BigEndian.Uint64(k)))) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// dueRef is a due-index entry: a pending job's due time and ID.
 type dueRef struct {
-	at uint64
+	at time.Time
 	id string
 }
 
@@ -1125,37 +1035,33 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	end := unixNanos(now)
 	var refs []dueRef
-	// The due index, then every destination's set-aside jobs: each gives at most limit refs.
-	collect := func(prefix []byte) {
-		it := t.indexIterator(prefix)
-		defer it.Close()
-		idx := indexOf(prefix)
-		if !it.Valid() {
-			t.saw(idx, noEntry)
-		}
-		n := 0
-		for ; it.Valid() && n < limit; it.Next() {
-			k := it.Item().Key()[len(prefix):]
-			at := binary.BigEndian.Uint64(k)
-			if n == 0 {
-				t.saw(idx, string(k))
-			}
-			if at > end {
-				break
-			}
-			refs = append(refs, dueRef{at: at, id: string(k[8:])})
-			n++
-		}
+	var dests []string
+	_, err := t.Destinations(now, func(dest string, _ time.Time) bool {
+		dests = append(dests, dest)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
-	collect([]byte(prefixDue))
-	for dest := range t.b.parkedDests() {
-		collect(append([]byte(prefixPark+dest), 0))
+	// Each destination gives at most limit jobs.
+	for _, dest := range dests {
+		n := 0
+		err := t.PendingJobs(dest, func(id string, at time.Time) bool {
+			if at.After(now) {
+				return false
+			}
+			refs = append(refs, dueRef{at: at, id: id})
+			n++
+			return n < limit
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	slices.SortFunc(refs, func(a, b dueRef) int {
-		if a.at != b.at {
-			return cmp.Compare(a.at, b.at)
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
 		}
 		return strings.Compare(a.id, b.id)
 	})
@@ -1171,213 +1077,17 @@ func (t *badgerTx) Due(now time.Time, limit int) ([]*Job, error) {
 	return jobs, nil
 }
 
-// indexIterator opens an iterator over the index with prefix (the due index or a destination's
-// set-aside list), positioned at the index's low-water bound; values are read only on demand.
-// The caller closes it.
-func (t *badgerTx) indexIterator(prefix []byte) *badger.Iterator {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = prefix
-	it := t.txn.NewIterator(opts)
-	it.Seek(seekKey(prefix, t.b.lw.from(indexOf(prefix))))
-	return it
-}
-
-// firstKey returns a copy of the first key with prefix, nil if there is none.
-func (t *badgerTx) firstKey(prefix []byte) []byte {
-	it := t.indexIterator(prefix)
-	defer it.Close()
-	idx := indexOf(prefix)
-	if !it.Valid() {
-		t.saw(idx, noEntry)
-		return nil
-	}
-	k := it.Item().KeyCopy(nil)
-	t.saw(idx, string(k[len(prefix):]))
-	return k
-}
-
 func (t *badgerTx) NextDue() (time.Time, bool, error) {
-	var best uint64
+	var best time.Time
 	found := false
-	consider := func(prefix []byte) {
-		if k := t.firstKey(prefix); k != nil {
-			if at := binary.BigEndian.Uint64(k[len(prefix):]); !found || at < best {
-				best, found = at, true
-			}
+	// With the latest time as now, every destination's earliest job is due.
+	_, err := t.Destinations(time.Unix(0, math.MaxInt64), func(_ string, next time.Time) bool {
+		if !found || next.Before(best) {
+			best, found = next, true
 		}
-	}
-	consider([]byte(prefixDue))
-	for dest := range t.b.parkedDests() {
-		consider(append([]byte(prefixPark+dest), 0))
-	}
-	if !found {
-		return time.Time{}, false, nil
-	}
-	return time.Unix(0, int64(best)), true, nil
-}
-
-// ScanDue first offers the set-aside jobs of destinations that are no longer busy, oldest
-// destination first, then walks the due index. In a read-write transaction a due job whose
-// destination is busy is, once the scan passed over parkAfter such jobs, moved from the due
-// index to its destination's set-aside list (its Job record, still pending with the same DueAt,
-// is not rewritten), at most parkBudget per scan. Jobs that skip reports are passed over
-// without a trace: the bound of later scans may move past them (see Tx.ScanDue).
-func (t *badgerTx) ScanDue(now time.Time, skip func(id string) bool, busy func(dest string) bool, take func(id, dest string) bool) (ScanResult, error) {
-	if busy == nil {
-		busy = func(string) bool { return false }
-	}
-	if skip == nil {
-		skip = func(string) bool { return false }
-	}
-	end := unixNanos(now)
-
-	// Set-aside jobs of destinations with capacity again, oldest head first.
-	type head struct {
-		dest string
-		at   uint64
-	}
-	var heads []head
-	for dest, gen := range t.b.parkedDests() {
-		if busy(dest) {
-			continue
-		}
-		prefix := append([]byte(prefixPark+dest), 0)
-		k := t.firstKey(prefix)
-		if k == nil {
-			if t.update {
-				dest, gen := dest, gen
-				t.committed = append(t.committed, func() { t.b.dropParked(dest, gen) })
-			}
-			continue
-		}
-		heads = append(heads, head{dest: dest, at: binary.BigEndian.Uint64(k[len(prefix):])})
-	}
-	slices.SortFunc(heads, func(a, b head) int { return cmp.Compare(a.at, b.at) })
-	for _, h := range heads {
-		more, err := t.offerParked(h.dest, end, skip, busy, take)
-		if err != nil || more {
-			return ScanResult{More: more}, err
-		}
-	}
-
-	// The due index.
-	it := t.indexIterator([]byte(prefixDue))
-	defer it.Close()
-	passed, setAside := 0, 0
-	runs := map[string]int{} // due jobs passed over, per busy destination
-	// The scan's first entry that stays in the index bounds the index from below for later
-	// scans; entries this scan sets aside leave it and do not count.
-	first := true
-	note := func(k []byte) {
-		if first {
-			t.saw("", string(k[len(prefixDue):]))
-			first = false
-		}
-	}
-	for ; it.Valid(); it.Next() {
-		item := it.Item()
-		k := item.Key()
-		at := binary.BigEndian.Uint64(k[len(prefixDue):])
-		if at > end {
-			note(k)
-			return ScanResult{Next: time.Unix(0, int64(at))}, nil
-		}
-		id := string(k[len(prefixDue)+8:])
-		if skip(id) {
-			continue
-		}
-		dest, err := t.dueDest(item, id)
-		if err != nil {
-			return ScanResult{}, err
-		}
-		if !busy(dest) {
-			note(k)
-			t.offer(id, false)
-			if !take(id, dest) {
-				return ScanResult{More: true}, nil
-			}
-			continue
-		}
-		passed++
-		runs[dest]++
-		suffix := k[len(prefixDue):]
-		if !t.update || setAside >= parkBudget ||
-			runs[dest] <= parkAfter && !t.b.isBacklogged(dest) && !t.b.passedBefore(suffix) {
-			note(k)
-			if passed >= skipBudget || t.update && passed > parkAfter+parkBudget {
-				return ScanResult{More: true}, nil
-			}
-			continue
-		}
-		setAside++
-		t.b.addParked(dest, runs[dest] > parkAfter)
-		pk := parkKeyNanos(dest, at, id)
-		t.b.lw.wrote(t, dest, string(pk[len(prefixPark)+len(dest)+1:]))
-		if err := t.txn.Delete(item.KeyCopy(nil)); err != nil {
-			return ScanResult{}, fmt.Errorf("setting aside job %s: %w", id, err)
-		}
-		if err := t.txn.Set(pk, nil); err != nil {
-			return ScanResult{}, fmt.Errorf("setting aside job %s: %w", id, err)
-		}
-	}
-	if first {
-		t.saw("", noEntry) // the index holds nothing from the bound on but what this scan set aside
-	}
-	return ScanResult{}, nil
-}
-
-// offerParked offers the set-aside jobs of dest, oldest first, while dest is not busy. more is
-// true when take asked to stop.
-func (t *badgerTx) offerParked(dest string, end uint64, skip func(id string) bool, busy func(string) bool, take func(id, dest string) bool) (more bool, err error) {
-	prefix := append([]byte(prefixPark+dest), 0)
-	it := t.indexIterator(prefix)
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
-		k := it.Item().Key()[len(prefix):]
-		if binary.BigEndian.Uint64(k) > end || busy(dest) {
-			return false, nil
-		}
-		id := string(k[8:])
-		if skip(id) {
-			continue
-		}
-		t.offer(id, true)
-		if !take(id, dest) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// dueDest reads the destination stored in a due-index entry; entries written before
-// destinations were stored there have none, and the job tells.
-func (t *badgerTx) dueDest(item *badger.Item, id string) (string, error) {
-	var dest string
-	if err := item.Value(func(v []byte) error { dest = string(v); return nil }); err != nil {
-		return "", fmt.Errorf("reading due job %s: %w", id, err)
-	}
-	if dest != "" {
-		return dest, nil
-	}
-	j, err := t.stored(id)
-	if err != nil {
-		return "", fmt.Errorf("loading due job %s: %w", id, err)
-	}
-	return Destination(j.URL), nil
-}
-
-func (t *badgerTx) Leased() ([]string, error) {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte(prefixLease)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	var ids []string
-	for it.Rewind(); it.Valid(); it.Next() {
-		ids = append(ids, string(it.Item().Key()[len(prefixLease):]))
-	}
-	return ids, nil
+		return true
+	})
+	return best, found, err
 }
 
 func (t *badgerTx) Jobs(fn func(*Job) bool) error { return t.jobs(true, fn) }
@@ -1392,15 +1102,10 @@ func (t *badgerTx) jobs(withBody bool, fn func(*Job) bool) error {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		j := &Job{ID: string(it.Item().Key()[len(prefixJob):])}
-		var legacy bool
-		err := it.Item().Value(func(v []byte) (err error) { legacy, err = decodeJobRecord(v, j); return err })
-		if err != nil {
+		if err := it.Item().Value(func(v []byte) error { return decodeHead(v, j) }); err != nil {
 			return fmt.Errorf("decoding job %s: %w", j.ID, err)
 		}
-		switch {
-		case !withBody:
-			j.Payload = Payload{}
-		case !legacy:
+		if withBody {
 			if err := t.loadBody(j); err != nil {
 				return err
 			}
@@ -1447,6 +1152,91 @@ func (t *badgerTx) finished(state string, since time.Time, withBody bool, fn fun
 	return nil
 }
 
+// List pages through one index: the job records (all jobs, by ID), the due indexes (pending:
+// by destination, then due time), the wait entries (waiting: by chain, then enqueue order) or
+// the finished index of a final state (by finish time). The cursor is the last listed entry's
+// key, base64-encoded.
+func (t *badgerTx) List(q ListQuery) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	var prefix, from []byte
+	idOf := func(k []byte) string { return string(k) } // k: the key after prefix
+	switch q.State {
+	case "":
+		prefix = []byte(prefixJob)
+	case StatePending:
+		prefix = []byte(prefixDue)
+		idOf = func(k []byte) string {
+			if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
+				return string(k[i+9:])
+			}
+			return ""
+		}
+	case StateWaiting:
+		prefix = []byte(prefixWait)
+		idOf = func(k []byte) string {
+			if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
+				return string(k[i+9:])
+			}
+			return ""
+		}
+	case StateDelivered, StateDead:
+		prefix = []byte(prefixFin + q.State + "/")
+		from = finKey(q.State, q.Since, "")
+		idOf = func(k []byte) string {
+			if len(k) >= 8 {
+				return string(k[8:])
+			}
+			return ""
+		}
+	default:
+		return Page{}, fmt.Errorf("listing jobs: unknown state %q", q.State)
+	}
+	after := []byte(nil)
+	if q.After != "" {
+		k, err := base64.RawURLEncoding.DecodeString(q.After)
+		if err != nil {
+			return Page{}, fmt.Errorf("listing jobs: %w: cursor %q", ErrBadCursor, q.After)
+		}
+		after = append(slices.Clone(prefix), k...)
+		if from == nil || bytes.Compare(after, from) >= 0 {
+			from = append(after, 0) // the first key after the cursor's
+		}
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	if from == nil {
+		it.Rewind()
+	} else {
+		it.Seek(from)
+	}
+	var page Page
+	var last []byte
+	for ; it.Valid(); it.Next() {
+		k := it.Item().Key()[len(prefix):]
+		if len(page.Jobs) == limit {
+			page.Next = base64.RawURLEncoding.EncodeToString(last)
+			break
+		}
+		id := idOf(k)
+		j, err := t.JobHead(id)
+		if err != nil {
+			return Page{}, fmt.Errorf("listing jobs: loading job %q: %w", id, err)
+		}
+		if q.State == StateWaiting && j.State != StateWaiting {
+			continue // a stale wait entry of a job replayed meanwhile: promoteWaiter drops it
+		}
+		page.Jobs = append(page.Jobs, j)
+		last = slices.Clone(k)
+	}
+	return page, nil
+}
+
 func (t *badgerTx) States(prefix string, fn func(key string, value []byte) bool) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte(prefixState + prefix)
@@ -1455,7 +1245,7 @@ func (t *badgerTx) States(prefix string, fn func(key string, value []byte) bool)
 	for it.Rewind(); it.Valid(); it.Next() {
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
-			return err
+			return fmt.Errorf("reading state %q: %w", it.Item().Key()[len(prefixState):], err)
 		}
 		if !fn(string(it.Item().Key()[len(prefixState):]), v) {
 			return nil

@@ -84,3 +84,44 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkDestinationsManyWaiting measures what the dispatcher's round reads to find due work
+// when many destinations hold only jobs waiting for a retry hours away (2,000 here) and a few
+// have jobs due: Destinations answers the waiting ones from memory.
+func BenchmarkDestinationsManyWaiting(b *testing.B) {
+	st, err := OpenBadger(b.TempDir(), BadgerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	for start := 0; start < 2000; start += 200 {
+		err := st.Update(func(tx Tx) error {
+			for i := start; i < start+200; i++ {
+				if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("w%05d", i), URL: fmt.Sprintf("https://h%d.example/hook", i), DueAt: now.Add(6 * time.Hour)}); err != nil {
+					return err
+				}
+			}
+			for i := range 4 {
+				if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("d%d-%05d", i, start), URL: fmt.Sprintf("https://due%d.example/hook", i), DueAt: now}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		due := 0
+		err := st.View(func(tx Tx) error {
+			_, err := tx.Destinations(now, func(string, time.Time) bool { due++; return true })
+			return err
+		})
+		if err != nil || due != 4 {
+			b.Fatalf("%d destinations due, %v", due, err)
+		}
+	}
+}

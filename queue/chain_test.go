@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -150,63 +149,4 @@ func TestReplayedWaitingJobIsNotPromotedAgain(t *testing.T) {
 	finish(t, b, "b", t0.Add(time.Minute))
 	finish(t, b, "a", t0.Add(2*time.Minute))
 	wantStates(t, b, "[delivered delivered]", "a", "b")
-}
-
-// Chains stored before tail records, as a count of unfinished jobs, keep working: a job
-// enqueued into one waits, jobs become pending in turn, and once the chain drained its next job
-// starts a tail record.
-func TestCountChainRecordsStillOrderJobs(t *testing.T) {
-	b := openTestStore(t)
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	enqueueChain(t, b, t0, "a", "b")
-	// Store a and b as earlier versions did: version 1 heads, a count record (2 unfinished,
-	// next sequence 1) and b's wait entry at sequence 0.
-	err := b.db.Update(func(txn *badger.Txn) error {
-		tx := &badgerTx{b: b, txn: txn, update: true}
-		for _, id := range []string{"a", "b"} {
-			j, err := tx.JobHead(id)
-			if err != nil {
-				return err
-			}
-			j.chainFlags = 0
-			if err := txn.Set([]byte(prefixJob+id), encodeHead(j)); err != nil {
-				return err
-			}
-		}
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixWait)
-		it := txn.NewIterator(opts)
-		var keys [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
-		}
-		it.Close()
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		if err := txn.Set(waitKey("C", 0, "b"), nil); err != nil {
-			return err
-		}
-		v := binary.BigEndian.AppendUint64(nil, 2)
-		return txn.Set([]byte(prefixChain+"C"), binary.BigEndian.AppendUint64(v, 1))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueueChain(t, b, t0, "c")
-	wantStates(t, b, "[pending waiting waiting]", "a", "b", "c")
-	finish(t, b, "a", t0.Add(time.Minute))
-	wantStates(t, b, "[delivered pending waiting]", "a", "b", "c")
-	finish(t, b, "b", t0.Add(2*time.Minute))
-	wantStates(t, b, "[delivered delivered pending]", "a", "b", "c")
-	finish(t, b, "c", t0.Add(3*time.Minute))
-	if chainKeyExists(t, b, "C") {
-		t.Error("the count record outlived the chain's last unfinished job")
-	}
-	enqueueChain(t, b, t0, "d", "e")
-	wantStates(t, b, "[pending waiting]", "d", "e")
-	finish(t, b, "d", t0.Add(4*time.Minute))
-	wantStates(t, b, "[pending]", "e")
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // fullJob has every field of a Job set, times in UTC, in a fixed zone and zero.
@@ -149,89 +147,6 @@ func TestPutJobHeadKeepsBody(t *testing.T) {
 func update(t *testing.T, b *Badger, fn func(Tx) error) {
 	t.Helper()
 	if err := b.Update(fn); err != nil && !errors.Is(err, ErrNotFound) {
-		t.Fatal(err)
-	}
-}
-
-// Jobs stored by earlier versions, as one JSON record, are read, listed, leased, delivered and
-// deleted; their first write stores them in the split layout with their body intact.
-func TestLegacyJSONJobs(t *testing.T) {
-	b := openTestStore(t)
-	now := time.Now()
-	var want []*Job
-	for _, id := range []string{"old1", "old2"} {
-		j := fullJob(id)
-		j.State, j.DueAt, j.FinishedAt, j.Attempts, j.LadderBase, j.ReplayedAt = "", now.Add(-time.Second), time.Time{}, nil, 0, nil
-		j.Chain = ""
-		update(t, b, func(tx Tx) error { _, err := tx.Enqueue(j); return err })
-		want = append(want, j)
-	}
-	// Rewrite them as the JSON layout stored them: the index entries are the same.
-	err := b.db.Update(func(txn *badger.Txn) error {
-		for _, j := range want {
-			v, err := json.Marshal(j)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set([]byte(prefixJob+j.ID), v); err != nil {
-				return err
-			}
-			if err := txn.Delete([]byte(prefixBody + j.ID)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listed []string
-	err = b.View(func(tx Tx) error {
-		return tx.Jobs(func(j *Job) bool {
-			if asJSON(t, j) != asJSON(t, want[len(listed)]) {
-				t.Errorf("Jobs listed %s, want %s", asJSON(t, j), asJSON(t, want[len(listed)]))
-			}
-			listed = append(listed, j.ID)
-			return true
-		})
-	})
-	if err != nil || len(listed) != 2 {
-		t.Fatalf("Jobs: %v, %v", listed, err)
-	}
-
-	sent := make(chan *Job, 2)
-	d := NewDispatcher(b, senderFunc(func(_ context.Context, j *Job) Result { sent <- j; return Result{Status: 200} }), Options{})
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		select {
-		case j := <-sent:
-			if len(j.Fields) != 3 || len(j.Files) != 1 || string(j.Files[0].Data) != "%PDF-1.4\x00\xff" {
-				t.Errorf("sent %s without its body: %+v", j.ID, j)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("legacy jobs were not delivered")
-		}
-	}
-	d.Stop()
-	for _, w := range want {
-		var got *Job
-		update(t, b, func(tx Tx) (err error) { got, err = tx.Job(w.ID); return err })
-		if got == nil || got.State != StateDelivered || asJSON(t, &Job{Payload: got.Payload}) != asJSON(t, &Job{Payload: w.Payload}) {
-			t.Fatalf("after delivery: %+v", got)
-		}
-		update(t, b, func(tx Tx) error { return tx.DeleteJob(w.ID) })
-	}
-	err = b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			t.Errorf("left after DeleteJob: %q", it.Item().Key())
-		}
-		return nil
-	})
-	if err != nil {
 		t.Fatal(err)
 	}
 }

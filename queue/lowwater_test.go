@@ -32,21 +32,27 @@ func dueIDs(t *testing.T, b *Badger, now time.Time) []string {
 	return ids
 }
 
-// leaseNext leases the first job a read-write scan at now offers, given busy, and returns its ID.
-func leaseNext(t *testing.T, b *Badger, now time.Time, busy func(dest string) bool) string {
+// deliverNext marks the first due job of dest's due index delivered and returns its ID, as the
+// dispatcher's outcome of it would.
+func deliverNext(t *testing.T, b *Badger, now time.Time, dest string) string {
 	t.Helper()
 	var got string
 	err := b.Update(func(tx Tx) error {
-		_, err := tx.ScanDue(now, nil, busy, func(id, _ string) bool { got = id; return false })
+		err := tx.PendingJobs(Destination(dest), func(id string, at time.Time) bool {
+			if !at.After(now) {
+				got = id
+			}
+			return false
+		})
 		if err != nil || got == "" {
 			return fmt.Errorf("scan offered nothing (%v)", err)
 		}
-		j, err := tx.Job(got)
+		j, err := tx.JobHead(got)
 		if err != nil {
 			return err
 		}
-		j.State = StateLeased
-		return tx.PutJob(j)
+		j.State, j.FinishedAt = StateDelivered, now
+		return tx.PutJobHead(j)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +65,12 @@ func leaseNext(t *testing.T, b *Badger, now time.Time, busy func(dest string) bo
 // the scan ends.
 func TestLowWaterKeepsJobsWrittenDuringAScan(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, openAtEnd := range []bool{false, true} {
-		t.Run(fmt.Sprintf("writer open when the scan ends: %v", openAtEnd), func(t *testing.T) {
+	for _, tc := range []struct {
+		openAtEnd bool
+		url       string
+	}{{false, "http://x"}, {true, "http://x"}, {false, "http://y"}, {true, "http://y"}} {
+		openAtEnd := tc.openAtEnd
+		t.Run(fmt.Sprintf("writer open when the scan ends: %v, to %s", openAtEnd, tc.url), func(t *testing.T) {
 			b := openTestStore(t)
 			put := func(id string, due time.Time) error {
 				return b.Update(func(tx Tx) error { _, err := tx.Enqueue(&Job{ID: id, URL: "http://x", DueAt: due}); return err })
@@ -75,7 +85,7 @@ func TestLowWaterKeepsJobsWrittenDuringAScan(t *testing.T) {
 			go func() { // the writer of the earlier job
 				<-scanning
 				b.Update(func(tx Tx) error {
-					_, err := tx.Enqueue(&Job{ID: "early", URL: "http://x", DueAt: t0})
+					_, err := tx.Enqueue(&Job{ID: "early", URL: tc.url, DueAt: t0})
 					if openAtEnd {
 						close(writing)
 						<-scanned
@@ -127,11 +137,11 @@ func TestLowWaterFollowsLeasesAndEarlierEnqueues(t *testing.T) {
 	}
 	now := t0.Add(time.Hour)
 	for i := range 40 {
-		if got, want := leaseNext(t, b, now, nil), fmt.Sprintf("j%02d", i); got != want {
+		if got, want := deliverNext(t, b, now, "http://x"), fmt.Sprintf("j%02d", i); got != want {
 			t.Fatalf("scan %d offered %q, want %q", i, got, want)
 		}
 	}
-	if low := b.lw.from(""); low <= string(dueKey(t0, "")[len(prefixDue):]) {
+	if low, dest := b.lw.from(Destination("http://x")), Destination("http://x"); low <= string(dueKey(dest, t0, "")[len(prefixDue)+len(dest)+1:]) {
 		t.Fatalf("the due index's bound did not follow the leases")
 	}
 	if err := b.Update(func(tx Tx) error { _, err := tx.Enqueue(&Job{ID: "back", URL: "http://x", DueAt: t0}); return err }); err != nil {
@@ -143,11 +153,10 @@ func TestLowWaterFollowsLeasesAndEarlierEnqueues(t *testing.T) {
 	}
 }
 
-// A destination that stays busy must neither hold the scans back nor see its oldest jobs
-// overtaken: due jobs scans passed over again and again, or whose destination already has jobs set aside,
-// are set aside too, in due order, so the due index's bound moves past them and, once the
-// destination has room, its oldest job comes first.
-func TestBusyDestinationKeepsOrderAndDoesNotHoldScansBack(t *testing.T) {
+// A destination whose due index was emptied leaves the list of destinations once a scan found
+// it empty, and comes back with its next job; a destination's backlog is not read by another
+// destination's scans.
+func TestDestinationsFollowTheirDueIndexes(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	b := openTestStore(t)
 	err := b.Update(func(tx Tx) error {
@@ -156,34 +165,44 @@ func TestBusyDestinationKeepsOrderAndDoesNotHoldScansBack(t *testing.T) {
 				return err
 			}
 		}
-		for i := range 10 {
-			if _, err := tx.Enqueue(&Job{ID: fmt.Sprintf("b%02d", i), URL: "http://b/hook", DueAt: t0.Add(time.Duration(100+i) * time.Second)}); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := tx.Enqueue(&Job{ID: "b00", URL: "http://b/hook", DueAt: t0.Add(100 * time.Second)})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := t0.Add(time.Hour)
-	// scan leases the first job offered, with destination a busy or not.
-	scan := func(aBusy bool) string {
-		t.Helper()
-		return leaseNext(t, b, now, func(dest string) bool { return aBusy && dest == Destination("http://a/hook") })
+	if got := deliverNext(t, b, now, "http://b/hook"); got != "b00" {
+		t.Fatalf("b's scan offered %s, want b00", got)
 	}
-	if got := scan(true); got != "b00" {
-		t.Fatalf("first scan with a busy offered %s, want b00", got)
+	dests := func() []string {
+		var d []string
+		if err := b.View(func(tx Tx) error {
+			_, err := tx.Destinations(now, func(dest string, _ time.Time) bool { d = append(d, dest); return true })
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	if got := scan(true); got != "b01" {
-		t.Fatalf("second scan with a busy offered %s, want b01", got)
+	if d := dests(); len(d) != 1 || d[0] != Destination("http://a/hook") {
+		t.Fatalf("destinations = %q, want only a's", d)
 	}
-	if low, last := b.lw.from(""), string(dueKey(t0.Add(69*time.Second), "a69")[len(prefixDue):]); low <= last {
-		t.Fatalf("the due index's bound stays at a's jobs, which every scan would walk again")
+	if d := b.lw.dests(); len(d) != 1 {
+		t.Fatalf("the store keeps %q as destinations, want only a's", d)
+	}
+	if err := b.Update(func(tx Tx) error {
+		_, err := tx.Enqueue(&Job{ID: "b01", URL: "http://b/hook", DueAt: t0})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := dests(); len(d) != 2 {
+		t.Fatalf("destinations = %q, want a's and b's", d)
 	}
 	for i := range 3 {
-		if got, want := scan(false), fmt.Sprintf("a%02d", i); got != want {
-			t.Fatalf("with room again, a's job %s came before %s", got, want)
+		if got, want := deliverNext(t, b, now, "http://a/hook"), fmt.Sprintf("a%02d", i); got != want {
+			t.Fatalf("a's job %s came before %s", got, want)
 		}
 	}
 }

@@ -8,19 +8,16 @@ import (
 
 // Replay puts one job back to pending, due at now, whatever its state (a dead job gets a fresh
 // ladder: its attempt log is kept and the ladder counts attempts made since the replay). A
-// leased job is left alone: its attempt is under way.
+// pending job already due is left as it is, which covers a job the dispatcher leased (leases are
+// not stored); callers that must refuse a job under way check Dispatcher.Leases and answer
+// ErrBusy.
 func Replay(tx Tx, id string, now time.Time) (*Job, error) {
 	j, err := tx.Job(id)
 	if err != nil {
 		return nil, fmt.Errorf("replaying job %s: %w", id, err)
 	}
-	switch j.State {
-	case StateLeased:
-		return nil, fmt.Errorf("replaying job %s: %w", id, ErrBusy)
-	case StatePending:
-		if !j.DueAt.After(now) {
-			return j, nil
-		}
+	if j.State == StatePending && !j.DueAt.After(now) {
+		return j, nil
 	}
 	if Finished(j.State) {
 		j.ReplayedAt = append(j.ReplayedAt, now)
