@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -221,8 +222,9 @@ type fileView struct {
 func timePtr(t time.Time) *time.Time { return &t }
 
 func (e *engine) summary(j *queue.Job, red redactor) deliverySummary {
+	faxID, eventType := render.FaxOf(j.Meta)
 	s := deliverySummary{
-		ID: j.ID, EventID: j.EventID, EventType: j.EventType, FaxID: j.FaxID,
+		ID: j.ID, EventID: j.EventID, EventType: eventType, FaxID: faxID,
 		URL: queue.RedactURL(j.URL), State: j.State, CreatedAt: j.CreatedAt, Attempts: len(j.Attempts),
 	}
 	switch j.State {
@@ -252,7 +254,7 @@ func (e *engine) detail(j *queue.Job) deliveryDetail {
 	d := deliveryDetail{
 		deliverySummary: e.summary(j, red),
 		Fields:          make([]queue.Field, len(j.Fields)),
-		FilePending:     j.FetchFile != "" && len(j.Files) == 0,
+		FilePending:     j.NeedsPrepare(),
 		LadderBase:      j.LadderBase, ReplayedAt: j.ReplayedAt,
 		AttemptLog: make([]attemptView, len(j.Attempts)),
 	}
@@ -281,36 +283,31 @@ func (f *deliveryFilter) match(j *queue.Job) bool {
 	if f.state != "" && j.State != f.state {
 		return false
 	}
-	if f.hasFaxID && j.FaxID != f.faxID {
+	faxID, eventType := render.FaxOf(j.Meta)
+	if f.hasFaxID && faxID != f.faxID {
 		return false
 	}
-	if f.eventType != "" && j.EventType != f.eventType {
+	if f.eventType != "" && eventType != f.eventType {
 		return false
 	}
 	return f.host == "" || slices.ContainsFunc(urlHosts(j.URL), func(h string) bool { return strings.EqualFold(h, f.host) })
 }
 
 // urlHosts returns the names a host filter matches for a webhook URL: host and host:port of an
-// http(s) URL, the domains of a mailto: URL.
+// http(s) URL, the domains of the To addresses of a mailto: URL; none for an invalid URL.
 func urlHosts(raw string) []string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	t, err := queue.ParseTarget(raw)
+	switch {
+	case err != nil:
 		return nil
-	}
-	if strings.EqualFold(u.Scheme, "mailto") {
-		var hosts []string
-		addrs := u.Opaque
-		if addrs == "" {
-			addrs = u.Path
-		}
-		for _, a := range strings.Split(addrs, ",") {
-			if _, dom, ok := strings.Cut(a, "@"); ok {
-				hosts = append(hosts, strings.TrimSpace(dom))
-			}
+	case t.Mail != nil:
+		hosts := make([]string, 0, len(t.Mail.To))
+		for _, a := range t.Mail.To {
+			hosts = append(hosts, a[strings.LastIndexByte(a, '@')+1:])
 		}
 		return hosts
 	}
-	return []string{u.Hostname(), u.Host}
+	return []string{t.Hostname, t.Host}
 }
 
 // pageParams reads limit and cursor.
@@ -565,8 +562,9 @@ func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) erro
 		return storeError("retrying delivery "+id, err)
 	}
 	e.wake()
-	e.log.Load().Info("delivery retried by an operator", zap.String("job", j.ID), zap.Int64("fax_id", j.FaxID),
-		zap.String("event_type", j.EventType), zap.String("url", queue.RedactURL(j.URL)))
+	faxID, eventType := render.FaxOf(j.Meta)
+	e.log.Load().Info("delivery retried by an operator", zap.String("job", j.ID), zap.Int64("fax_id", faxID),
+		zap.String("event_type", eventType), zap.String("url", queue.RedactURL(j.URL)))
 	return writeJSON(w, http.StatusOK, e.detail(j))
 }
 

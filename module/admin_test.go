@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -65,7 +66,7 @@ func jobOf(t *testing.T, e *engine, faxID int64) *queue.Job {
 	var found *queue.Job
 	err := e.store.View(func(tx queue.Tx) error {
 		return tx.Jobs(func(j *queue.Job) bool {
-			if j.FaxID == faxID {
+			if faxIDOf(j) == faxID {
 				found = j
 			}
 			return found == nil
@@ -200,8 +201,8 @@ func TestAdminDeadDeliveryListedShownRetriedAndReplayed(t *testing.T) {
 	waitState(t, e, j2.ID, queue.StateDead)
 
 	// A third job, due in an hour, for the listings of unfinished jobs.
-	future := &queue.Job{ID: "ffff-future", EventID: "103.fax_completed", EventType: fax.EventFaxCompleted, FaxID: 103,
-		URL: "https://hooks.example.com/x", Fields: []queue.Field{{Name: "event_type", Value: fax.EventFaxCompleted}},
+	future := &queue.Job{ID: "ffff-future", EventID: "103.fax_completed", Meta: metaOf(103, fax.EventFaxCompleted),
+		URL: "https://hooks.example.com/x", Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: fax.EventFaxCompleted}}},
 		CreatedAt: time.Now().Add(-time.Hour), DueAt: time.Now().Add(time.Hour)}
 	if err := e.store.Update(func(tx queue.Tx) error { _, err := tx.Enqueue(future); return err }); err != nil {
 		t.Fatal(err)
@@ -387,7 +388,7 @@ func TestAdminBadInput(t *testing.T) {
 
 	// A job waiting behind an earlier one of its chain is not retried ahead of it.
 	for _, id := range []string{"chain-1", "chain-2"} {
-		j := &queue.Job{ID: id, EventID: id, EventType: fax.EventTransmittingPage, FaxID: 6, URL: "https://hooks.example.com/x",
+		j := &queue.Job{ID: id, EventID: id, Meta: metaOf(6, fax.EventTransmittingPage), URL: "https://hooks.example.com/x",
 			Chain: "6\x00https://hooks.example.com/x", CreatedAt: time.Now(), DueAt: time.Now().Add(time.Hour)}
 		if err := e.store.Update(func(tx queue.Tx) error { _, err := tx.Enqueue(j); return err }); err != nil {
 			t.Fatal(err)
@@ -487,4 +488,20 @@ func TestAdminShowsJobsUnderWayAsLeased(t *testing.T) {
 		t.Fatalf("stats jobs = %v, want 1 leased and 0 pending", st.Jobs)
 	}
 	c.fails("POST", "/faxhook/deliveries/"+id+"/retry?storage="+url.QueryEscape(e.dir), http.StatusConflict, "an attempt is under way")
+}
+
+// A host filter matches host and host:port of an http(s) URL (credentials never), the domains
+// of a mailto: URL's To addresses, and nothing of an invalid URL.
+func TestURLHosts(t *testing.T) {
+	for raw, want := range map[string][]string{
+		"https://u:p@Hooks.example.com:8443/x?y=1":         {"Hooks.example.com", "Hooks.example.com:8443"},
+		"http://[::1]:9000/x":                              {"::1", "[::1]:9000"},
+		"mailto:a@x.test,b@Y.test?to=c@z.test&cc=d@w.test": {"x.test", "Y.test", "z.test"},
+		"mailto:nobody":                                    nil,
+		"ftp://example.com/x":                              nil,
+	} {
+		if got := urlHosts(raw); !slices.Equal(got, want) {
+			t.Errorf("urlHosts(%q) = %q, want %q", raw, got, want)
+		}
+	}
 }

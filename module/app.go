@@ -18,7 +18,6 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -398,30 +397,11 @@ func (a *App) Cleanup() error {
 
 // ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host
 // that is a name or an IP address in standard form (not a numeric form such as 2130706434 or
-// 0x7f.1, see httpsend.CheckHostForm), or mailto with at least one valid address.
+// 0x7f.1, see queue.CheckHostForm), or mailto with at least one valid address. It is
+// queue.ParseTarget's verdict.
 func ValidateURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
-		if u.Host == "" {
-			return errors.New("missing host")
-		}
-		if err := httpsend.CheckHostForm(u.Hostname()); err != nil {
-			return err
-		}
-	case "mailto":
-		if _, err := mailsend.ParseMailto(raw); err != nil {
-			return err
-		}
-	case "":
-		return errors.New("missing scheme (http, https or mailto)")
-	default:
-		return fmt.Errorf("unsupported scheme %q (http, https or mailto)", u.Scheme)
-	}
-	return nil
+	_, err := queue.ParseTarget(raw)
+	return err
 }
 
 // validHeaderName reports whether name is an HTTP header name (an RFC 9110 token).

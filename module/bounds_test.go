@@ -58,7 +58,7 @@ func trackedCallback(t *testing.T, e *engine, id int64) []string {
 func countByType(jobs []*queue.Job) map[string]int {
 	n := map[string]int{}
 	for _, j := range jobs {
-		n[j.EventType]++
+		n[eventTypeOf(j)]++
 	}
 	return n
 }
@@ -126,7 +126,7 @@ func TestCorruptRecordFailsNoOtherFax(t *testing.T) {
 	jobs := allJobs(t, e)
 	got := map[int64]bool{}
 	for _, j := range jobs {
-		got[j.FaxID] = true
+		got[faxIDOf(j)] = true
 	}
 	if len(jobs) != 3 || !got[4] || !got[6] || !got[7] {
 		t.Errorf("jobs for faxes %v, want 4, 6 and 7", got)
@@ -149,7 +149,7 @@ func TestMaxRecipientsLeavesOutInflightEvents(t *testing.T) {
 		&Observation{Faxes: []profile.Object{multiFax(2, 5, 2, fax.StatusSuccess)}})
 	byFax := map[int64]map[string]int{1: {}, 2: {}}
 	for _, j := range allJobs(t, e) {
-		byFax[j.FaxID][j.EventType]++
+		byFax[faxIDOf(j)][eventTypeOf(j)]++
 	}
 	if n := byFax[1]; n[fax.EventFaxCompleted] != 1 || n[fax.EventTransmittingPage] != 0 {
 		t.Errorf("fax over max_recipients: %v, want only fax_completed", n)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
@@ -160,6 +160,8 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 		Lease:     s.timeout + 30*time.Second,
 		Logger:    log.Named("dispatcher"),
 		OnOutcome: e.onOutcome,
+		Prepare:   e.prepare,
+		LogFields: jobLogFields,
 	})
 	if err := e.disp.Start(); err != nil {
 		e.disp = nil
@@ -169,15 +171,9 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	return nil
 }
 
-// send delivers with the newest config's sender, fetching a received fax's PDF first if the job
-// still needs it.
+// send delivers with the newest config's sender: SMTP for mailto: URLs, HTTP for the others.
 func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
-	if j.FetchFile != "" && len(j.Files) == 0 {
-		if err := e.fetchFile(ctx, j); err != nil {
-			return queue.Result{Err: err}
-		}
-	}
-	if strings.HasPrefix(strings.ToLower(j.URL), "mailto:") {
+	if render.IsMail(j.URL) {
 		m := e.cfg.Load().mail
 		if m == nil {
 			return queue.Result{Permanent: true, Err: errors.New("mailto: webhook, but no smtp server is configured (faxhook { smtp { … } })")}
@@ -185,6 +181,17 @@ func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
 		return m.Send(ctx, j)
 	}
 	return e.sender.Load().Send(ctx, j)
+}
+
+// prepare is the dispatcher's Prepare hook: before a received fax's webhook is first attempted,
+// it fetches the fax's PDF and renders the payload with it (render.Prepared). The dispatcher
+// stores that payload with the attempt's outcome, so that every attempt sends the same bytes.
+func (e *engine) prepare(ctx context.Context, j *queue.Job) (queue.Payload, error) {
+	file, err := e.fetchFile(ctx, j)
+	if err != nil {
+		return queue.Payload{}, err
+	}
+	return render.Prepared(j, file)
 }
 
 // leases returns the jobs the running dispatcher holds leased, with the end of each lease (see

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -233,9 +234,10 @@ func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
 	if res.Err != nil {
 		errText = e.redactor(j.URL).text(res.Err.Error())
 	}
+	faxID, eventType := render.FaxOf(j.Meta)
 	data := func() map[string]any {
 		return map[string]any{
-			"job_id": j.ID, "fax_id": j.FaxID, "event_type": j.EventType, "url": queue.RedactURL(j.URL),
+			"job_id": j.ID, "fax_id": faxID, "event_type": eventType, "url": queue.RedactURL(j.URL),
 			"attempt": len(j.Attempts), "status": res.Status, "error": errText,
 		}
 	}
@@ -245,6 +247,13 @@ func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
 		d["reason"] = queue.DeadReason(res)
 		e.ev.emit(EventDeliveryDead, d)
 	}
+}
+
+// jobLogFields are the fields that describe a job in log entries: the fax id (a number, as in
+// every entry about a fax) and the event type from its metadata.
+func jobLogFields(j *queue.Job) []zap.Field {
+	faxID, eventType := render.FaxOf(j.Meta)
+	return []zap.Field{zap.Int64("fax_id", faxID), zap.String("event_type", eventType)}
 }
 
 // redactor removes secrets from text shown outside the process (admin API, events): the
@@ -261,19 +270,9 @@ func (e *engine) redactor(rawURL string) redactor {
 		r.add(cfg.token)
 	}
 	if rawURL != "" {
-		if i := strings.Index(rawURL, "://"); i >= 0 {
-			rest := rawURL[i+3:]
-			if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-				rest = rest[:end]
-			}
-			if at := strings.LastIndex(rest, "@"); at >= 0 {
-				userinfo := rest[:at]
-				r.add(userinfo)
-				if _, pass, ok := strings.Cut(userinfo, ":"); ok {
-					r.add(pass)
-				}
-			}
-		}
+		t, _ := queue.ParseTarget(rawURL) // the credentials are split off also when it does not validate
+		r.add(t.Userinfo)
+		r.add(t.Password)
 	}
 	return r
 }

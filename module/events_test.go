@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -63,7 +64,7 @@ func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 		}
 	})
 
-	dead := &queue.Job{ID: "j1", FaxID: 7, EventType: fax.EventFaxCompleted, URL: "https://user:pass@hooks.example/x",
+	dead := &queue.Job{ID: "j1", Meta: metaOf(7, fax.EventFaxCompleted), URL: "https://user:pass@hooks.example/x",
 		State: queue.StateDead, Attempts: []queue.Attempt{{Status: 500}, {Status: 500}}}
 	res := queue.Result{Status: 500, Err: errors.New("posting webhook to https://user:pass@hooks.example/x: receiver answered 500 (token s3cret-token)")}
 
@@ -207,7 +208,7 @@ func TestDeadEventSaysWhy(t *testing.T) {
 		{queue.Result{Err: errors.New(`invalid webhook URL "http://0x7f.1/": host "0x7f.1" is numeric`), Permanent: true}, "permanent failure, not retried"},
 		{queue.Result{Status: 500, Err: errors.New("receiver answered 500 Internal Server Error")}, "no more retries"},
 	} {
-		e.onOutcome(&queue.Job{ID: "j", FaxID: 1, URL: "http://127.0.0.1/x", State: queue.StateDead, Attempts: []queue.Attempt{{}}}, c.res)
+		e.onOutcome(&queue.Job{ID: "j", Meta: metaOf(1, ""), URL: "http://127.0.0.1/x", State: queue.StateDead, Attempts: []queue.Attempt{{}}}, c.res)
 		for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
 			select {
 			case got := <-h.got:
@@ -223,3 +224,17 @@ func TestDeadEventSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// metaOf is the metadata of the jobs of the event eventType of fax faxID, as the tracker sets it.
+func metaOf(faxID int64, eventType string) queue.Labels {
+	return render.Event{FaxID: faxID, Type: eventType}.Meta()
+}
+
+// faxIDOf returns the fax id in a job's metadata.
+func faxIDOf(j *queue.Job) int64 {
+	id, _ := render.FaxOf(j.Meta)
+	return id
+}
+
+// eventTypeOf returns the event type in a job's metadata.
+func eventTypeOf(j *queue.Job) string { return j.Meta.Get(render.MetaEventType) }

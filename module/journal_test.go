@@ -238,7 +238,7 @@ func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 			return tx.Jobs(func(j *queue.Job) bool {
 				jobs++
 				if j.URL != "https://example.com/own" {
-					t.Errorf("fax %d: job to %s, want the send's callback_url", j.FaxID, j.URL)
+					t.Errorf("fax %d: job to %s, want the send's callback_url", faxIDOf(j), j.URL)
 				}
 				return true
 			})

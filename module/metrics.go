@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -159,7 +160,7 @@ func countEvents(jobs []*queue.Job) {
 			continue
 		}
 		seen[j.EventID] = struct{}{}
-		metricEvents.WithLabelValues(oneOf(j.EventType, eventTypeLabels)).Inc()
+		metricEvents.WithLabelValues(oneOf(j.Meta.Get(render.MetaEventType), eventTypeLabels)).Inc()
 	}
 }
 

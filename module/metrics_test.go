@@ -107,7 +107,7 @@ func TestMetricsAfterDeliveredAndDeadEvents(t *testing.T) {
 
 	// Gauges are cached between scans: a new job shows after the cache expires (or is dropped).
 	enqueue := func(id string, created time.Time) {
-		j := &queue.Job{ID: id, EventID: id, EventType: fax.EventFaxCompleted, FaxID: 300, URL: "https://hooks.example.com/x",
+		j := &queue.Job{ID: id, EventID: id, Meta: metaOf(300, fax.EventFaxCompleted), URL: "https://hooks.example.com/x",
 			CreatedAt: created, DueAt: time.Now().Add(time.Hour)}
 		if err := e.store.Update(func(tx queue.Tx) error { _, err := tx.Enqueue(j); return err }); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -236,39 +237,30 @@ func (e *engine) forget(id string) {
 	}
 }
 
-// fetchFile fetches a received fax's PDF once, before the job's first attempt, and stores it in
-// the job so that every attempt sends the same bytes.
-func (e *engine) fetchFile(ctx context.Context, j *queue.Job) error {
+// fetchFile fetches the PDF of the received fax of job j (its metadata names it; see
+// render.Event.FileRef), for the dispatcher's preparation of the job (engine.prepare). The file
+// is nil, without an error, when the webhook goes without it: no upstream configured, or the
+// PDF is larger than max_file_size (both logged).
+func (e *engine) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
 	cfg := e.cfg.Load()
 	log := e.log.Load()
-	var file *queue.File
+	faxID, _ := render.FaxOf(j.Meta)
 	if cfg.poll == nil {
 		log.Warn("cannot fetch the received fax's PDF: no upstream configured (faxhook poll { upstream … }); sending the webhook without it",
-			zap.Int64("fax_id", j.FaxID))
-	} else {
-		body, err := e.fetchPDF(ctx, cfg, j.FaxID)
-		switch {
-		case errors.Is(err, errTooLarge):
-			log.Error("received fax's PDF is larger than max_file_size; sending the webhook without it",
-				zap.Int64("fax_id", j.FaxID), zap.Int64("max_file_size", cfg.maxFileSize))
-		case err != nil:
-			return fmt.Errorf("fetching the received fax's PDF: %w", err)
-		default:
-			file = &queue.File{Name: "file", Filename: fmt.Sprintf("fax-%d.pdf", j.FaxID), ContentType: "application/pdf", Data: body}
-		}
+			zap.Int64("fax_id", faxID))
+		return nil, nil
 	}
-	return e.store.Update(func(tx queue.Tx) error {
-		cur, err := tx.Job(j.ID)
-		if err != nil {
-			return err
-		}
-		cur.FetchFile = ""
-		if file != nil {
-			cur.Files = []queue.File{*file}
-		}
-		j.FetchFile, j.Files = cur.FetchFile, cur.Files
-		return tx.PutJob(cur)
-	})
+	body, err := e.fetchPDF(ctx, cfg, faxID)
+	switch {
+	case errors.Is(err, errTooLarge):
+		log.Error("received fax's PDF is larger than max_file_size; sending the webhook without it",
+			zap.Int64("fax_id", faxID), zap.Int64("max_file_size", cfg.maxFileSize))
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("fetching the received fax's PDF: %w", err)
+	}
+	f := render.PDF(faxID, body)
+	return &f, nil
 }
 
 // fetchPDF asks the fax service, through the profile's file request, for the PDF of the fax

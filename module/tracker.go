@@ -15,6 +15,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -195,8 +196,8 @@ func (t *tracker) record(batch []*Observation) error {
 	countEvents(enqueued)
 	log := t.eng.log.Load()
 	for _, j := range enqueued {
-		log.Info("webhook enqueued", zap.Int64("fax_id", j.FaxID), zap.String("event_type", j.EventType),
-			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))
+		log.Info("webhook enqueued", append(jobLogFields(j),
+			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))...)
 	}
 	if len(enqueued) > 0 {
 		t.eng.wake()
@@ -621,21 +622,22 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 	if len(urls) == 0 {
 		return nil, nil
 	}
-	eventID := fmt.Sprintf("%d.%s", rec.Fax.ID, eventType)
-	for _, f := range extra {
-		eventID += "." + f.Name + "=" + f.Value
+	ev := render.Event{FaxID: rec.Fax.ID, Type: eventType, FaxJSON: faxJSON, Extra: extra}
+	if withFile {
+		ev.FileRef = fmt.Sprintf("faxes/%d/file", rec.Fax.ID)
 	}
-	fields := append([]queue.Field{{Name: "fax", Value: faxJSON}, {Name: "event_type", Value: eventType}}, extra...)
+	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
 	var jobs []*queue.Job
 	for _, u := range urls {
+		payload, err := ev.Payload(u, fields)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s for %s: %w", eventType, queue.RedactURL(u), err)
+		}
 		sum := sha256.Sum256([]byte(eventID + "\x00" + u))
 		j := &queue.Job{
-			ID: hex.EncodeToString(sum[:12]), EventID: eventID, EventType: eventType, FaxID: rec.Fax.ID,
-			URL: u, Fields: fields, CreatedAt: now, DueAt: now,
+			ID: hex.EncodeToString(sum[:12]), EventID: eventID, Meta: meta,
+			URL: u, Payload: payload, CreatedAt: now, DueAt: now,
 			Chain: strconv.FormatInt(rec.Fax.ID, 10) + "\x00" + u,
-		}
-		if withFile {
-			j.FetchFile = fmt.Sprintf("faxes/%d/file", rec.Fax.ID)
 		}
 		ok, err := tx.Enqueue(j)
 		if err != nil {

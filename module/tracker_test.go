@@ -73,7 +73,7 @@ func TestExactlyOneFaxCompletedToCallbackURL(t *testing.T) {
 		t.Fatalf("%d jobs, want exactly one fax_completed", len(jobs))
 	}
 	j := jobs[0]
-	if j.URL != "https://cb.example/x?y=1" || j.EventType != fax.EventFaxCompleted || j.State != queue.StatePending {
+	if j.URL != "https://cb.example/x?y=1" || eventTypeOf(j) != fax.EventFaxCompleted || j.State != queue.StatePending {
 		t.Fatalf("job = %+v", j)
 	}
 	if j.Fields[0].Name != "fax" || j.Fields[1] != (queue.Field{Name: "event_type", Value: "fax_completed"}) {

@@ -23,7 +23,7 @@ import (
 const (
 	prefixState = "s/" // s/<key> → state record
 	prefixJob   = "j/" // j/<id> → job head (see encodeHead)
-	prefixBody  = "b/" // b/<id> → job body: Fields, Files, FetchFile (see encodeBody)
+	prefixBody  = "b/" // b/<id> → job body: its Payload (see encodeBody)
 	prefixDue   = "q/" // q/<destination>\x00<8-byte big-endian unix nanos of DueAt><id> → "" for pending jobs
 	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
 	prefixChain = "c/" // c/<chain> → tail record: see chainRec

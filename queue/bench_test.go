@@ -35,8 +35,9 @@ func BenchmarkDispatcherBookkeeping(b *testing.B) {
 						for i := start; i < min(start+64, n); i++ {
 							url := fmt.Sprintf("http://127.0.0.1:%d/webhooks/fax", 40000+i%4)
 							_, err := tx.Enqueue(&Job{ID: fmt.Sprintf("%024x", i), EventID: fmt.Sprintf("%d.fax_completed", i),
-								EventType: "fax_completed", FaxID: int64(i), URL: url, Chain: fmt.Sprintf("%d\x00%s", i, url),
-								Fields:    []Field{{Name: "fax", Value: fax}, {Name: "event_type", Value: "fax_completed"}},
+								Meta: Labels{{Name: "fax_id", Value: fmt.Sprint(i)}, {Name: "event_type", Value: "fax_completed"}},
+								URL:  url, Chain: fmt.Sprintf("%d\x00%s", i, url),
+								Payload:   Payload{Fields: []Field{{Name: "fax", Value: fax}, {Name: "event_type", Value: "fax_completed"}}},
 								CreatedAt: now, DueAt: now})
 							if err != nil {
 								return err

@@ -9,15 +9,13 @@ import (
 )
 
 // A job is stored as two records: its head (everything the dispatcher changes on every attempt,
-// and the fields that identify the job) and its body (Fields, Files and FetchFile), which is
-// written at Enqueue and rewritten only when a PutJob changes it. Both are in the compact binary
-// encoding below, each starting with a version byte. Stores written before the split hold the
-// whole job as one JSON object in the head record; such a record starts with '{' and is read as
-// such, and the first write of the job stores it in the split layout.
+// and the fields that identify and describe the job, its metadata included) and its body (the
+// Payload), which is written at Enqueue and rewritten only when a PutJob changes it. Both are in
+// the compact binary encoding below, each starting with a version byte. Only the current layout
+// is read: an older record is reported as corrupt.
 const (
-	headV1 = 1 // version byte of a head record
-	headV2 = 2 // version byte of a head record ending in the job's chain flags (Job.chainFlags)
-	bodyV1 = 1 // version byte of a body record
+	headVersion = 3 // version byte of a head record
+	bodyVersion = 2 // version byte of a body record
 )
 
 // errCorrupt is wrapped by the errors of the decoders.
@@ -50,22 +48,24 @@ func appendTime(b []byte, t time.Time) []byte {
 	return b
 }
 
-// encodeHead encodes everything of j but its body (Fields, Files, FetchFile) and its ID, which
-// is in the record's key.
+// encodeHead encodes everything of j but its body (the Payload) and its ID, which is in the
+// record's key.
 func encodeHead(j *Job) []byte {
-	n := 64 + len(j.EventID) + len(j.EventType) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
+	n := 64 + len(j.EventID) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
+	for _, l := range j.Meta {
+		n += 4 + len(l.Name) + len(l.Value)
+	}
 	for _, a := range j.Attempts {
 		n += 40 + len(a.Error) + len(a.Body)
 	}
 	b := make([]byte, 0, n)
-	if j.chainFlags != 0 {
-		b = append(b, headV2)
-	} else {
-		b = append(b, headV1) // what earlier versions read
-	}
+	b = append(b, headVersion)
 	b = appendString(b, j.EventID)
-	b = appendString(b, j.EventType)
-	b = binary.AppendVarint(b, j.FaxID)
+	b = binary.AppendUvarint(b, uint64(len(j.Meta)))
+	for _, l := range j.Meta {
+		b = appendString(b, l.Name)
+		b = appendString(b, l.Value)
+	}
 	b = appendString(b, j.URL)
 	b = appendString(b, j.Chain)
 	b = appendString(b, j.State)
@@ -85,23 +85,23 @@ func encodeHead(j *Job) []byte {
 	for _, t := range j.ReplayedAt {
 		b = appendTime(b, t)
 	}
-	if j.chainFlags != 0 {
-		b = append(b, j.chainFlags)
-	}
-	return b
+	return append(b, j.chainFlags)
 }
 
-// encodeBody encodes the body of j: Fields, Files and FetchFile.
+// encodeBody encodes the body of j: its Payload.
 func encodeBody(j *Job) []byte {
-	n := 16 + len(j.FetchFile)
+	n := 16 + len(j.Prepare)
 	for _, f := range j.Fields {
 		n += 10 + len(f.Name) + len(f.Value)
 	}
 	for _, f := range j.Files {
 		n += 20 + len(f.Name) + len(f.Filename) + len(f.ContentType) + len(f.Data)
 	}
+	if m := j.Mail; m != nil {
+		n += 16 + len(m.Subject) + len(m.Text) + len(m.HTML)
+	}
 	b := make([]byte, 0, n)
-	b = append(b, bodyV1)
+	b = append(b, bodyVersion)
 	b = binary.AppendUvarint(b, uint64(len(j.Fields)))
 	for _, f := range j.Fields {
 		b = appendString(b, f.Name)
@@ -115,7 +115,15 @@ func encodeBody(j *Job) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f.Data)))
 		b = append(b, f.Data...)
 	}
-	return appendString(b, j.FetchFile)
+	if m := j.Mail; m == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = appendString(b, m.Subject)
+		b = appendString(b, m.Text)
+		b = appendString(b, m.HTML)
+	}
+	return appendString(b, j.Prepare)
 }
 
 // reader decodes the binary records; the first error sticks and later reads return zero values.
@@ -240,13 +248,18 @@ func (r *reader) time() time.Time {
 // decodeHead decodes a head record into j (whose ID the caller sets). The strings of j share one
 // allocation with the record.
 func decodeHead(v []byte, j *Job) error {
-	if len(v) == 0 || v[0] != headV1 && v[0] != headV2 {
+	if len(v) == 0 || v[0] != headVersion {
 		return fmt.Errorf("%w: unknown head record version", errCorrupt)
 	}
 	r := &reader{b: v, s: string(v), off: 1}
 	j.EventID = r.string()
-	j.EventType = r.string()
-	j.FaxID = r.varint()
+	j.Meta = nil
+	if n := r.count(); n > 0 {
+		j.Meta = make(Labels, n)
+		for i := range j.Meta {
+			j.Meta[i] = Label{Name: r.string(), Value: r.string()}
+		}
+	}
 	j.URL = r.string()
 	j.Chain = r.string()
 	j.State = r.string()
@@ -271,10 +284,7 @@ func decodeHead(v []byte, j *Job) error {
 			j.ReplayedAt[i] = r.time()
 		}
 	}
-	j.chainFlags = 0
-	if v[0] == headV2 {
-		j.chainFlags = r.byte()
-	}
+	j.chainFlags = r.byte()
 	if r.err == nil && r.off != len(v) {
 		r.fail()
 	}
@@ -285,35 +295,40 @@ func decodeHead(v []byte, j *Job) error {
 // ones hold file data, which the strings need not keep alive.
 const shareLimit = 8 << 10
 
-// decodeBody decodes a body record into j. File data shares v, which the caller must not
-// reuse.
+// decodeBody decodes a body record into j's Payload. File data shares v, which the caller must
+// not reuse.
 func decodeBody(v []byte, j *Job) error {
-	if len(v) == 0 || v[0] != bodyV1 {
+	if len(v) == 0 || v[0] != bodyVersion {
 		return fmt.Errorf("%w: unknown body record version", errCorrupt)
 	}
 	r := &reader{b: v, off: 1}
 	if len(v) <= shareLimit {
 		r.s = string(v) // one allocation for every string
 	}
+	var p Payload
 	if n := r.count(); n > 0 {
-		j.Fields = make([]Field, n)
-		for i := range j.Fields {
-			j.Fields[i] = Field{Name: r.string(), Value: r.string()}
+		p.Fields = make([]Field, n)
+		for i := range p.Fields {
+			p.Fields[i] = Field{Name: r.string(), Value: r.string()}
 		}
-	} else {
-		j.Fields = nil
 	}
 	if n := r.count(); n > 0 {
-		j.Files = make([]File, n)
-		for i := range j.Files {
-			j.Files[i] = File{Name: r.string(), Filename: r.string(), ContentType: r.string(), Data: r.bytes()}
+		p.Files = make([]File, n)
+		for i := range p.Files {
+			p.Files[i] = File{Name: r.string(), Filename: r.string(), ContentType: r.string(), Data: r.bytes()}
 		}
-	} else {
-		j.Files = nil
 	}
-	j.FetchFile = r.string()
+	switch r.byte() {
+	case 0:
+	case 1:
+		p.Mail = &Mail{Subject: r.string(), Text: r.string(), HTML: r.string()}
+	default:
+		r.fail()
+	}
+	p.Prepare = r.string()
 	if r.err == nil && r.off != len(v) {
 		r.fail()
 	}
+	j.Payload = p
 	return r.err
 }

@@ -13,10 +13,15 @@ func fullJob(id string) *Job {
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.UTC)
 	east := time.FixedZone("", 5*3600+30*60)
 	return &Job{
-		ID: id, EventID: "77.fax_completed", EventType: "fax_completed", FaxID: -77, URL: "https://u:p@example.com/hook?x=1",
-		Fields: []Field{{Name: "fax", Value: `{"id":77,"ü":"\u0000"}`}, {Name: "event_type", Value: "fax_completed"}, {Name: "", Value: ""}},
-		Files:  []File{{Name: "file", Filename: "fax-77.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4\x00\xff")}},
-		Chain:  "77\x00https://example.com/hook", State: StateDead,
+		ID: id, EventID: "77.fax_completed", URL: "https://u:p@example.com/hook?x=1",
+		Meta: Labels{{Name: "fax_id", Value: "-77"}, {Name: "event_type", Value: "fax_completed"}, {Name: "", Value: "ü\x00"}},
+		Payload: Payload{
+			Fields:  []Field{{Name: "fax", Value: `{"id":77,"ü":"\u0000"}`}, {Name: "event_type", Value: "fax_completed"}, {Name: "", Value: ""}},
+			Files:   []File{{Name: "file", Filename: "fax-77.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4\x00\xff")}},
+			Mail:    &Mail{Subject: "Fax 77", Text: "text\r\n", HTML: "<p>ü</p>"},
+			Prepare: "faxes/77/file",
+		},
+		Chain: "77\x00https://example.com/hook", State: StateDead,
 		FinishedAt: t0.Add(time.Hour).In(east), CreatedAt: t0, DueAt: t0.Add(2 * time.Hour),
 		Attempts: []Attempt{
 			{At: t0, Duration: 1500 * time.Millisecond, Status: 503, Error: "status 503", Body: "busy"},
@@ -39,7 +44,7 @@ func asJSON(t *testing.T, j *Job) string {
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	for _, in := range []*Job{fullJob("a"), {ID: "b"}, {ID: "c", FetchFile: "faxes/1/file", State: StatePending}} {
+	for _, in := range []*Job{fullJob("a"), {ID: "b"}, {ID: "c", Payload: Payload{Prepare: "faxes/1/file", Mail: &Mail{}}, State: StatePending}} {
 		var out Job
 		out.ID = in.ID
 		if err := decodeHead(encodeHead(in), &out); err != nil {
@@ -59,17 +64,13 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
-// A head keeps the job's chain flags; a job without them is stored in the version 1 layout that
-// earlier versions read.
+// A head keeps the job's chain flags.
 func TestCodecChainFlags(t *testing.T) {
 	j := fullJob("a")
-	if rec := encodeHead(j); rec[0] != headV1 {
-		t.Errorf("a head without chain flags has version %d, want %d", rec[0], headV1)
-	}
 	j.chainFlags = chainLinked | chainWaiter
 	rec := encodeHead(j)
 	var out Job
-	if err := decodeHead(rec, &out); err != nil || out.chainFlags != j.chainFlags || rec[0] != headV2 {
+	if err := decodeHead(rec, &out); err != nil || out.chainFlags != j.chainFlags || rec[0] != headVersion {
 		t.Errorf("decoded flags %b (version %d, err %v), want %b", out.chainFlags, rec[0], err, j.chainFlags)
 	}
 	if asJSON(t, &out) == "" || out.EventID != j.EventID || len(out.ReplayedAt) != 2 {
@@ -110,7 +111,7 @@ func TestPutJobHeadKeepsBody(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if j.Fields != nil || j.Files != nil || j.FetchFile != "" || j.URL != in.URL || len(j.Attempts) != 2 {
+		if j.Fields != nil || j.Files != nil || j.Mail != nil || j.Prepare != "" || j.URL != in.URL || len(j.Attempts) != 2 || len(j.Meta) != 3 {
 			t.Errorf("JobHead: %+v", j)
 		}
 		j.State, j.Attempts = StatePending, j.Attempts[:1]
@@ -188,11 +189,11 @@ func TestHeadListingsSkipBodies(t *testing.T) {
 	}
 	for i := range full {
 		for _, h := range []*Job{heads[i], finHeads[i]} {
-			if h.Fields != nil || h.Files != nil || h.FetchFile != "" {
+			if h.Fields != nil || h.Files != nil || h.Mail != nil || h.Prepare != "" {
 				t.Errorf("head of %s has a body: %+v", h.ID, h)
 			}
 			want := *full[i]
-			want.Fields, want.Files, want.FetchFile = nil, nil, ""
+			want.Payload = Payload{}
 			if asJSON(t, h) != asJSON(t, &want) {
 				t.Errorf("head of %s\n got %s\nwant %s", h.ID, asJSON(t, h), asJSON(t, &want))
 			}

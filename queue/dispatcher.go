@@ -40,9 +40,20 @@ type Options struct {
 	Clock Clock
 	// Logger receives one entry per attempt outcome; nil discards.
 	Logger *zap.Logger
+	// LogFields, if set, returns the fields that describe a job in the Logger's entries, e.g.
+	// its metadata with the types the application logs them with elsewhere. Default: each
+	// label of the job's Meta as a string field.
+	LogFields func(job *Job) []zap.Field
 	// OnOutcome, if set, is called after each attempt's outcome is stored, with the job as
-	// stored but without its body (Fields, Files and FetchFile are empty: see Tx.JobHead).
+	// stored but without its body (its Payload is empty: see Tx.JobHead).
 	OnOutcome func(job *Job, res Result)
+	// Prepare, if set, completes the payload of a job that needs it (Job.NeedsPrepare): a worker
+	// calls it before the attempt, sends the payload it returns, and the run loop stores that
+	// payload with the attempt's outcome, so that every later attempt sends the same bytes and
+	// no worker writes to the store. The returned payload's Prepare is cleared. An error fails
+	// the attempt (retried like any failure) and nothing is stored. Without Prepare, such a job
+	// is sent as it is.
+	Prepare func(ctx context.Context, job *Job) (Payload, error)
 }
 
 // Dispatcher delivers due jobs: it leases them, hands them to the sender, and stores the outcome
@@ -215,13 +226,15 @@ type leased struct {
 	dest string
 }
 
-// outcome is what a worker reports about one attempt; it holds no job body.
+// outcome is what a worker reports about one attempt; it holds no job body, but for one the
+// attempt prepared.
 type outcome struct {
 	id, dest string
 	base     int // attempts in the job's log when it was leased
 	attempt  Attempt
 	res      Result
 	end      time.Time // the dispatcher clock's time when the attempt ended
+	prepared *Payload  // the payload Options.Prepare made for this attempt, to store; nil if none
 }
 
 // loop is the run loop's bookkeeping. Only the run goroutine touches it.
@@ -348,7 +361,21 @@ var errLeaseEnded = errors.New("the attempt outlived the job's lease")
 func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (outcome, bool) {
 	start := d.opts.Clock.Now()
 	wall := time.Now()
-	res := d.sender.Send(slot.begin(ctx), l.job)
+	actx := slot.begin(ctx)
+	var prepared *Payload
+	var res Result
+	if d.opts.Prepare != nil && l.job.NeedsPrepare() {
+		p, err := d.opts.Prepare(actx, l.job)
+		if err != nil {
+			res = Result{Err: err} // the attempt's error as the preparer worded it
+		} else {
+			p.Prepare = ""
+			prepared, l.job.Payload = &p, p
+		}
+	}
+	if res.Err == nil {
+		res = d.sender.Send(actx, l.job)
+	}
 	slot.end()
 	if ctx.Err() != nil && res.Err != nil {
 		return outcome{}, false
@@ -357,7 +384,7 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	return outcome{id: l.job.ID, dest: l.dest, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now()}, true
+	return outcome{id: l.job.ID, dest: l.dest, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared}, true
 }
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
@@ -734,10 +761,10 @@ func (s *scanResult) noteNext(at time.Time) {
 	}
 }
 
-// storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry.
-// It returns nil, changing nothing, when the job is no longer the one leased: not pending, or
-// with other attempts in its log (changed meanwhile; not expected, as operators cannot change
-// a due job).
+// storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry,
+// and the payload the attempt prepared, if any. It returns nil, changing nothing, when the job
+// is no longer the one leased: not pending, or with other attempts in its log (changed
+// meanwhile; not expected, as operators cannot change a due job).
 func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	cur, err := tx.JobHead(o.id)
 	if errors.Is(err, ErrNotFound) {
@@ -765,7 +792,14 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		}
 		cur.State, cur.DueAt = StatePending, end.Add(delay) // the delay runs from the failure
 	}
-	if err := tx.PutJobHead(cur); err != nil {
+	if o.prepared != nil {
+		cur.Payload = *o.prepared
+		err = tx.PutJob(cur)
+		cur.Payload = Payload{} // OnOutcome gets the head only
+	} else {
+		err = tx.PutJobHead(cur)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("storing the attempt of job %s: %w", o.id, err)
 	}
 	return cur, nil
@@ -775,11 +809,18 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 func (d *Dispatcher) finish(stored []storedOutcome) {
 	for _, s := range stored {
 		final, res := s.job, s.res
-		fields := []zap.Field{
-			zap.Int64("fax_id", final.FaxID), zap.String("event_type", final.EventType),
+		var fields []zap.Field
+		if d.opts.LogFields != nil {
+			fields = d.opts.LogFields(final)
+		} else {
+			for _, m := range final.Meta {
+				fields = append(fields, zap.String(m.Name, m.Value))
+			}
+		}
+		fields = append(fields,
 			zap.String("url", RedactURL(final.URL)), zap.Int("attempt", len(final.Attempts)),
 			zap.Int("status", res.Status), zap.String("state", final.State),
-		}
+		)
 		switch final.State {
 		case StateDelivered:
 			d.log.Info("webhook delivered", fields...)

@@ -74,8 +74,9 @@ func startDispatcher(t *testing.T, clock queue.Clock) (*queue.Badger, *queue.Dis
 func enqueue(t *testing.T, d *queue.Dispatcher, id, url string, due time.Time) {
 	t.Helper()
 	err := d.Update(func(tx queue.Tx) error {
-		_, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, EventType: "fax_completed", FaxID: 1, URL: url,
-			Fields:    []queue.Field{{Name: "fax", Value: `{"id":1}`}, {Name: "event_type", Value: "fax_completed"}},
+		_, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, URL: url,
+			Meta:      queue.Labels{{Name: "fax_id", Value: "1"}, {Name: "event_type", Value: "fax_completed"}},
+			Payload:   queue.Payload{Fields: []queue.Field{{Name: "fax", Value: `{"id":1}`}, {Name: "event_type", Value: "fax_completed"}}},
 			CreatedAt: due, DueAt: due})
 		return err
 	})
@@ -298,7 +299,7 @@ func TestChainOrderWaitsForEarlierJob(t *testing.T) {
 	err := d.Update(func(tx queue.Tx) error {
 		for _, j := range []struct{ id, chain string }{{"a1", "A"}, {"a2", "A"}, {"a3", "A"}, {"b1", "B"}} {
 			if _, err := tx.Enqueue(&queue.Job{ID: j.id, EventID: j.id, Chain: j.chain, URL: srv.URL, DueAt: t0,
-				Fields: []queue.Field{{Name: "event_type", Value: "x"}}}); err != nil {
+				Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: "x"}}}}); err != nil {
 				return err
 			}
 		}

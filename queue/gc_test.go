@@ -23,7 +23,7 @@ func TestJanitorReturnsValueLogSpace(t *testing.T) {
 	for i := range 20 { // the body is written once: 24 MB, six value-log files
 		id := fmt.Sprintf("big%d", i)
 		err := b.Update(func(tx Tx) error {
-			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://x", DueAt: old, Files: []File{{Name: "file", Data: pdf}}}); err != nil {
+			if _, err := tx.Enqueue(&Job{ID: id, URL: "http://x", DueAt: old, Payload: Payload{Files: []File{{Name: "file", Data: pdf}}}}); err != nil {
 				return err
 			}
 			j, err := tx.Job(id)

@@ -1,6 +1,7 @@
 // Package queue is faxhook's durable delivery engine: webhook jobs stored in Badger, scheduled by
 // due time, leased by a single dispatcher, retried on Phaxio's ladder and declared dead after the
-// last retry. It is a plain Go library and knows nothing about Caddy.
+// last retry. It is a plain Go library and knows nothing about Caddy or faxes: a job carries a
+// payload rendered by the application and metadata the queue does not interpret.
 package queue
 
 import (
@@ -19,7 +20,7 @@ type Field struct {
 	Value string `json:"value"`
 }
 
-// File is one file part of a webhook (the received fax's PDF, part name "file").
+// File is one file part of a webhook, or an attachment of a mail.
 type File struct {
 	// Name is the form part name; it is what the signature covers.
 	Name string `json:"name"`
@@ -57,26 +58,71 @@ type Attempt struct {
 // Finished reports whether a state is final (delivered or dead).
 func Finished(state string) bool { return state == StateDelivered || state == StateDead }
 
-// Job is one webhook delivery: one event to one URL.
+// Mail is a rendered e-mail message: what a mailto: job sends. The sender adds the envelope
+// (From, the recipients of the URL), the headers that identify the job and the attempt, and the
+// job's Files as attachments.
+type Mail struct {
+	// Subject is the message's subject; a subject given in the mailto: URL replaces it.
+	Subject string `json:"subject"`
+	// Text is the plain-text body.
+	Text string `json:"text"`
+	// HTML is the HTML alternative of Text; empty for a plain-text message.
+	HTML string `json:"html,omitempty"`
+}
+
+// Payload is what a job sends, rendered by the application: form fields and files for an http
+// or https URL, a mail message (and files as attachments) for a mailto: URL. The queue stores
+// it as the job's body and sends it unchanged on every attempt.
+type Payload struct {
+	// Fields are the form fields, in body order.
+	Fields []Field `json:"fields"`
+	// Files are the file parts (attachments of a mail).
+	Files []File `json:"files,omitempty"`
+	// Mail is the rendered message of a mailto: job; nil for other jobs.
+	Mail *Mail `json:"mail,omitempty"`
+	// Prepare, when set and Files is empty, is an opaque reference (e.g. a file to fetch) that
+	// Options.Prepare turns into the complete payload once, before the job's first attempt; the
+	// dispatcher stores the result with the attempt's outcome, so that every later attempt sends
+	// the same bytes.
+	Prepare string `json:"prepare,omitempty"`
+}
+
+// Label is one item of a job's metadata.
+type Label struct {
+	// Name names the item, e.g. "event_type".
+	Name string `json:"name"`
+	// Value is the item's value.
+	Value string `json:"value"`
+}
+
+// Labels is a job's metadata: name/value pairs the application sets for listings, filters and
+// logs, which the queue stores with the job's head and never interprets.
+type Labels []Label
+
+// Get returns the value of the first label named name, "" if there is none.
+func (l Labels) Get(name string) string {
+	for _, x := range l {
+		if x.Name == name {
+			return x.Value
+		}
+	}
+	return ""
+}
+
+// Job is one webhook delivery: one payload to one URL.
 type Job struct {
 	// ID is stable for the event and URL; enqueueing an existing ID is a no-op.
 	ID string `json:"id"`
-	// EventID identifies the event the job delivers; several URLs share it.
+	// EventID identifies the event the job delivers; several URLs share it. Senders pass it on
+	// (a header) so that receivers can recognise a repeated delivery.
 	EventID string `json:"event_id"`
-	// EventType is the Phaxio event type (fax_completed, transmitting_page, retry_scheduled).
-	EventType string `json:"event_type"`
-	// FaxID is the id of the fax the event is about.
-	FaxID int64 `json:"fax_id"`
+	// Meta is the application's metadata of the job, e.g. what its event is about. It is stored
+	// with the job's head, so listings read it without loading the body.
+	Meta Labels `json:"meta,omitempty"`
 	// URL is the webhook URL exactly as configured or submitted (http, https or mailto).
 	URL string `json:"url"`
-	// Fields are the form fields, in body order.
-	Fields []Field `json:"fields"`
-	// Files are the file parts.
-	Files []File `json:"files,omitempty"`
-	// FetchFile, when set and Files is empty, names a file (the received fax's PDF) that the
-	// application fetches once before the first attempt and stores in Files, so that every
-	// attempt sends the same bytes.
-	FetchFile string `json:"fetch_file,omitempty"`
+	// Payload is the job's body: what is sent.
+	Payload
 	// Chain orders jobs: within one chain (one fax to one URL) a job is attempted only after the
 	// jobs enqueued before it were delivered or died. Empty: no ordering.
 	Chain string `json:"chain,omitempty"`
@@ -100,6 +146,10 @@ type Job struct {
 	// chainWaiter), kept in its head record.
 	chainFlags uint8
 }
+
+// NeedsPrepare reports whether the job's payload still has to be prepared (Payload.Prepare)
+// before an attempt.
+func (j *Job) NeedsPrepare() bool { return j.Prepare != "" && len(j.Files) == 0 }
 
 // Result is what a sender reports about one attempt.
 type Result struct {

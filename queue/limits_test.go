@@ -82,8 +82,8 @@ func enqueueAll(t *testing.T, st queue.Store, prefix, url string, n int, due tim
 		for i := range n {
 			id := fmt.Sprintf("%s%03d", prefix, i)
 			ids = append(ids, id)
-			if _, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, EventType: "fax_completed", URL: url,
-				Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}, CreatedAt: due, DueAt: due}); err != nil {
+			if _, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, URL: url, Meta: queue.Labels{{Name: "event_type", Value: "fax_completed"}},
+				Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}}, CreatedAt: due, DueAt: due}); err != nil {
 				return err
 			}
 		}
@@ -338,7 +338,7 @@ func TestLeaseSplitsTooBigTransactions(t *testing.T) {
 		id := fmt.Sprintf("big%d", i)
 		err := st.Update(func(tx queue.Tx) error {
 			_, err := tx.Enqueue(&queue.Job{ID: id, EventID: id, URL: srv.URL, DueAt: now,
-				Files: []queue.File{{Name: "file", Filename: "fax.pdf", Data: pdf}}})
+				Payload: queue.Payload{Files: []queue.File{{Name: "file", Filename: "fax.pdf", Data: pdf}}}})
 			return err
 		})
 		if err != nil {

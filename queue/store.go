@@ -2,7 +2,6 @@ package queue
 
 import (
 	"errors"
-	"strings"
 	"time"
 )
 
@@ -85,7 +84,7 @@ type Tx interface {
 	Enqueue(job *Job) (bool, error)
 	// Job returns the job with that ID, or ErrNotFound.
 	Job(id string) (*Job, error)
-	// JobHead returns the job with that ID without its body: Fields, Files and FetchFile are
+	// JobHead returns the job with that ID without its body: its Payload is
 	// left empty. It reads less than Job; use it, with PutJobHead, where the body is not needed.
 	// ErrNotFound if there is no such job.
 	JobHead(id string) (*Job, error)
@@ -94,7 +93,7 @@ type Tx interface {
 	// finishes (delivered or dead), the next waiting job of the chain becomes pending, due at
 	// the finished job's DueAt. The job must exist (else ErrNotFound, wrapped).
 	PutJob(job *Job) error
-	// PutJobHead is PutJob except for the body (Fields, Files and FetchFile), which stays as
+	// PutJobHead is PutJob except for the body (the Payload), which stays as
 	// stored whatever job holds: it stores less, and is for changes of state, due time and
 	// attempt log.
 	PutJobHead(job *Job) error
@@ -127,50 +126,11 @@ type Tx interface {
 	List(q ListQuery) (Page, error)
 	// Jobs calls fn for every job, in ID order, until fn returns false.
 	Jobs(fn func(*Job) bool) error
-	// JobHeads is Jobs without the jobs' bodies (Fields, Files and FetchFile are empty).
+	// JobHeads is Jobs without the jobs' bodies (their Payload is empty).
 	JobHeads(fn func(*Job) bool) error
 	// Finished calls fn for the jobs in a final state (StateDelivered or StateDead) that finished
 	// at or after since, oldest first, until fn returns false.
 	Finished(state string, since time.Time, fn func(*Job) bool) error
 	// FinishedHeads is Finished without the jobs' bodies, like JobHeads.
 	FinishedHeads(state string, since time.Time, fn func(*Job) bool) error
-}
-
-// Destination names the receiver whose concurrent attempts Options.PerHost limits. For http and
-// https URLs it is the lower-case scheme and host with any non-default port, without credentials
-// ("https://example.com", "http://127.0.0.1:8080"); for mailto: URLs "mailto:" and the lower-case
-// domain of the first address; any other string is its own destination.
-func Destination(rawURL string) string {
-	s := strings.TrimSpace(rawURL)
-	var dest string
-	if i := strings.Index(s, "://"); i > 0 {
-		scheme, rest := strings.ToLower(s[:i]), s[i+3:]
-		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-			rest = rest[:end]
-		}
-		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-			rest = rest[at+1:]
-		}
-		host := strings.ToLower(rest)
-		switch scheme {
-		case "https":
-			host = strings.TrimSuffix(host, ":443")
-		case "http":
-			host = strings.TrimSuffix(host, ":80")
-		}
-		dest = scheme + "://" + host
-	} else if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
-		addr := s[7:]
-		if end := strings.IndexAny(addr, "?,"); end >= 0 {
-			addr = addr[:end]
-		}
-		if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-			addr = addr[at+1:]
-		}
-		dest = "mailto:" + strings.ToLower(addr)
-	} else {
-		dest = s
-	}
-	// Destinations are key parts in stores; NUL separates them from what follows.
-	return strings.ReplaceAll(dest, "\x00", "")
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -57,8 +59,8 @@ func enqueueRun(ctx context.Context, parent string, syncWrites, raw bool, batch 
 			return st.Update(func(tx queue.Tx) error {
 				for i := first; i < first+uint64(batch); i++ {
 					j := *tmpl
-					j.ID, j.FaxID = idOf(i), int64(i)
-					j.EventID = strconv.FormatUint(i, 10) + ".fax_completed"
+					ev := render.Event{FaxID: int64(i), Type: fax.EventFaxCompleted}
+					j.ID, j.EventID, j.Meta = idOf(i), ev.ID(), ev.Meta()
 					j.Chain = strconv.FormatUint(i, 10) + "\x00" + url
 					j.CreatedAt, j.DueAt = now, now
 					if _, err := tx.Enqueue(&j); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -46,14 +47,18 @@ var faxJSON = func() string {
 	return string(b)
 }()
 
-// makeJob returns the fax_completed job the tracker would enqueue for fax faxID to url: stable
-// ID, its own chain, due at due.
+// makeJob returns the fax_completed job the tracker would enqueue for fax faxID to url, rendered
+// as the tracker renders it: stable ID, its own chain, due at due.
 func makeJob(faxID int64, url string, created, due time.Time) *queue.Job {
-	eventID := strconv.FormatInt(faxID, 10) + "." + fax.EventFaxCompleted
+	ev := render.Event{FaxID: faxID, Type: fax.EventFaxCompleted, FaxJSON: faxJSON}
+	payload, err := ev.Payload(url, ev.Fields())
+	if err != nil {
+		panic(fmt.Sprintf("rendering the benchmark's job: %v", err)) // a fixed, valid fax object
+	}
+	eventID := ev.ID()
 	sum := sha256.Sum256([]byte(eventID + "\x00" + url))
 	return &queue.Job{
-		ID: hex.EncodeToString(sum[:12]), EventID: eventID, EventType: fax.EventFaxCompleted, FaxID: faxID, URL: url,
-		Fields:    []queue.Field{{Name: "fax", Value: faxJSON}, {Name: "event_type", Value: fax.EventFaxCompleted}},
+		ID: hex.EncodeToString(sum[:12]), EventID: eventID, Meta: ev.Meta(), URL: url, Payload: payload,
 		CreatedAt: created, DueAt: due, Chain: strconv.FormatInt(faxID, 10) + "\x00" + url,
 	}
 }

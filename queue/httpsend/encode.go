@@ -19,8 +19,8 @@ const boundaryLen = 30
 //
 // The non-file fields come first, in job.Fields order, then the file parts in job.Files order, each
 // with a Content-Disposition naming the part and its file and a Content-Type (DefaultContentType
-// when File.ContentType is empty). A file without a Filename is called fax-<FaxID>.pdf if it is a
-// PDF, else after its part name, because receivers such as Rack ignore file parts without one.
+// when File.ContentType is empty). A file without a Filename is called after its part name, because
+// receivers such as Rack ignore file parts without one; the application names its files.
 //
 // The output is a pure function of the job: the boundary is the first 30 hex digits of
 // SHA-256(job.ID), so every attempt sends the same bytes. Should that boundary occur anywhere in the
@@ -67,7 +67,7 @@ func Encode(job *queue.Job) (body []byte, contentType string, err error) {
 		b = append(b, `Content-Disposition: form-data; name="`...)
 		b = appendQuoted(b, f.Name)
 		b = append(b, `"; filename="`...)
-		b = appendQuoted(b, filename(job, f))
+		b = appendQuoted(b, filename(f))
 		b = append(b, "\"\r\nContent-Type: "...)
 		ct := f.ContentType
 		if ct == "" {
@@ -125,12 +125,9 @@ func checkName(name string) error {
 }
 
 // filename is the filename a file part is sent with.
-func filename(job *queue.Job, f queue.File) string {
+func filename(f queue.File) string {
 	if f.Filename != "" {
 		return f.Filename
-	}
-	if f.ContentType == "" || strings.EqualFold(f.ContentType, DefaultContentType) {
-		return "fax-" + strconv.FormatInt(job.FaxID, 10) + ".pdf"
 	}
 	return f.Name
 }

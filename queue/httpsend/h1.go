@@ -78,6 +78,7 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 // h1Request is one POST for h1Client.do.
 type h1Request struct {
 	u        *url.URL
+	key      string   // the pool key: the URL's destination (queue.Target.Destination)
 	header   []string // name, value, name, value…: values checked by the caller
 	body     []byte
 	deadline time.Time
@@ -90,7 +91,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // response's Body is already closed. A request that fails on a reused connection before anything
 // was read back (the receiver closed the idle connection) is sent once more on a new one.
 func (c *h1Client) do(ctx context.Context, r *h1Request, limit int) (*http.Response, string, error) {
-	key, hostport, err := destKey(r.u)
+	key := r.key
+	hostport, err := dialAddr(r.u)
 	if err != nil {
 		return nil, "", err
 	}
@@ -188,8 +190,9 @@ func hostHeader(host string) string {
 	return host
 }
 
-// destKey returns the pool key (scheme://host:port) and the address to dial of u.
-func destKey(u *url.URL) (key, hostport string, err error) {
+// dialAddr returns the address to dial of u: its host and port, the scheme's default port if
+// it names none.
+func dialAddr(u *url.URL) (hostport string, err error) {
 	port := u.Port()
 	if port == "" {
 		switch u.Scheme {
@@ -198,11 +201,10 @@ func destKey(u *url.URL) (key, hostport string, err error) {
 		case "https":
 			port = "443"
 		default:
-			return "", "", fmt.Errorf("unsupported scheme %q", u.Scheme)
+			return "", fmt.Errorf("unsupported scheme %q", u.Scheme)
 		}
 	}
-	hostport = net.JoinHostPort(u.Hostname(), port)
-	return u.Scheme + "://" + hostport, hostport, nil
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // connect dials hostport, with TLS for https, within r's deadline.

@@ -26,7 +26,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -214,7 +213,7 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if err != nil {
 		return queue.Result{Err: err, Permanent: true}
 	}
-	target := sign.SignedURL(job.URL) // it parsed, so stripping the userinfo textually is exact
+	target := queue.SignedURL(job.URL) // it parsed, so stripping the userinfo textually is exact
 	if s.guard != nil {
 		if err := s.guard.CheckHost(u.Hostname()); err != nil {
 			return queue.Result{Err: fmt.Errorf("posting webhook to %s: %w", target, err), Permanent: true}
@@ -262,7 +261,8 @@ func (s *Sender) sendH1(ctx context.Context, u *url.URL, target string, header [
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	r := &h1Request{u: u, header: header, body: body, deadline: deadline}
+	// target is the URL less its credentials: its destination is the URL's.
+	r := &h1Request{u: u, key: queue.Destination(target), header: header, body: body, deadline: deadline}
 	resp, respBody, err := s.h1.do(ctx, r, s.bodyLimit)
 	if err != nil {
 		return nil, "", s.transportError(ctx, target, isTimeout(err), err)
@@ -362,7 +362,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("invalid webhook URL %q: %w", rawURL, unwrapURLError(err))
 	}
-	shown := sign.SignedURL(rawURL) // exact: the URL parsed, and both cut the authority alike
+	shown := queue.SignedURL(rawURL) // exact: the URL parsed, and both cut the authority alike
 	switch u.Scheme {
 	case "http", "https":
 	case "":
@@ -373,7 +373,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("invalid webhook URL %q: no host", shown)
 	}
-	if err := CheckHostForm(u.Hostname()); err != nil {
+	if err := queue.CheckHostForm(u.Hostname()); err != nil {
 		return nil, fmt.Errorf("invalid webhook URL %q: %w", shown, err)
 	}
 	if p := u.Port(); p != "" {
@@ -382,49 +382,6 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		}
 	}
 	return u, nil
-}
-
-// CheckHostForm refuses a URL host (as url.URL.Hostname returns it) that ends in a number but is
-// not an IP address in standard form: 2130706434, 0x7f.1, 017700000001, 127.1, 127.0.0.01. The
-// WHATWG URL standard reads a host whose last label is decimal digits or 0x-prefixed hex as an
-// IPv4 address, and the C resolver (inet_aton) reads these forms as one; Go's resolver reads them
-// as names, which never resolve, since no top-level domain is numeric. Either way such a URL can
-// never be delivered as written: it is refused as malformed, before any I/O and without retries,
-// rather than failing DNS on every step of the ladder (or, through a C resolver, reaching an
-// address its author disguised). Dotted-decimal IPv4 and bracketed IPv6 literals pass.
-func CheckHostForm(host string) error {
-	if strings.Contains(host, ":") { // IPv6 literal (Hostname drops the brackets)
-		return nil
-	}
-	last := strings.TrimSuffix(host, ".")
-	if i := strings.LastIndexByte(last, '.'); i >= 0 {
-		last = last[i+1:]
-	}
-	if !isNumericLabel(last) {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
-		return nil
-	}
-	return fmt.Errorf("host %q is numeric but not a dotted-decimal IPv4 address (forms such as 2130706434, 0x7f.1 or 127.1 are refused; write a.b.c.d)", host)
-}
-
-// isNumericLabel reports whether a host label is a number as the WHATWG URL standard's IPv4
-// parser reads it: decimal digits, or 0x/0X followed by hex digits (possibly none).
-func isNumericLabel(l string) bool {
-	if l == "" {
-		return false
-	}
-	if len(l) >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X') {
-		for i := 2; i < len(l); i++ {
-			c := l[i]
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-		return true
-	}
-	return isDigits(l)
 }
 
 // unwrapURLError drops a *url.Error wrapper, whose text repeats the URL.
@@ -452,7 +409,7 @@ func signature(signer *sign.Signer, job *queue.Job) string {
 	for i, f := range job.Files {
 		files[i] = sign.FileOf(f.Name, f.Data)
 	}
-	return signer.Sign(sign.SignedURL(job.URL), fields, files)
+	return signer.Sign(queue.SignedURL(job.URL), fields, files)
 }
 
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date, as a delay from now. It

@@ -32,16 +32,16 @@ var pdf = []byte("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n")
 // newJob returns a received-fax webhook job for rawURL.
 func newJob(rawURL string) *queue.Job {
 	return &queue.Job{
-		ID:        "job-1",
-		EventID:   "evt-1",
-		EventType: "fax_completed",
-		FaxID:     5678,
-		URL:       rawURL,
-		Fields: []queue.Field{
-			{Name: "fax", Value: faxJSON},
-			{Name: "event_type", Value: "fax_completed"},
+		ID:      "job-1",
+		EventID: "evt-1",
+		URL:     rawURL,
+		Payload: queue.Payload{
+			Fields: []queue.Field{
+				{Name: "fax", Value: faxJSON},
+				{Name: "event_type", Value: "fax_completed"},
+			},
+			Files: []queue.File{{Name: "file", Filename: "fax-5678.pdf", ContentType: "application/pdf", Data: pdf}},
 		},
-		Files: []queue.File{{Name: "file", Filename: "fax-5678.pdf", ContentType: "application/pdf", Data: pdf}},
 	}
 }
 
@@ -557,17 +557,18 @@ func TestSendBodyLimitAndReuse(t *testing.T) {
 // every attempt being byte-identical.
 func goldenJob() *queue.Job {
 	return &queue.Job{
-		ID:    "golden-job",
-		FaxID: 42,
-		URL:   "https://example.com/hook",
-		Fields: []queue.Field{
-			{Name: "fax", Value: `{"id":42}`},
-			{Name: "event_type", Value: "fax_completed"},
-			{Name: "a\"b", Value: "line1\r\nline2"},
-		},
-		Files: []queue.File{
-			{Name: "file", Data: []byte("%PDF-1.4\n")},
-			{Name: "extra", Filename: "n\"ame.txt", ContentType: "text/plain", Data: []byte("hi")},
+		ID:  "golden-job",
+		URL: "https://example.com/hook",
+		Payload: queue.Payload{
+			Fields: []queue.Field{
+				{Name: "fax", Value: `{"id":42}`},
+				{Name: "event_type", Value: "fax_completed"},
+				{Name: "a\"b", Value: "line1\r\nline2"},
+			},
+			Files: []queue.File{
+				{Name: "file", Filename: "fax-42.pdf", Data: []byte("%PDF-1.4\n")},
+				{Name: "extra", Filename: "n\"ame.txt", ContentType: "text/plain", Data: []byte("hi")},
+			},
 		},
 	}
 }
@@ -700,6 +701,20 @@ func TestEncodeErrors(t *testing.T) {
 	}
 }
 
+// A file without a Filename is named after its part: the queue knows no fax ids.
+func TestEncodeUnnamedFile(t *testing.T) {
+	job := goldenJob()
+	job.Files[0].Filename, job.Files[1].Filename = "", ""
+	body, ct, err := Encode(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := parseBody(t, ct, body)
+	if len(parts) != 5 || parts[3].filename != "file" || parts[3].contentType != DefaultContentType || parts[4].filename != "extra" {
+		t.Errorf("parts = %+v", parts)
+	}
+}
+
 func TestEncodeEmptyJob(t *testing.T) {
 	body, ct, err := Encode(&queue.Job{ID: "x"})
 	if err != nil {
@@ -746,7 +761,7 @@ func BenchmarkSend(b *testing.B) {
 
 // ExampleEncode shows the deterministic Content-Type of a job.
 func ExampleEncode() {
-	_, ct, _ := Encode(&queue.Job{ID: "golden-job", Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}})
+	_, ct, _ := Encode(&queue.Job{ID: "golden-job", Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}}})
 	fmt.Println(ct)
 	// Output: multipart/form-data; boundary=fcbd9da9e1ab0365a8107474d5025e
 }

@@ -1,6 +1,6 @@
-// Package mailsend delivers webhook jobs whose URL is a mailto: URL, the way Phaxio does: an
-// HTML e-mail about the fax, with a plain-text alternative, sent through a configured SMTP server.
-// A received fax's PDF is attached unchanged.
+// Package mailsend delivers webhook jobs whose URL is a mailto: URL, the way Phaxio does: the
+// job's rendered message (queue.Mail: a plain-text body with an HTML alternative), sent through a
+// configured SMTP server to the URL's recipients, with the job's files attached unchanged.
 //
 // Every attempt of a job carries the same Message-ID, derived from the job's ID, and an
 // X-Faxhook-Event-Id header, so that recipients and filters can recognise a repeated delivery.
@@ -239,17 +239,17 @@ func isPrintableASCII(s string) bool {
 func (s *Sender) Addr() string { return s.addr }
 
 // Send makes one delivery attempt of job to the addresses of its mailto: URL and reports the
-// outcome. A malformed URL or a job that cannot be rendered gives a Permanent failure without any
-// network I/O; so does a server's permanent rejection of a recipient as unknown (550/553, or an
-// enhanced 5.1.x code, in reply to RCPT). Every other failure is retryable, with Status set to the
-// SMTP reply code when the server gave one. On success Status is 250 and Body is the server's
+// outcome. A malformed URL or a job without a rendered message (Payload.Mail) gives a Permanent
+// failure without any network I/O; so does a server's permanent rejection of a recipient as
+// unknown (550/553, or an enhanced 5.1.x code, in reply to RCPT). Every other failure is
+// retryable, with Status set to the SMTP reply code when the server gave one. On success Status is 250 and Body is the server's
 // reply to the message (typically its queue id). Send returns when ctx ends or the attempt times
 // out, whichever is first.
 func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if job == nil {
 		return queue.Result{Err: errors.New("sending e-mail webhook: nil job"), Permanent: true}
 	}
-	rcpts, err := ParseMailto(job.URL)
+	rcpts, err := queue.ParseMailto(job.URL)
 	if err != nil {
 		return queue.Result{Err: err, Permanent: true}
 	}
@@ -390,12 +390,12 @@ func badMailbox(code int, enhanced string) bool {
 	return code == 550 || code == 553
 }
 
-// message builds the e-mail for job.
-func (s *Sender) message(job *queue.Job, rcpts Recipients) (*mail.Msg, error) {
-	subject, html, text, err := Render(job)
-	if err != nil {
-		return nil, err
+// message builds the e-mail for job: its rendered message, and its files as attachments.
+func (s *Sender) message(job *queue.Job, rcpts queue.MailRecipients) (*mail.Msg, error) {
+	if job.Mail == nil {
+		return nil, errors.New("the job has no rendered e-mail message")
 	}
+	subject := clean(job.Mail.Subject)
 	if rcpts.Subject != "" {
 		subject = clean(rcpts.Subject)
 	}
@@ -427,22 +427,49 @@ func (s *Sender) message(job *queue.Job, rcpts Recipients) (*mail.Msg, error) {
 	m.SetGenHeader("Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies
 	m.SetUserAgent("faxhook")
 
-	m.SetBodyString(mail.TypeTextPlain, text)
-	m.AddAlternativeString(mail.TypeTextHTML, html)
+	m.SetBodyString(mail.TypeTextPlain, job.Mail.Text)
+	if job.Mail.HTML != "" {
+		m.AddAlternativeString(mail.TypeTextHTML, job.Mail.HTML)
+	}
 
 	for _, f := range job.Files {
-		if f.Name != fileField {
-			continue
-		}
 		ct := f.ContentType
 		if ct == "" {
 			ct = DefaultContentType
 		}
-		m.AttachReadSeeker(attachmentName(f, job.FaxID), bytes.NewReader(f.Data),
+		m.AttachReadSeeker(attachmentName(f), bytes.NewReader(f.Data),
 			mail.WithFileContentType(mail.ContentType(ct)))
 	}
 	return m, nil
 }
+
+// attachmentName is the file name under which a file is attached: its Filename, else its part
+// name, without control characters.
+func attachmentName(f queue.File) string {
+	if name := clean(f.Filename); name != "" {
+		return name
+	}
+	return clean(f.Name)
+}
+
+// clean drops control characters (CR and LF included) and trims the result, so that no value can
+// break a header line. Tabs and line breaks become spaces.
+func clean(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return strings.TrimSpace(s)
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return ' '
+		case isControl(r):
+			return -1
+		}
+		return r
+	}, s))
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 // messageID returns the Message-ID (without angle brackets) of every e-mail for the job with ID
 // jobID: the same on every attempt, so that receiving systems can recognise a repeated delivery.

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"hash"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -117,27 +116,4 @@ func sortedBy(n int, name func(int) string) []int {
 func Verify(token, signature, rawURL string, fields []Field, files []File) bool {
 	want := Sign(token, rawURL, fields, files)
 	return hmac.Equal([]byte(want), []byte(signature))
-}
-
-// SignedURL returns the form of a webhook URL that is signed: the URL exactly as given, less any
-// user:password@ part and any #fragment, which receivers cannot reconstruct from the request they
-// get. Nothing else is normalised: no re-escaping, no default port removal.
-func SignedURL(rawURL string) string {
-	if h := strings.IndexByte(rawURL, '#'); h >= 0 {
-		rawURL = rawURL[:h]
-	}
-	i := strings.Index(rawURL, "://")
-	if i < 0 {
-		return rawURL
-	}
-	rest := rawURL[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		return rawURL
-	}
-	return rawURL[:i+3] + rest[at+1:]
 }

@@ -65,28 +65,6 @@ func TestMessageOrderAndNoMutation(t *testing.T) {
 	}
 }
 
-func TestSignedURL(t *testing.T) {
-	cases := map[string]string{
-		"https://foo:bar@example.com/hook?x=1": "https://example.com/hook?x=1",
-		"https://example.com/hook/":            "https://example.com/hook/",
-		"http://127.0.0.1:8080/a?b=c&d":        "http://127.0.0.1:8080/a?b=c&d",
-		"https://u:p@example.com/h?q=1#frag":   "https://example.com/h?q=1",
-	}
-	for in, want := range cases {
-		if got := SignedURL(in); got != want {
-			t.Errorf("SignedURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestSignedURLVerbatim(t *testing.T) {
-	for _, u := range []string{"https://example.com/a%2Fb?q=%7e", "https://example.com:443/x", "example.com"} {
-		if got := SignedURL(u); got != u {
-			t.Errorf("SignedURL(%q) = %q, want it unchanged", u, got)
-		}
-	}
-}
-
 // A Signer gives Sign's value for big fields, equal names (kept in their order) and files, also
 // from many goroutines at once.
 func TestSignerMatchesSign(t *testing.T) {

@@ -69,8 +69,11 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func newJob(id, url string, due time.Time) *queue.Job {
 	return &queue.Job{
 		ID: id, EventID: "ev-" + id, URL: url, CreatedAt: due, DueAt: due,
-		Fields: []queue.Field{{Name: "fax", Value: `{"id":` + fmt.Sprint(len(id)) + `}`}, {Name: "event_type", Value: "fax_completed"}},
-		Files:  []queue.File{{Name: "file", Filename: "f.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4\x00\xff" + id)}},
+		Meta: queue.Labels{{Name: "event_type", Value: "fax_completed"}},
+		Payload: queue.Payload{
+			Fields: []queue.Field{{Name: "fax", Value: `{"id":` + fmt.Sprint(len(id)) + `}`}, {Name: "event_type", Value: "fax_completed"}},
+			Files:  []queue.File{{Name: "file", Filename: "f.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4\x00\xff" + id)}},
+		},
 	}
 }
 

@@ -1,4 +1,4 @@
-package mailsend
+package render
 
 import (
 	"encoding/json"
@@ -13,18 +13,6 @@ import (
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
-
-// Form field names Render reads from a job.
-const (
-	fieldFax                  = "fax"
-	fieldEventType            = "event_type"
-	fieldPage                 = "page"
-	fieldRetryCount           = "retry_count"
-	fieldRecipientPhoneNumber = "recipient_phone_number"
-)
-
-// fileField is the name of the job's file part that holds a received fax's PDF.
-const fileField = "file"
 
 // row is one labelled value of the fax summary.
 type row struct {
@@ -55,36 +43,35 @@ type view struct {
 	EventID    string
 }
 
-// Render builds the content of the e-mail for job from its form fields: the fax object (field
-// "fax", Phaxio v2.1 JSON), the event type (field "event_type", else job.EventType) and, for
-// inflight events, "page", "retry_count" and "recipient_phone_number". It returns the default
-// subject, the HTML body and its plain-text alternative.
+// Mail renders the e-mail of the event eventID, whose webhook has the form fields fields and the
+// file parts files (see Event.Fields and PDF): the fax object (field "fax", Phaxio v2.1 JSON),
+// the event type (field "event_type") and, for inflight events, "page", "retry_count" and
+// "recipient_phone_number". The message has a default subject (a mailto: URL's subject replaces
+// it when sent), a plain-text body and its HTML alternative; a file part "file" (the received
+// fax's PDF) is mentioned as attached.
 //
-// Every value from the job is escaped in the HTML (html/template); the plain text carries values
-// as they are, minus control characters. Render fails only when the job has no fax object or the
-// object is not valid JSON.
-func Render(job *queue.Job) (subject, html, text string, err error) {
-	if job == nil {
-		return "", "", "", errors.New("rendering e-mail: nil job")
-	}
-	v, err := buildView(job)
+// Every value from the fields is escaped in the HTML (html/template); the plain text carries
+// values as they are, minus control characters. Mail fails only when there is no fax object or
+// the object is not valid JSON.
+func Mail(eventID string, fields []queue.Field, files []queue.File) (*queue.Mail, error) {
+	v, err := buildView(eventID, fields, files)
 	if err != nil {
-		return "", "", "", fmt.Errorf("rendering e-mail for fax %d: %w", job.FaxID, err)
+		return nil, fmt.Errorf("rendering e-mail for event %s: %w", eventID, err)
 	}
 	var hb, tb strings.Builder
 	if err := htmlTemplate.Execute(&hb, v); err != nil {
-		return "", "", "", fmt.Errorf("rendering HTML body for fax %d: %w", job.FaxID, err)
+		return nil, fmt.Errorf("rendering HTML body for event %s: %w", eventID, err)
 	}
 	if err := textTemplate.Execute(&tb, v); err != nil {
-		return "", "", "", fmt.Errorf("rendering text body for fax %d: %w", job.FaxID, err)
+		return nil, fmt.Errorf("rendering text body for event %s: %w", eventID, err)
 	}
-	return v.Subject, hb.String(), tb.String(), nil
+	return &queue.Mail{Subject: v.Subject, Text: tb.String(), HTML: hb.String()}, nil
 }
 
-// buildView decodes the job's fields into the values the templates show.
-func buildView(job *queue.Job) (*view, error) {
+// buildView decodes the fields into the values the templates show.
+func buildView(eventID string, formFields []queue.Field, files []queue.File) (*view, error) {
 	fields := map[string]string{}
-	for _, f := range job.Fields {
+	for _, f := range formFields {
 		if _, dup := fields[f.Name]; !dup {
 			fields[f.Name] = f.Value
 		}
@@ -98,16 +85,13 @@ func buildView(job *queue.Job) (*view, error) {
 		return nil, fmt.Errorf(`decoding "fax" field: %w`, err)
 	}
 	eventType := clean(fields[fieldEventType])
-	if eventType == "" {
-		eventType = clean(job.EventType)
-	}
 	page := clean(fields[fieldPage])
 	retry := clean(fields[fieldRetryCount])
 	phone := clean(fields[fieldRecipientPhoneNumber])
 	dir := clean(fx.Direction)
 	status := clean(fx.Status)
 
-	v := &view{EventID: clean(job.EventID)}
+	v := &view{EventID: clean(eventID)}
 	switch eventType {
 	case fax.EventFaxCompleted:
 		v.Subject = fmt.Sprintf("Fax %d (%s) completed: %s", fx.ID, dir, status)
@@ -199,8 +183,8 @@ func buildView(job *queue.Job) (*view, error) {
 	for _, b := range fx.Barcodes {
 		v.Barcodes = append(v.Barcodes, barcodeRow{clean(b.Type), strconv.Itoa(b.Page), clean(b.Value)})
 	}
-	for _, f := range job.Files {
-		if f.Name == fileField {
+	for _, f := range files {
+		if f.Name == fieldFile {
 			v.Attachment = clean(attachmentName(f, fx.ID))
 			break
 		}
@@ -268,12 +252,12 @@ func errorText(typ *string, id *int, msg *string) string {
 	return m + " (" + strings.Join(detail, ", ") + ")"
 }
 
-// attachmentName is the file name under which a job's file part is attached.
+// attachmentName is the file name under which a file part is attached.
 func attachmentName(f queue.File, faxID int64) string {
 	if name := clean(f.Filename); name != "" {
 		return name
 	}
-	return fmt.Sprintf("fax-%d.pdf", faxID)
+	return pdfName(faxID)
 }
 
 var textTemplate = texttemplate.Must(texttemplate.New("text").Parse(`{{.Subject}}

@@ -1,4 +1,4 @@
-package mailsend
+package queue
 
 import (
 	"errors"
@@ -8,12 +8,13 @@ import (
 	"strings"
 )
 
-// MaxRecipients caps the addresses (To, Cc and Bcc together) one mailto: URL may name, so that a
-// submitted callback URL cannot turn faxhook into a mass mailer.
-const MaxRecipients = 50
+// MaxMailRecipients caps the addresses (To, Cc and Bcc together) one mailto: URL may name, so
+// that a submitted webhook URL cannot turn the queue into a mass mailer.
+const MaxMailRecipients = 50
 
-// Recipients is what a mailto: URL asks for: who gets the e-mail and, optionally, its subject.
-type Recipients struct {
+// MailRecipients is what a mailto: URL asks for: who gets the e-mail and, optionally, its
+// subject.
+type MailRecipients struct {
 	// To are the primary recipients: the addresses before the '?' plus any "to" header fields.
 	To []string
 	// Cc are the addresses of the "cc" header fields.
@@ -25,7 +26,7 @@ type Recipients struct {
 }
 
 // All returns every recipient address, To first, then Cc, then Bcc.
-func (r Recipients) All() []string {
+func (r MailRecipients) All() []string {
 	all := make([]string, 0, len(r.To)+len(r.Cc)+len(r.Bcc))
 	all = append(all, r.To...)
 	all = append(all, r.Cc...)
@@ -44,9 +45,9 @@ func (r Recipients) All() []string {
 // Every address must be a single RFC 5322 address (net/mail); a display name is accepted and
 // dropped, so the result holds bare addr-specs. It is an error when no address is given at all,
 // when a list item is empty, when an address is malformed, or when there are more than
-// MaxRecipients addresses. mailto: URLs carry no credentials, so errors quote the URL.
-func ParseMailto(raw string) (Recipients, error) {
-	var r Recipients
+// MaxMailRecipients addresses. mailto: URLs carry no credentials, so errors quote the URL.
+func ParseMailto(raw string) (MailRecipients, error) {
+	var r MailRecipients
 	scheme, rest, ok := strings.Cut(raw, ":")
 	if !ok || !strings.EqualFold(scheme, "mailto") {
 		if !ok || strings.ContainsAny(scheme, "/?#@") {
@@ -65,7 +66,7 @@ func ParseMailto(raw string) (Recipients, error) {
 	var err error
 	if to != "" {
 		if r.To, err = parseAddrList(to); err != nil {
-			return Recipients{}, fmt.Errorf("invalid mailto URL %q: %w", raw, err)
+			return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: %w", raw, err)
 		}
 	}
 	subjectSeen := false
@@ -77,7 +78,7 @@ func ParseMailto(raw string) (Recipients, error) {
 			rawName, rawValue, _ := strings.Cut(field, "=")
 			name, err := url.PathUnescape(rawName)
 			if err != nil {
-				return Recipients{}, fmt.Errorf("invalid mailto URL %q: header field %d: bad percent-encoding in name", raw, i+1)
+				return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: header field %d: bad percent-encoding in name", raw, i+1)
 			}
 			var list *[]string
 			switch strings.ToLower(name) {
@@ -90,7 +91,7 @@ func ParseMailto(raw string) (Recipients, error) {
 			case "subject":
 				v, err := url.PathUnescape(rawValue)
 				if err != nil {
-					return Recipients{}, fmt.Errorf("invalid mailto URL %q: subject: bad percent-encoding", raw)
+					return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: subject: bad percent-encoding", raw)
 				}
 				if !subjectSeen { // the first subject wins
 					r.Subject = strings.TrimSpace(v)
@@ -105,7 +106,7 @@ func ParseMailto(raw string) (Recipients, error) {
 			}
 			addrs, err := parseAddrList(rawValue)
 			if err != nil {
-				return Recipients{}, fmt.Errorf("invalid mailto URL %q: %s: %w", raw, strings.ToLower(name), err)
+				return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: %s: %w", raw, strings.ToLower(name), err)
 			}
 			*list = append(*list, addrs...)
 		}
@@ -114,9 +115,9 @@ func ParseMailto(raw string) (Recipients, error) {
 	n := len(r.To) + len(r.Cc) + len(r.Bcc)
 	switch {
 	case n == 0:
-		return Recipients{}, fmt.Errorf("invalid mailto URL %q: no address", raw)
-	case n > MaxRecipients:
-		return Recipients{}, fmt.Errorf("invalid mailto URL %q: %d addresses, at most %d allowed", raw, n, MaxRecipients)
+		return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: no address", raw)
+	case n > MaxMailRecipients:
+		return MailRecipients{}, fmt.Errorf("invalid mailto URL %q: %d addresses, at most %d allowed", raw, n, MaxMailRecipients)
 	}
 	return r, nil
 }

@@ -1,4 +1,4 @@
-package mailsend
+package queue
 
 import (
 	"reflect"
@@ -9,27 +9,27 @@ import (
 func TestParseMailto(t *testing.T) {
 	for _, tc := range []struct {
 		raw  string
-		want Recipients
+		want MailRecipients
 	}{
-		{"mailto:a@x.test", Recipients{To: []string{"a@x.test"}}},
-		{"MAILTO:a@x.test", Recipients{To: []string{"a@x.test"}}},
-		{"mailto:a@x.test,b@y.test", Recipients{To: []string{"a@x.test", "b@y.test"}}},
-		{"mailto:a@x.test,b@x.test?cc=c@x.test", Recipients{To: []string{"a@x.test", "b@x.test"}, Cc: []string{"c@x.test"}}},
+		{"mailto:a@x.test", MailRecipients{To: []string{"a@x.test"}}},
+		{"MAILTO:a@x.test", MailRecipients{To: []string{"a@x.test"}}},
+		{"mailto:a@x.test,b@y.test", MailRecipients{To: []string{"a@x.test", "b@y.test"}}},
+		{"mailto:a@x.test,b@x.test?cc=c@x.test", MailRecipients{To: []string{"a@x.test", "b@x.test"}, Cc: []string{"c@x.test"}}},
 		{"mailto:a@x.test?cc=c@x.test,d@x.test&bcc=e@x.test&to=f@x.test",
-			Recipients{To: []string{"a@x.test", "f@x.test"}, Cc: []string{"c@x.test", "d@x.test"}, Bcc: []string{"e@x.test"}}},
-		{"mailto:?to=a@x.test", Recipients{To: []string{"a@x.test"}}},
-		{"mailto:?cc=c@x.test", Recipients{Cc: []string{"c@x.test"}}},
-		{"mailto:a@x.test?subject=Fax%20received", Recipients{To: []string{"a@x.test"}, Subject: "Fax received"}},
-		{"mailto:a@x.test?Subject=a+b%2Bc", Recipients{To: []string{"a@x.test"}, Subject: "a+b+c"}},
-		{"mailto:a@x.test?subject=%C3%BCber&subject=second", Recipients{To: []string{"a@x.test"}, Subject: "über"}},
-		{"mailto:a@x.test?subject=", Recipients{To: []string{"a@x.test"}}},
-		{"mailto:a@x.test?body=hello&in-reply-to=%3Cx@y%3E&cc=", Recipients{To: []string{"a@x.test"}}},
-		{"mailto:a@x.test?&subject=x&", Recipients{To: []string{"a@x.test"}, Subject: "x"}},
-		{"mailto:user+fax@x.test", Recipients{To: []string{"user+fax@x.test"}}},
-		{"mailto:user%2Bfax@x.test", Recipients{To: []string{"user+fax@x.test"}}},
-		{"mailto:%22not%2Ca%20list%22@x.test", Recipients{To: []string{`"not,a list"@x.test`}}},
-		{"mailto:Fax%20Desk%20%3Cdesk@x.test%3E", Recipients{To: []string{"desk@x.test"}}},
-		{"mailto:a@[127.0.0.1]", Recipients{To: []string{"a@[127.0.0.1]"}}},
+			MailRecipients{To: []string{"a@x.test", "f@x.test"}, Cc: []string{"c@x.test", "d@x.test"}, Bcc: []string{"e@x.test"}}},
+		{"mailto:?to=a@x.test", MailRecipients{To: []string{"a@x.test"}}},
+		{"mailto:?cc=c@x.test", MailRecipients{Cc: []string{"c@x.test"}}},
+		{"mailto:a@x.test?subject=Fax%20received", MailRecipients{To: []string{"a@x.test"}, Subject: "Fax received"}},
+		{"mailto:a@x.test?Subject=a+b%2Bc", MailRecipients{To: []string{"a@x.test"}, Subject: "a+b+c"}},
+		{"mailto:a@x.test?subject=%C3%BCber&subject=second", MailRecipients{To: []string{"a@x.test"}, Subject: "über"}},
+		{"mailto:a@x.test?subject=", MailRecipients{To: []string{"a@x.test"}}},
+		{"mailto:a@x.test?body=hello&in-reply-to=%3Cx@y%3E&cc=", MailRecipients{To: []string{"a@x.test"}}},
+		{"mailto:a@x.test?&subject=x&", MailRecipients{To: []string{"a@x.test"}, Subject: "x"}},
+		{"mailto:user+fax@x.test", MailRecipients{To: []string{"user+fax@x.test"}}},
+		{"mailto:user%2Bfax@x.test", MailRecipients{To: []string{"user+fax@x.test"}}},
+		{"mailto:%22not%2Ca%20list%22@x.test", MailRecipients{To: []string{`"not,a list"@x.test`}}},
+		{"mailto:Fax%20Desk%20%3Cdesk@x.test%3E", MailRecipients{To: []string{"desk@x.test"}}},
+		{"mailto:a@[127.0.0.1]", MailRecipients{To: []string{"a@[127.0.0.1]"}}},
 	} {
 		got, err := ParseMailto(tc.raw)
 		if err != nil {
@@ -43,7 +43,7 @@ func TestParseMailto(t *testing.T) {
 }
 
 func TestParseMailtoInvalid(t *testing.T) {
-	many := "mailto:" + strings.TrimSuffix(strings.Repeat("a@x.test,", MaxRecipients+1), ",")
+	many := "mailto:" + strings.TrimSuffix(strings.Repeat("a@x.test,", MaxMailRecipients+1), ",")
 	for _, tc := range []struct {
 		raw, want string
 	}{
@@ -80,8 +80,8 @@ func TestParseMailtoInvalid(t *testing.T) {
 	}
 }
 
-func TestRecipientsAll(t *testing.T) {
-	r := Recipients{To: []string{"a"}, Cc: []string{"b"}, Bcc: []string{"c"}}
+func TestMailRecipientsAll(t *testing.T) {
+	r := MailRecipients{To: []string{"a"}, Cc: []string{"b"}, Bcc: []string{"c"}}
 	if got := r.All(); !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
 		t.Errorf("All = %v", got)
 	}
