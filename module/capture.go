@@ -27,6 +27,11 @@ type Capture struct {
 	// CallbackURLs holds the callback URL that a send, resend or phone-number request carried
 	// (at most one today), unchecked: the app keeps only URLs it can deliver to.
 	CallbackURLs []string
+	// Via describes the request (its listener, Host, API root and credential headers; see
+	// ViaOf) for a status or list request, so that the PDF of a received fax it reveals can be
+	// fetched the same way when no poll upstream is configured; nil otherwise. The app holds it
+	// in memory only, for at most 15 minutes.
+	Via *Via
 	// Body is the response body, decoded (no Content-Encoding).
 	Body []byte
 	// Release, if set, is called once Body is no longer needed (the handler's buffer goes back
@@ -161,8 +166,16 @@ func (a *App) Submit(c *Capture) bool {
 		c.release()
 		return false
 	}
-	ob, log := a.observer, a.log
-	if !a.eng.submit(len(c.Body), func() *Observation { return ob.observe(c, log) }) {
+	ob, log, eng := a.observer, a.log, a.eng
+	if !a.eng.submit(len(c.Body), func() *Observation {
+		via := c.Via
+		o := ob.observe(c, log)
+		if o != nil && via != nil {
+			// Before the observation is recorded, so before a webhook of its faxes is prepared.
+			eng.vias.remember(o.Faxes, via)
+		}
+		return o
+	}) {
 		c.release()
 		return false
 	}

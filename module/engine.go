@@ -76,6 +76,7 @@ type engine struct {
 	tracker *tracker
 	ev      eventEmitter // Caddy events of delivery failures (events.go)
 	space   spaceState   // what a full disk changes (diskspace.go)
+	vias    viaCache     // client requests that revealed received faxes, in memory only (via.go)
 
 	mu       sync.Mutex
 	disp     *queue.Dispatcher

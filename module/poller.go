@@ -72,17 +72,23 @@ func (p *pollSettings) apiDo(ctx context.Context, client *http.Client, r profile
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s %s: %w", req.Method, r.Path, err)
 	}
+	return readAnswer(resp, req.Method, r.Path, limit)
+}
+
+// readAnswer reads and closes the body of resp, the answer to method path, and returns it when
+// the status is 200, reading at most limit bytes (errTooLarge beyond).
+func readAnswer(resp *http.Response, method, path string, limit int64) ([]byte, int, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: upstream answered %s", req.Method, r.Path, resp.Status)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: upstream answered %s", method, path, resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: reading body: %w", req.Method, r.Path, err)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: reading body: %w", method, path, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, resp.StatusCode, fmt.Errorf("%s %s: %w (over %d bytes)", req.Method, r.Path, errTooLarge, limit)
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: %w (over %d bytes)", method, path, errTooLarge, limit)
 	}
 	return b, resp.StatusCode, nil
 }
@@ -238,19 +244,26 @@ func (e *engine) forget(id string) {
 }
 
 // fetchFile fetches the PDF of the received fax of job j (its metadata names it; see
-// render.Event.FileRef), for the dispatcher's preparation of the job (engine.prepare). The file
-// is nil, without an error, when the webhook goes without it: no upstream configured, or the
-// PDF is larger than max_file_size (both logged).
+// render.Event.FileRef), for the dispatcher's preparation of the job (engine.prepare): from
+// the poll upstream when one is configured, else back through the route of the client request
+// that revealed the fax (fetchPDFVia). The file is nil, without an error, when the webhook goes
+// without it: the PDF is larger than max_file_size, or, without a poll upstream, no request is
+// remembered for the fax or the fetch was refused (each logged once). Other failures are
+// errors: the attempt fails and the retry ladder tries again.
 func (e *engine) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
 	cfg := e.cfg.Load()
 	log := e.log.Load()
 	faxID, _ := render.FaxOf(j.Meta)
+	var body []byte
+	var err error
 	if cfg.poll == nil {
-		log.Warn("cannot fetch the received fax's PDF: no upstream configured (faxhook poll { upstream … }); sending the webhook without it",
-			zap.Int64("fax_id", faxID))
-		return nil, nil
+		var skip bool
+		if body, skip, err = e.fetchPDFVia(ctx, cfg, faxID); skip {
+			return nil, nil
+		}
+	} else {
+		body, err = e.fetchPDF(ctx, cfg, faxID)
 	}
-	body, err := e.fetchPDF(ctx, cfg, faxID)
 	switch {
 	case errors.Is(err, errTooLarge):
 		log.Error("received fax's PDF is larger than max_file_size; sending the webhook without it",
@@ -277,4 +290,42 @@ func (e *engine) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]by
 	}
 	body, _, err := cfg.poll.apiDo(ctx, &http.Client{Timeout: 60 * time.Second}, req, cfg.maxFileSize)
 	return body, err
+}
+
+// Log messages of fetchPDFVia when a received fax's webhook goes without its PDF; the README
+// quotes them.
+const (
+	msgNoVia = "cannot fetch the received fax's PDF: no poll upstream is configured and no client request that revealed the fax is remembered " +
+		"(the fax was seen only by the poller, over 15 minutes ago, or before a restart); sending the webhook without it"
+	msgViaRefused = "cannot fetch the received fax's PDF: the fax service refused the client's credentials or has no file " +
+		"(fetched through the route of the client request that revealed the fax, as no poll upstream is configured); sending the webhook without it"
+)
+
+// fetchPDFVia fetches the PDF of the fax with faxhook's id faxID when no poll upstream is
+// configured: through the Caddy site, route and credentials of the client request that
+// revealed the fax (its Via, held in memory only). skip is true, logged, when the webhook goes
+// without the PDF: no via is remembered, or the answer is 401, 403, 404 or 410. Other failures
+// (connection refused, 5xx) are errors, for the retry ladder.
+func (e *engine) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (body []byte, skip bool, err error) {
+	log := e.log.Load()
+	uid, err := e.tracker.upstreamID(faxID)
+	if err != nil {
+		return nil, false, fmt.Errorf("looking up fax %d: %w", faxID, err)
+	}
+	v := e.vias.get(uid)
+	if v == nil {
+		log.Warn(msgNoVia, zap.Int64("fax_id", faxID))
+		return nil, true, nil
+	}
+	req, err := cfg.fax().FileRequest(uid)
+	if err != nil {
+		return nil, false, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
+	}
+	body, status, err := v.fetch(ctx, req, cfg.maxFileSize)
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
+		log.Warn(msgViaRefused, zap.Int64("fax_id", faxID), zap.Int("status", status), zap.Object("via", v))
+		return nil, true, nil
+	}
+	return body, false, err
 }
