@@ -39,6 +39,40 @@ type env struct {
 	admin   string
 	storage string
 	client  *harness.Client
+
+	files fileRequests // the fax service's file requests (GET …/faxes/{id}/file)
+}
+
+// fileRequests records the file requests the fax service got, and can refuse them (403).
+type fileRequests struct {
+	mu   sync.Mutex
+	seen []string // "path user:password" of each file request
+	deny bool
+}
+
+// wrap records the file requests to h, and answers them 403 while deny is set.
+func (f *fileRequests) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/file") {
+			user, pass, _ := r.BasicAuth()
+			f.mu.Lock()
+			f.seen = append(f.seen, r.URL.Path+" "+user+":"+pass)
+			deny := f.deny
+			f.mu.Unlock()
+			if deny {
+				http.Error(w, `{"success":false,"message":"forbidden"}`, http.StatusForbidden)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requests returns the file requests seen so far.
+func (f *fileRequests) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seen...)
 }
 
 func serve(t *testing.T, h http.Handler) string {
@@ -82,7 +116,7 @@ func newEnvIn(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) i
 	e := &env{t: t}
 	svc.APIKey, svc.APISecret = key, secret
 	e.svc = faxapp.New(svc)
-	e.faxURL = serve(t, e.svc)
+	e.faxURL = serve(t, e.files.wrap(e.svc))
 	e.rcv = receiver.New(receiver.Config{Token: token, Respond: respond})
 	e.rcvURL = serve(t, e.rcv)
 	if e.admin, err = harness.FreeAddr(); err != nil {
