@@ -105,7 +105,8 @@ type App struct {
 
 	// Poll lets faxhook call the fax service's API itself: to poll faxes in flight, discover
 	// received faxes and fetch received faxes' PDFs. Its requests are built by the profile (see
-	// Mapping).
+	// Mapping). Without it, a received fax's PDF is fetched through the route and with the
+	// credentials of the client request that revealed the fax, kept in memory only (see Via).
 	Poll *PollConfig `json:"poll,omitempty"`
 
 	// Mapping describes a fax service whose API is not shaped like Phaxio's: its routes, where
