@@ -125,7 +125,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
-	c := &module.Capture{Route: rt, FaxID: faxID, Via: module.ViaOf(r, h.profile(), rt, faxID)}
+	c := &module.Capture{Route: rt, FaxID: faxID}
+	if h.app != nil && h.app.WantsVia() {
+		c.Via = module.ViaOf(r, h.profile(), rt, faxID)
+	}
 	if tap != nil || (creating && h.queryCallback(r).found) {
 		return h.serveCreate(cw, r, next, c, tap)
 	}

@@ -157,6 +157,12 @@ func (a *App) Profile() profile.Profile {
 	return a.observer.prof
 }
 
+// WantsVia reports whether the handler should describe status and list requests in
+// Capture.Via (see ViaOf): only when no poll upstream is configured, as the PDF of a received
+// fax is then fetched the way such a request was made. With a poll upstream, the clients'
+// credentials are not kept at all.
+func (a *App) WantsVia() bool { return a.poll == nil }
+
 // Submit hands a capture to the app, to be parsed and recorded in the background, off the
 // request path; the app then owns c (and calls c.Release). It reports false when the
 // observation queue is full or the app is shutting down; the capture is then dropped (logged,

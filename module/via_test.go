@@ -230,3 +230,14 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 		t.Fatalf("expected the log entries, got %d", logs.Len())
 	}
 }
+
+// The handler describes requests (and so keeps clients' credentials) only when no poll
+// upstream is configured.
+func TestWantsViaOnlyWithoutPollUpstream(t *testing.T) {
+	if !(&App{}).WantsVia() {
+		t.Fatal("no poll upstream: want vias")
+	}
+	if (&App{poll: &pollSettings{upstream: "http://fax.example/v2.1"}}).WantsVia() {
+		t.Fatal("with a poll upstream: want no vias")
+	}
+}
