@@ -241,3 +241,19 @@ func TestWantsViaOnlyWithoutPollUpstream(t *testing.T) {
 		t.Fatal("with a poll upstream: want no vias")
 	}
 }
+
+// Over TLS, the fetch dials the listener's address and asks for the client's server name; the
+// certificate (here httptest's, for no such name) is not verified.
+func TestViaFetchTLS(t *testing.T) {
+	var sni, host string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sni, host = r.TLS.ServerName, r.Host
+		w.Write([]byte("%PDF"))
+	}))
+	defer srv.Close()
+	v := &Via{LocalAddr: srv.Listener.Addr().String(), TLS: true, Host: "fax.example:8443", Root: "/v2.1"}
+	body, status, err := v.fetch(context.Background(), profile.Request{Method: "GET", Path: "/faxes/1/file"}, 1<<20)
+	if err != nil || status != 200 || string(body) != "%PDF" || sni != "fax.example" || host != "fax.example:8443" {
+		t.Fatalf("fetch: %q %d %v; server saw SNI %q, Host %q", body, status, err, sni, host)
+	}
+}
