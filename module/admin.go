@@ -323,9 +323,8 @@ func pageParams(q url.Values) (int, string, error) {
 	return limit, q.Get("cursor"), nil
 }
 
-// Cursors are opaque to clients: base64url of "j|<id>" for listings in job ID order,
-// "f|<state>|<finish unix nanos>|<id>" for listings of finished jobs by finish time and
-// "x|<fax id>" for faxes.
+// Cursors are opaque to clients: base64url of "s|<state>|<the store's cursor>" for deliveries
+// and "x|<fax id>" for faxes.
 func encodeCursor(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "|")))
 }
@@ -383,132 +382,83 @@ func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var page []*queue.Job
-	more := false
-	if queue.Finished(f.state) {
-		page, more, err = e.finishedPage(f, since, limit, cursor)
-	} else {
-		page, more, err = e.jobPage(f, limit, cursor)
-	}
+	page, next, err := e.deliveryPage(f, since, limit, cursor)
 	if err != nil {
 		return err
 	}
-	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page))}
+	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page)), NextCursor: next}
 	for _, j := range page {
 		out.Deliveries = append(out.Deliveries, e.summary(j, e.redactor(j.URL)))
-	}
-	if more {
-		last := page[len(page)-1]
-		if queue.Finished(f.state) {
-			out.NextCursor = encodeCursor("f", f.state, strconv.FormatUint(finNanos(last.FinishedAt), 10), last.ID)
-		} else {
-			out.NextCursor = encodeCursor("j", last.ID)
-		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// finNanos orders finish times as the store's finished index does (times before 1970 first).
-func finNanos(t time.Time) uint64 {
-	if t.Before(time.Unix(0, 0)) {
-		return 0
+// deliveryPage returns up to limit jobs matching f, in the order of the store's listing of
+// f.state (queue.ListQuery), after the position the cursor names, and the cursor of the next
+// page: empty when no further job matches.
+//
+// Cost: in proportion to the jobs of that state the filter passes over; the state itself is an
+// index of the store, so no listing reads jobs of another state.
+func (e *engine) deliveryPage(f deliveryFilter, since time.Time, limit int, cursor string) ([]*queue.Job, string, error) {
+	q := queue.ListQuery{State: f.state, Since: since, Limit: limit}
+	if f.state == queue.StateLeased {
+		q.State = queue.StatePending // leases are the dispatcher's, over pending jobs
 	}
-	return uint64(t.UnixNano())
-}
-
-// finishedPage lists dead or delivered jobs by finish time (oldest first) through the finished
-// index, from since or after the cursor.
-func (e *engine) finishedPage(f deliveryFilter, since time.Time, limit int, cursor string) ([]*queue.Job, bool, error) {
-	var afterNanos uint64
-	var afterID string
 	if cursor != "" {
-		p, err := decodeCursor(cursor, "f", 4)
+		p, err := decodeCursor(cursor, "s", 3)
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
-		n, perr := strconv.ParseUint(p[1], 10, 64)
-		if p[0] != f.state || perr != nil {
-			return nil, false, apiErrorf(http.StatusBadRequest, "cursor %q is not a cursor of this listing (state=%s); pass next_cursor of the previous page unchanged", cursor, f.state)
+		if p[0] != f.state {
+			return nil, "", apiErrorf(http.StatusBadRequest, "cursor %q is not a cursor of this listing (state=%s); pass next_cursor of the previous page unchanged", cursor, f.state)
 		}
-		afterNanos, afterID = n, p[2]
-		if c := time.Unix(0, int64(n)); c.After(since) {
-			since = c
-		}
+		q.After = p[1]
 	}
-	var p pager
+	leases := e.leases()
+	var page []*queue.Job
+	next := ""
 	err := e.store.View(func(tx queue.Tx) error {
-		p = pager{f: f, limit: limit}
-		return tx.FinishedHeads(f.state, since, func(j *queue.Job) bool {
-			if cursor != "" {
-				n := finNanos(j.FinishedAt)
-				if n < afterNanos || (n == afterNanos && j.ID <= afterID) {
-					return true
+		page, next = page[:0], ""
+		// fullAt is where the page filled: the store page's cursor and the index in it of the
+		// page's last job, from which the cursor after that job is asked once a further match
+		// shows that a next page exists.
+		fullAfter, fullIndex := "", -1
+		for {
+			pg, err := tx.List(q)
+			if err != nil {
+				return err
+			}
+			for i, j := range pg.Jobs {
+				asLeased(j, leases)
+				if !f.match(j) {
+					continue
+				}
+				if len(page) == limit {
+					end, err := tx.List(queue.ListQuery{State: q.State, Since: since, After: fullAfter, Limit: fullIndex + 1})
+					if err != nil {
+						return err
+					}
+					next = encodeCursor("s", f.state, end.Next)
+					return nil
+				}
+				page = append(page, j)
+				if len(page) == limit {
+					fullAfter, fullIndex = q.After, i
 				}
 			}
-			return p.take(j)
-		})
-	})
-	if err != nil {
-		return nil, false, storeError("listing "+f.state+" deliveries", err)
-	}
-	return p.page, p.more, nil
-}
-
-// jobPage lists jobs in ID order, optionally of one unfinished state.
-//
-// Cost: the store has no per-state index, so every page walks (and decodes) the job heads from
-// the first ID on, delivered ones included, until it has limit+1 matches. Fine for operator use at
-// today's sizes; a per-state index in the store would make it proportional to the page.
-func (e *engine) jobPage(f deliveryFilter, limit int, cursor string) ([]*queue.Job, bool, error) {
-	var after string
-	if cursor != "" {
-		p, err := decodeCursor(cursor, "j", 2)
-		if err != nil {
-			return nil, false, err
-		}
-		after = p[0]
-	}
-	var p pager
-	leases := e.leases()
-	err := e.store.View(func(tx queue.Tx) error {
-		p = pager{f: f, limit: limit, leases: leases}
-		return tx.JobHeads(func(j *queue.Job) bool {
-			if cursor != "" && j.ID <= after {
-				return true
+			if pg.Next == "" {
+				return nil
 			}
-			return p.take(j)
-		})
+			q.After = pg.Next
+		}
 	})
+	if errors.Is(err, queue.ErrBadCursor) {
+		return nil, "", apiErrorf(http.StatusBadRequest, "cursor %q is not a cursor of this listing; pass next_cursor of the previous page unchanged", cursor)
+	}
 	if err != nil {
-		return nil, false, storeError("listing deliveries", err)
+		return nil, "", storeError("listing deliveries", err)
 	}
-	return p.page, p.more, nil
-}
-
-// pager collects one page of a delivery listing. It is fed job heads: the filter and the
-// listing's summaries need no more, so a listing does not read the body (fields, PDF) of every
-// job it passes.
-type pager struct {
-	f      deliveryFilter
-	limit  int
-	leases map[string]time.Time // the dispatcher's leases, shown as state leased
-	page   []*queue.Job
-	more   bool // a further match exists after the page
-}
-
-// take adds j to the page if it matches; it returns false once the page is full and a further
-// match was seen.
-func (p *pager) take(j *queue.Job) bool {
-	asLeased(j, p.leases)
-	if !p.f.match(j) {
-		return true
-	}
-	if len(p.page) == p.limit {
-		p.more = true
-		return false
-	}
-	p.page = append(p.page, j)
-	return true
+	return page, next, nil
 }
 
 // getDelivery answers GET /faxhook/deliveries/{id}.

@@ -224,29 +224,65 @@ type jobStats struct {
 
 // jobStats counts the jobs of the engine's store by state.
 //
-// Cost: one pass over every job's head (the store has no per-state counters yet), including
-// delivered jobs kept until purged; bodies (fields, PDFs) are not read. It runs
-// only at scrape time behind storeCollector's cache and on GET /faxhook/stats, never in the
-// request or delivery path.
+// Cost: the counts come from the store's counters (Tx.Counts), read without a scan; the age of
+// the oldest unfinished job needs the heads of the pending and waiting jobs (Tx.List), never
+// those of delivered or dead jobs kept until purged, and no bodies. It runs only at scrape time
+// behind storeCollector's cache and on GET /faxhook/stats, never in the request or delivery path.
 func (e *engine) jobStats() (jobStats, error) {
 	s := jobStats{Counts: map[string]int{
 		queue.StatePending: 0, queue.StateWaiting: 0, queue.StateLeased: 0, queue.StateDead: 0, queue.StateDelivered: 0,
 	}}
 	leases := e.leases()
 	err := e.store.View(func(tx queue.Tx) error {
-		return tx.JobHeads(func(j *queue.Job) bool {
-			asLeased(j, leases)
-			s.Counts[j.State]++
-			if !queue.Finished(j.State) && (s.OldestUnfinished.IsZero() || j.CreatedAt.Before(s.OldestUnfinished)) {
-				s.OldestUnfinished = j.CreatedAt
+		counts, err := tx.Counts()
+		if err != nil {
+			return err
+		}
+		for state, n := range counts {
+			s.Counts[state] = int(n)
+		}
+		for _, state := range []string{queue.StatePending, queue.StateWaiting} {
+			err := listAll(tx, queue.ListQuery{State: state}, func(j *queue.Job) bool {
+				if _, ok := leases[j.ID]; ok && state == queue.StatePending {
+					// Shown as leased while the dispatcher holds it (see asLeased).
+					s.Counts[queue.StatePending]--
+					s.Counts[queue.StateLeased]++
+				}
+				if s.OldestUnfinished.IsZero() || j.CreatedAt.Before(s.OldestUnfinished) {
+					s.OldestUnfinished = j.CreatedAt
+				}
+				return true
+			})
+			if err != nil {
+				return err
 			}
-			return true
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return jobStats{}, fmt.Errorf("counting jobs in %s: %w", e.dir, err)
 	}
 	return s, nil
+}
+
+// listAll calls fn for every job (head) the listing q selects, page after page, until fn
+// returns false.
+func listAll(tx queue.Tx, q queue.ListQuery, fn func(*queue.Job) bool) error {
+	for {
+		pg, err := tx.List(q)
+		if err != nil {
+			return err
+		}
+		for _, j := range pg.Jobs {
+			if !fn(j) {
+				return nil
+			}
+		}
+		if pg.Next == "" {
+			return nil
+		}
+		q.After = pg.Next
+	}
 }
 
 // storeCollector exports the gauges that need a store scan, faxhook_jobs{state} and

@@ -25,7 +25,7 @@ const (
 	prefixJob   = "j/" // j/<id> → job head (see encodeHead)
 	prefixBody  = "b/" // b/<id> → job body: its Payload (see encodeBody)
 	prefixDue   = "q/" // q/<destination>\x00<8-byte big-endian unix nanos of DueAt><id> → "" for pending jobs
-	prefixWait  = "w/" // w/<chain>\x00<8-byte seq><id> → "" for waiting jobs
+	prefixWait  = "w/" // w/<chain, NUL escaped: waitPrefix>\x00<8-byte seq><id> → "" for waiting jobs
 	prefixChain = "c/" // c/<chain> → tail record: see chainRec
 	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
 	prefixDelta = "n/" // n/<8-byte seq> → the per-state count changes of one transaction: see counts.go
@@ -727,9 +727,25 @@ func (t *badgerTx) putChain(name string, c chainRec) error {
 }
 
 func waitKey(chain string, seq uint64, id string) []byte {
-	k := append([]byte(prefixWait+chain), 0)
+	k := waitPrefix(chain)
 	k = binary.BigEndian.AppendUint64(k, seq)
 	return append(k, id...)
+}
+
+// waitPrefix is the common prefix of the wait entries of one chain. A chain may hold any byte
+// (faxhook's hold a NUL between fax id and URL), so NUL and the escape byte are escaped in it:
+// the NUL after it then ends the chain, and no chain's prefix is another chain's.
+func waitPrefix(chain string) []byte {
+	k := []byte(prefixWait)
+	for i := 0; i < len(chain); i++ {
+		switch c := chain[i]; c {
+		case 0, 1:
+			k = append(k, 1, c+1)
+		default:
+			k = append(k, c)
+		}
+	}
+	return append(k, 0)
 }
 
 func finKey(state string, at time.Time, id string) []byte {
@@ -816,7 +832,7 @@ func (t *badgerTx) leaveChain(job *Job, old *seenJob) error {
 func (t *badgerTx) promoteWaiter(job *Job) error {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
-	opts.Prefix = append([]byte(prefixWait+job.Chain), 0)
+	opts.Prefix = waitPrefix(job.Chain)
 	for {
 		it := t.txn.NewIterator(opts)
 		var key []byte

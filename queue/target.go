@@ -36,6 +36,18 @@ type Target struct {
 	Hostname string
 	// Mail holds the recipients of a mailto: URL; nil for other schemes.
 	Mail *MailRecipients
+
+	user *url.Userinfo // the credentials of an http(s) URL, decoded; nil without
+}
+
+// BasicAuth returns the user name and password of an http(s) URL's user:password@ part,
+// percent-decoded, to be sent as HTTP Basic credentials; ok is false when the URL has none.
+func (t Target) BasicAuth() (user, password string, ok bool) {
+	if t.user == nil {
+		return "", "", false
+	}
+	password, _ = t.user.Password()
+	return t.user.Username(), password, true
 }
 
 // ParseTarget parses a webhook URL and checks that it is one the queue's senders can deliver
@@ -71,7 +83,7 @@ func ParseTarget(raw string) (Target, error) {
 		if err := CheckHostForm(u.Hostname()); err != nil {
 			return t, err
 		}
-		t.Host, t.Hostname = u.Host, u.Hostname()
+		t.Host, t.Hostname, t.user = u.Host, u.Hostname(), u.User
 	case "mailto":
 		r, err := ParseMailto(raw)
 		if err != nil {

@@ -51,8 +51,15 @@ func TestParseTarget(t *testing.T) {
 		Redacted: "HTTPS://REDACTED@Example.com:8443/h?q=1#frag", Userinfo: "us%40er:p%3Ass", Password: "p%3Ass",
 		Host: "Example.com:8443", Hostname: "Example.com",
 	}
+	if user, pass, ok := got.BasicAuth(); !ok || user != "us@er" || pass != "p:ss" {
+		t.Errorf("BasicAuth = %q, %q, %v; want the decoded us@er, p:ss", user, pass, ok)
+	}
+	got.user = nil
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseTarget = %+v, %v\nwant %+v", got, err, want)
+	}
+	if _, _, ok := (Target{}).BasicAuth(); ok {
+		t.Error("BasicAuth of a URL without credentials reports some")
 	}
 
 	got, err = ParseTarget("mailto:Ops@Example.org,b@y.test?cc=c@z.test&subject=Hi")

@@ -213,7 +213,11 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if err != nil {
 		return queue.Result{Err: err, Permanent: true}
 	}
-	target := queue.SignedURL(job.URL) // it parsed, so stripping the userinfo textually is exact
+	t, err := queue.ParseTarget(job.URL)
+	if err != nil {
+		return queue.Result{Err: fmt.Errorf("invalid webhook URL %s: %w", t.Redacted, err), Permanent: true}
+	}
+	target := t.Signed
 	if s.guard != nil {
 		if err := s.guard.CheckHost(u.Hostname()); err != nil {
 			return queue.Result{Err: fmt.Errorf("posting webhook to %s: %w", target, err), Permanent: true}
@@ -231,9 +235,8 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if s.signer != nil {
 		header = append(header, sign.Header, signature(s.signer, job))
 	}
-	if u.User != nil {
-		pass, _ := u.User.Password()
-		header = append(header, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+	if user, pass, ok := t.BasicAuth(); ok {
+		header = append(header, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
 	}
 	for i := 1; i < len(header); i += 2 {
 		if strings.ContainsAny(header[i], "\r\n\x00") {
@@ -246,7 +249,7 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if s.h1 != nil && !s.proxied(u) {
 		resp, respBody, err = s.sendH1(ctx, u, target, header, body)
 	} else {
-		resp, respBody, err = s.sendNetHTTP(ctx, job.URL, target, header, body)
+		resp, respBody, err = s.sendNetHTTP(ctx, target, header, body)
 	}
 	if err != nil {
 		// A destination refused by the guard cannot become acceptable by retrying.
@@ -271,15 +274,16 @@ func (s *Sender) sendH1(ctx context.Context, u *url.URL, target string, header [
 }
 
 // sendNetHTTP posts body with net/http's client, through the Options.Transport or a proxy.
-func (s *Sender) sendNetHTTP(ctx context.Context, rawURL, target string, header []string, body []byte) (*http.Response, string, error) {
+//
+// target is the URL less its credentials, which header carries as Authorization.
+func (s *Sender) sendNetHTTP(ctx context.Context, target string, header []string, body []byte) (*http.Response, string, error) {
 	actx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, rawURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		// ParseURL accepted the URL, so this is not expected; never echo the raw URL.
 		return nil, "", fmt.Errorf("building request for %s: %w", target, unwrapURLError(err))
 	}
-	req.URL.User = nil // sent as the Authorization header
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"Outcomes", testOutcomes},
 		{"ChainsAreFIFO", testChainsAreFIFO},
 		{"ChainReplay", testChainReplay},
+		{"ChainsWithAnyBytes", testChainsWithAnyBytes},
 		{"Counts", testCounts},
 		{"CountsUnderConcurrentWriters", testCountsUnderConcurrentWriters},
 		{"CountsOverManyTransactions", testCountsOverManyTransactions},
@@ -675,6 +676,41 @@ func chainJob(id, chain string, due time.Time) *queue.Job {
 	j := newJob(id, "https://c.example/"+chain, due)
 	j.Chain = chain
 	return j
+}
+
+// A chain may hold any byte, NUL included, and one chain may be the beginning of another: each
+// is still its own chain, and waiting jobs are listed as themselves.
+func testChainsWithAnyBytes(t *testing.T, s queue.Store) {
+	enqueue(t, s, chainJob("a1", "7", t0), chainJob("a2", "7", t0),
+		chainJob("b1", "7\x00https://x", t0), chainJob("b2", "7\x00https://x", t0),
+		chainJob("c1", "7\x01", t0), chainJob("c2", "7\x01", t0))
+	if got := states(t, s, "a1", "a2", "b1", "b2", "c1", "c2"); got != "pending waiting pending waiting pending waiting" {
+		t.Fatalf("states = %s, want each chain's first pending, second waiting", got)
+	}
+	view(t, s, func(tx queue.Tx) error {
+		pg, err := tx.List(queue.ListQuery{State: queue.StateWaiting})
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, j := range pg.Jobs {
+			ids = append(ids, j.ID)
+		}
+		slices.Sort(ids)
+		if strings.Join(ids, " ") != "a2 b2 c2" {
+			t.Errorf("waiting jobs listed: %v, want a2 b2 c2", ids)
+		}
+		return nil
+	})
+	finish(t, s, "a1", queue.StateDelivered, t0.Add(time.Minute))
+	if got := states(t, s, "a2", "b2", "c2"); got != "pending waiting waiting" {
+		t.Fatalf("after a1 was delivered: %s, want only a2 released", got)
+	}
+	finish(t, s, "b1", queue.StateDelivered, t0.Add(time.Minute))
+	if got := states(t, s, "b2", "c2"); got != "pending waiting" {
+		t.Fatalf("after b1 was delivered: %s, want only b2 released", got)
+	}
+	checkCounts(t, s)
 }
 
 // Within a chain a job waits until every job enqueued before it finished; the next one becomes
