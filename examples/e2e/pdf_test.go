@@ -3,16 +3,20 @@ package e2e
 import (
 	"context"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/harness"
+	"github.com/faxhook/caddy-faxhook/examples/otherfax"
 )
 
 // listReceived asks for the received faxes through Caddy, with the client's credentials: the
@@ -98,5 +102,35 @@ func TestReceivedFaxPDFThroughClientRouteWithoutPoll(t *testing.T) {
 	}
 	if strings.Contains(log, "Basic ") || strings.Contains(log, "azpz") { // base64 of key:secret
 		t.Fatalf("credentials in the log:\n%s", log)
+	}
+}
+
+// A mapped service with no poll block: the received fax's PDF comes through the mapping's file
+// route, fetched through Caddy with the Bearer token of the client's list request.
+func TestMappedReceivedFaxPDFThroughClientRouteWithoutPoll(t *testing.T) {
+	const tok = "other-token"
+	mappingFile := filepath.Join(t.TempDir(), "mapping.json")
+	if err := os.WriteFile(mappingFile, []byte(otherfax.ExampleMappingJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	of := startProfileRun(t, otherfax.New(otherfax.Config{Token: tok, Tick: 50 * time.Millisecond, Seed: 5}), "mapping "+mappingFile)
+	ctx := ctxT(t, 60*time.Second)
+	pdf := faxapp.PDF(2)
+	sum := sha1.Sum(pdf)
+	otherCall(ctx, t, http.MethodPost, of.upURL+"/api/fax/inbound", tok, map[string]any{
+		"from": profileFrom, "to": profileLine, "document_base64": base64.StdEncoding.EncodeToString(pdf),
+	})
+	// The client lists its received faxes through Caddy until faxhook saw the fax complete.
+	for of.rcv.Count() == 0 && ctx.Err() == nil {
+		otherCall(ctx, t, http.MethodGet, "http://"+of.site+"/api/fax/jobs?kind=inbound&limit=100", tok, nil)
+		time.Sleep(100 * time.Millisecond)
+	}
+	ds, err := of.rcv.Wait(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ds[0]
+	if !strings.HasSuffix(d.URL, "/received") || len(d.Files) != 1 || d.Files[0].SHA1 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("received webhook %s with files %+v, want the PDF (sha1 %x)", d.URL, d.Files, sum)
 	}
 }
