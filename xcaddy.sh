@@ -61,8 +61,8 @@ test)
 	# Budgets are counts of inputs (about 5 s each on 2 vCPUs), not durations: with a duration,
 	# Go 1.26's fuzzing coordinator can fail a target with "context deadline exceeded" as the
 	# time runs out (golang/go#75804, fixed in Go 1.27). FUZZTIME overrides every budget.
-	for target in handler:FuzzServeHTTP:2000 handler/extract:FuzzPhaxio:30000 handler/formtap:FuzzTap:30000 \
-		handler/mapping:FuzzExtract:30000 handler/mapping:FuzzJSONTap:30000; do
+	for target in handler:FuzzServeHTTP:2000 module/profile:FuzzPhaxio:30000 handler/formtap:FuzzTap:30000 \
+		module/profile:FuzzExtract:30000 handler/jsontap:FuzzJSONTap:30000; do
 		IFS=: read -r pkg name budget <<<"$target"
 		go test -run '^$' -fuzz "^$name\$" -fuzztime "${FUZZTIME:-${budget}x}" -fuzzminimizetime 200x "./$pkg"
 	done
