@@ -10,6 +10,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -53,7 +54,7 @@ func TestPrepareFetchesReceivedPDF(t *testing.T) {
 		poll: &pollSettings{upstream: up.URL + "/v2.1"}})
 	web, mail := receivedJobs(t, e)
 	for _, j := range []*queue.Job{web, mail} {
-		if !j.NeedsPrepare() || j.Prepare != "faxes/5/file" || j.Mail != nil {
+		if !j.NeedsPrepare() || j.Prepare != render.PrepareReceivedPDF || j.Mail != nil {
 			t.Fatalf("job to %s before preparing: %+v", j.URL, j.Payload)
 		}
 	}

@@ -624,7 +624,7 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 	}
 	ev := render.Event{FaxID: rec.Fax.ID, Type: eventType, FaxJSON: faxJSON, Extra: extra}
 	if withFile {
-		ev.FileRef = fmt.Sprintf("faxes/%d/file", rec.Fax.ID)
+		ev.FileRef = render.PrepareReceivedPDF
 	}
 	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
 	var jobs []*queue.Job

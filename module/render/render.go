@@ -44,10 +44,17 @@ type Event struct {
 	// Extra are the fields of an inflight event after "fax" and "event_type" (page,
 	// retry_count, recipient_phone_number), in body order.
 	Extra []queue.Field
-	// FileRef, when set, names the received fax's PDF, fetched once before the first attempt
-	// (queue.Payload.Prepare) and attached as a file part named "file".
+	// FileRef, when set (PrepareReceivedPDF), asks for the received fax's PDF: the app's
+	// preparer fetches it once before the first attempt (queue.Payload.Prepare), through the
+	// profile, for the fax the job's metadata names, and attaches it as a file part named "file".
 	FileRef string
 }
+
+// PrepareReceivedPDF is the Event.FileRef (and queue.Payload.Prepare) of a job that waits for
+// its received fax's PDF. The fax and the upstream request for its file are not in it: the
+// preparer reads the fax id from the job's metadata and asks the profile for the request, so a
+// job enqueued before a change of profile still fetches through the current one.
+const PrepareReceivedPDF = "received-fax-pdf"
 
 // ID is the event's stable id, shared by its jobs to every URL: the fax id, the event type and
 // any extra fields.
