@@ -12,6 +12,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 )
 
 // row is one labelled value of the fax summary.
@@ -84,14 +85,14 @@ func buildView(eventID string, formFields []queue.Field, files []queue.File) (*v
 	if err := json.Unmarshal([]byte(faxJSON), &fx); err != nil {
 		return nil, fmt.Errorf(`decoding "fax" field: %w`, err)
 	}
-	eventType := clean(fields[fieldEventType])
-	page := clean(fields[fieldPage])
-	retry := clean(fields[fieldRetryCount])
-	phone := clean(fields[fieldRecipientPhoneNumber])
-	dir := clean(fx.Direction)
-	status := clean(fx.Status)
+	eventType := mailsend.Clean(fields[fieldEventType])
+	page := mailsend.Clean(fields[fieldPage])
+	retry := mailsend.Clean(fields[fieldRetryCount])
+	phone := mailsend.Clean(fields[fieldRecipientPhoneNumber])
+	dir := mailsend.Clean(fx.Direction)
+	status := mailsend.Clean(fx.Status)
 
-	v := &view{EventID: clean(eventID)}
+	v := &view{EventID: mailsend.Clean(eventID)}
 	switch eventType {
 	case fax.EventFaxCompleted:
 		v.Subject = fmt.Sprintf("Fax %d (%s) completed: %s", fx.ID, dir, status)
@@ -123,7 +124,7 @@ func buildView(eventID string, formFields []queue.Field, files []queue.File) (*v
 	}
 
 	add := func(label, value string) {
-		if value = clean(value); value != "" {
+		if value = mailsend.Clean(value); value != "" {
 			v.Rows = append(v.Rows, row{label, value})
 		}
 	}
@@ -159,15 +160,15 @@ func buildView(eventID string, formFields []queue.Field, files []queue.File) (*v
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v.Tags = append(v.Tags, row{clean(k), clean(fx.Tags[k])})
+		v.Tags = append(v.Tags, row{mailsend.Clean(k), mailsend.Clean(fx.Tags[k])})
 	}
 
 	for _, r := range fx.Recipients {
 		rr := recipientRow{
-			PhoneNumber: clean(r.PhoneNumber),
-			Status:      clean(deref(r.Status)),
+			PhoneNumber: mailsend.Clean(r.PhoneNumber),
+			Status:      mailsend.Clean(deref(r.Status)),
 			RetryCount:  strconv.Itoa(r.RetryCount),
-			CompletedAt: clean(deref(r.CompletedAt)),
+			CompletedAt: mailsend.Clean(deref(r.CompletedAt)),
 			Error:       errorText(r.ErrorType, r.ErrorID, r.ErrorMessage),
 		}
 		if r.Bitrate != nil {
@@ -181,35 +182,16 @@ func buildView(eventID string, formFields []queue.Field, files []queue.File) (*v
 		v.Recipients = append(v.Recipients, rr)
 	}
 	for _, b := range fx.Barcodes {
-		v.Barcodes = append(v.Barcodes, barcodeRow{clean(b.Type), strconv.Itoa(b.Page), clean(b.Value)})
+		v.Barcodes = append(v.Barcodes, barcodeRow{mailsend.Clean(b.Type), strconv.Itoa(b.Page), mailsend.Clean(b.Value)})
 	}
 	for _, f := range files {
 		if f.Name == fieldFile {
-			v.Attachment = clean(attachmentName(f, fx.ID))
+			v.Attachment = mailsend.Clean(attachmentName(f, fx.ID))
 			break
 		}
 	}
 	return v, nil
 }
-
-// clean drops control characters (CR and LF included) and trims the result, so that no value can
-// break a header line or the plain-text layout. Tabs become spaces.
-func clean(s string) string {
-	if strings.IndexFunc(s, isControl) < 0 {
-		return strings.TrimSpace(s)
-	}
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\n' || r == '\r':
-			return ' '
-		case isControl(r):
-			return -1
-		}
-		return r
-	}, s))
-}
-
-func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 func deref(p *string) string {
 	if p == nil {
@@ -235,7 +217,7 @@ func cents(n int) string {
 
 // errorText joins a fax's or recipient's error fields: "message (type, error id N)".
 func errorText(typ *string, id *int, msg *string) string {
-	m, t := clean(deref(msg)), clean(deref(typ))
+	m, t := mailsend.Clean(deref(msg)), mailsend.Clean(deref(typ))
 	var detail []string
 	if t != "" {
 		detail = append(detail, t)
@@ -254,7 +236,7 @@ func errorText(typ *string, id *int, msg *string) string {
 
 // attachmentName is the file name under which a file part is attached.
 func attachmentName(f queue.File, faxID int64) string {
-	if name := clean(f.Filename); name != "" {
+	if name := mailsend.Clean(f.Filename); name != "" {
 		return name
 	}
 	return pdfName(faxID)

@@ -395,9 +395,9 @@ func (s *Sender) message(job *queue.Job, rcpts queue.MailRecipients) (*mail.Msg,
 	if job.Mail == nil {
 		return nil, errors.New("the job has no rendered e-mail message")
 	}
-	subject := clean(job.Mail.Subject)
+	subject := Clean(job.Mail.Subject)
 	if rcpts.Subject != "" {
-		subject = clean(rcpts.Subject)
+		subject = Clean(rcpts.Subject)
 	}
 
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
@@ -422,7 +422,7 @@ func (s *Sender) message(job *queue.Job, rcpts queue.MailRecipients) (*mail.Msg,
 	if id := messageID(job.ID, s.fromDomain); id != "" {
 		m.SetMessageIDWithValue(id)
 	}
-	m.SetGenHeader(HeaderEventID, clean(job.EventID))
+	m.SetGenHeader(HeaderEventID, Clean(job.EventID))
 	m.SetGenHeader(HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
 	m.SetGenHeader("Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies
 	m.SetUserAgent("faxhook")
@@ -446,15 +446,16 @@ func (s *Sender) message(job *queue.Job, rcpts queue.MailRecipients) (*mail.Msg,
 // attachmentName is the file name under which a file is attached: its Filename, else its part
 // name, without control characters.
 func attachmentName(f queue.File) string {
-	if name := clean(f.Filename); name != "" {
+	if name := Clean(f.Filename); name != "" {
 		return name
 	}
-	return clean(f.Name)
+	return Clean(f.Name)
 }
 
-// clean drops control characters (CR and LF included) and trims the result, so that no value can
-// break a header line. Tabs and line breaks become spaces.
-func clean(s string) string {
+// Clean drops control characters and trims the result, so that no value can break a header
+// line or a plain-text layout: tabs and line breaks become spaces, other control characters go.
+// The application renders e-mails with it too.
+func Clean(s string) string {
 	if strings.IndexFunc(s, isControl) < 0 {
 		return strings.TrimSpace(s)
 	}
