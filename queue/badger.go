@@ -732,6 +732,15 @@ func waitKey(chain string, seq uint64, id string) []byte {
 	return append(k, id...)
 }
 
+// idAfterSeq returns the job ID of a due or wait index key less its prefix: what follows the
+// first NUL and the 8 bytes after it.
+func idAfterSeq(k []byte) string {
+	if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
+		return string(k[i+9:])
+	}
+	return ""
+}
+
 // waitPrefix is the common prefix of the wait entries of one chain. A chain may hold any byte
 // (faxhook's hold a NUL between fax id and URL), so NUL and the escape byte are escaped in it:
 // the NUL after it then ends the chain, and no chain's prefix is another chain's.
@@ -1184,20 +1193,10 @@ func (t *badgerTx) List(q ListQuery) (Page, error) {
 		prefix = []byte(prefixJob)
 	case StatePending:
 		prefix = []byte(prefixDue)
-		idOf = func(k []byte) string {
-			if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
-				return string(k[i+9:])
-			}
-			return ""
-		}
+		idOf = idAfterSeq // <destination>\x00<8-byte due time><id>
 	case StateWaiting:
 		prefix = []byte(prefixWait)
-		idOf = func(k []byte) string {
-			if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+9 {
-				return string(k[i+9:])
-			}
-			return ""
-		}
+		idOf = idAfterSeq // <escaped chain>\x00<8-byte seq><id>
 	case StateDelivered, StateDead:
 		prefix = []byte(prefixFin + q.State + "/")
 		from = finKey(q.State, q.Since, "")
