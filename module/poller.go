@@ -149,17 +149,9 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 		case <-ctx.Done():
 		}
 	}()
-	type live struct{ id, upstream string }
-	var ids []live
-	err := e.store.View(func(tx queue.Tx) error {
-		return tx.States(prefixLive, func(key string, v []byte) bool {
-			id := strings.TrimPrefix(key, prefixLive)
-			ids = append(ids, live{id: id, upstream: cmp.Or(string(v), id)})
-			return true
-		})
-	})
+	ids, err := e.tracker.live()
 	if err != nil {
-		return fmt.Errorf("listing faxes in flight: %w", err)
+		return err
 	}
 	var (
 		mu        sync.Mutex
@@ -238,7 +230,7 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 
 // forget drops a fax from the poller's work list.
 func (e *engine) forget(id string) {
-	if err := e.store.Update(func(tx queue.Tx) error { return tx.DeleteState(prefixLive + id) }); err != nil {
+	if err := e.tracker.forgetLive(id); err != nil {
 		e.log.Load().Warn("poller: forgetting a fax", zap.String("fax_id", id), zap.Error(err))
 	}
 }

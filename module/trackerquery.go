@@ -1,6 +1,7 @@
 package module
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,17 +74,25 @@ func (t *tracker) faxPage(after string, limit int) (recs []trackedFax, next stri
 	return recs, next, err
 }
 
-// liveIDs returns the ids of the faxes still in flight: the poller's work list.
-func (t *tracker) liveIDs() ([]string, error) {
-	var ids []string
+// liveFax is one fax on the poller's work list: its id, and the id the fax service spells it
+// with (the same, unless a mapping derived the id from a text one).
+type liveFax struct{ id, upstream string }
+
+// live returns the faxes still in flight: the poller's work list.
+func (t *tracker) live() ([]liveFax, error) {
+	var faxes []liveFax
 	err := t.eng.store.View(func(tx queue.Tx) error {
-		ids = ids[:0]
-		return tx.States(prefixLive, func(key string, _ []byte) bool {
-			ids = append(ids, strings.TrimPrefix(key, prefixLive))
+		faxes = faxes[:0]
+		return tx.States(prefixLive, func(key string, v []byte) bool {
+			id := strings.TrimPrefix(key, prefixLive)
+			faxes = append(faxes, liveFax{id: id, upstream: cmp.Or(string(v), id)})
 			return true
 		})
 	})
-	return ids, err
+	if err != nil {
+		return nil, fmt.Errorf("listing faxes in flight: %w", err)
+	}
+	return faxes, nil
 }
 
 // forgetLive takes the fax with that id off the poller's work list (the fax service no longer
