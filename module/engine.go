@@ -78,16 +78,17 @@ type engine struct {
 	space   spaceState   // what a full disk changes (diskspace.go)
 	vias    viaCache     // client requests that revealed received faxes, in memory only (via.go)
 
-	mu       sync.Mutex
-	disp     *queue.Dispatcher
-	pollDone chan struct{} // nil until the poll loop runs
-	tasks    chan task
-	backlog  atomic.Int64 // bytes of the tasks queued in tasks (see maxBacklogBytes)
-	journal  *journal     // what creating requests said, until the tracker recorded it
-	linger   time.Duration
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
+	mu      sync.Mutex
+	disp    *queue.Dispatcher
+	poll    *poller
+	polling bool // the poller's loop was started
+	tasks   chan task
+	backlog atomic.Int64 // bytes of the tasks queued in tasks (see maxBacklogBytes)
+	journal *journal     // what creating requests said, until the tracker recorded it
+	linger  time.Duration
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 // loadEngine returns the engine for dir, opening it on first use.
@@ -108,6 +109,7 @@ func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*e
 		e.store = st
 		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
 		e.tracker = &tracker{eng: e}
+		e.poll = newPoller(e)
 		if syncWrites {
 			e.linger = syncLinger
 		}
@@ -146,9 +148,9 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.pollDone == nil {
-		e.pollDone = make(chan struct{})
-		go e.pollLoop()
+	if !e.polling {
+		e.polling = true
+		go e.poll.loop()
 	}
 	if e.disp != nil {
 		e.disp.SetSchedule(s.schedule)
@@ -188,7 +190,7 @@ func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
 // it fetches the fax's PDF and renders the payload with it (render.Prepared). The dispatcher
 // stores that payload with the attempt's outcome, so that every attempt sends the same bytes.
 func (e *engine) prepare(ctx context.Context, j *queue.Job) (queue.Payload, error) {
-	file, err := e.fetchFile(ctx, j)
+	file, err := e.poll.fetchFile(ctx, j)
 	if err != nil {
 		return queue.Payload{}, err
 	}
@@ -383,8 +385,8 @@ func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
 	<-e.done
 	e.mu.Lock()
-	if e.pollDone != nil {
-		<-e.pollDone
+	if e.polling {
+		<-e.poll.done
 	}
 	if e.disp != nil {
 		e.disp.Stop()

@@ -98,15 +98,35 @@ var errTooLarge = errors.New("response too large")
 // maxPollBody bounds a poll response.
 const maxPollBody = 16 << 20
 
-// pollLoop polls while the engine runs, reading the newest settings each round.
-func (e *engine) pollLoop() {
-	defer close(e.pollDone)
+// poller asks the fax service, through the profile, about the faxes still in flight and about
+// new received faxes, and fetches received faxes' PDFs. What it learns goes to the tracker, like
+// what the handler captures.
+type poller struct {
+	cfg     func() *settings   // the newest config's settings
+	log     func() *zap.Logger // the newest config's logger
+	tracker *tracker
+	vias    *viaCache     // client requests that revealed received faxes (fetchPDFVia)
+	stop    chan struct{} // closed when the engine stops
+	done    chan struct{} // closed when loop returns
+}
+
+// newPoller returns the poller of engine e; its loop runs once started (engine.start).
+func newPoller(e *engine) *poller {
+	return &poller{
+		cfg: e.cfg.Load, log: e.log.Load, tracker: e.tracker, vias: &e.vias,
+		stop: e.stop, done: make(chan struct{}),
+	}
+}
+
+// loop polls until the engine stops, reading the newest settings each round.
+func (pl *poller) loop() {
+	defer close(pl.done)
 	client := &http.Client{Timeout: 30 * time.Second}
 	failures := 0
 	var lastList time.Time
 	for {
 		wait := 5 * time.Second
-		p := e.cfg.Load().poll
+		p := pl.cfg().poll
 		if p != nil && !p.disabled {
 			wait = p.interval
 			for i := 0; i < failures && wait < 5*time.Minute; i++ {
@@ -115,41 +135,41 @@ func (e *engine) pollLoop() {
 			wait = min(wait, 5*time.Minute)
 		}
 		select {
-		case <-e.stop:
+		case <-pl.stop:
 			return
 		case <-time.After(wait):
 		}
-		p = e.cfg.Load().poll
+		p = pl.cfg().poll
 		if p == nil || p.disabled {
 			continue
 		}
 		started := time.Now()
-		if err := e.pollOnce(p, e.cfg.Load().fax(), client, lastList); err != nil {
+		if err := pl.round(p, pl.cfg().fax(), client, lastList); err != nil {
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
 			failures++
 			metricPollerErrors.Inc()
-			e.log.Load().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
+			pl.log().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
 			continue
 		}
 		failures, lastList = 0, started
 	}
 }
 
-// pollOnce asks about every fax still in flight and lists received faxes created since the
+// round asks about every fax still in flight and lists received faxes created since the
 // last successful round (with an overlap), recording what it learns.
-func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Client, lastList time.Time) error {
+func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Client, lastList time.Time) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-e.stop:
+		case <-pl.stop:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	ids, err := e.tracker.live()
+	ids, err := pl.tracker.live()
 	if err != nil {
 		return err
 	}
@@ -167,7 +187,7 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 		if len(batch) == 0 {
 			return
 		}
-		if err := e.tracker.record(batch); err != nil {
+		if err := pl.tracker.record(batch); err != nil {
 			errs = append(errs, err)
 		}
 		batch, batchSize = nil, 0
@@ -188,8 +208,8 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 			defer mu.Unlock()
 			switch {
 			case status == http.StatusNotFound:
-				e.log.Load().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", l.id))
-				e.forget(l.id)
+				pl.log().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", l.id))
+				pl.forget(l.id)
 			case err != nil:
 				errs = append(errs, err)
 			default:
@@ -203,7 +223,7 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 		}()
 	}
 	wg.Wait()
-	after := e.tracker.since
+	after := pl.tracker.since
 	if !lastList.IsZero() {
 		after = lastList.Add(-2 * p.interval)
 	}
@@ -213,7 +233,7 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 		errs = append(errs, err)
 	} else if objs, err := prof.Faxes(profile.RouteList, body); len(objs) > 0 {
 		if err != nil {
-			e.log.Load().Debug("poller: not every received fax was read", zap.Error(err))
+			pl.log().Debug("poller: not every received fax was read", zap.Error(err))
 		}
 		batch = append(batch, &Observation{Faxes: objs})
 	}
@@ -229,9 +249,9 @@ func (e *engine) pollOnce(p *pollSettings, prof profile.Profile, client *http.Cl
 }
 
 // forget drops a fax from the poller's work list.
-func (e *engine) forget(id string) {
-	if err := e.tracker.forgetLive(id); err != nil {
-		e.log.Load().Warn("poller: forgetting a fax", zap.String("fax_id", id), zap.Error(err))
+func (pl *poller) forget(id string) {
+	if err := pl.tracker.forgetLive(id); err != nil {
+		pl.log().Warn("poller: forgetting a fax", zap.String("fax_id", id), zap.Error(err))
 	}
 }
 
@@ -242,19 +262,19 @@ func (e *engine) forget(id string) {
 // without it: the PDF is larger than max_file_size, or, without a poll upstream, no request is
 // remembered for the fax or the fetch was refused (each logged once). Other failures are
 // errors: the attempt fails and the retry ladder tries again.
-func (e *engine) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
-	cfg := e.cfg.Load()
-	log := e.log.Load()
+func (pl *poller) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
+	cfg := pl.cfg()
+	log := pl.log()
 	faxID, _ := render.FaxOf(j.Meta)
 	var body []byte
 	var err error
 	if cfg.poll == nil {
 		var skip bool
-		if body, skip, err = e.fetchPDFVia(ctx, cfg, faxID); skip {
+		if body, skip, err = pl.fetchPDFVia(ctx, cfg, faxID); skip {
 			return nil, nil
 		}
 	} else {
-		body, err = e.fetchPDF(ctx, cfg, faxID)
+		body, err = pl.fetchPDF(ctx, cfg, faxID)
 	}
 	switch {
 	case errors.Is(err, errTooLarge):
@@ -271,8 +291,8 @@ func (e *engine) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, erro
 // fetchPDF asks the fax service, through the profile's file request, for the PDF of the fax
 // with faxhook's id faxID (the upstream's own spelling of the id comes from the tracker), reading
 // at most max_file_size bytes (errTooLarge beyond).
-func (e *engine) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]byte, error) {
-	uid, err := e.tracker.upstreamID(faxID)
+func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]byte, error) {
+	uid, err := pl.tracker.upstreamID(faxID)
 	if err != nil {
 		return nil, fmt.Errorf("looking up fax %d: %w", faxID, err)
 	}
@@ -298,13 +318,13 @@ const (
 // revealed the fax (its Via, held in memory only). skip is true, logged, when the webhook goes
 // without the PDF: no via is remembered, or the answer is 401, 403, 404 or 410. Other failures
 // (connection refused, 5xx) are errors, for the retry ladder.
-func (e *engine) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (body []byte, skip bool, err error) {
-	log := e.log.Load()
-	uid, err := e.tracker.upstreamID(faxID)
+func (pl *poller) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (body []byte, skip bool, err error) {
+	log := pl.log()
+	uid, err := pl.tracker.upstreamID(faxID)
 	if err != nil {
 		return nil, false, fmt.Errorf("looking up fax %d: %w", faxID, err)
 	}
-	v := e.vias.get(uid)
+	v := pl.vias.get(uid)
 	if v == nil {
 		log.Warn(msgNoVia, zap.Int64("fax_id", faxID))
 		return nil, true, nil

@@ -62,7 +62,7 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("send response: %+v", sent)
 	}
 	record(t, e, &Observation{Faxes: sent})
-	if err := e.pollOnce(poll, prof, srv.Client(), time.Time{}); err != nil {
+	if err := e.poll.round(poll, prof, srv.Client(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -73,7 +73,7 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("the poller asked %q, want %v", got, want)
 	}
 	in := profile.DeriveID("in-1")
-	pdf, err := e.fetchPDF(context.Background(), e.cfg.Load(), in)
+	pdf, err := e.poll.fetchPDF(context.Background(), e.cfg.Load(), in)
 	if err != nil || string(pdf) != "%PDF-1.4" {
 		t.Fatalf("fetching the received fax's PDF: %q, %v", pdf, err)
 	}

@@ -24,6 +24,7 @@ func newTestEngine(t *testing.T, s settings) *engine {
 	e.log.Store(zap.NewNop())
 	e.cfg.Store(&s)
 	e.tracker = &tracker{eng: e}
+	e.poll = newPoller(e)
 	if err := e.tracker.init(); err != nil {
 		t.Fatal(err)
 	}

@@ -140,6 +140,7 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 	e.log.Store(zap.New(core))
 	e.cfg.Store(&settings{receivedURLs: []string{"https://hooks.example/received"}, maxFileSize: 1 << 20})
 	e.tracker = &tracker{eng: e}
+	e.poll = newPoller(e)
 	if err := e.tracker.init(); err != nil {
 		t.Fatal(err)
 	}
