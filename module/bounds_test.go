@@ -275,14 +275,14 @@ func TestLargeFaxObjectToSeveralURLsIsRecorded(t *testing.T) {
 func TestObservationBacklogIsBoundedByBytes(t *testing.T) {
 	e := startEngine(t, settings{schedule: queue.DefaultSchedule})
 	release := make(chan struct{})
-	if !e.submit(0, func() *Observation { <-release; return nil }) {
+	if !e.obs.submit(0, func() *Observation { <-release; return nil }) {
 		t.Fatal("the first observation was refused")
 	}
 	before := testutil.ToFloat64(metricCaptureSkipped.WithLabelValues("backlog_full"))
 	var ran atomic.Int64
 	accepted := 0
 	for range 2 * maxBacklogBytes >> 20 {
-		if e.submit(1<<20, func() *Observation { ran.Add(1); return nil }) {
+		if e.obs.submit(1<<20, func() *Observation { ran.Add(1); return nil }) {
 			accepted++
 		}
 	}
@@ -300,7 +300,7 @@ func TestObservationBacklogIsBoundedByBytes(t *testing.T) {
 	if ran.Load() != int64(accepted) {
 		t.Fatalf("%d of %d queued observations ran", ran.Load(), accepted)
 	}
-	if b := e.backlog.Load(); b != 0 {
+	if b := e.obs.backlog.Load(); b != 0 {
 		t.Errorf("backlog accounts %d bytes after the queue drained", b)
 	}
 }

@@ -173,7 +173,7 @@ func (a *App) Submit(c *Capture) bool {
 		return false
 	}
 	ob, log, eng := a.observer, a.log, a.eng
-	if !a.eng.submit(len(c.Body), func() *Observation {
+	if !a.eng.obs.submit(len(c.Body), func() *Observation {
 		via := c.Via
 		o := ob.observe(c, log)
 		if o != nil && via != nil {

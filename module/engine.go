@@ -65,8 +65,9 @@ func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.Phax
 // eventCap is the most inflight events one observation of one fax may enqueue.
 func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
 
-// engine is the pooled part of the app: the store, the tracker, the observation worker and the
-// dispatcher. Exactly one exists per storage directory in a process.
+// engine is the pooled part of the app, an assembly of the store, the tracker, the observation
+// worker (observations), the poller, the emitter of Caddy events and the dispatcher. Exactly one
+// exists per storage directory in a process.
 type engine struct {
 	dir     string
 	store   *queue.Badger
@@ -81,13 +82,10 @@ type engine struct {
 	mu      sync.Mutex
 	disp    *queue.Dispatcher
 	poll    *poller
-	polling bool // the poller's loop was started
-	tasks   chan task
-	backlog atomic.Int64 // bytes of the tasks queued in tasks (see maxBacklogBytes)
-	journal *journal     // what creating requests said, until the tracker recorded it
-	linger  time.Duration
+	polling bool          // the poller's loop was started
+	obs     *observations // the observation worker (observe.go)
+	journal *journal      // what creating requests said, until the tracker recorded it
 	stop    chan struct{}
-	done    chan struct{}
 	once    sync.Once
 }
 
@@ -96,9 +94,8 @@ type engine struct {
 func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*engine, error) {
 	v, loaded, err := engines.LoadOrNew(dir, func() (caddy.Destructor, error) {
 		e := &engine{
-			dir:   dir,
-			tasks: make(chan task, 4096),
-			stop:  make(chan struct{}), done: make(chan struct{}),
+			dir:  dir,
+			stop: make(chan struct{}),
 		}
 		e.log.Store(log)
 		e.ev.onUse = e.announceSpace
@@ -110,9 +107,7 @@ func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*e
 		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
 		e.tracker = &tracker{eng: e}
 		e.poll = newPoller(e)
-		if syncWrites {
-			e.linger = syncLinger
-		}
+		e.obs = newObservations(e, syncWrites)
 		j, entries, err := openJournal(dir)
 		if err != nil {
 			st.Close()
@@ -124,7 +119,7 @@ func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*e
 			st.Close()
 			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
 		}
-		go e.observeLoop()
+		go e.obs.loop()
 		return e, nil
 	})
 	if err != nil {
@@ -227,163 +222,11 @@ func (e *engine) wake() {
 	}
 }
 
-// task is queued work of the observation worker: run parses what was observed. size is the
-// number of bytes it holds (a captured response) until it runs.
-type task struct {
-	size int
-	run  func() *Observation
-}
-
-// Bounds on the memory of observations that wait for the worker: the queue holds at most
-// maxBacklogBytes of captured responses (up to 4096 tasks), and one batch, parsed and waiting for
-// its commit, at most maxBatchBytes (up to 256 observations). A burst of large responses (each up
-// to max_capture, 1 MiB by default) then costs at most about 72 MiB; past the queue's bound,
-// observations are dropped and counted, as when the queue is full.
-const (
-	maxBacklogBytes = 64 << 20
-	maxBatchBytes   = 8 << 20
-	maxBatchLen     = 256
-)
-
-// submit queues an observation task holding size bytes, without blocking. It reports false,
-// and the observation is dropped (logged and counted), when the queue is full or stopping.
-func (e *engine) submit(size int, run func() *Observation) bool {
-	select {
-	case <-e.stop:
-		return false
-	default:
-	}
-	if e.backlog.Add(int64(size)) > maxBacklogBytes {
-		e.backlog.Add(-int64(size))
-		e.dropped("bytes")
-		return false
-	}
-	select {
-	case e.tasks <- task{size: size, run: run}:
-		return true
-	default:
-		e.backlog.Add(-int64(size))
-		e.dropped("tasks")
-		return false
-	}
-}
-
-// dropped logs and counts an observation dropped because the worker's queue is full.
-func (e *engine) dropped(bound string) {
-	metricCaptureSkipped.WithLabelValues("backlog_full").Inc()
-	e.log.Load().Warn("observation backlog full; dropping an observation",
-		zap.String("bound", bound), zap.Int64("max_backlog_bytes", maxBacklogBytes))
-}
-
-// syncLinger is how long, with sync_writes, the observation worker waits for more observations
-// before it commits a batch: every commit waits for the disk and costs CPU in the kernel, so
-// sends and polls arriving a few at a time share one fsync instead of paying one each. Webhooks
-// fire that much later, which no receiver notices; a send is safe from a crash meanwhile (send
-// journal), not from a power loss.
-const syncLinger = 25 * time.Millisecond
-
-// observeLoop runs observation tasks in arrival order and records their results in batches, so
-// that a burst of observations costs one commit.
-func (e *engine) observeLoop() {
-	defer close(e.done)
-	for {
-		var batch []*Observation
-		size := 0
-		take := func(t task) {
-			e.backlog.Add(-int64(t.size))
-			size += t.size
-			if o := runTask(t.run, e.log.Load()); o != nil {
-				batch = append(batch, o)
-			}
-		}
-		select {
-		case <-e.stop:
-			e.drain()
-			return
-		case t := <-e.tasks:
-			take(t)
-		}
-		var linger *time.Timer
-		if e.linger > 0 && len(batch) > 0 {
-			linger = time.NewTimer(e.linger)
-		}
-	more:
-		for len(batch) < maxBatchLen && size < maxBatchBytes {
-			select {
-			case t := <-e.tasks:
-				take(t)
-				continue
-			default:
-			}
-			if linger == nil {
-				break
-			}
-			select {
-			case t := <-e.tasks:
-				take(t)
-			case <-linger.C:
-				break more
-			case <-e.stop:
-				break more
-			}
-		}
-		if linger != nil {
-			linger.Stop()
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		if err := e.recordObserved(batch); err != nil {
-			if errors.Is(err, queue.ErrClosed) {
-				return
-			}
-			e.log.Load().Error("recording observed fax states", zap.Error(err))
-		}
-	}
-}
-
-// drain records the observations still queued when the engine stops.
-func (e *engine) drain() {
-	var batch []*Observation
-	for {
-		select {
-		case t := <-e.tasks:
-			e.backlog.Add(-int64(t.size))
-			if o := runTask(t.run, e.log.Load()); o != nil {
-				batch = append(batch, o)
-			}
-			if len(batch) < maxBatchLen {
-				continue
-			}
-		default:
-		}
-		if len(batch) > 0 {
-			if err := e.recordObserved(batch); err != nil {
-				e.log.Load().Error("recording observed fax states at shutdown", zap.Error(err))
-			}
-		}
-		if len(e.tasks) == 0 {
-			return
-		}
-		batch = batch[:0]
-	}
-}
-
-func runTask(t func() *Observation, log *zap.Logger) (o *Observation) {
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("observation task panicked", zap.Any("panic", r))
-			o = nil
-		}
-	}()
-	return t()
-}
-
 // Destruct stops the observation worker and the dispatcher and closes the store. The usage pool
 // calls it when the last config using this storage is cleaned up.
 func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
-	<-e.done
+	<-e.obs.done
 	e.mu.Lock()
 	if e.polling {
 		<-e.poll.done

@@ -227,7 +227,7 @@ func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := obj(id, "success", time.Now())
-		if !e.submit(0, func() *Observation { return &Observation{Faxes: []profile.Object{done}} }) {
+		if !e.obs.submit(0, func() *Observation { return &Observation{Faxes: []profile.Object{done}} }) {
 			t.Fatal("observation dropped")
 		}
 	}

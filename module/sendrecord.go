@@ -38,7 +38,7 @@ func (e *engine) recordSync(o *Observation) error {
 	o.journaled = sg
 	select {
 	case <-e.stop:
-	case e.tasks <- task{run: func() *Observation { return o }}:
+	case e.obs.tasks <- task{run: func() *Observation { return o }}:
 		return nil
 	default:
 	}
