@@ -213,11 +213,7 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if err != nil {
 		return queue.Result{Err: err, Permanent: true}
 	}
-	t, err := queue.ParseTarget(job.URL)
-	if err != nil {
-		return queue.Result{Err: fmt.Errorf("invalid webhook URL %s: %w", t.Redacted, err), Permanent: true}
-	}
-	target := t.Signed
+	target := queue.SignedURL(job.URL) // textual, as ParseTarget's Signed: no second parse
 	if s.guard != nil {
 		if err := s.guard.CheckHost(u.Hostname()); err != nil {
 			return queue.Result{Err: fmt.Errorf("posting webhook to %s: %w", target, err), Permanent: true}
@@ -235,8 +231,15 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if s.signer != nil {
 		header = append(header, sign.Header, signature(s.signer, job))
 	}
-	if user, pass, ok := t.BasicAuth(); ok {
-		header = append(header, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	if u.User != nil {
+		// Only a URL with credentials pays for the Target that splits them off.
+		t, err := queue.ParseTarget(job.URL)
+		if err != nil {
+			return queue.Result{Err: fmt.Errorf("invalid webhook URL %s: %w", t.Redacted, err), Permanent: true}
+		}
+		if user, pass, ok := t.BasicAuth(); ok {
+			header = append(header, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+		}
 	}
 	for i := 1; i < len(header); i += 2 {
 		if strings.ContainsAny(header[i], "\r\n\x00") {
