@@ -51,7 +51,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // encodeHead encodes everything of j but its body (the Payload) and its ID, which is in the
 // record's key.
 func encodeHead(j *Job) []byte {
-	n := 64 + len(j.EventID) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
+	n := 64 + len(j.Lease) + len(j.EventID) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
 	for _, l := range j.Meta {
 		n += 4 + len(l.Name) + len(l.Value)
 	}
@@ -85,6 +85,7 @@ func encodeHead(j *Job) []byte {
 	for _, t := range j.ReplayedAt {
 		b = appendTime(b, t)
 	}
+	b = appendString(b, j.Lease)
 	return append(b, j.chainFlags)
 }
 
@@ -284,6 +285,7 @@ func decodeHead(v []byte, j *Job) error {
 			j.ReplayedAt[i] = r.time()
 		}
 	}
+	j.Lease = r.string()
 	j.chainFlags = r.byte()
 	if r.err == nil && r.off != len(v) {
 		r.fail()

@@ -141,6 +141,12 @@ type Job struct {
 	LadderBase int `json:"ladder_base,omitempty"`
 	// ReplayedAt lists when an operator replayed the job.
 	ReplayedAt []time.Time `json:"replayed_at,omitempty"`
+	// Lease is the claim token of the dispatcher attempting the job, in a store that several
+	// processes share (a fleet): a claim sets it and moves DueAt to the end of the lease, so
+	// the other processes see the job as due again only once the lease has expired, and an
+	// outcome is stored only while the token is still the job's. Empty when unclaimed, and
+	// always in a store of one process, whose dispatcher holds its leases in memory.
+	Lease string `json:"lease,omitempty"`
 
 	// chainFlags is the store's bookkeeping of the job's place in its chain (chainLinked,
 	// chainWaiter), kept in its head record.

@@ -353,10 +353,14 @@ func testJobRoundTrip(t *testing.T, s queue.Store) {
 		}
 		h.Attempts = []queue.Attempt{{At: t0, Duration: 1500 * time.Millisecond, Status: 503, Error: "busy", Body: "try later"}}
 		h.DueAt = t0.Add(5 * time.Minute)
+		h.Lease = "claim-1"
 		return tx.PutJobHead(h)
 	})
 	var got *queue.Job
 	view(t, s, func(tx queue.Tx) (err error) { got, err = tx.Job("rt"); return err })
+	if got.Lease != "claim-1" {
+		t.Errorf("Lease = %q after PutJobHead, want claim-1", got.Lease)
+	}
 	if len(got.Fields) != 2 || len(got.Files) != 1 || string(got.Files[0].Data) != string(j.Files[0].Data) {
 		t.Errorf("PutJobHead lost the body: %+v", got)
 	}
