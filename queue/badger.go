@@ -153,9 +153,15 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 // writing, or has not shared b yet.
 func (b *Badger) openDB(opts BadgerOptions) error {
 	dir := b.dir
+	// Without a logger Badger gets none rather than one that discards: it then skips its
+	// messages, among them three debug lines per write batch, instead of formatting them.
+	var logger badger.Logger
+	if opts.Logger != nil {
+		logger = zapBadgerLogger{opts.Logger.Sugar()}
+	}
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(false). // Update syncs itself when asked to: see fileSyncer
-		WithLogger(zapBadgerLogger{opts.Logger}).
+		WithLogger(logger).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
@@ -1270,16 +1276,9 @@ func (t *badgerTx) States(prefix string, fn func(key string, value []byte) bool)
 }
 
 // zapBadgerLogger routes Badger's messages to zap; its chatty info level goes to debug.
-type zapBadgerLogger struct{ l *zap.Logger }
+type zapBadgerLogger struct{ s *zap.SugaredLogger }
 
-func (z zapBadgerLogger) log() *zap.SugaredLogger {
-	if z.l == nil {
-		return zap.NewNop().Sugar()
-	}
-	return z.l.Sugar()
-}
-
-func (z zapBadgerLogger) Errorf(f string, a ...any)   { z.log().Errorf(strings.TrimSpace(f), a...) }
-func (z zapBadgerLogger) Warningf(f string, a ...any) { z.log().Warnf(strings.TrimSpace(f), a...) }
-func (z zapBadgerLogger) Infof(f string, a ...any)    { z.log().Debugf(strings.TrimSpace(f), a...) }
-func (z zapBadgerLogger) Debugf(f string, a ...any)   { z.log().Debugf(strings.TrimSpace(f), a...) }
+func (z zapBadgerLogger) Errorf(f string, a ...any)   { z.s.Errorf(strings.TrimSpace(f), a...) }
+func (z zapBadgerLogger) Warningf(f string, a ...any) { z.s.Warnf(strings.TrimSpace(f), a...) }
+func (z zapBadgerLogger) Infof(f string, a ...any)    { z.s.Debugf(strings.TrimSpace(f), a...) }
+func (z zapBadgerLogger) Debugf(f string, a ...any)   { z.s.Debugf(strings.TrimSpace(f), a...) }
