@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -198,12 +199,14 @@ func (r *reader) string() string {
 	return string(r.b[start:end])
 }
 
+// bytes returns a copy: what the decoders return never points into the record, which may be
+// memory Badger reuses or unmaps.
 func (r *reader) bytes() []byte {
 	start, end := r.span()
 	if start == end {
 		return nil
 	}
-	return r.b[start:end:end]
+	return slices.Clone(r.b[start:end])
 }
 
 func (r *reader) byte() byte {
@@ -297,8 +300,9 @@ func decodeHead(v []byte, j *Job) error {
 // ones hold file data, which the strings need not keep alive.
 const shareLimit = 8 << 10
 
-// decodeBody decodes a body record into j's Payload. File data shares v, which the caller must
-// not reuse.
+// decodeBody decodes a body record into j's Payload. Nothing decoded points into v: a body from
+// Badger's value log is read from a memory-mapped file that Badger unmaps, and a job outlives
+// the transaction that read it (the dispatcher sends it afterwards).
 func decodeBody(v []byte, j *Job) error {
 	if len(v) == 0 || v[0] != bodyVersion {
 		return fmt.Errorf("%w: unknown body record version", errCorrupt)
