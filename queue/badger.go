@@ -22,8 +22,8 @@ import (
 // transaction that changes the job, so an index never disagrees with the job records.
 const (
 	prefixState = "s/" // s/<key> → state record
-	prefixJob   = "j/" // j/<id> → job head (see encodeHead)
-	prefixBody  = "b/" // b/<id> → job body: its Payload (see encodeBody)
+	prefixJob   = "j/" // j/<id> → job head, with the body if it is small (see encodeJob)
+	prefixBody  = "b/" // b/<id> → job body, its Payload, when it is not in the head (see encodeJob)
 	prefixDue   = "q/" // q/<destination>\x00<8-byte big-endian unix nanos of DueAt><id> → "" for pending jobs
 	prefixWait  = "w/" // w/<chain, NUL escaped: waitPrefix>\x00<8-byte seq><id> → "" for waiting jobs
 	prefixChain = "c/" // c/<chain> → tail record: see chainRec
@@ -38,7 +38,7 @@ const (
 // formatVersion is the version of the key layout above, stored under keyFormat. A store
 // without it is either empty (and gets it) or was written by a development build before the
 // layout was versioned, which OpenBadger refuses: no release ever wrote one.
-const formatVersion = "1"
+const formatVersion = "2"
 
 // BadgerOptions tunes the embedded store.
 type BadgerOptions struct {
@@ -484,16 +484,20 @@ func (t *badgerTx) saw(dest string, at string) {
 }
 
 // seenJob is what a transaction knows of a job as stored: the fields its index entries depend
-// on (ID, URL, Chain, State, DueAt, FinishedAt) and its chain flags.
-type seenJob struct{ Job }
+// on (ID, URL, Chain, State, DueAt, FinishedAt), its chain flags and its body record, which a
+// head written back keeps when the body is inline.
+type seenJob struct {
+	Job
+	body bodyRec
+}
 
-// remember records the indexed fields of j as stored.
-func (t *badgerTx) remember(j *Job) {
+// remember records the indexed fields of j, and its body record, as stored.
+func (t *badgerTx) remember(j *Job, body bodyRec) {
 	if t.seen == nil {
 		t.seen = map[string]seenJob{}
 	}
 	t.seen[j.ID] = seenJob{Job{ID: j.ID, URL: j.URL, Chain: j.Chain, State: j.State, DueAt: j.DueAt, FinishedAt: j.FinishedAt,
-		chainFlags: j.chainFlags}}
+		chainFlags: j.chainFlags}, body}
 }
 
 func (t *badgerTx) get(key []byte) ([]byte, error) {
@@ -543,9 +547,10 @@ func dueKey(dest string, at time.Time, id string) []byte {
 	return append(k, id...)
 }
 
-// loadHead reads the head of job id.
-func (t *badgerTx) loadHead(id string) (*Job, error) {
-	item, err := t.txn.Get([]byte(prefixJob + id))
+// loadJob reads job id: its head and, with withBody, its body. It remembers the job as stored.
+func (t *badgerTx) loadJob(id string, withBody bool) (*Job, error) {
+	key := make([]byte, 0, len(prefixJob)+len(id))
+	item, err := t.txn.Get(append(append(key, prefixJob...), id...))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
 	}
@@ -553,13 +558,30 @@ func (t *badgerTx) loadHead(id string) (*Job, error) {
 		return nil, fmt.Errorf("reading job %s: %w", id, err)
 	}
 	j := &Job{ID: id}
-	if err := item.Value(func(v []byte) error { return decodeHead(v, j) }); err != nil {
+	var body bodyRec
+	err = item.Value(func(v []byte) (err error) {
+		if body, err = decodeHead(v, j); err != nil || !withBody || body.apart {
+			return err
+		}
+		if err := decodeInline(v, body, j); err != nil {
+			return fmt.Errorf("its body: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("decoding job %s: %w", id, err)
 	}
+	if withBody && body.apart {
+		if err := t.loadBody(j); err != nil {
+			return nil, err
+		}
+	}
+	t.remember(j, body)
 	return j, nil
 }
 
-// loadBody reads the body of j from its body record.
+// loadBody reads the body of j from its body record. A large record is copied once, and the
+// file data decoded from it are cut from that copy.
 func (t *badgerTx) loadBody(j *Job) error {
 	item, err := t.txn.Get([]byte(prefixBody + j.ID))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -568,31 +590,15 @@ func (t *badgerTx) loadBody(j *Job) error {
 	if err != nil {
 		return fmt.Errorf("reading the body of job %s: %w", j.ID, err)
 	}
-	if err := item.Value(func(v []byte) error { return decodeBody(v, j) }); err != nil {
+	if err := item.Value(func(v []byte) error { return decodeBody(v, "", j) }); err != nil {
 		return fmt.Errorf("decoding the body of job %s: %w", j.ID, err)
 	}
 	return nil
 }
 
-func (t *badgerTx) Job(id string) (*Job, error) {
-	j, err := t.JobHead(id)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.loadBody(j); err != nil {
-		return nil, err
-	}
-	return j, nil
-}
+func (t *badgerTx) Job(id string) (*Job, error) { return t.loadJob(id, true) }
 
-func (t *badgerTx) JobHead(id string) (*Job, error) {
-	j, err := t.loadHead(id)
-	if err != nil {
-		return nil, err
-	}
-	t.remember(j)
-	return j, nil
-}
+func (t *badgerTx) JobHead(id string) (*Job, error) { return t.loadJob(id, false) }
 
 // stored returns what the transaction knows of job id as stored, reading its head if it knows
 // nothing yet.
@@ -617,14 +623,13 @@ func (t *badgerTx) Enqueue(job *Job) (bool, error) {
 		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
 	job.State, job.FinishedAt, job.chainFlags = StatePending, time.Time{}, 0 // enterChain may make it wait
-	if err := t.write(job, nil, encodeBody(job)); err != nil {
+	if err := t.write(job, nil, true); err != nil {
 		return false, fmt.Errorf("enqueueing job %s: %w", job.ID, err)
 	}
 	return true, nil
 }
 
 func (t *badgerTx) PutJob(job *Job) error {
-	body := encodeBody(job)
 	old, err := t.stored(job.ID)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("storing job %s: %w", job.ID, err)
@@ -632,14 +637,7 @@ func (t *badgerTx) PutJob(job *Job) error {
 	if err != nil {
 		return err
 	}
-	same, err := t.bodyIs(job.ID, body)
-	if err != nil {
-		return err
-	}
-	if same {
-		body = nil // the body record stays as it is
-	}
-	if err := t.write(job, old, body); err != nil {
+	if err := t.write(job, old, true); err != nil {
 		return fmt.Errorf("storing job %s: %w", job.ID, err)
 	}
 	return nil
@@ -667,7 +665,7 @@ func (t *badgerTx) PutJobHead(job *Job) error {
 	if err != nil {
 		return fmt.Errorf("storing the state of job %s: %w", job.ID, err)
 	}
-	if err := t.write(job, old, nil); err != nil {
+	if err := t.write(job, old, false); err != nil {
 		return fmt.Errorf("storing the state of job %s: %w", job.ID, err)
 	}
 	return nil
@@ -819,19 +817,16 @@ func (t *badgerTx) enterChain(job *Job, old *seenJob) error {
 
 // markWaiter flags job id as having a job of its chain wait behind it.
 func (t *badgerTx) markWaiter(id string) error {
-	j, err := t.loadHead(id)
+	j, err := t.JobHead(id)
 	if err != nil {
 		return err
 	}
 	if j.chainFlags&chainWaiter != 0 {
 		return nil
 	}
-	old, err := t.stored(id)
-	if err != nil {
-		return err
-	}
+	old := t.seen[id]
 	j.chainFlags |= chainWaiter
-	return t.writeIndexes(j, old, nil)
+	return t.writeIndexes(j, &old, false)
 }
 
 // leaveChain makes the first job waiting behind job pending when job finished.
@@ -875,13 +870,13 @@ func (t *badgerTx) promoteWaiter(job *Job) error {
 		}
 		prev := t.seen[nextID]
 		nextJob.State, nextJob.DueAt = StatePending, job.DueAt
-		return t.writeIndexes(nextJob, &prev, nil)
+		return t.writeIndexes(nextJob, &prev, false)
 	}
 }
 
-// write stores job's head, and body unless it is nil (the body record stays as it is), moves
-// its index entries from those of old (nil for a new job) and keeps its chain's bookkeeping.
-func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
+// write stores job's head, and with withBody its body (else the body stays as stored), moves its
+// index entries from those of old (nil for a new job) and keeps its chain's bookkeeping.
+func (t *badgerTx) write(job *Job, old *seenJob, withBody bool) error {
 	switch job.State {
 	case StateLeased:
 		return errors.New("leases are held by the dispatcher, not stored")
@@ -904,15 +899,15 @@ func (t *badgerTx) write(job *Job, old *seenJob, body []byte) error {
 	if err := t.enterChain(job, old); err != nil {
 		return err
 	}
-	if err := t.writeIndexes(job, old, body); err != nil {
+	if err := t.writeIndexes(job, old, withBody); err != nil {
 		return err
 	}
 	return t.leaveChain(job, old)
 }
 
-// writeIndexes stores job's head, and body unless it is nil, moves its index entries from
-// those of old and books the change of state in the counts.
-func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
+// writeIndexes stores job's head, and with withBody its body (else the body stays as stored),
+// moves its index entries from those of old and books the change of state in the counts.
+func (t *badgerTx) writeIndexes(job *Job, old *seenJob, withBody bool) error {
 	if old != nil {
 		var key []byte
 		switch old.State {
@@ -928,15 +923,22 @@ func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 		}
 		t.delta.add(old.State, -1)
 	}
-	if err := t.txn.Set([]byte(prefixJob+job.ID), encodeHead(job)); err != nil {
-		return err
-	}
-	if body != nil {
-		if err := t.txn.Set([]byte(prefixBody+job.ID), body); err != nil {
+	var head []byte
+	var body bodyRec
+	if withBody {
+		var apart []byte
+		head, body, apart = encodeJob(job)
+		if err := t.writeBody(job.ID, old, apart); err != nil {
 			return err
 		}
+	} else {
+		body = old.body
+		head = encodeHead(job, body)
 	}
-	t.remember(job)
+	if err := t.txn.Set([]byte(prefixJob+job.ID), head); err != nil {
+		return err
+	}
+	t.remember(job, body)
 	t.delta.add(job.State, 1)
 	switch job.State {
 	case StatePending:
@@ -948,6 +950,25 @@ func (t *badgerTx) writeIndexes(job *Job, old *seenJob, body []byte) error {
 		return t.txn.Set(finKey(job.State, job.FinishedAt, job.ID), nil)
 	}
 	return nil
+}
+
+// writeBody keeps the body record of job id, whose body was stored as old says (nil: a new job),
+// in step with its new body: apart holds the new body record, nil when the body is inline in
+// the head. An unchanged record is not written again.
+func (t *badgerTx) writeBody(id string, old *seenJob, apart []byte) error {
+	wasApart := old != nil && old.body.apart
+	switch {
+	case apart == nil && !wasApart:
+		return nil
+	case apart == nil:
+		return t.txn.Delete([]byte(prefixBody + id))
+	case wasApart:
+		same, err := t.bodyIs(id, apart)
+		if err != nil || same {
+			return err
+		}
+	}
+	return t.txn.Set([]byte(prefixBody+id), apart)
 }
 
 func (t *badgerTx) DeleteJob(id string) error {
@@ -973,7 +994,11 @@ func (t *badgerTx) DeleteJob(id string) error {
 			}
 		}
 	}
-	for _, k := range [][]byte{finKey(j.State, j.FinishedAt, j.ID), []byte(prefixBody + id), []byte(prefixJob + id)} {
+	keys := [][]byte{finKey(j.State, j.FinishedAt, j.ID), []byte(prefixJob + id)}
+	if j.body.apart {
+		keys = append(keys, []byte(prefixBody+id))
+	}
+	for _, k := range keys {
 		if err := t.txn.Delete(k); err != nil {
 			return fmt.Errorf("deleting job %s: %w", id, err)
 		}
@@ -1133,10 +1158,17 @@ func (t *badgerTx) jobs(withBody bool, fn func(*Job) bool) error {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		j := &Job{ID: string(it.Item().Key()[len(prefixJob):])}
-		if err := it.Item().Value(func(v []byte) error { return decodeHead(v, j) }); err != nil {
+		var body bodyRec
+		err := it.Item().Value(func(v []byte) (err error) {
+			if body, err = decodeHead(v, j); err != nil || !withBody || body.apart {
+				return err
+			}
+			return decodeInline(v, body, j)
+		})
+		if err != nil {
 			return fmt.Errorf("decoding job %s: %w", j.ID, err)
 		}
-		if withBody {
+		if withBody && body.apart {
 			if err := t.loadBody(j); err != nil {
 				return err
 			}

@@ -43,15 +43,38 @@ func asJSON(t *testing.T, j *Job) string {
 	return string(b)
 }
 
+// decodeRecords decodes a job from its head record and, if its body is apart, body.
+func decodeRecords(head, body []byte, j *Job) error {
+	rec, err := decodeHead(head, j)
+	if err != nil {
+		return err
+	}
+	if rec.apart {
+		return decodeBody(body, "", j)
+	}
+	return decodeInline(head, rec, j)
+}
+
+// bigJob is fullJob with a file too large for its body to be inline.
+func bigJob(id string) *Job {
+	j := fullJob(id)
+	j.Files[0].Data = make([]byte, inlineBodyMax)
+	return j
+}
+
 func TestCodecRoundTrip(t *testing.T) {
-	for _, in := range []*Job{fullJob("a"), {ID: "b"}, {ID: "c", Payload: Payload{Prepare: "faxes/1/file", Mail: &Mail{}}, State: StatePending}} {
+	for _, in := range []*Job{fullJob("a"), {ID: "b"}, {ID: "c", Payload: Payload{Prepare: "faxes/1/file", Mail: &Mail{}}, State: StatePending}, bigJob("d")} {
+		head, body, apart := encodeJob(in)
+		if (apart != nil) != (in.ID == "d") || body.apart != (apart != nil) {
+			t.Errorf("%s: body apart %v (record of %d bytes), want apart only for the large body", in.ID, body.apart, len(apart))
+		}
+		if got, want := bodyLen(in), len(encodeBody(in)); got != want {
+			t.Errorf("%s: bodyLen %d, body record of %d bytes", in.ID, got, want)
+		}
 		var out Job
 		out.ID = in.ID
-		if err := decodeHead(encodeHead(in), &out); err != nil {
-			t.Fatalf("%s: head: %v", in.ID, err)
-		}
-		if err := decodeBody(encodeBody(in), &out); err != nil {
-			t.Fatalf("%s: body: %v", in.ID, err)
+		if err := decodeRecords(head, apart, &out); err != nil {
+			t.Fatalf("%s: %v", in.ID, err)
 		}
 		// The binary layout gives what the JSON layout gave.
 		var viaJSON Job
@@ -61,6 +84,22 @@ func TestCodecRoundTrip(t *testing.T) {
 		if got, want := asJSON(t, &out), asJSON(t, &viaJSON); got != want {
 			t.Errorf("%s: round trip\n got %s\nwant %s", in.ID, got, want)
 		}
+		// A head written back with the body as read keeps it, whatever the job holds now.
+		var head2 Job
+		rec, err := decodeHead(head, &head2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head2.ID, head2.State = in.ID, StateDelivered
+		again := encodeHead(&head2, rec)
+		out = Job{ID: in.ID}
+		if err := decodeRecords(again, apart, &out); err != nil {
+			t.Fatalf("%s written back: %v", in.ID, err)
+		}
+		viaJSON.State = StateDelivered
+		if got, want := asJSON(t, &out), asJSON(t, &viaJSON); got != want {
+			t.Errorf("%s: written back\n got %s\nwant %s", in.ID, got, want)
+		}
 	}
 }
 
@@ -68,9 +107,9 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecChainFlags(t *testing.T) {
 	j := fullJob("a")
 	j.chainFlags = chainLinked | chainWaiter
-	rec := encodeHead(j)
+	rec, _, _ := encodeJob(j)
 	var out Job
-	if err := decodeHead(rec, &out); err != nil || out.chainFlags != j.chainFlags || rec[0] != headVersion {
+	if _, err := decodeHead(rec, &out); err != nil || out.chainFlags != j.chainFlags || rec[0] != headVersion {
 		t.Errorf("decoded flags %b (version %d, err %v), want %b", out.chainFlags, rec[0], err, j.chainFlags)
 	}
 	if asJSON(t, &out) == "" || out.EventID != j.EventID || len(out.ReplayedAt) != 2 {
@@ -78,23 +117,38 @@ func TestCodecChainFlags(t *testing.T) {
 	}
 }
 
-// Truncated records and trailing bytes are errors, never panics.
+// Truncated records and trailing bytes are errors, never panics: of the head when the body is
+// apart, of the head or its inline body when it is not.
 func TestCodecCorrupt(t *testing.T) {
-	j := fullJob("a")
 	flagged := fullJob("b")
 	flagged.chainFlags = chainLinked
-	for name, rec := range map[string][]byte{"head": encodeHead(j), "head with chain flags": encodeHead(flagged), "body": encodeBody(j)} {
-		decode := decodeHead
-		if name == "body" {
-			decode = decodeBody
+	inline, _, _ := encodeJob(fullJob("a"))
+	withFlags, _, _ := encodeJob(flagged)
+	apartHead, _, apart := encodeJob(bigJob("c"))
+	decodeWhole := func(v []byte, j *Job) error { return decodeRecords(v, nil, j) }
+	decodeBare := func(v []byte, j *Job) error { return decodeBody(v, "", j) }
+	for _, c := range []struct {
+		name   string
+		rec    []byte
+		decode func([]byte, *Job) error
+	}{
+		{"head with its body", inline, decodeWhole},
+		{"head with chain flags", withFlags, decodeWhole},
+		{"head of a body apart", apartHead, decodeWhole},
+		{"body", encodeBody(fullJob("a")), decodeBare},
+		{"body apart", apart, decodeBare},
+	} {
+		step := 1
+		if len(c.rec) > 1000 {
+			step = 97
 		}
-		for n := range len(rec) {
-			if err := decode(rec[:n], &Job{}); !errors.Is(err, errCorrupt) {
-				t.Fatalf("%s cut to %d of %d bytes: err %v, want errCorrupt", name, n, len(rec), err)
+		for n := 0; n < len(c.rec); n += step {
+			if err := c.decode(c.rec[:n], &Job{}); !errors.Is(err, errCorrupt) {
+				t.Fatalf("%s cut to %d of %d bytes: err %v, want errCorrupt", c.name, n, len(c.rec), err)
 			}
 		}
-		if err := decode(append(rec[:len(rec):len(rec)], 0), &Job{}); !errors.Is(err, errCorrupt) {
-			t.Fatalf("%s with a trailing byte: err %v, want errCorrupt", name, err)
+		if err := c.decode(append(c.rec[:len(c.rec):len(c.rec)], 0), &Job{}); !errors.Is(err, errCorrupt) {
+			t.Fatalf("%s with a trailing byte: err %v, want errCorrupt", c.name, err)
 		}
 	}
 }
