@@ -28,7 +28,6 @@ const (
 	prefixWait  = "w/" // w/<chain, NUL escaped: waitPrefix>\x00<8-byte seq><id> → "" for waiting jobs
 	prefixChain = "c/" // c/<chain> → tail record: see chainRec
 	prefixFin   = "f/" // f/<state>/<8-byte unix nanos of FinishedAt><id> → "" for finished jobs
-	prefixDelta = "n/" // n/<8-byte seq> → the per-state count changes of one transaction: see counts.go
 	keyCounts   = "m/counts"
 	keyFormat   = "v/format" // the layout's version, formatVersion
 
@@ -100,8 +99,8 @@ type Badger struct {
 	// lw keeps, per destination, whether its due index may hold entries and where its scans
 	// start.
 	lw *lowWater
-	// deltas numbers and folds the per-state count changes (see counts.go).
-	deltas *deltaLog
+	// counts holds the number of jobs in each state as of the last commit (see badgercounts.go).
+	counts countBook
 
 	gcMu sync.Mutex
 	// CollectGarbage compacts the tree when the value log exceeds deepGCFloor (its size after
@@ -133,7 +132,7 @@ func OpenBadger(dir string, opts BadgerOptions) (*Badger, error) {
 		log = zap.NewNop()
 	}
 	b := &Badger{dir: dir, log: log, syncer: newFileSyncer(dir), syncWrites: opts.SyncWrites, stopGC: make(chan struct{}), gcDone: make(chan struct{}),
-		lw: newLowWater(), deltas: newDeltaLog(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize,
+		lw: newLowWater(), deepGCFloor: 2 * vlogFileSize, deepGCStep: 2 * vlogFileSize,
 		gate: newSpaceGate(dir, opts.MinFreeSpace, opts.OnSpace), onOpen: opts.OnOpen, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
 	st, err := b.gate.check()
 	if err != nil {
@@ -264,7 +263,7 @@ func (b *Badger) writable() error {
 }
 
 // prepare checks the layout's version, writing it into a new store, and loads what the store
-// keeps in memory: the destinations with pending jobs and the numbering of count changes.
+// keeps in memory: the destinations with pending jobs and the job counts.
 func (b *Badger) prepare() error {
 	err := b.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyFormat))
@@ -295,7 +294,7 @@ func (b *Badger) prepare() error {
 		if err := txn.Set([]byte(keyFormat), []byte(formatVersion)); err != nil {
 			return err
 		}
-		return txn.Set([]byte(keyCounts), encodeCounts(0, counts{}))
+		return txn.Set([]byte(keyCounts), (&counts{}).encode())
 	})
 	if err != nil {
 		return err
@@ -304,7 +303,7 @@ func (b *Badger) prepare() error {
 		if err := b.lw.load(txn); err != nil {
 			return fmt.Errorf("reading the due index: %w", err)
 		}
-		if err := b.deltas.load(txn); err != nil {
+		if err := b.counts.load(txn); err != nil {
 			return fmt.Errorf("reading the job counts: %w", err)
 		}
 		return nil
@@ -324,8 +323,6 @@ func (b *Badger) gcLoop(every time.Duration) {
 			return
 		case <-t.C:
 			_ = b.valueLogGC() // best effort; the next tick tries again
-		case <-b.deltas.kick:
-			_ = b.foldCounts() // best effort; the next kick tries again
 		}
 	}
 }
@@ -396,24 +393,8 @@ func (b *Badger) update(fn func(Tx) error, durable bool) error {
 	blocked := 0
 	for try := 0; try < 10; try++ {
 		t := &badgerTx{b: b, update: true}
-		var seq uint64
 		b.lw.begin(t)
-		err = b.db.Update(func(txn *badger.Txn) error {
-			t.txn = txn
-			if err := fn(t); err != nil {
-				return err
-			}
-			if t.delta.zero() {
-				return nil
-			}
-			// The transaction's count changes go in a key of their own, written blindly, so that
-			// concurrent transactions never conflict over a shared counter.
-			seq = b.deltas.take()
-			return txn.Set(deltaKey(seq), t.delta.encode())
-		})
-		if seq != 0 {
-			b.deltas.done(seq, err == nil)
-		}
+		err = b.attempt(t, fn)
 		b.lw.end(t, err == nil, t.firstSeen)
 		if err == nil {
 			if durable {
@@ -439,6 +420,17 @@ func (b *Badger) update(fn func(Tx) error, durable bool) error {
 		}
 	}
 	return fmt.Errorf("committing after 10 conflicts: %w", err)
+}
+
+// attempt runs fn in a new read-write transaction t and commits it, with the job counts when it
+// changed them.
+func (b *Badger) attempt(t *badgerTx, fn func(Tx) error) error {
+	t.txn = b.db.NewTransaction(true)
+	defer t.txn.Discard()
+	if err := fn(t); err != nil {
+		return err
+	}
+	return b.counts.commit(t)
 }
 
 // View runs fn in a read-only transaction.

@@ -9,12 +9,17 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The Badger store keeps the number of jobs in each state up to date in the transaction that
-// changes a state, without a shared counter key: every transaction that changes states writes its
-// changes blindly under a key of its own (n/<seq>), so concurrent writers never conflict over
-// the counts, and Counts adds them to a base record (m/counts). A background fold adds settled
-// changes into the base record and deletes them, so that Counts reads a few keys, not one per
-// transaction ever committed.
+// The Badger store keeps the number of jobs in each state in one record (m/counts), rewritten in
+// every transaction that changes a state. No such transaction reads the record: it writes the
+// counts blindly, so that concurrent writers never conflict over them. What it writes is the
+// store's counts as of the last commit, kept in memory (countBook), plus its own changes; the
+// transactions that change counts commit one at a time for that, each after the one before it
+// has taken effect. A Badger commit without sync_writes is a write to memory, so waiting for
+// one costs little; the wait for the disk (fileSyncer) comes after, and is shared.
+//
+// One record written with each transaction, rather than a record per transaction added up later,
+// keeps an enqueue of one job to the writes the job needs and one more; the records of a change
+// log would each also have to be read and deleted once added up.
 
 // countedStates are the stored states, in the order of counts.
 var countedStates = [...]string{StateWaiting, StatePending, StateDelivered, StateDead}
@@ -51,234 +56,76 @@ func decodeCounts(v []byte) (counts, error) {
 		}
 		c[i], v = n, v[k:]
 	}
+	if len(v) != 0 {
+		return c, fmt.Errorf("%w: bad count record", errCorrupt)
+	}
 	return c, nil
 }
 
-// encodeCounts encodes the base record: the last change folded into it, then the counts.
-func encodeCounts(folded uint64, c counts) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, folded), c.encode()...)
+// countBook holds the counts as of the last commit and lets the transactions that change them
+// commit one at a time.
+type countBook struct {
+	mu  sync.Mutex // held from reading now to the end of a commit
+	now counts
 }
 
-func decodeBase(v []byte) (uint64, counts, error) {
-	if len(v) < 8 {
-		return 0, counts{}, fmt.Errorf("%w: bad count record", errCorrupt)
-	}
-	c, err := decodeCounts(v[8:])
-	return binary.BigEndian.Uint64(v), c, err
-}
-
-func deltaKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixDelta), seq) }
-
-// foldEvery is how many committed changes make the store fold them into the base record, and
-// foldMax how many one fold takes (a transaction deletes each: Badger bounds its size).
-const (
-	foldEvery = 1024
-	foldMax   = 8192
-)
-
-// deltaLog numbers the count changes and knows which of them are settled: a fold may add only
-// changes whose transactions ended, since a change numbered lower may commit after one numbered
-// higher, and Counts reads only the changes numbered above the last one folded.
-type deltaLog struct {
-	foldMu   sync.Mutex // one fold at a time
-	mu       sync.Mutex
-	next     uint64              // the number of the next change
-	open     map[uint64]struct{} // numbers handed out to transactions that have not ended
-	unfolded int                 // changes committed since the last fold
-	kick     chan struct{}       // asks gcLoop to fold
-}
-
-func newDeltaLog() *deltaLog {
-	return &deltaLog{next: 1, open: map[uint64]struct{}{}, kick: make(chan struct{}, 1)}
-}
-
-// load continues the numbering after the last change stored.
-func (l *deltaLog) load(txn *badger.Txn) error {
-	item, err := txn.Get([]byte(keyCounts))
+// load reads the counts from the record.
+func (k *countBook) load(txn *badger.Txn) error {
+	c, err := readCounts(txn)
 	if err != nil {
 		return err
 	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return err
-	}
-	folded, _, err := decodeBase(v)
-	if err != nil {
-		return err
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte(prefixDelta)
-	opts.Reverse = true
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	it.Seek(append([]byte(prefixDelta), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-	last := folded
-	if it.Valid() {
-		if seq := binary.BigEndian.Uint64(it.Item().Key()[len(prefixDelta):]); seq > last {
-			last = seq
-		}
-		l.unfolded = foldEvery // fold what an earlier run left at the first chance
-	}
-	l.mu.Lock()
-	l.next = last + 1
-	l.mu.Unlock()
-	if l.unfolded > 0 {
-		l.kickFold()
-	}
+	k.mu.Lock()
+	k.now = c
+	k.mu.Unlock()
 	return nil
 }
 
-// take hands out the number of a transaction's change.
-func (l *deltaLog) take() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	seq := l.next
-	l.next++
-	l.open[seq] = struct{}{}
-	return seq
-}
-
-// done records that the transaction of change seq ended, committed or not.
-func (l *deltaLog) done(seq uint64, committed bool) {
-	l.mu.Lock()
-	delete(l.open, seq)
-	kick := false
-	if committed {
-		l.unfolded++
-		kick = l.unfolded >= foldEvery
+// commit commits t's transaction: with the count record, when t changed counts.
+func (k *countBook) commit(t *badgerTx) error {
+	if t.delta.zero() {
+		return t.txn.Commit()
 	}
-	l.mu.Unlock()
-	if kick {
-		l.kickFold()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.now
+	for i := range c {
+		c[i] += t.delta[i]
 	}
-}
-
-func (l *deltaLog) kickFold() {
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
-}
-
-// settled returns the highest number up to which every change's transaction has ended.
-func (l *deltaLog) settled() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.next - 1
-	for seq := range l.open {
-		if seq <= s {
-			s = seq - 1
-		}
-	}
-	return s
-}
-
-// foldCounts adds settled changes to the base record and deletes them.
-func (b *Badger) foldCounts() error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if err := b.writable(); err != nil {
+	if err := t.txn.Set([]byte(keyCounts), c.encode()); err != nil {
 		return err
 	}
-	b.deltas.foldMu.Lock()
-	defer b.deltas.foldMu.Unlock()
-	upto := b.deltas.settled()
-	n := 0
-	var err error
-	// A fold conflicts only with a transaction that read the counts (Counts in an Update).
-	for try := 0; try < 3; try++ {
-		if err = b.fold(upto, &n); !errors.Is(err, badger.ErrConflict) {
-			break
-		}
+	// When Commit fails, nothing of the transaction took effect: it is retried from the start
+	// or given up, and the counts stay as they are.
+	if err := t.txn.Commit(); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("folding job counts in %s: %w", b.dir, err)
-	}
-	b.deltas.mu.Lock()
-	b.deltas.unfolded = max(0, b.deltas.unfolded-n)
-	more := b.deltas.unfolded >= foldEvery
-	b.deltas.mu.Unlock()
-	if more {
-		b.deltas.kickFold()
-	}
+	k.now = c
 	return nil
 }
 
-// fold runs one fold transaction over the changes up to upto; n is how many it folded.
-func (b *Badger) fold(upto uint64, n *int) error {
-	return b.db.Update(func(txn *badger.Txn) error {
-		*n = 0
-		folded, c, err := readBase(txn)
-		if err != nil {
-			return err
-		}
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixDelta)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		last := folded
-		for it.Seek(deltaKey(folded + 1)); it.Valid() && *n < foldMax; it.Next() {
-			seq := binary.BigEndian.Uint64(it.Item().Key()[len(prefixDelta):])
-			if seq > upto {
-				break
-			}
-			var d counts
-			if err := it.Item().Value(func(v []byte) (err error) { d, err = decodeCounts(v); return err }); err != nil {
-				return fmt.Errorf("reading count change %d: %w", seq, err)
-			}
-			for i := range c {
-				c[i] += d[i]
-			}
-			if err := txn.Delete(it.Item().KeyCopy(nil)); err != nil {
-				return err
-			}
-			last, *n = seq, *n+1
-		}
-		if *n == 0 {
-			return nil
-		}
-		return txn.Set([]byte(keyCounts), encodeCounts(last, c))
-	})
-}
-
-// readBase reads the base record of the counts.
-func readBase(txn *badger.Txn) (uint64, counts, error) {
+// readCounts reads the count record.
+func readCounts(txn *badger.Txn) (counts, error) {
 	item, err := txn.Get([]byte(keyCounts))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, counts{}, fmt.Errorf("reading the job counts: %w: no count record", errCorrupt)
+		return counts{}, fmt.Errorf("reading the job counts: %w: no count record", errCorrupt)
 	}
 	if err != nil {
-		return 0, counts{}, fmt.Errorf("reading the job counts: %w", err)
+		return counts{}, fmt.Errorf("reading the job counts: %w", err)
 	}
-	var folded uint64
 	var c counts
-	err = item.Value(func(v []byte) (err error) { folded, c, err = decodeBase(v); return err })
-	if err != nil {
-		return 0, counts{}, fmt.Errorf("reading the job counts: %w", err)
+	if err := item.Value(func(v []byte) (err error) { c, err = decodeCounts(v); return err }); err != nil {
+		return counts{}, fmt.Errorf("reading the job counts: %w", err)
 	}
-	return folded, c, nil
+	return c, nil
 }
 
+// Counts reads the count record, which an Update that calls it then conflicts with every
+// transaction changing counts that commits before it: use it in View.
 func (t *badgerTx) Counts() (map[string]int64, error) {
-	folded, c, err := readBase(t.txn)
+	c, err := readCounts(t.txn)
 	if err != nil {
 		return nil, err
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(prefixDelta)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	// Folded changes are deleted; seeking past them keeps Counts from walking their deletion
-	// markers.
-	for it.Seek(deltaKey(folded + 1)); it.Valid(); it.Next() {
-		var d counts
-		if err := it.Item().Value(func(v []byte) (err error) { d, err = decodeCounts(v); return err }); err != nil {
-			return nil, fmt.Errorf("reading the job counts: %w", err)
-		}
-		for i := range c {
-			c[i] += d[i]
-		}
 	}
 	m := make(map[string]int64, len(c))
 	for i, s := range countedStates {

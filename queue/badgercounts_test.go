@@ -1,63 +1,64 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Count changes are folded into the base record in the background, so Counts reads a few keys;
-// the counts survive a reopen, with changes left unfolded by the last run.
-func TestCountsFoldAndSurviveReopen(t *testing.T) {
+// storeCounts returns what Counts answers in a View.
+func storeCounts(t *testing.T, b *Badger) map[string]int64 {
+	t.Helper()
+	var got map[string]int64
+	if err := b.View(func(tx Tx) (err error) { got, err = tx.Counts(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// The counts follow every change of state, survive a reopen, and include a transaction's own
+// changes before it commits.
+func TestCountsFollowChangesAndSurviveReopen(t *testing.T) {
 	dir := t.TempDir()
 	b, err := OpenBadger(dir, BadgerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 3 * foldEvery {
-		if err := b.Update(func(tx Tx) error {
-			_, err := tx.Enqueue(&Job{ID: fmt.Sprintf("j%05d", i), URL: "http://x", DueAt: t0})
+	for i := range 30 {
+		update(t, b, func(tx Tx) error {
+			_, err := tx.Enqueue(&Job{ID: fmt.Sprintf("j%05d", i), URL: "http://x", Chain: fmt.Sprint(i % 20), DueAt: t0})
 			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for countKeys(t, b, prefixDelta) >= foldEvery {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d count changes left unfolded", countKeys(t, b, prefixDelta))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	want := map[string]int64{StateWaiting: 0, StatePending: 3 * foldEvery, StateDelivered: 0, StateDead: 0}
+	want := map[string]int64{StateWaiting: 10, StatePending: 20, StateDelivered: 0, StateDead: 0}
 	check := func() {
 		t.Helper()
-		var got map[string]int64
-		if err := b.View(func(tx Tx) (err error) { got, err = tx.Counts(); return err }); err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := storeCounts(t, b); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("Counts = %v, want %v", got, want)
 		}
 	}
 	check()
-	// Unfolded changes, then a reopen.
 	for i := range 10 {
-		if err := b.Update(func(tx Tx) error {
-			j, err := tx.JobHead(fmt.Sprintf("j%05d", i))
-			if err != nil {
-				return err
-			}
-			j.State, j.FinishedAt = StateDead, t0
-			return tx.PutJobHead(j)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		finish(t, b, fmt.Sprintf("j%05d", i), t0) // each makes the job waiting behind it pending
 	}
-	want[StatePending], want[StateDead] = 3*foldEvery-10, 10
+	want[StateWaiting], want[StateDelivered] = 0, 10
+	check()
+	update(t, b, func(tx Tx) error {
+		if err := tx.DeleteJob("j00000"); err != nil {
+			return err
+		}
+		got, err := tx.Counts()
+		if err == nil && got[StateDelivered] != 9 {
+			t.Errorf("Counts in the deleting transaction: %v, want 9 delivered", got)
+		}
+		return err
+	})
+	want[StateDelivered] = 9
 	check()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -68,70 +69,81 @@ func TestCountsFoldAndSurviveReopen(t *testing.T) {
 	}
 	defer b.Close()
 	check()
-	// Numbering goes on after the changes stored: a new change is not taken for a folded one.
-	if err := b.Update(func(tx Tx) error { _, err := tx.Enqueue(&Job{ID: "new", URL: "http://x", DueAt: t0}); return err }); err != nil {
-		t.Fatal(err)
-	}
+	update(t, b, func(tx Tx) error { _, err := tx.Enqueue(&Job{ID: "new", URL: "http://x", DueAt: t0}); return err })
 	want[StatePending]++
 	check()
-	if err := b.foldCounts(); err != nil {
-		t.Fatal(err)
-	}
-	check()
-	if n := countKeys(t, b, prefixDelta); n != 0 {
-		t.Errorf("%d count changes left after a fold with nothing under way", n)
-	}
 }
 
-// A fold takes only settled changes: one numbered lower whose transaction is still open when
-// the fold runs is counted once it commits.
-func TestFoldWaitsForOpenTransactions(t *testing.T) {
+// Transactions that change counts concurrently, some of them conflicting and retried, some
+// failing, leave the counts equal to the jobs stored.
+func TestCountsUnderConcurrentWriters(t *testing.T) {
 	b := openTestStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
-	go func() {
-		first := true
-		done <- b.Update(func(tx Tx) error {
-			if _, err := tx.Enqueue(&Job{ID: "slow", URL: "http://x", DueAt: t0}); err != nil {
-				return err
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("w%d-%03d", w, i)
+				err := b.Update(func(tx Tx) error {
+					// Every writer reads and writes the same state record: they conflict.
+					if _, err := tx.State("shared"); err != nil && !errors.Is(err, ErrNotFound) {
+						return err
+					}
+					if err := tx.PutState("shared", []byte(id)); err != nil {
+						return err
+					}
+					if _, err := tx.Enqueue(&Job{ID: id, URL: "http://x", Chain: fmt.Sprint(i % 3), DueAt: t0}); err != nil {
+						return err
+					}
+					if i%5 == 0 {
+						return errSkip // nothing of it takes effect
+					}
+					return nil
+				})
+				// A transaction that lost 10 conflicts in a row took no effect either.
+				if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, badger.ErrConflict) {
+					t.Error(err)
+					return
+				}
+				if i%7 == 0 {
+					err := b.Update(func(tx Tx) error {
+						j, err := tx.JobHead(id)
+						if errors.Is(err, ErrNotFound) {
+							return nil
+						}
+						if err != nil {
+							return err
+						}
+						j.State, j.FinishedAt = StateDelivered, t0
+						return tx.PutJobHead(j)
+					})
+					if err != nil && !errors.Is(err, badger.ErrConflict) {
+						t.Error(err)
+						return
+					}
+				}
 			}
-			if first {
-				first = false
-				close(inTx)
-				<-release
-			}
-			return nil
 		})
-	}()
-	<-inTx
-	// The slow transaction takes its number when fn returns: take one for it now, as a
-	// transaction that numbered its change and has not committed yet.
-	seq := b.deltas.take()
-	if err := b.Update(func(tx Tx) error { _, err := tx.Enqueue(&Job{ID: "fast", URL: "http://x", DueAt: t0}); return err }); err != nil {
-		t.Fatal(err)
 	}
-	if err := b.foldCounts(); err != nil {
-		t.Fatal(err)
-	}
-	err := b.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(deltaKey(seq), (&counts{0, 1, 0, 0}).encode())
+	wg.Wait()
+	want := counts{}
+	err := b.View(func(tx Tx) error {
+		return tx.JobHeads(func(j *Job) bool { want.add(j.State, 1); return true })
 	})
-	b.deltas.done(seq, err == nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]int64
-	if err := b.View(func(tx Tx) (err error) { got, err = tx.Counts(); return err }); err != nil {
-		t.Fatal(err)
-	}
-	if got[StatePending] != 3 {
-		t.Fatalf("pending = %d, want 3: a change that committed after a fold of later ones was lost", got[StatePending])
+	got := storeCounts(t, b)
+	for i, s := range countedStates {
+		if got[s] != want[i] {
+			t.Errorf("Counts = %v; the jobs stored are %v (waiting, pending, delivered, dead)", got, want)
+			break
+		}
 	}
 }
+
+var errSkip = errors.New("skipped")
 
 // A store written before the layout had a version is refused, with a message that says what to
 // do; an empty one gets the version.
