@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -133,4 +134,70 @@ type Tx interface {
 	Finished(state string, since time.Time, fn func(*Job) bool) error
 	// FinishedHeads is Finished without the jobs' bodies, like JobHeads.
 	FinishedHeads(state string, since time.Time, fn func(*Job) bool) error
+}
+
+// Shared is implemented by a Store that several processes use at once (PostgreSQL, for a
+// fleet of Caddy instances). Over a Shared store the Dispatcher claims each job in the store
+// before attempting it (see Job.Lease), instead of holding its leases in memory only, so that
+// no two processes attempt one job at once and a dead process's claims expire.
+type Shared interface {
+	Store
+	// Wakeups delivers a value after another process committed a transaction that made a job
+	// pending, so that a free dispatcher attempts it at once. Notifications can be lost (while
+	// the store reconnects, say): the dispatcher also looks for due jobs every
+	// Options.FleetScan.
+	Wakeups() <-chan struct{}
+}
+
+// Claimer is implemented by the transactions of a Shared store that can claim due jobs in one
+// statement, passing over the jobs another process is claiming at that moment (PostgreSQL's
+// FOR UPDATE SKIP LOCKED). Without it, ClaimDue claims job by job through JobHead and
+// PutJobHead.
+type Claimer interface {
+	// ClaimDue claims up to limit pending jobs of dest that are due by now and not in skip,
+	// earliest DueAt first (then by ID): each gets Lease = token and DueAt = until, and is
+	// returned with its body. It passes over the jobs other transactions hold.
+	ClaimDue(dest string, now time.Time, limit int, skip map[string]bool, token string, until time.Time) ([]*Job, error)
+}
+
+// ClaimDue claims up to limit due pending jobs of dest in tx, as Claimer.ClaimDue does: with
+// tx's own ClaimDue if it has one, else by reading each due job's head and writing it back
+// claimed. A job whose DueAt is after now — claimed by another process, its lease not yet
+// expired, or simply not due — is not claimed.
+func ClaimDue(tx Tx, dest string, now time.Time, limit int, skip map[string]bool, token string, until time.Time) ([]*Job, error) {
+	if c, ok := tx.(Claimer); ok {
+		return c.ClaimDue(dest, now, limit, skip, token, until)
+	}
+	var ids []string
+	err := tx.PendingJobs(dest, func(id string, dueAt time.Time) bool {
+		if dueAt.After(now) {
+			return false
+		}
+		if !skip[id] {
+			ids = append(ids, id)
+		}
+		return len(ids) < limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	var jobs []*Job
+	for _, id := range ids {
+		j, err := tx.Job(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading due job %s to claim it: %w", id, err)
+		}
+		if j.State != StatePending || j.DueAt.After(now) {
+			continue // claimed meanwhile by another process
+		}
+		j.Lease, j.DueAt = token, until
+		if err := tx.PutJobHead(j); err != nil {
+			return nil, fmt.Errorf("claiming job %s: %w", id, err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
 }
