@@ -35,6 +35,11 @@ type App struct {
 	// open in one Caddy process at a time.
 	Storage string `json:"storage,omitempty"`
 
+	// Postgres tunes the PostgreSQL store when Storage is a postgres:// URL (fleet mode: several
+	// Caddy instances share one queue). Write the URL as a placeholder, `{env.FAXHOOK_DSN}`, so
+	// that its password stays out of the saved config; faxhook never logs or shows it.
+	Postgres *PostgresConfig `json:"postgres,omitempty"`
+
 	// Token is the webhook token that signs every HTTP webhook (X-Phaxio-Signature). Use a
 	// runtime placeholder such as `{env.FAXHOOK_TOKEN}` so the secret stays out of the saved
 	// config. Empty: webhooks are sent unsigned.
