@@ -3,12 +3,17 @@ package fleet
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
 	"github.com/faxhook/caddy-faxhook/queue/sign"
@@ -28,42 +33,65 @@ func retry(id int64, ev, to string, n int) arrival {
 }
 
 func TestTally(t *testing.T) {
-	expected := map[int64]string{1: "/sent", 2: "/cb/0", 3: "/sent", 4: "/sent", 5: "/sent", 6: "/sent"}
+	t0 := time.Now()
+	at := func(a arrival, sec float64, from string) arrival {
+		a.at, a.from = t0.Add(time.Duration(sec*float64(time.Second))), from
+		return a
+	}
+	kills := []killing{{name: "a", at: t0.Add(3 * time.Second)}, {name: "b", at: t0.Add(10 * time.Second)}}
+	expected := map[int64]string{1: "/sent", 2: "/cb/0", 3: "/sent", 4: "/sent", 5: "/sent", 6: "/sent", 7: "/sent", 8: "/sent",
+		10: "/sent", 11: "/sent", 12: "/sent", 13: "/sent"}
 	as := []arrival{
-		completed(1, "/sent", "e1"),
-		completed(2, "/sent", "e2"), // misrouted
-		completed(3, "/sent", "e3"),
-		completed(3, "/sent", "e3"), // repeated: allowed
-		completed(4, "/sent", "e4"),
-		completed(4, "/sent", "e4b"), // duplicate event
+		at(completed(1, "/sent", "e1"), 1, "a"),
+		at(completed(2, "/sent", "e2"), 1, "a"), // misrouted
+		at(completed(3, "/sent", "e3"), 2, "a"),
+		at(completed(3, "/sent", "e3"), 4, "b"), // its sender a was killed at 3s: allowed
+		at(completed(4, "/sent", "e4"), 4, "b"),
+		at(completed(4, "/sent", "e4b"), 4, "c"), // another event for the same change: duplicate
 		{faxID: 5, path: "/sent", eventID: "e5", eventType: eventCompleted, status: refusedStatus},
 		{faxID: 6, path: "/sent", eventID: "e6", eventType: eventCompleted, status: http.StatusUnauthorized},
-		completed(9, "/sent", "e9"), // unexpected
-		{path: "/sent", eventType: eventCompleted, faxID: 1, status: 200},
+		at(completed(7, "/sent", "e7"), 6, "a"),
+		at(completed(7, "/sent", "e7"), 7, "b"), // no kill since: duplicate
+		at(completed(8, "/sent", "e8"), 11, "b"),
+		at(completed(8, "/sent", "e8"), 13, "c"), // b was killed at 10s, within the slack before 11s
+		at(completed(10, "/sent", "e10"), 2, "c"),
+		at(completed(10, "/sent", "e10"), 4, "a"), // a was killed, but c sent the first: duplicate
+		at(completed(11, "/sent", "e11"), 2, ""),
+		at(completed(11, "/sent", "e11"), 4, "b"), // unknown sender, a kill since: allowed
+		at(completed(12, "/sent", "e12"), 2.5, "a"),
+		at(completed(12, "/sent", "e12"), 3.5, "a"), // a restarted at once and took its claim up again: allowed
+		at(completed(13, "/sent", "e13"), 2.5, "a"),
+		at(completed(13, "/sent", "e13"), 3.5, "b"), // a was killed, but b could not claim the job so soon: duplicate
+		at(completed(9, "/sent", "e9"), 1, "c"),   // unexpected
+		at(arrival{path: "/sent", eventType: eventCompleted, faxID: 1, status: 200}, 1, "c"),
 	}
-	got := tally(expected, as)
+	rule := repeatRule{slack: 2 * time.Second, minGap: 1500 * time.Millisecond}
+	got := tally(expected, as, kills, rule)
 	check := func(name string, got, want []int64) {
 		t.Helper()
 		if !slices.Equal(got, want) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	check("Expected", got.Expected, []int64{1, 2, 3, 4, 5, 6})
-	check("Delivered", got.Delivered, []int64{1, 2, 3, 4})
+	check("Expected", got.Expected, []int64{1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13})
+	check("Delivered", got.Delivered, []int64{1, 2, 3, 4, 7, 8, 10, 11, 12, 13})
 	check("Lost", got.Lost, []int64{5, 6})
 	check("Misrouted", got.Misrouted, []int64{2})
-	check("DuplicateEvents", got.DuplicateEvents, []int64{1, 4}) // fax 1: an event without an id is another event
-	check("RepeatedFaxes", got.RepeatedFaxes, []int64{3})
+	check("DuplicateEvents", got.DuplicateEvents, []int64{1, 4, 7, 10, 13}) // fax 1: an event without an id is another event
+	check("RepeatedFaxes", got.RepeatedFaxes, []int64{3, 8, 11, 12})
 	check("Unexpected", got.Unexpected, []int64{9})
-	if got.Repeated != 1 || got.Refused != 1 || got.Unverified != 1 || got.NoEventID != 1 || got.Requests != len(as) {
-		t.Errorf("Repeated %d Refused %d Unverified %d NoEventID %d Requests %d, want 1 1 1 1 %d",
-			got.Repeated, got.Refused, got.Unverified, got.NoEventID, got.Requests, len(as))
+	if got.Repeated != 4 || got.Unexplained != 3 || got.Refused != 1 || got.Unverified != 1 || got.NoEventID != 1 || got.Requests != len(as) {
+		t.Errorf("Repeated %d Unexplained %d Refused %d Unverified %d NoEventID %d Requests %d, want 4 3 1 1 1 %d",
+			got.Repeated, got.Unexplained, got.Refused, got.Unverified, got.NoEventID, got.Requests, len(as))
+	}
+	if want := map[string]int{"?": 1, "a": 8, "b": 6, "c": 5}; !maps.Equal(got.BySender, want) {
+		t.Errorf("BySender = %v, want %v", got.BySender, want)
 	}
 	if got.OK() {
 		t.Error("OK with lost faxes")
 	}
-	if ok := tally(map[int64]string{3: "/sent"}, as[2:4]); !ok.OK() || ok.Repeated != 1 {
-		t.Errorf("a repeated delivery alone: OK %v, Repeated %d; want true, 1", ok.OK(), ok.Repeated)
+	if ok := tally(map[int64]string{3: "/sent"}, as[2:4], kills, rule); !ok.OK() || ok.Repeated != 1 {
+		t.Errorf("a repeated delivery after a kill alone: OK %v, Repeated %d; want true, 1", ok.OK(), ok.Repeated)
 	}
 }
 
@@ -164,5 +192,31 @@ func TestRecorder(t *testing.T) {
 	}
 	if n := len(rcv.Deliveries()); n != 3 {
 		t.Errorf("the receiver recorded %d deliveries, want 3", n)
+	}
+}
+
+// TestServeAttributed checks that a request is traced to the process that opened its
+// connection: this one.
+func TestServeAttributed(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("traces connections through /proc")
+	}
+	url, stop, err := serveAttributed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, ownerOf(r))
+	}), func() map[int]string { return map[int]string{os.Getpid(): "self", 1: "init"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	for range 2 { // a new connection, then the same one again
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "self" {
+			t.Fatalf("owner %q, want self", b)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type instance struct {
 	client  *harness.Client // talks to the fax API through this instance
 
 	up       atomic.Bool
+	pid      atomic.Int64 // the running process's id, 0 when it is down
 	logStart atomic.Int64 // size of the log when the process last started: later lines are its own
 }
 
@@ -52,9 +53,9 @@ type cluster struct {
 // instanceNames names the instances in order; a fleet has at most as many.
 const instanceNames = "abcdefghij"
 
-// startCluster starts n Caddy processes of bin at once, each in dir/<name> with the Caddyfile
-// caddyfile(inst) and the extra environment env. On error, the processes already up are killed.
-func startCluster(bin, dir string, n int, api *http.Client, caddyfile func(*instance) string, env ...string) (*cluster, error) {
+// newCluster lays out a fleet of n instances in dir, each with its own admin and site address,
+// journal and client (over api); start starts them.
+func newCluster(dir string, n int, api *http.Client) (*cluster, error) {
 	if n < 1 || n > len(instanceNames) {
 		return nil, fmt.Errorf("%d instances: want 1 to %d", n, len(instanceNames))
 	}
@@ -73,9 +74,15 @@ func startCluster(bin, dir string, n int, api *http.Client, caddyfile func(*inst
 		in.client = &harness.Client{Base: "http://" + site + "/v2.1", Key: key, Secret: secret, HTTP: api}
 		c.insts = append(c.insts, in)
 	}
+	return c, nil
+}
+
+// start starts every instance at once, running bin on the Caddyfile caddyfile(inst) in
+// dir/<name> with the extra environment env. On error, the processes already up are killed.
+func (c *cluster) start(bin, dir string, caddyfile func(*instance) string, env ...string) error {
 	// The instances start together, as a fleet deployed at once would: the first ones race to
 	// create the schema.
-	errs := make([]error, n)
+	errs := make([]error, len(c.insts))
 	var wg sync.WaitGroup
 	for i, in := range c.insts {
 		wg.Add(1)
@@ -83,17 +90,35 @@ func startCluster(bin, dir string, n int, api *http.Client, caddyfile func(*inst
 			defer wg.Done()
 			in.caddy, errs[i] = harness.StartCaddy(bin, filepath.Join(dir, in.name), in.admin, caddyfile(in), env...)
 			if errs[i] == nil {
-				in.up.Store(true)
-				watch(in.caddy.Pid())
+				in.running()
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		c.kill()
-		return nil, fmt.Errorf("starting the fleet: %w", err)
+		return fmt.Errorf("starting the fleet: %w", err)
 	}
-	return c, nil
+	return nil
+}
+
+// running marks the instance's process as up and makes sure it dies with this one.
+func (in *instance) running() {
+	pid := in.caddy.Pid()
+	in.pid.Store(int64(pid))
+	in.up.Store(true)
+	watch(pid)
+}
+
+// pids returns the running instances by process id.
+func (c *cluster) pids() map[int]string {
+	m := make(map[int]string, len(c.insts))
+	for _, in := range c.insts {
+		if pid := in.pid.Load(); pid != 0 {
+			m[int(pid)] = in.name
+		}
+	}
+	return m
 }
 
 // restart starts a killed instance again.
@@ -104,8 +129,7 @@ func (c *cluster) restart(in *instance) error {
 	if err := in.caddy.Start(); err != nil {
 		return fmt.Errorf("restarting instance %s: %w", in.name, err)
 	}
-	in.up.Store(true)
-	watch(in.caddy.Pid())
+	in.running()
 	return nil
 }
 
@@ -113,6 +137,7 @@ func (c *cluster) restart(in *instance) error {
 func (c *cluster) crash(in *instance) {
 	in.up.Store(false)
 	in.caddy.Kill()
+	in.pid.Store(0)
 }
 
 // stop stops every running instance gracefully, killing those that do not stop.
@@ -127,6 +152,7 @@ func (c *cluster) stop() error {
 		go func() {
 			defer wg.Done()
 			in.up.Store(false)
+			defer in.pid.Store(0)
 			if err := in.caddy.Stop(); err != nil {
 				errs[i] = fmt.Errorf("stopping instance %s: %w", in.name, err)
 			}

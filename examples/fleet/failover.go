@@ -216,7 +216,7 @@ func failover(ctx context.Context, e *env, rep *FailoverReport) error {
 	watchers.Wait()
 
 	arrivals := e.rec.arrivals()
-	rep.Tally = tally(expected, arrivals)
+	rep.Tally = tally(expected, arrivals, []killing{{name: lead.name, at: killAt}}, ruleFor(e.opts.Timeout))
 	first := map[int64]time.Time{}
 	for _, a := range arrivals {
 		if _, ok := first[a.faxID]; !ok && a.accepted() && a.eventType == eventCompleted {

@@ -280,18 +280,24 @@ func setUp(ctx context.Context, opts Options, dir string, tick time.Duration) (e
 			return 0
 		}
 	}
+	e.api = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency}}
+	fleet, err := newCluster(dir, opts.Instances, e.api)
+	if err != nil {
+		return e, err
+	}
+
 	e.rcv = receiver.New(receiver.Config{Token: token, Respond: refuse})
 	e.rec = newRecorder(e.rcv)
 	var stopRcv func()
-	if e.rcvURL, stopRcv, err = harness.Serve(e.rec); err != nil {
+	if e.rcvURL, stopRcv, err = serveAttributed(e.rec, fleet.pids); err != nil {
 		return e, fmt.Errorf("starting the receiver: %w", err)
 	}
 	e.cleanup = append(e.cleanup, func() error { stopRcv(); return nil })
 
-	e.api = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency}}
-	if e.fleet, err = startCluster(bin, dir, opts.Instances, e.api, e.caddyfile, "FAXHOOK_TOKEN="+token); err != nil {
+	if err := fleet.start(bin, dir, e.caddyfile, "FAXHOOK_TOKEN="+token); err != nil {
 		return e, err
 	}
+	e.fleet = fleet
 	e.cleanup = append(e.cleanup, e.fleet.stop)
 	var sites []string
 	for _, in := range e.fleet.insts {
@@ -397,6 +403,7 @@ type chaosRun struct {
 
 	mu       sync.Mutex
 	expected map[int64]string // fax id → the path its webhook must arrive at
+	kills    []killing        // the kills made so far
 
 	sent        atomic.Int64 // successful sends
 	clientsDone atomic.Bool  // every fax was sent and followed
@@ -477,7 +484,7 @@ func (r *chaosRun) run(ctx context.Context, rep *Report) error {
 	}
 	rep.Unfinished, rep.Dead = r.drain(ctx)
 	r.mu.Lock()
-	rep.Tally = tally(r.expected, r.rec.arrivals())
+	rep.Tally = tally(r.expected, r.rec.arrivals(), r.kills, ruleFor(r.opts.Timeout))
 	r.mu.Unlock()
 	rep.SendRetries = int(r.sendRetries.Load())
 	rep.ReadRetries = int(r.readRetries.Load())
@@ -678,6 +685,9 @@ func (r *chaosRun) killer(ctx context.Context, ks []kill, rep *Report) error {
 		}
 		in, wasLeader := r.target(ctx, kl, prev)
 		at := r.sent.Load()
+		r.mu.Lock()
+		r.kills = append(r.kills, killing{name: in.name, at: time.Now()})
+		r.mu.Unlock()
 		r.fleet.crash(in)
 		rep.Kills++
 		rep.KillsOf[in.name]++

@@ -38,6 +38,7 @@ type arrival struct {
 	page      int    // page of a transmitting_page event
 	retry     int    // retry_count of a retry_scheduled event
 	status    int    // what the receiver answered; 2xx means accepted
+	from      string // the instance that sent it, "" when not known (see owner.go)
 }
 
 // accepted reports whether the receiver took the request: its signature verified and it was
@@ -60,7 +61,7 @@ func newRecorder(rcv *receiver.Receiver) *recorder { return &recorder{rcv: rcv} 
 
 // ServeHTTP records the request and lets the receiver verify and answer it.
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	a := arrival{seq: r.seq.Add(1), at: time.Now(), path: req.URL.Path, eventID: req.Header.Get(headerEventID)}
+	a := arrival{seq: r.seq.Add(1), at: time.Now(), path: req.URL.Path, eventID: req.Header.Get(headerEventID), from: ownerOf(req)}
 	a.attempt, _ = strconv.Atoi(req.Header.Get(headerAttempt))
 	if req.Method == http.MethodPost && req.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(req.Body, receiver.MaxBodySize+1))
