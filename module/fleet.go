@@ -142,8 +142,11 @@ func (f *fleet) sweep() {
 }
 
 // close ends the candidacy (releasing the lead, so another instance takes it at its next try)
-// and the loop.
+// and the loop. Closing a nil fleet does nothing.
 func (f *fleet) close() {
+	if f == nil {
+		return
+	}
 	f.once.Do(func() {
 		close(f.stop)
 		<-f.done
