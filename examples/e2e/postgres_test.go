@@ -64,11 +64,14 @@ func TestPostgresStorage(t *testing.T) {
 	}
 	var stats struct {
 		Storage string           `json:"storage"`
-		Counts  map[string]int64 `json:"counts"`
+		Jobs    map[string]int64 `json:"jobs"`
 	}
 	body := e.get("/faxhook/stats")
 	if err := json.Unmarshal([]byte(body), &stats); err != nil {
 		t.Fatalf("stats %s: %v", body, err)
+	}
+	if stats.Jobs["delivered"] != 1 {
+		t.Errorf("stats jobs = %v, want 1 delivered", stats.Jobs)
 	}
 	if !strings.HasPrefix(stats.Storage, "postgres://") || strings.Contains(stats.Storage, pgPassword) {
 		t.Errorf("stats storage = %q; want the URL without its password", stats.Storage)
