@@ -28,7 +28,7 @@ import (
 func startEngine(t *testing.T, s settings) *engine {
 	t.Helper()
 	dir := t.TempDir()
-	e, err := loadEngine(dir, false, 0, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: false, minFree: 0}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

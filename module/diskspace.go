@@ -43,7 +43,7 @@ var (
 	}, func() float64 {
 		free := int64(-1)
 		for _, e := range runningEngines() {
-			if f := e.store.Space().Free; free < 0 || f < free {
+			if f := e.store.Space().Free; f >= 0 && (free < 0 || f < free) {
 				free = f
 			}
 		}

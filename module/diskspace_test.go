@@ -52,7 +52,7 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	// Room for the send journal's writes, far below the store's reserve.
 	filler := spacetest.Fill(t, mnt, 256<<10, "filler")
 
-	e, err := loadEngine(dir, false, queue.MinFreeSpaceFloor, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: false, minFree: queue.MinFreeSpaceFloor}, zap.NewNop())
 	if err != nil {
 		t.Fatalf("loading the engine on a full disk: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
+	"github.com/faxhook/caddy-faxhook/queue/pgstore"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
 
@@ -65,19 +66,50 @@ func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.Phax
 // eventCap is the most inflight events one observation of one fax may enqueue.
 func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
 
+// engineStore is the store as the engine uses it: a queue.Store that reports its free space.
+type engineStore interface {
+	queue.Store
+	// Space is the free space as of the last check.
+	Space() queue.SpaceStatus
+	// Opened reports whether the store is open (Badger defers its opening on a full disk).
+	Opened() bool
+}
+
+// pgEngineStore is the PostgreSQL store as an engineStore: the database's disk is the
+// server's, which faxhook does not watch (Space reports Free -1: unknown).
+type pgEngineStore struct{ *pgstore.Store }
+
+func (pgEngineStore) Space() queue.SpaceStatus { return queue.SpaceStatus{Free: -1} }
+func (pgEngineStore) Opened() bool             { return true }
+
+// storageSpec says which store an engine opens: a Badger directory, or a PostgreSQL database.
+type storageSpec struct {
+	// key names the storage in the engine pool, the admin API and logs: the directory, or the
+	// PostgreSQL URL without its password (RedactDSN).
+	key        string
+	dir        string          // the Badger directory; empty for PostgreSQL
+	dsn        string          // the PostgreSQL URL, placeholders replaced; never shown
+	postgres   *PostgresConfig // options of the PostgreSQL store
+	syncWrites bool
+	minFree    int64 // Badger's free-space reserve (0: the default)
+}
+
 // engine is the pooled part of the app, an assembly of the store, the tracker, the observation
 // worker (observations), the poller, the emitter of Caddy events and the dispatcher. Exactly one
-// exists per storage directory in a process.
+// exists per storage (directory or database) in a process.
 type engine struct {
-	dir     string
-	store   *queue.Badger
-	log     atomic.Pointer[zap.Logger]
-	cfg     atomic.Pointer[settings]
-	sender  atomic.Pointer[httpsend.Sender]
-	tracker *tracker
-	ev      eventEmitter // Caddy events of delivery failures (events.go)
-	space   spaceState   // what a full disk changes (diskspace.go)
-	vias    viaCache     // client requests that revealed received faxes, in memory only (via.go)
+	dir      string // the storage's name as shown (storageSpec.key)
+	store    engineStore
+	badger   *queue.Badger // the store when it is Badger, else nil
+	fleet    *fleet        // the lead of poller and janitor over PostgreSQL, else nil
+	instance string        // the dispatcher's instance name over PostgreSQL
+	log      atomic.Pointer[zap.Logger]
+	cfg      atomic.Pointer[settings]
+	sender   atomic.Pointer[httpsend.Sender]
+	tracker  *tracker
+	ev       eventEmitter // Caddy events of delivery failures (events.go)
+	space    spaceState   // what a full disk changes (diskspace.go)
+	vias     viaCache     // client requests that revealed received faxes, in memory only (via.go)
 
 	mu      sync.Mutex
 	disp    *queue.Dispatcher
@@ -89,35 +121,52 @@ type engine struct {
 	once    sync.Once
 }
 
-// loadEngine returns the engine for dir, opening it on first use.
-// minFree is the store's free-space reserve (0: the default); the first config to open dir sets it.
-func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*engine, error) {
-	v, loaded, err := engines.LoadOrNew(dir, func() (caddy.Destructor, error) {
+// loadEngine returns the engine for the storage spec names, opening it on first use. The
+// first config to open a storage sets its options (Badger's free-space reserve, PostgreSQL's
+// pool).
+func loadEngine(spec storageSpec, log *zap.Logger) (*engine, error) {
+	v, loaded, err := engines.LoadOrNew(spec.key, func() (caddy.Destructor, error) {
 		e := &engine{
-			dir:  dir,
+			dir:  spec.key,
 			stop: make(chan struct{}),
 		}
 		e.log.Store(log)
 		e.ev.onUse = e.announceSpace
-		st, err := queue.OpenBadger(dir, e.storeOptions(syncWrites, minFree, log))
-		if err != nil {
-			return nil, err
+		journalDir := spec.dir
+		if spec.dsn != "" {
+			fs, err := openFleetStore(spec.dsn, spec.postgres, log)
+			if err != nil {
+				return nil, err
+			}
+			e.store, journalDir = pgEngineStore{fs.store}, fs.journalDir
+			if spec.postgres != nil {
+				e.instance = spec.postgres.Instance
+			}
+			e.fleet = newFleet(fs.store, e.log.Load)
+		} else {
+			st, err := queue.OpenBadger(spec.dir, e.storeOptions(spec.syncWrites, spec.minFree, log))
+			if err != nil {
+				return nil, err
+			}
+			e.store, e.badger = st, st
 		}
-		e.store = st
+		st := e.store
 		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
 		e.tracker = &tracker{eng: e}
 		e.poll = newPoller(e)
-		e.obs = newObservations(e, syncWrites)
-		j, entries, err := openJournal(dir)
+		e.obs = newObservations(e, spec.syncWrites)
+		j, entries, err := openJournal(journalDir)
 		if err != nil {
+			e.fleet.close()
 			st.Close()
 			return nil, err
 		}
 		e.journal = j
 		if err := e.initStore(entries); err != nil { // deferred while the disk is full
 			j.close()
+			e.fleet.close()
 			st.Close()
-			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
+			return nil, fmt.Errorf("opening faxhook storage at %s: %w", spec.key, err)
 		}
 		go e.obs.loop()
 		return e, nil
@@ -126,7 +175,7 @@ func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*e
 		return nil, err
 	}
 	if loaded {
-		log.Debug("sharing faxhook storage with the running config", zap.String("storage", dir))
+		log.Debug("sharing faxhook storage with the running config", zap.String("storage", spec.key))
 	}
 	return v.(*engine), nil
 }
@@ -138,9 +187,14 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 	if old := e.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost})); old != nil {
 		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
 	}
-	e.store.StartJanitor(queue.JanitorOptions{
+	jan := queue.JanitorOptions{
 		DeliveredRetention: s.deliveredRetention, DeadRetention: s.deadRetention, Logger: log.Named("janitor"),
-	})
+	}
+	if e.fleet != nil {
+		e.fleet.startJanitor(jan) // sweeps while this instance leads the fleet
+	} else {
+		e.badger.StartJanitor(jan)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.polling {
@@ -160,6 +214,7 @@ func (e *engine) start(s settings, log *zap.Logger) error {
 		OnOutcome: e.onOutcome,
 		Prepare:   e.prepare,
 		LogFields: jobLogFields,
+		Instance:  e.instance,
 	})
 	if err := e.disp.Start(); err != nil {
 		e.disp = nil
@@ -206,9 +261,17 @@ func (e *engine) leases() map[string]time.Time {
 
 // asLeased shows a job that the store holds as pending, but that the dispatcher leased (in
 // memory), as leased until its lease ends: what operators see of a job whose attempt is under way.
+//
+// In a fleet (PostgreSQL), a job another instance claimed is shown as leased too, until its
+// claim ends; its Lease names that instance.
 func asLeased(j *queue.Job, leases map[string]time.Time) {
-	if until, ok := leases[j.ID]; ok && j.State == queue.StatePending {
+	if j.State != queue.StatePending {
+		return
+	}
+	if until, ok := leases[j.ID]; ok {
 		j.State, j.DueAt = queue.StateLeased, until
+	} else if j.Lease != "" && j.DueAt.After(time.Now()) {
+		j.State = queue.StateLeased
 	}
 }
 
@@ -238,6 +301,9 @@ func (e *engine) Destruct() error {
 	}
 	e.mu.Unlock()
 	e.ev.close()
+	if e.fleet != nil {
+		e.fleet.close()
+	}
 	return errors.Join(e.journal.close(), e.store.Close())
 }
 

@@ -5,9 +5,9 @@ import "testing"
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://fax:s3cret@db.example:5432/faxhook?sslmode=require&password=x": "postgres://fax@db.example:5432/faxhook",
-		"postgresql://db.example/faxhook":                                         "postgresql://db.example/faxhook",
-		"postgres://fax:s3cret@":                                                  "postgres://…",
-		"host=db password=s3cret":                                                 "postgres://…",
+		"postgresql://db.example/faxhook":                                          "postgresql://db.example/faxhook",
+		"postgres://fax:s3cret@":                                                   "postgres://…",
+		"host=db password=s3cret":                                                  "postgres://…",
 	} {
 		if got := RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)

@@ -179,7 +179,7 @@ func TestSendsLeftInTheJournalAreReplayedAtOpen(t *testing.T) {
 	j.append(journalEntry{Numbers: []profile.Number{{PhoneNumber: "+15550109999", CallbackURL: "https://example.com/num", HasCallback: true}}})
 	j.close()
 
-	e, err := loadEngine(dir, true, 0, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: true, minFree: 0}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,6 +106,7 @@ type poller struct {
 	log     func() *zap.Logger // the newest config's logger
 	tracker *tracker
 	vias    *viaCache     // client requests that revealed received faxes (fetchPDFVia)
+	leads   func() bool   // whether this instance polls: always, but in a fleet only its leader
 	stop    chan struct{} // closed when the engine stops
 	done    chan struct{} // closed when loop returns
 }
@@ -113,7 +114,7 @@ type poller struct {
 // newPoller returns the poller of engine e; its loop runs once started (engine.start).
 func newPoller(e *engine) *poller {
 	return &poller{
-		cfg: e.cfg.Load, log: e.log.Load, tracker: e.tracker, vias: &e.vias,
+		cfg: e.cfg.Load, log: e.log.Load, tracker: e.tracker, vias: &e.vias, leads: e.fleet.leads,
 		stop: e.stop, done: make(chan struct{}),
 	}
 }
@@ -140,7 +141,7 @@ func (pl *poller) loop() {
 		case <-time.After(wait):
 		}
 		p = pl.cfg().poll
-		if p == nil || p.disabled {
+		if p == nil || p.disabled || !pl.leads() {
 			continue
 		}
 		started := time.Now()

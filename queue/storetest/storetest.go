@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"FleetDeliversEachJobOnce", testFleetDeliversEachJobOnce},
 		{"FleetExpiredClaim", testFleetExpiredClaim},
 		{"FleetStopReleasesClaims", testFleetStopReleasesClaims},
+		{"TwoWritersOneStateRecord", testTwoWritersOneStateRecord},
+		{"ClaimIsExclusive", testClaimIsExclusive},
+		{"ChainPromotionUnderConcurrentEnqueue", testChainPromotionUnderConcurrentEnqueue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
