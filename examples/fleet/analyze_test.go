@@ -62,7 +62,7 @@ func TestTally(t *testing.T) {
 		at(completed(12, "/sent", "e12"), 3.5, "a"), // a restarted at once and took its claim up again: allowed
 		at(completed(13, "/sent", "e13"), 2.5, "a"),
 		at(completed(13, "/sent", "e13"), 3.5, "b"), // a was killed, but b could not claim the job so soon: duplicate
-		at(completed(9, "/sent", "e9"), 1, "c"),   // unexpected
+		at(completed(9, "/sent", "e9"), 1, "c"),     // unexpected
 		at(arrival{path: "/sent", eventType: eventCompleted, faxID: 1, status: 200}, 1, "c"),
 	}
 	rule := repeatRule{slack: 2 * time.Second, minGap: 1500 * time.Millisecond}

@@ -26,9 +26,12 @@ import (
 // holds the lead of the poller and the janitor, 0 on the others.
 const leaderMetric = "faxhook_fleet_leader"
 
-// leaderLogLine is what an instance logs when it takes the lead; read when no instance exposes
-// leaderMetric.
-const leaderLogLine = "fleet: this instance leads the poller and janitor"
+// leaderLogLine and leaderLostLine are what an instance logs when it takes and loses the lead;
+// read when no instance exposes leaderMetric.
+const (
+	leaderLogLine  = "fleet: this instance leads the poller and janitor"
+	leaderLostLine = "fleet: this instance no longer leads the poller and janitor"
+)
 
 // instance is one Caddy of the fleet.
 type instance struct {
@@ -207,10 +210,7 @@ func (c *cluster) leads(ctx context.Context, in *instance) leadership {
 	if l := c.leadsByMetric(ctx, in); l != leadUnknown {
 		return l
 	}
-	if logSays(in.caddy.Log, in.logStart.Load(), leaderLogLine) {
-		return leadYes
-	}
-	return leadUnknown
+	return leadsByLog(in.caddy.Log, in.logStart.Load())
 }
 
 // leadsByMetric reads leaderMetric from an instance's admin /metrics.
@@ -256,18 +256,26 @@ func parseLeader(r io.Reader) leadership {
 	return leadUnknown
 }
 
-// logSays reports whether the file at path, from offset on, contains s.
-func logSays(path string, offset int64, s string) bool {
+// leadsByLog reads the log at path from offset (the process's last start) on: the later of
+// leaderLogLine and leaderLostLine says whether it leads.
+func leadsByLog(path string, offset int64) leadership {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return leadUnknown
 	}
 	defer f.Close()
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return false
+		return leadUnknown
 	}
 	b, err := io.ReadAll(f)
-	return err == nil && strings.Contains(string(b), s)
+	if err != nil {
+		return leadUnknown
+	}
+	took, lost := strings.LastIndex(string(b), leaderLogLine), strings.LastIndex(string(b), leaderLostLine)
+	if took > lost {
+		return leadYes
+	}
+	return leadUnknown
 }
 
 // leader returns the instance that leads, or nil when none says so (yet).

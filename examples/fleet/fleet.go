@@ -181,6 +181,10 @@ type Report struct {
 	// Unfinished is how many jobs the shared queue still held unfinished at the end (-1: the
 	// count could not be read); Dead how many had died.
 	Unfinished, Dead int
+	// Notes tell, for each misrouted fax, the instance that took its send, through which
+	// instance and how soon after the send a client first read it final, and whether the
+	// instance that took the send was killed after it.
+	Notes []string
 	// Elapsed is the run's duration, from the fleet's start to the end of the drain.
 	Elapsed time.Duration
 	// Dir is the work directory when it was kept (a failed run in a temporary directory, or
@@ -207,6 +211,14 @@ func (r Report) Print(w io.Writer) {
 		unfinished = "unknown"
 	}
 	fmt.Fprintf(w, "  queue       %s jobs unfinished, %d dead at the end\n", unfinished, r.Dead)
+	const notes = 10
+	for i, n := range r.Notes {
+		if i == notes {
+			fmt.Fprintf(w, "  note        … %d more\n", len(r.Notes)-notes)
+			break
+		}
+		fmt.Fprintf(w, "  note        %s\n", n)
+	}
 	if r.Dir != "" {
 		fmt.Fprintf(w, "  work dir    %s\n", r.Dir)
 	}
@@ -404,6 +416,7 @@ type chaosRun struct {
 	mu       sync.Mutex
 	expected map[int64]string // fax id → the path its webhook must arrive at
 	kills    []killing        // the kills made so far
+	trails   map[int64]*trail // fax id → how the clients sent and read it
 
 	sent        atomic.Int64 // successful sends
 	clientsDone atomic.Bool  // every fax was sent and followed
@@ -433,7 +446,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	start := time.Now()
 	e, err := setUp(ctx, opts, dir, opts.Tick)
 	if err == nil {
-		r := &chaosRun{env: e, rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x666c656574)), expected: map[int64]string{}}
+		r := &chaosRun{env: e, rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x666c656574)), expected: map[int64]string{}, trails: map[int64]*trail{}}
 		err = r.run(ctx, rep)
 	}
 	if err != nil && e.fleet != nil {
@@ -485,6 +498,9 @@ func (r *chaosRun) run(ctx context.Context, rep *Report) error {
 	rep.Unfinished, rep.Dead = r.drain(ctx)
 	r.mu.Lock()
 	rep.Tally = tally(r.expected, r.rec.arrivals(), r.kills, ruleFor(r.opts.Timeout))
+	for _, id := range rep.Misrouted {
+		rep.Notes = append(rep.Notes, r.trails[id].describe(id, r.kills))
+	}
 	r.mu.Unlock()
 	rep.SendRetries = int(r.sendRetries.Load())
 	rep.ReadRetries = int(r.readRetries.Load())
@@ -499,6 +515,33 @@ var recipients = []string{"+15550100000", "+15550100001", "+15550100002", "+1555
 type faxPlan struct {
 	to    string
 	pages int
+}
+
+// trail is how the clients sent a fax and first saw it final: what a misrouted fax's note
+// tells.
+type trail struct {
+	via      string    // the instance that took the send
+	sentAt   time.Time // when its answer came
+	finalVia string    // the instance through which a read first found the fax final
+	finalAt  time.Time
+}
+
+// describe tells the trail of fax id and the kills of the instance that took its send after it.
+func (t *trail) describe(id int64, kills []killing) string {
+	if t == nil {
+		return fmt.Sprintf("fax %d: not sent by a client", id)
+	}
+	s := fmt.Sprintf("fax %d: sent through %s", id, t.via)
+	if t.finalVia != "" {
+		s += fmt.Sprintf("; first read final through %s %s after the send", t.finalVia, t.finalAt.Sub(t.sentAt).Round(time.Millisecond))
+	}
+	for _, k := range kills {
+		if k.name == t.via && !k.at.Before(t.sentAt) {
+			s += fmt.Sprintf("; %s killed %s after the send", k.name, k.at.Sub(t.sentAt).Round(time.Millisecond))
+			break
+		}
+	}
+	return s
 }
 
 // plan draws every fax's recipient and page count.
@@ -568,7 +611,11 @@ func (r *chaosRun) one(ctx context.Context, i int, p faxPlan) error {
 	var id int64
 	for try := 0; ; try++ {
 		var err error
-		if id, err = r.fleet.pick().client.Send(ctx, o); err == nil {
+		in := r.fleet.pick()
+		if id, err = in.client.Send(ctx, o); err == nil {
+			r.mu.Lock()
+			r.trails[id] = &trail{via: in.name, sentAt: time.Now()}
+			r.mu.Unlock()
 			break
 		}
 		if err := pause(ctx, r.opts.Tick, try); err != nil {
@@ -587,7 +634,15 @@ func (r *chaosRun) one(ctx context.Context, i int, p faxPlan) error {
 // (untilFinal) or once.
 func (r *chaosRun) follow(ctx context.Context, id int64, untilFinal bool) error {
 	for try := 0; ; try++ {
-		s, err := r.fleet.pick().client.Status(ctx, id)
+		in := r.fleet.pick()
+		s, err := in.client.Status(ctx, id)
+		if err == nil && final(s) {
+			r.mu.Lock()
+			if tr := r.trails[id]; tr != nil && tr.finalVia == "" {
+				tr.finalVia, tr.finalAt = in.name, time.Now()
+			}
+			r.mu.Unlock()
+		}
 		if err == nil && (!untilFinal || final(s)) {
 			return nil
 		}
@@ -755,7 +810,7 @@ func (r *chaosRun) drain(ctx context.Context) (unfinished, dead int) {
 				break
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	select {
 	case <-ctx.Done():
