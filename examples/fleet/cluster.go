@@ -42,8 +42,11 @@ type instance struct {
 	caddy   *harness.Caddy
 	client  *harness.Client // talks to the fax API through this instance
 
+	wrapper   string // the script that runs Caddy (see prepare)
+	pidFile   string // where the wrapper writes the pid of the process it becomes
+	guardFile string // exists while the instance's guard must watch
+
 	up       atomic.Bool
-	pid      atomic.Int64 // the running process's id, 0 when it is down
 	logStart atomic.Int64 // size of the log when the process last started: later lines are its own
 }
 
@@ -73,7 +76,9 @@ func newCluster(dir string, n int, api *http.Client) (*cluster, error) {
 			return nil, err
 		}
 		name := instanceNames[i : i+1]
-		in := &instance{name: name, admin: admin, site: site, journal: filepath.Join(dir, name, "journal")}
+		d := filepath.Join(dir, name)
+		in := &instance{name: name, admin: admin, site: site, journal: filepath.Join(d, "journal"),
+			wrapper: filepath.Join(d, "caddy.sh"), pidFile: filepath.Join(d, "caddy.pid"), guardFile: filepath.Join(d, "guard")}
 		in.client = &harness.Client{Base: "http://" + site + "/v2.1", Key: key, Secret: secret, HTTP: api}
 		c.insts = append(c.insts, in)
 	}
@@ -83,6 +88,11 @@ func newCluster(dir string, n int, api *http.Client) (*cluster, error) {
 // start starts every instance at once, running bin on the Caddyfile caddyfile(inst) in
 // dir/<name> with the extra environment env. On error, the processes already up are killed.
 func (c *cluster) start(bin, dir string, caddyfile func(*instance) string, env ...string) error {
+	for _, in := range c.insts {
+		if err := in.prepare(bin, filepath.Join(dir, in.name)); err != nil {
+			return err
+		}
+	}
 	// The instances start together, as a fleet deployed at once would: the first ones race to
 	// create the schema.
 	errs := make([]error, len(c.insts))
@@ -91,7 +101,7 @@ func (c *cluster) start(bin, dir string, caddyfile func(*instance) string, env .
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in.caddy, errs[i] = harness.StartCaddy(bin, filepath.Join(dir, in.name), in.admin, caddyfile(in), env...)
+			in.caddy, errs[i] = harness.StartCaddy(in.wrapper, filepath.Join(dir, in.name), in.admin, caddyfile(in), env...)
 			if errs[i] == nil {
 				in.running()
 			}
@@ -100,25 +110,78 @@ func (c *cluster) start(bin, dir string, caddyfile func(*instance) string, env .
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		c.kill()
+		c.release()
 		return fmt.Errorf("starting the fleet: %w", err)
 	}
 	return nil
 }
 
-// running marks the instance's process as up and makes sure it dies with this one.
-func (in *instance) running() {
-	pid := in.caddy.Pid()
-	in.pid.Store(int64(pid))
-	in.up.Store(true)
-	watch(pid)
+// prepare writes the instance's wrapper script and starts its guard, before its first start.
+//
+// Each of the instance's processes must die with this one, however this one ends (a SIGKILL
+// gives it no chance to stop them), and from the moment it is spawned: a restart that is under
+// way when this process dies must not leave a Caddy behind. harness.Caddy spawns the process
+// itself, so the instance runs a wrapper that writes its pid to a file and execs Caddy (keeping
+// the pid), and a detached guard, started before any spawn, kills the pid in that file once this
+// process is gone. The guard notices that by its own parent changing (it is reparented), not by
+// probing this process's pid, which answers for as long as this process stays an unreaped
+// zombie. Before the kill it checks that the pid still runs this instance's Caddyfile. Removing
+// the guard file (release) ends the guard.
+func (in *instance) prepare(bin, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s\nexec %s \"$@\"\n", shellQuote(in.pidFile), shellQuote(bin))
+	if err := os.WriteFile(in.wrapper, []byte(script), 0o755); err != nil {
+		return fmt.Errorf("writing the wrapper of instance %s: %w", in.name, err)
+	}
+	if err := os.WriteFile(in.guardFile, nil, 0o644); err != nil {
+		return fmt.Errorf("writing the guard file of instance %s: %w", in.name, err)
+	}
+	const guard = `while [ "$(cut -d' ' -f4 /proc/$$/stat)" = "$1" ] && [ -e "$2" ]; do sleep 0.5; done
+[ -e "$2" ] || exit 0
+pid=$(cat "$3" 2>/dev/null) || exit 0
+grep -qaF "$4" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid"`
+	w := exec.Command("/bin/sh", "-c", guard, "faxhook-fleet-guard", strconv.Itoa(os.Getpid()), in.guardFile, in.pidFile,
+		filepath.Join(dir, "Caddyfile"))
+	w.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this process and its process group
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting the guard of instance %s: %w", in.name, err)
+	}
+	go w.Wait()
+	return nil
 }
 
-// pids returns the running instances by process id.
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// running marks the instance's process as up.
+func (in *instance) running() { in.up.Store(true) }
+
+// lastPid returns the pid of the instance's latest process, which its wrapper wrote as it
+// started: known before Caddy answers, so that its first webhooks are traced to it too.
+func (in *instance) lastPid() int {
+	b, err := os.ReadFile(in.pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// release ends the instances' guards, once their processes are gone.
+func (c *cluster) release() {
+	for _, in := range c.insts {
+		os.Remove(in.guardFile)
+	}
+}
+
+// pids returns the instances by the pid of their latest process (which may have died since).
 func (c *cluster) pids() map[int]string {
 	m := make(map[int]string, len(c.insts))
 	for _, in := range c.insts {
-		if pid := in.pid.Load(); pid != 0 {
-			m[int(pid)] = in.name
+		if pid := in.lastPid(); pid != 0 {
+			m[pid] = in.name
 		}
 	}
 	return m
@@ -140,11 +203,12 @@ func (c *cluster) restart(in *instance) error {
 func (c *cluster) crash(in *instance) {
 	in.up.Store(false)
 	in.caddy.Kill()
-	in.pid.Store(0)
 }
 
-// stop stops every running instance gracefully, killing those that do not stop.
+// stop stops every running instance gracefully, killing those that do not stop, and ends the
+// guards.
 func (c *cluster) stop() error {
+	defer c.release()
 	errs := make([]error, len(c.insts))
 	var wg sync.WaitGroup
 	for i, in := range c.insts {
@@ -155,7 +219,6 @@ func (c *cluster) stop() error {
 		go func() {
 			defer wg.Done()
 			in.up.Store(false)
-			defer in.pid.Store(0)
 			if err := in.caddy.Stop(); err != nil {
 				errs[i] = fmt.Errorf("stopping instance %s: %w", in.name, err)
 			}
@@ -339,20 +402,4 @@ func (c *cluster) jobs(ctx context.Context) (jobCounts, error) {
 		dead:       s.Jobs["dead"],
 		delivered:  s.Jobs["delivered"],
 	}, nil
-}
-
-// watch makes sure the process pid dies with this one: a detached shell loop kills it with
-// SIGKILL once this process is gone, however this process ended (a SIGKILL gives it no chance to
-// stop its Caddys). The loop ends by itself when pid ends first.
-func watch(pid int) {
-	if pid == 0 {
-		return
-	}
-	const script = `while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
-kill -0 "$1" 2>/dev/null || kill -KILL "$2" 2>/dev/null`
-	w := exec.Command("/bin/sh", "-c", script, "faxhook-fleet-watchdog", strconv.Itoa(os.Getpid()), strconv.Itoa(pid))
-	w.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this process and its process group
-	if err := w.Start(); err == nil {
-		go w.Wait()
-	}
 }

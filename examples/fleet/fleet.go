@@ -183,7 +183,7 @@ type Report struct {
 	Unfinished, Dead int
 	// Notes tell, for each misrouted fax, the instance that took its send, through which
 	// instance and how soon after the send a client first read it final, and whether the
-	// instance that took the send was killed after it.
+	// instance that took the send was killed in between.
 	Notes []string
 	// Elapsed is the run's duration, from the fleet's start to the end of the drain.
 	Elapsed time.Duration
@@ -526,7 +526,8 @@ type trail struct {
 	finalAt  time.Time
 }
 
-// describe tells the trail of fax id and the kills of the instance that took its send after it.
+// describe tells the trail of fax id, and the kill of the instance that took its send between
+// the send and the first read that found the fax final, if there was one.
 func (t *trail) describe(id int64, kills []killing) string {
 	if t == nil {
 		return fmt.Sprintf("fax %d: not sent by a client", id)
@@ -536,8 +537,8 @@ func (t *trail) describe(id int64, kills []killing) string {
 		s += fmt.Sprintf("; first read final through %s %s after the send", t.finalVia, t.finalAt.Sub(t.sentAt).Round(time.Millisecond))
 	}
 	for _, k := range kills {
-		if k.name == t.via && !k.at.Before(t.sentAt) {
-			s += fmt.Sprintf("; %s killed %s after the send", k.name, k.at.Sub(t.sentAt).Round(time.Millisecond))
+		if k.name == t.via && !k.at.Before(t.sentAt) && (t.finalVia == "" || k.at.Before(t.finalAt)) {
+			s += fmt.Sprintf("; %s was killed %s after the send, before that read", k.name, k.at.Sub(t.sentAt).Round(time.Millisecond))
 			break
 		}
 	}

@@ -156,15 +156,6 @@ func (c *Caddy) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Pid returns the process id of the running Caddy, or 0 when it is not running: a tool that must
-// not leave Caddy behind when it dies itself watches this pid from outside.
-func (c *Caddy) Pid() int {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}
-
 // Kill ends the process with SIGKILL, as a crash would, and waits for it.
 func (c *Caddy) Kill() {
 	if c.cmd == nil {
