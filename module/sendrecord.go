@@ -18,6 +18,9 @@ var errStopping = errors.New("faxhook is shutting down")
 // same fax never overtakes it. If the journal cannot be written, or the queue is full, it
 // commits the observation to the store at once instead.
 //
+// In a fleet (PostgreSQL storage) it commits the send to the shared store before answering,
+// since the client may ask another instance about the fax next (see the comment in the code).
+//
 // It does not wait for the disk: the store's commit (fsynced with sync_writes) follows within
 // milliseconds, and a power loss in between can take the send's callback_url. Holding the answer
 // until the fsync would not close that window, which opens when the fax service creates the fax,
@@ -36,6 +39,15 @@ func (e *engine) recordSync(o *Observation) error {
 		return e.recordObserved([]*Observation{o})
 	}
 	o.journaled = sg
+	if e.fleet != nil {
+		// In a fleet, the client may ask any instance about the fax as soon as it has its id:
+		// the shared store must know the callback_url by then, or another instance that sees
+		// the fax completed would send its webhook to the global sent_url instead.
+		if err := e.recordObserved([]*Observation{o}); err != nil {
+			return fmt.Errorf("recording a send in the shared store (it stays in the send journal for the next start): %w", err)
+		}
+		return nil
+	}
 	select {
 	case <-e.stop:
 	case e.obs.tasks <- task{run: func() *Observation { return o }}:

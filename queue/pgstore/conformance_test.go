@@ -1,3 +1,5 @@
+//go:build unix
+
 package pgstore_test
 
 import (

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 )
 
@@ -37,6 +36,7 @@ type Leadership struct {
 	name    string
 	key     int64
 	held    atomic.Bool
+	pid     atomic.Uint32 // the server pid of the connection, for tests
 	changes chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -118,7 +118,7 @@ func (l *Leadership) session(backoff *time.Duration) error {
 	interval := l.s.opts.LeaderInterval
 	check := min(interval, keepaliveBound/4)
 	ctx, cancel := context.WithTimeout(l.ctx, l.s.rtWait)
-	conn, err := pgx.ConnectConfig(ctx, l.s.connCfg.Copy())
+	conn, err := l.s.connect(ctx, "faxhook-leader")
 	cancel()
 	if err != nil {
 		return err
@@ -136,6 +136,8 @@ func (l *Leadership) session(backoff *time.Duration) error {
 		cancel()
 	}()
 	*backoff = minBackoff
+	l.pid.Store(conn.PgConn().PID())
+	defer l.pid.Store(0)
 	for !l.held.Load() {
 		ctx, cancel := context.WithTimeout(l.ctx, check)
 		var ok bool

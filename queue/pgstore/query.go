@@ -52,7 +52,7 @@ ORDER BY due_at, id LIMIT $4`
 	sqlPendingAfter = `SELECT j.id, ` + jCols + `, j.dest, j.due_at FROM jobs j
 WHERE j.state = 'pending' AND (j.dest, j.due_at, j.id) > ($1, $2, $3) ORDER BY j.dest, j.due_at, j.id LIMIT $4`
 	sqlWaitingAfter = `SELECT j.id, ` + jCols + `, j.chain, j.seq FROM jobs j
-WHERE j.hold AND j.state = 'waiting' AND (j.chain, j.seq) > ($1, $2) ORDER BY j.chain, j.seq LIMIT $3`
+WHERE j.state = 'waiting' AND (j.chain, j.seq) > ($1, $2) ORDER BY j.chain, j.seq LIMIT $3`
 
 	sqlStates     = `SELECT key, value FROM states WHERE key >= $1 AND key > $2 ORDER BY key LIMIT $3`
 	sqlStatesUpTo = `SELECT key, value FROM states WHERE key >= $1 AND key > $2 AND key < $4 ORDER BY key LIMIT $3`

@@ -41,8 +41,11 @@ CREATE TABLE jobs (
 -- Pending jobs by destination, then due time: Destinations, PendingJobs, Due, List(pending).
 CREATE INDEX jobs_due ON jobs (dest, due_at, id) WHERE state = 'pending';
 -- The holding jobs of each chain in enqueue order: whether a new job waits, which job a finish
--- makes pending, List(waiting).
+-- makes pending.
 CREATE INDEX jobs_chain ON jobs (chain, seq) INCLUDE (state) WHERE hold;
+-- The waiting jobs by chain and enqueue order, for List(waiting): few, where jobs_chain holds
+-- every unfinished chained job.
+CREATE INDEX jobs_waiting ON jobs (chain, seq) WHERE state = 'waiting';
 -- Finished jobs by finish time: Finished, List(delivered/dead), retention.
 CREATE INDEX jobs_finished ON jobs (state, fin_at, id) WHERE state IN ('delivered', 'dead');
 

@@ -88,6 +88,7 @@ type Store struct {
 	bg       sync.WaitGroup
 	listenMu sync.Mutex
 	wake     chan struct{} // nil until Wakeups starts the listener
+	notify   chan struct{} // asks the notifier to send a wake-up
 	leaders  map[*Leadership]struct{}
 }
 
@@ -155,11 +156,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening the PostgreSQL store: %w", sanitize(err, dsn))
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	return &Store{
+	s := &Store{
 		pool: pool, connCfg: cfg.ConnConfig.Copy(), opts: opts, log: log, schema: opts.Schema,
 		rtWait: opts.StatementTimeout + 10*time.Second, ctx: sctx, cancel: cancel,
-		leaders: map[*Leadership]struct{}{},
-	}, nil
+		leaders: map[*Leadership]struct{}{}, notify: make(chan struct{}, 1),
+	}
+	s.bg.Add(1)
+	go s.notifier()
+	return s, nil
 }
 
 // setKeepalives sets TCP keepalive and user-timeout parameters the DSN leaves unset: the server
@@ -297,6 +301,12 @@ func (s *Store) attempt(kind txKind, fn func(queue.Tx) error) (again bool, err e
 	}
 	t.end()
 	conn.Release()
+	if t.done && t.wake {
+		select {
+		case s.notify <- struct{}{}:
+		default: // one is due to be sent already, after this commit: it covers this one
+		}
+	}
 	switch {
 	case retryable(t.err):
 		return true, t.err

@@ -58,7 +58,8 @@ const zeroNanosSQL = "-9223372036854775808"
 
 // SQL of the transactions. Every text is constant: pgx prepares each once per connection.
 const (
-	sqlLock = `SELECT pg_advisory_xact_lock($1)`
+	sqlLock    = `SELECT pg_advisory_xact_lock($1)`
+	sqlLockAll = `SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest($1::bigint[]) k ORDER BY k) s`
 
 	sqlState       = `SELECT value FROM states WHERE key = $1`
 	sqlPutState    = `INSERT INTO states (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
@@ -152,7 +153,7 @@ type pgTx struct {
 	// delta holds the transaction's changes of the per-state counts, written at commit.
 	delta [4]int64
 	slot  int32
-	wake  bool // commit sends a wake-up
+	wake  bool // the commit is to send a wake-up
 }
 
 func newTx(s *Store, conn *pgx.Conn, kind txKind) *pgTx {
@@ -223,7 +224,27 @@ func (t *pgTx) lock(key int64) {
 	t.queue(op{sql: sqlLock, args: []any{key}}, false)
 }
 
-// commit sends what is queued, then the count changes, the wake-up and COMMIT.
+// lockAll queues taking the advisory locks keys, those not taken yet, in one statement and in
+// key order: transactions that lock several keys at once then never deadlock on them.
+func (t *pgTx) lockAll(keys []int64) {
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	keys = slices.DeleteFunc(keys, func(k int64) bool { _, ok := t.locks[k]; return ok })
+	switch len(keys) {
+	case 0:
+		return
+	case 1:
+		t.lock(keys[0])
+		return
+	}
+	for _, k := range keys {
+		t.locks[k] = struct{}{}
+	}
+	t.queue(op{sql: sqlLockAll, args: []any{keys}}, false)
+}
+
+// commit sends what is queued, then the count changes and COMMIT. The wake-up, if any, is
+// the caller's to send once the commit is done (see Store.notifier).
 func (t *pgTx) commit() {
 	if !t.began && len(t.q) == 0 {
 		t.done = true // nothing was read or written
@@ -235,9 +256,6 @@ func (t *pgTx) commit() {
 	var fin []op
 	if t.delta != [4]int64{} {
 		fin = append(fin, op{sql: sqlAddCount, args: []any{t.slot, t.delta[cWaiting], t.delta[cPending], t.delta[cDelivered], t.delta[cDead]}})
-	}
-	if t.wake {
-		fin = append(fin, op{sql: sqlNotify, args: []any{t.s.schema}})
 	}
 	fin = append(fin, op{sql: "COMMIT", exec: func(ct pgconn.CommandTag) error {
 		if ct.String() != "COMMIT" {
@@ -367,10 +385,7 @@ func (t *pgTx) EnqueueAll(jobs []*queue.Job) ([]bool, error) {
 			keys = append(keys, t.advisoryKey("chain", job.Chain))
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		t.lock(k)
-	}
+	t.lockAll(keys)
 	ok := make([]bool, len(jobs))
 	states := make([]string, len(jobs))
 	ops := make([]op, 0, len(jobs))

@@ -40,6 +40,31 @@ func (s *Store) signal() {
 	}
 }
 
+// notifier sends a wake-up (NOTIFY) after each commit that asks for one, in a transaction of
+// its own, until Close. Requests that come while one is being sent make one more, after it.
+//
+// The writer's own transaction does not notify: PostgreSQL holds its notification queue's lock
+// from a notifying transaction's pre-commit until the end of its commit, WAL flush included,
+// so notifying commits serialise. Measured with 16 concurrent enqueuers on a server with fsync
+// on: 2,500 commits/s with NOTIFY in each transaction, 4,500 without. A notification sent
+// after the commit reaches listeners after the change is visible, which is all a wake-up needs.
+func (s *Store) notifier() {
+	defer s.bg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.notify:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.rtWait)
+		_, err := s.pool.Exec(ctx, sqlNotify, s.schema)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Debug("sending a wake-up", zap.Error(err)) // the dispatchers' own schedule covers it
+		}
+	}
+}
+
 // Backoff of the listener's and the leaders' reconnects.
 const (
 	minBackoff = 100 * time.Millisecond
@@ -70,7 +95,7 @@ func (s *Store) listen() {
 // reconnect it signals at once: notifications may have been lost meanwhile.
 func (s *Store) listenOnce(reconnect bool, backoff *time.Duration) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.rtWait)
-	conn, err := pgx.ConnectConfig(ctx, s.connCfg.Copy())
+	conn, err := s.connect(ctx, "faxhook-listener")
 	cancel()
 	if err != nil {
 		return err
@@ -110,6 +135,16 @@ func (s *Store) listenOnce(reconnect bool, backoff *time.Duration) error {
 			s.signal()
 		}
 	}
+}
+
+// connect opens a connection outside the pool, named app in pg_stat_activity (unless the
+// DSN names the application).
+func (s *Store) connect(ctx context.Context, app string) (*pgx.Conn, error) {
+	cfg := s.connCfg.Copy()
+	if cfg.RuntimeParams["application_name"] == "faxhook" {
+		cfg.RuntimeParams["application_name"] = app
+	}
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // ping runs a trivial statement on conn, waiting at most d.

@@ -1,21 +1,5 @@
-// Package pgtest runs a throwaway PostgreSQL server for tests: one server per test binary, on
-// loopback, in a temporary directory, with a fresh database for each test that asks for one.
-//
-//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-//
-//	func TestSomething(t *testing.T) {
-//		dsn := pgtest.Start(t) // a new, empty database
-//		...
-//	}
-//
-// The server runs with fsync=off and full_page_writes=off: a test server's data need not survive
-// a power loss, and flushing costs most of a commit's time on a test machine. Nothing else may
-// rely on those settings.
-//
-// The server never outlives the test binary: Main stops it when the tests end; if the binary dies
-// first (a panic, a timeout's SIGQUIT, a SIGKILL), the kernel sends the server SIGQUIT on the
-// binary's death (Linux), and a watchdog shell loop that polls the binary's pid stops the server
-// and removes its directory.
+//go:build unix
+
 package pgtest
 
 import (
@@ -55,7 +39,8 @@ type Server struct {
 	cmd   *exec.Cmd
 	exit  chan struct{} // closed when the postmaster exited
 	dbs   atomic.Int64
-	admin string // DSN of the postgres database, for CREATE DATABASE
+	watch *os.Process // the watchdog, which Stop ends
+	admin string      // DSN of the postgres database, for CREATE DATABASE
 
 	stopOnce sync.Once
 	stopErr  error
@@ -64,7 +49,10 @@ type Server struct {
 // FindBinaries returns the directory holding initdb, postgres and pg_ctl: Debian's
 // /usr/lib/postgresql/<Version>/bin, else the directory of initdb on PATH, else
 // `pg_config --bindir`.
-func FindBinaries() (string, error) {
+func FindBinaries() (string, error) { return findBinaries("/usr/lib/postgresql/" + Version + "/bin") }
+
+// findBinaries is FindBinaries with Debian's directory as debian.
+func findBinaries(debian string) (string, error) {
 	var tried []string
 	ok := func(dir string) bool {
 		tried = append(tried, dir)
@@ -75,8 +63,8 @@ func FindBinaries() (string, error) {
 		}
 		return true
 	}
-	if d := "/usr/lib/postgresql/" + Version + "/bin"; ok(d) {
-		return d, nil
+	if ok(debian) {
+		return debian, nil
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -162,13 +150,20 @@ func (s *Server) start(bin string) error {
 	defer logf.Close()
 	var lastErr error
 	for range 5 { // the free port may be taken between probing and listening
+		if s.watch != nil {
+			s.watch.Kill()
+		}
 		s.port, err = freePort()
 		if err != nil {
 			return err
 		}
+		fsync := "off" // tests only: see the package doc
+		if os.Getenv("PGTEST_FSYNC") == "on" {
+			fsync = "on"
+		}
 		s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.port), "-k", sock,
 			"-c", "listen_addresses=127.0.0.1",
-			"-c", "fsync=off", "-c", "full_page_writes=off", // tests only: see the package doc
+			"-c", "fsync="+fsync, "-c", "full_page_writes="+fsync,
 			"-c", "max_connections=300", "-c", "shared_buffers=64MB",
 			"-c", "max_locks_per_transaction=256",
 			"-c", "log_min_messages=warning", "-c", "logging_collector=off")
@@ -194,6 +189,8 @@ func (s *Server) start(bin string) error {
 // this process is gone, however it died.
 func (s *Server) watchdog(data string) {
 	script := `while kill -0 "$1" 2>/dev/null; do sleep 1; done
+# The server may have exited and its pid been reused: stop only a postgres.
+if [ -r "/proc/$2/cmdline" ] && ! grep -q postgres "/proc/$2/cmdline"; then rm -rf "$3"; exit 0; fi
 kill -QUIT "$2" 2>/dev/null
 i=0; while kill -0 "$2" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 kill -KILL "$2" 2>/dev/null
@@ -201,6 +198,7 @@ rm -rf "$3"`
 	w := exec.Command("/bin/sh", "-c", script, "pgtest-watchdog", strconv.Itoa(os.Getpid()), strconv.Itoa(s.cmd.Process.Pid), s.dir)
 	w.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this process and its process group
 	if err := w.Start(); err == nil {
+		s.watch = w.Process
 		go w.Wait()
 	}
 }
@@ -266,6 +264,9 @@ func (s *Server) kill() {
 // Stop stops the server and removes its directory. A second Stop does nothing.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		if s.watch != nil {
+			s.watch.Kill()
+		}
 		s.kill()
 		s.stopErr = os.RemoveAll(s.dir)
 	})
@@ -276,6 +277,12 @@ func (s *Server) Stop() error {
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
+
+// PID returns the process id of the server (the postmaster).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Dir returns the temporary directory that holds the server's data, socket and log.
+func (s *Server) Dir() string { return s.dir }
 
 // Port returns the server's TCP port on 127.0.0.1.
 func (s *Server) Port() int { return s.port }
