@@ -18,15 +18,9 @@ const (
 	// DefaultFailoverFaxes is how many faxes Failover sends.
 	DefaultFailoverFaxes = 5
 	// DefaultFailoverTick is the fax service's step in Failover: slow enough that no fax is
-	// final (the quickest takes three ticks) before the leader is killed, which comes
-	// FailoverSettle after the last send.
+	// final (the quickest takes three ticks) before the leader is killed, right after the last
+	// send.
 	DefaultFailoverTick = 300 * time.Millisecond
-	// FailoverSettle is how long Failover waits after the last send before it kills the leader.
-	// Until an instance has recorded a send in the shared store (within ~25ms, off the request
-	// path) the send is only in that instance's local journal, replayed when it restarts; a
-	// leader killed sooner would take such a send down with it until its restart, which this
-	// scenario does not do.
-	FailoverSettle = 250 * time.Millisecond
 	// TakeoverBound is how soon after the leader's death another instance must lead: a killed
 	// process's session ends at once, and the others try for the lead every 2s (pgstore's
 	// LeaderInterval); 1s more for starting the poller and the scheduling of a loaded machine.
@@ -183,7 +177,8 @@ func failover(ctx context.Context, e *env, rep *FailoverReport) error {
 	}
 	e.logf("fleet: %d faxes sent; no client reads them again", len(expected))
 
-	time.Sleep(FailoverSettle)
+	// No pause: in a fleet a send is in the shared store before its answer, so every fax is
+	// the fleet's to complete from now on, whichever instance took it.
 	if l := e.fleet.leader(ctx); l != nil {
 		lead = l
 	}

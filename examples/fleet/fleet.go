@@ -13,13 +13,19 @@
 // expected fax is read once more through some instance, and the run waits until the shared queue
 // has drained.
 //
-// Then it judges what the receiver got, by fax and by event id (the X-Faxhook-Event-Id header):
+// Then it judges what the receiver got, by fax and by event (the X-Faxhook-Event-Id header),
+// knowing which instance sent each webhook (traced from its connection, see owner.go) and when
+// each instance was killed:
 //   - lost: an expected fax without an accepted fax_completed. Failure.
-//   - duplicate event: one state change of a fax delivered as two events with different ids, so
-//     two instances both turned the same observation into an event. Failure: the fleet promises
-//     exactly one event per change.
-//   - repeated delivery: one event id accepted more than once. At-least-once delivery allows it
-//     (an instance died between the receiver's answer and recording it); counted and reported.
+//   - duplicate event: one state change of a fax delivered as two events, because two instances
+//     both turned the same observation into an event or both attempted the same job. Failure:
+//     the fleet promises exactly one event per change. faxhook's event ids are stable (fax id,
+//     event type, extra fields), so two such events mostly share their id; a fax counts when
+//     one change came with two different ids, or when an event was accepted again and no kill
+//     explains it (see repeatRule).
+//   - repeated delivery: an event accepted again after the instance that sent it was killed, so
+//     it may have died between the receiver's answer and recording it. At-least-once delivery
+//     allows it; counted and reported.
 //   - out of order: a fax's events (with Options.Inflight) arriving in another order than they
 //     happened, e.g. a transmitting_page after the fax_completed. Failure.
 //   - misrouted: an event of a fax at another URL than its callback_url (even-numbered faxes ask
@@ -27,12 +33,17 @@
 //
 // As in chaos, only faxes whose send succeeded are expected; a send cut off by a kill is sent
 // again as a new fax. The fax the service may have created for the cut-off request is no longer
-// silent here: if the instance journaled it, the fleet's poller follows it and its webhook
+// silent here: if the instance recorded it, the fleet's poller follows it and its webhook
 // arrives. Such faxes are reported as unexpected, not as a failure.
 //
 // Failover is the leader scenario: faxes are sent through the fleet and never asked about again
-// by any client; the instance that leads the poller is killed before they complete, and the
-// others must take over the lead and deliver every fax's webhook within a bound.
+// by any client; the instance that leads the poller is killed right after the last send, before
+// they complete, and the others must take over the lead and deliver every fax's webhook within a
+// bound.
+//
+// Everything a run starts stops with it: the Caddy processes (also when this process is killed,
+// see instance.prepare), PostgreSQL (pgtest's server, which dies with its parent), the fax
+// service and the receiver.
 package fleet
 
 import (
@@ -168,8 +179,9 @@ type Report struct {
 	Instances int
 	// Tally is what the receiver got, judged by fax.
 	Tally
-	// Kills is how many times an instance was killed; KillsOf counts them per instance.
-	Kills   int
+	// Kills is how many times an instance was killed.
+	Kills int
+	// KillsOf counts the kills per instance name.
 	KillsOf map[string]int
 	// LeaderKills is how many of the kills hit the instance that led the poller at the time.
 	LeaderKills int
