@@ -235,3 +235,28 @@ func claimOne(tx Tx, c Claim, now time.Time, skip map[string]bool, until time.Ti
 	}
 	return jobs, nil
 }
+
+// BatchEnqueuer is implemented by the transactions of a store that pays a round trip per
+// answered call (PostgreSQL): EnqueueAll enqueues several jobs and answers for all of them at
+// once.
+type BatchEnqueuer interface {
+	// EnqueueAll is Tx.Enqueue for each job, in order; ok[i] reports whether jobs[i] was new.
+	EnqueueAll(jobs []*Job) (ok []bool, err error)
+}
+
+// EnqueueAll enqueues jobs in tx, reporting for each whether it was new, as Tx.Enqueue does one
+// by one: with tx's own EnqueueAll if it has one (one round trip for all of them on
+// PostgreSQL), else with Enqueue for each.
+func EnqueueAll(tx Tx, jobs []*Job) ([]bool, error) {
+	if b, ok := tx.(BatchEnqueuer); ok {
+		return b.EnqueueAll(jobs)
+	}
+	ok := make([]bool, len(jobs))
+	for i, j := range jobs {
+		var err error
+		if ok[i], err = tx.Enqueue(j); err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
+}

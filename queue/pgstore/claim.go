@@ -20,8 +20,9 @@ ORDER BY j.due_at, j.id LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED`
 )
 
 var (
-	_ queue.Claimer    = (*pgTx)(nil)
-	_ queue.Prefetcher = (*pgTx)(nil)
+	_ queue.Claimer       = (*pgTx)(nil)
+	_ queue.Prefetcher    = (*pgTx)(nil)
+	_ queue.BatchEnqueuer = (*pgTx)(nil)
 )
 
 // ClaimDue claims the due jobs of every claim in one round trip, one statement per
