@@ -1,7 +1,10 @@
 package pgstore
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,11 +13,15 @@ import (
 )
 
 const (
-	// Up to $4 pending jobs of destination $1 due by $2, but those in $3, in due order, locked;
-	// rows another transaction holds are passed over, not waited for.
-	sqlClaim = `SELECT j.id, ` + jCols + `, j.body FROM jobs j
-WHERE j.state = 'pending' AND j.dest = $1 AND j.due_at <= $2 AND NOT (j.id = ANY($3))
-ORDER BY j.due_at, j.id LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED`
+	// Claims up to $4 pending jobs of destination $1 due by $2, but those in $3, in due order
+	// (rows another transaction holds are passed over, not waited for): they get lease $7 and
+	// are due at the claim's end, $5 and $6. It returns them with their due time before the
+	// claim, the order of the claim.
+	sqlClaim = `UPDATE jobs j SET due_at = $5, due_off = $6, lease = $7
+FROM (SELECT id, due_at FROM jobs WHERE state = 'pending' AND dest = $1 AND due_at <= $2 AND NOT (id = ANY($3))
+	ORDER BY due_at, id LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED) c
+WHERE j.id = c.id
+RETURNING j.id, ` + jCols + `, j.body, c.due_at`
 	// The heads of the jobs $1, locked in ID order.
 	sqlPrefetch = `SELECT j.id, ` + jCols + ` FROM jobs j WHERE j.id = ANY($1) ORDER BY j.id FOR NO KEY UPDATE`
 )
@@ -25,10 +32,10 @@ var (
 	_ queue.BatchEnqueuer = (*pgTx)(nil)
 )
 
-// ClaimDue claims the due jobs of every claim in one round trip, one statement per
-// destination (FOR NO KEY UPDATE SKIP LOCKED: jobs that another instance is claiming or
-// settling at this moment are passed over, not waited for). The claimed heads go out with the
-// transaction's next round trip.
+// ClaimDue claims the due jobs of every claim in one round trip, one UPDATE per destination
+// that picks its jobs with FOR NO KEY UPDATE SKIP LOCKED (jobs that another instance is
+// claiming or settling at this moment are passed over, not waited for) and writes their lease
+// and due time in the same statement.
 func (t *pgTx) ClaimDue(claims []queue.Claim, now time.Time, skip map[string]bool, until time.Time) ([][]*queue.Job, error) {
 	if err := t.writable(); err != nil {
 		return nil, err
@@ -43,13 +50,31 @@ func (t *pgTx) ClaimDue(claims []queue.Claim, now time.Time, skip map[string]boo
 		if c.Limit <= 0 {
 			continue
 		}
-		ops = append(ops, op{sql: sqlClaim, args: []any{[]byte(c.Dest), nanos(now), skipIDs, c.Limit}, rows: func(rows pgx.Rows) error {
+		args := []any{[]byte(c.Dest), nanos(now), skipIDs, c.Limit, nanos(until), offset(until), c.Token}
+		ops = append(ops, op{sql: sqlClaim, args: args, rows: func(rows pgx.Rows) error {
+			type claimed struct {
+				job *queue.Job
+				due int64 // before the claim
+			}
+			var got []claimed
 			for rows.Next() {
-				j, err := t.scanLocked(rows, true)
+				var r jobRow
+				var due int64
+				if err := rows.Scan(append(r.targets(true, true), &due)...); err != nil {
+					return err
+				}
+				j, err := r.job(true)
 				if err != nil {
 					return err
 				}
-				out[i] = append(out[i], j)
+				t.seen[j.ID] = &rowInfo{state: r.state, chain: string(r.chain), due: r.dueAt}
+				got = append(got, claimed{j, due})
+			}
+			slices.SortFunc(got, func(a, b claimed) int {
+				return cmp.Or(cmp.Compare(a.due, b.due), strings.Compare(a.job.ID, b.job.ID))
+			})
+			for _, g := range got {
+				out[i] = append(out[i], g.job)
 			}
 			return rows.Err()
 		}})
@@ -59,14 +84,6 @@ func (t *pgTx) ClaimDue(claims []queue.Claim, now time.Time, skip map[string]boo
 	}
 	if err := t.send(ops...); err != nil {
 		return nil, fmt.Errorf("claiming due jobs: %w", err)
-	}
-	for i, jobs := range out {
-		for _, j := range jobs {
-			j.Lease, j.DueAt = claims[i].Token, until
-			if err := t.put(j, false); err != nil {
-				return nil, fmt.Errorf("claiming job %s: %w", j.ID, err)
-			}
-		}
 	}
 	return out, nil
 }
@@ -112,23 +129,14 @@ func (t *pgTx) Prefetch(ids []string) error {
 // scanLocked reads a job row (id, jCols, then the body if withBody) that the transaction has
 // locked, and records it in seen.
 func (t *pgTx) scanLocked(rows pgx.Rows, withBody bool) (*queue.Job, error) {
-	var (
-		id, chain, head, body []byte
-		state                 string
-		dueAt, finAt          int64
-		dueOff, finOff        int32
-	)
-	dest := []any{&id, &state, &dueAt, &dueOff, &finAt, &finOff, &chain, &head}
-	if withBody {
-		dest = append(dest, &body)
-	}
-	if err := rows.Scan(dest...); err != nil {
+	var r jobRow
+	if err := rows.Scan(r.targets(true, withBody)...); err != nil {
 		return nil, err
 	}
-	j, err := toJob(string(id), state, dueAt, dueOff, finAt, finOff, chain, head, body, withBody)
+	j, err := r.job(withBody)
 	if err != nil {
 		return nil, err
 	}
-	t.seen[j.ID] = &rowInfo{state: state, chain: string(chain), due: dueAt}
+	t.seen[j.ID] = &rowInfo{state: r.state, chain: string(r.chain), due: r.dueAt}
 	return j, nil
 }

@@ -96,7 +96,7 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // encodeHead encodes the fields of j that have no column and are not its body.
 func encodeHead(j *queue.Job) []byte {
-	n := 48 + len(j.EventID) + len(j.URL) + len(j.Lease) + 16*len(j.ReplayedAt)
+	n := 48 + len(j.EventID) + len(j.URL) + 16*len(j.ReplayedAt)
 	for _, l := range j.Meta {
 		n += 4 + len(l.Name) + len(l.Value)
 	}
@@ -126,7 +126,7 @@ func encodeHead(j *queue.Job) []byte {
 	for _, t := range j.ReplayedAt {
 		b = appendTime(b, t)
 	}
-	return appendString(b, j.Lease)
+	return b
 }
 
 // encodeBody encodes j's Payload.
@@ -320,7 +320,6 @@ func decodeHead(v []byte, j *queue.Job) error {
 			j.ReplayedAt[i] = r.time()
 		}
 	}
-	j.Lease = r.string()
 	return r.end()
 }
 

@@ -44,7 +44,7 @@ JOIN jobs j ON j.id = s.id ORDER BY s.due_at, s.id`
 	sqlPendingJobs = `SELECT id, due_at FROM jobs WHERE state = 'pending' AND dest = $1 AND (due_at, id) > ($2, $3)
 ORDER BY due_at, id LIMIT $4`
 
-	jCols = `j.state, j.due_at, j.due_off, j.fin_at, j.fin_off, j.chain, j.head`
+	jCols = `j.state, j.due_at, j.due_off, j.fin_at, j.fin_off, j.chain, j.lease, j.head`
 
 	sqlJobsAfter  = `SELECT j.id, ` + jCols + ` FROM jobs j WHERE j.id > $1 ORDER BY j.id LIMIT $2`
 	sqlJobsAfterB = `SELECT j.id, ` + jCols + `, j.body FROM jobs j WHERE j.id > $1 ORDER BY j.id LIMIT $2`
@@ -149,20 +149,11 @@ func (t *pgTx) PendingJobs(dest string, fn func(id string, dueAt time.Time) bool
 func scanJobs(withBody bool, add func(j *queue.Job) error, extra ...any) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
 		for rows.Next() {
-			var (
-				id, chain, head, body []byte
-				state                 string
-				dueAt, finAt          int64
-				dueOff, finOff        int32
-			)
-			dest := []any{&id, &state, &dueAt, &dueOff, &finAt, &finOff, &chain, &head}
-			if withBody {
-				dest = append(dest, &body)
-			}
-			if err := rows.Scan(append(dest, extra...)...); err != nil {
+			var r jobRow
+			if err := rows.Scan(append(r.targets(true, withBody), extra...)...); err != nil {
 				return err
 			}
-			j, err := toJob(string(id), state, dueAt, dueOff, finAt, finOff, chain, head, body, withBody)
+			j, err := r.job(withBody)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,7 @@ CREATE TABLE jobs (
 	chain   bytea,
 	seq     bigint,
 	hold    boolean NOT NULL DEFAULT false,
+	lease   text NOT NULL DEFAULT '',
 	head    bytea NOT NULL,
 	body    bytea NOT NULL
 );

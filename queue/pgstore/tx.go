@@ -73,7 +73,7 @@ SELECT $1::bytea, CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE chain = $7::bytea A
 	$2::bytea, $3::bigint, $4::integer, ` + zeroNanosSQL + `, 0, $5::bytea, $6::bytea, $7::bytea, nextval('chain_seq'), true
 ON CONFLICT (id) DO NOTHING RETURNING state`
 
-	headCols      = `state, due_at, due_off, fin_at, fin_off, chain, head`
+	headCols      = `state, due_at, due_off, fin_at, fin_off, chain, lease, head`
 	sqlHead       = `SELECT ` + headCols + ` FROM jobs WHERE id = $1`
 	sqlHeadLock   = sqlHead + ` FOR NO KEY UPDATE`
 	sqlJob        = `SELECT ` + headCols + `, body FROM jobs WHERE id = $1`
@@ -82,11 +82,11 @@ ON CONFLICT (id) DO NOTHING RETURNING state`
 
 	// $9 says what becomes of hold: 0 it stays, 1 the job leaves its chain's line (finished),
 	// 2 it rejoins the line if no job of the chain holds (a finished job replayed).
-	putSet = `state = $2, dest = $3, due_at = $4, due_off = $5, fin_at = $6, fin_off = $7, head = $8,
+	putSet = `state = $2, dest = $3, due_at = $4, due_off = $5, fin_at = $6, fin_off = $7, head = $8, lease = $10,
 	hold = CASE $9::integer WHEN 0 THEN hold WHEN 1 THEN false
 		ELSE NOT EXISTS (SELECT 1 FROM jobs o WHERE o.chain = jobs.chain AND o.hold AND o.id <> jobs.id) END`
 	sqlPutHead = `UPDATE jobs SET ` + putSet + ` WHERE id = $1`
-	sqlPutJob  = `UPDATE jobs SET ` + putSet + `, body = $10 WHERE id = $1`
+	sqlPutJob  = `UPDATE jobs SET ` + putSet + `, body = $11 WHERE id = $1`
 
 	// The first waiting job of a chain becomes pending once no job of the chain holds pending.
 	sqlPromote = `UPDATE jobs SET state = 'pending', due_at = $2, due_off = $3
@@ -440,42 +440,55 @@ func (t *pgTx) readJob(id string, withBody bool) (*queue.Job, error) {
 	case t.kind != kindView:
 		sql = sqlHeadLock
 	}
-	var (
-		state          string
-		dueAt, finAt   int64
-		dueOff, finOff int32
-		chain, head    []byte
-		body           []byte
-		found          bool
-	)
-	dest := []any{&state, &dueAt, &dueOff, &finAt, &finOff, &chain, &head}
-	if withBody {
-		dest = append(dest, &body)
-	}
-	if err := t.send(op{sql: sql, args: []any{[]byte(id)}, rows: one(&found, dest...)}); err != nil {
+	r := jobRow{id: []byte(id)}
+	var found bool
+	if err := t.send(op{sql: sql, args: []any{[]byte(id)}, rows: one(&found, r.targets(false, withBody)...)}); err != nil {
 		return nil, fmt.Errorf("reading job %s: %w", id, err)
 	}
 	if !found {
 		return nil, queue.ErrNotFound
 	}
-	j, err := toJob(id, state, dueAt, dueOff, finAt, finOff, chain, head, body, withBody)
+	j, err := r.job(withBody)
 	if err != nil {
 		return nil, err
 	}
 	if t.kind != kindView {
-		t.seen[id] = &rowInfo{state: state, chain: string(chain), due: dueAt}
+		t.seen[id] = &rowInfo{state: r.state, chain: string(r.chain), due: r.dueAt}
 	}
 	return j, nil
 }
 
-// toJob builds a job from its row.
-func toJob(id, state string, dueAt int64, dueOff int32, finAt int64, finOff int32, chain, head, body []byte, withBody bool) (*queue.Job, error) {
-	j := &queue.Job{ID: id, State: state, Chain: string(chain), DueAt: fromColumns(dueAt, dueOff), FinishedAt: fromColumns(finAt, finOff)}
-	if err := decodeHead(head, j); err != nil {
+// jobRow is a job's row as the queries read it: its id (unless the caller knows it), the head
+// columns (headCols, jCols), then its body if asked for.
+type jobRow struct {
+	id, chain, head, body []byte
+	state, lease          string
+	dueAt, finAt          int64
+	dueOff, finOff        int32
+}
+
+// targets returns the scan targets of the row's columns.
+func (r *jobRow) targets(withID, withBody bool) []any {
+	dest := []any{&r.state, &r.dueAt, &r.dueOff, &r.finAt, &r.finOff, &r.chain, &r.lease, &r.head}
+	if withID {
+		dest = append([]any{&r.id}, dest...)
+	}
+	if withBody {
+		dest = append(dest, &r.body)
+	}
+	return dest
+}
+
+// job builds the job of the row.
+func (r *jobRow) job(withBody bool) (*queue.Job, error) {
+	id := string(r.id)
+	j := &queue.Job{ID: id, State: r.state, Chain: string(r.chain), Lease: r.lease,
+		DueAt: fromColumns(r.dueAt, r.dueOff), FinishedAt: fromColumns(r.finAt, r.finOff)}
+	if err := decodeHead(r.head, j); err != nil {
 		return nil, fmt.Errorf("decoding job %s: %w", id, err)
 	}
 	if withBody {
-		if err := decodeBody(body, j); err != nil {
+		if err := decodeBody(r.body, j); err != nil {
 			return nil, fmt.Errorf("decoding the body of job %s: %w", id, err)
 		}
 	}
@@ -583,7 +596,7 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 	}
 	due := nanos(job.DueAt)
 	args := []any{[]byte(job.ID), job.State, []byte(queue.Destination(job.URL)), due, offset(job.DueAt),
-		nanos(job.FinishedAt), offset(job.FinishedAt), encodeHead(job), hold}
+		nanos(job.FinishedAt), offset(job.FinishedAt), encodeHead(job), hold, job.Lease}
 	sql := sqlPutHead
 	if withBody {
 		sql = sqlPutJob
