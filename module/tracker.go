@@ -74,18 +74,29 @@ const (
 // tracker keeps each fax's last known state and turns changes into webhook jobs, in the same
 // transaction as the new state.
 type tracker struct {
-	eng   *engine
+	store queue.Store
+	cfg   func() *settings   // the newest config's settings: URLs, inflight, caps
+	log   func() *zap.Logger // the newest config's logger
+	now   func() time.Time   // the clock that stamps first sights, jobs and the start time
+	// wake tells the dispatcher that jobs were enqueued (delivery.wake).
+	wake func()
+
 	since time.Time // when this storage first started tracking: older completions are history
 	// ready is set once since is read: until then (a start on a full disk) record refuses.
 	ready atomic.Bool
 }
 
+// newTracker returns the tracker of the faxes in store; wake is told of enqueued jobs.
+func newTracker(store queue.Store, cfg func() *settings, log func() *zap.Logger, wake func()) *tracker {
+	return &tracker{store: store, cfg: cfg, log: log, now: time.Now, wake: wake}
+}
+
 // init reads (or records, on first use) the time from which completions are news.
 func (t *tracker) init() error {
-	err := t.eng.store.Update(func(tx queue.Tx) error {
+	err := t.store.Update(func(tx queue.Tx) error {
 		v, err := tx.State(keySince)
 		if errors.Is(err, queue.ErrNotFound) {
-			t.since = time.Now().UTC().Truncate(time.Second)
+			t.since = t.now().UTC().Truncate(time.Second)
 			return tx.PutState(keySince, []byte(t.since.Format(time.RFC3339)))
 		}
 		if err != nil {
@@ -139,8 +150,8 @@ func (t *tracker) record(batch []*Observation) error {
 		}
 		return err
 	}
-	cfg := t.eng.cfg.Load()
-	now := time.Now().UTC()
+	cfg := t.cfg()
+	now := t.now().UTC()
 	var items []item
 	for _, o := range batch {
 		o.failed, o.rejected = nil, nil
@@ -194,13 +205,13 @@ func (t *tracker) record(batch []*Observation) error {
 		}
 	}
 	countEvents(enqueued)
-	log := t.eng.log.Load()
+	log := t.log()
 	for _, j := range enqueued {
 		log.Info("webhook enqueued", append(jobLogFields(j),
 			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))...)
 	}
 	if len(enqueued) > 0 {
-		t.eng.wake()
+		t.wake()
 	}
 	return storeErr
 }
@@ -210,7 +221,7 @@ func (t *tracker) record(batch []*Observation) error {
 // is spent (at least one); without, only the first.
 func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) (n int, jobs []*queue.Job, err error) {
 	var notes []capNote // reported once committed: Update may run fn more than once
-	err = t.eng.store.Update(func(tx queue.Tx) error {
+	err = t.store.Update(func(tx queue.Tx) error {
 		n, jobs, notes = 0, jobs[:0], notes[:0]
 		size := 0
 		for n < len(items) && (n == 0 || (pack && size < txnBudgetBytes && len(jobs) < txnBudgetJobs)) {
@@ -236,7 +247,7 @@ func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) 
 		return n, nil, err
 	}
 	for _, c := range notes {
-		c.report(t.eng.log.Load())
+		c.report(t.log())
 	}
 	return n, jobs, nil
 }
@@ -249,7 +260,7 @@ func (t *tracker) reject(it item, err error) {
 	if it.fax != nil {
 		fields = append(fields, zap.Int64("fax_id", it.fax.Fax.ID))
 	}
-	t.eng.log.Load().Error("setting aside an observation that cannot be recorded; other faxes are not affected", fields...)
+	t.log().Error("setting aside an observation that cannot be recorded; other faxes are not affected", fields...)
 }
 
 // applyNumber records the webhook URL a phone number object carries.
@@ -261,7 +272,7 @@ func (t *tracker) applyNumber(tx queue.Tx, n profile.Number) error {
 		return tx.DeleteState(prefixNumber + n.PhoneNumber)
 	}
 	if err := ValidateURL(n.CallbackURL); err != nil {
-		t.eng.log.Load().Warn("ignoring a phone number's callback_url", zap.String("number", n.PhoneNumber),
+		t.log().Warn("ignoring a phone number's callback_url", zap.String("number", n.PhoneNumber),
 			zap.String("url", queue.RedactURL(n.CallbackURL)), zap.Error(err))
 		return nil
 	}
@@ -273,7 +284,7 @@ func (t *tracker) applyNumber(tx queue.Tx, n profile.Number) error {
 // one its record holds, else the decimal id.
 func (t *tracker) upstreamID(id int64) (string, error) {
 	uid := strconv.FormatInt(id, 10)
-	err := t.eng.store.View(func(tx queue.Tx) error {
+	err := t.store.View(func(tx queue.Tx) error {
 		v, err := tx.State(faxKey(id))
 		switch {
 		case errors.Is(err, queue.ErrNotFound):
