@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -65,21 +64,7 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	defer cancel()
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
 	close(h.gate)
-	ev := new(caddyevents.App)
-	if err := ev.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{EventStorageFull, EventStorageOK} {
-		if err := ev.On(name, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ev.On("started", activateEvents{em: &e.ev, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ev.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ev, _ := newEventsApp(t, ctx, h, &e.ev, EventStorageFull, EventStorageOK)
 	expect := func(name string) {
 		t.Helper()
 		select {

@@ -30,24 +30,27 @@ func (h *recordingHandler) Handle(_ context.Context, e caddy.Event) error {
 	return nil
 }
 
-// newEventsApp returns a started events app, outside any Caddy config, that sends our two events
-// to h and activates target when "started" is emitted.
-func newEventsApp(t *testing.T, ctx caddy.Context, h *recordingHandler, activate func(*caddyevents.App)) *caddyevents.App {
+// newEventsApp returns a started events app, outside any Caddy config, that sends the events
+// names to h and puts its target, also returned, to use in em when "started" is emitted.
+func newEventsApp(t *testing.T, ctx caddy.Context, h *recordingHandler, em *eventEmitter, names ...string) (*caddyevents.App, *eventsTarget) {
 	t.Helper()
 	ev := new(caddyevents.App)
 	if err := ev.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
+	for _, name := range names {
 		if err := ev.On(name, h); err != nil {
 			t.Fatal(err)
 		}
 	}
-	activate(ev)
+	target := &eventsTarget{ctx: ctx, app: ev}
+	if err := ev.On("started", activateEvents{em: em, t: target}); err != nil {
+		t.Fatal(err)
+	}
 	if err := ev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return ev
+	return ev, target
 }
 
 func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
@@ -57,13 +60,7 @@ func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 	cfg := &settings{token: "s3cret-token"}
 	out := outcomes{events: &em, cfg: func() *settings { return cfg }}
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 2*emitBacklog+8)}
-	var target *eventsTarget
-	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
-		target = &eventsTarget{ctx: ctx, app: ev}
-		if err := ev.On("started", activateEvents{em: &em, t: target}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	ev, target := newEventsApp(t, ctx, h, &em, EventDeliveryFailed, EventDeliveryDead)
 
 	dead := &queue.Job{ID: "j1", Meta: metaOf(7, fax.EventFaxCompleted), URL: "https://user:pass@hooks.example/x",
 		State: queue.StateDead, Attempts: []queue.Attempt{{Status: 500}, {Status: 500}}}
@@ -190,11 +187,7 @@ func TestDeadEventSaysWhy(t *testing.T) {
 	out := outcomes{events: &em, cfg: func() *settings { return &settings{} }}
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
 	close(h.gate)
-	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
-		if err := ev.On("started", activateEvents{em: &em, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	ev, _ := newEventsApp(t, ctx, h, &em, EventDeliveryFailed, EventDeliveryDead)
 	ev.Emit(ctx, "started", nil)
 	defer em.close()
 

@@ -504,36 +504,41 @@ func pendingInflight(rec *trackedFax, obj profile.Object, limit int) int {
 // inflightEvents enqueues the inflight events of a sent fax, per recipient in order, retries
 // before pages, and notes in rec what was announced.
 func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, obj profile.Object, faxJSON string, urls []string) ([]*queue.Job, error) {
+	rec.initCounters()
+	var jobs []*queue.Job
+	// announce enqueues eventType for each count of recipient ph past the one noted in seen, up
+	// to upTo, the count in the field name, and notes each in seen.
+	announce := func(ph, eventType, name string, seen map[string]int, upTo int) error {
+		for n := seen[ph] + 1; n <= upTo; n++ {
+			js, err := t.enqueueEvent(tx, now, rec, faxJSON, eventType, []queue.Field{
+				{Name: name, Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, js...)
+			seen[ph] = n
+		}
+		return nil
+	}
+	for _, r := range rec.Fax.Recipients {
+		if err := announce(r.PhoneNumber, fax.EventRetryScheduled, "retry_count", rec.Retries, r.RetryCount); err != nil {
+			return nil, err
+		}
+		if err := announce(r.PhoneNumber, fax.EventTransmittingPage, "page", rec.Pages, recipientPage(&rec.Fax, r, obj)); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, nil
+}
+
+// initCounters makes the maps of announced pages and retries ready to write.
+func (rec *trackedFax) initCounters() {
 	if rec.Pages == nil {
 		rec.Pages = map[string]int{}
 	}
 	if rec.Retries == nil {
 		rec.Retries = map[string]int{}
 	}
-	var jobs []*queue.Job
-	for _, r := range rec.Fax.Recipients {
-		ph := r.PhoneNumber
-		for n := rec.Retries[ph] + 1; n <= r.RetryCount; n++ {
-			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventRetryScheduled, []queue.Field{
-				{Name: "retry_count", Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, js...)
-			rec.Retries[ph] = n
-		}
-		page := recipientPage(&rec.Fax, r, obj)
-		for p := rec.Pages[ph] + 1; p <= page; p++ {
-			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventTransmittingPage, []queue.Field{
-				{Name: "page", Value: strconv.Itoa(p)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, js...)
-			rec.Pages[ph] = p
-		}
-	}
-	return jobs, nil
 }
 
 // capNote is an observation of a fax whose inflight events were left out, reported (logged and
@@ -553,12 +558,7 @@ func capped(cfg *settings, rec *trackedFax, obj profile.Object, reason string, p
 	if reason == capRecipients {
 		rec.NoInflight = true
 	} else {
-		if rec.Pages == nil {
-			rec.Pages = map[string]int{}
-		}
-		if rec.Retries == nil {
-			rec.Retries = map[string]int{}
-		}
+		rec.initCounters()
 		for _, r := range rec.Fax.Recipients {
 			ph := r.PhoneNumber
 			rec.Retries[ph] = max(rec.Retries[ph], r.RetryCount)
