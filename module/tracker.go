@@ -638,7 +638,7 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 		ev.FileRef = render.PrepareReceivedPDF
 	}
 	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
-	var jobs []*queue.Job
+	all := make([]*queue.Job, 0, len(urls))
 	for _, u := range urls {
 		payload, err := ev.Payload(u, fields)
 		if err != nil {
@@ -650,11 +650,15 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 			URL: u, Payload: payload, CreatedAt: now, DueAt: now,
 			Chain: strconv.FormatInt(rec.Fax.ID, 10) + "\x00" + u,
 		}
-		ok, err := tx.Enqueue(j)
-		if err != nil {
-			return nil, fmt.Errorf("enqueueing %s for %s: %w", eventType, queue.RedactURL(u), err)
-		}
-		if ok {
+		all = append(all, j)
+	}
+	ok, err := queue.EnqueueAll(tx, all)
+	if err != nil {
+		return nil, fmt.Errorf("enqueueing %s: %w", eventType, err)
+	}
+	var jobs []*queue.Job
+	for i, j := range all {
+		if ok[i] {
 			jobs = append(jobs, j)
 		}
 	}

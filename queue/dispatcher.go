@@ -720,6 +720,13 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 		// before storing the outcomes costs less. The scan passes over the jobs of outs (held)
 		// and does not see the retries and chain successors their outcomes make due; the run
 		// loop scans again after a round that stored outcomes.
+		// A store that pays a round trip per read reads the outcomes' jobs with the lease's
+		// first read.
+		if p, ok := tx.(Prefetcher); ok && len(outs) > 1 {
+			if err := p.Prefetch(ids(outs)); err != nil {
+				return err
+			}
+		}
 		if err := d.lease(tx, &res, want, counts, held); err != nil {
 			return err
 		}
@@ -862,22 +869,31 @@ func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn,
 		}
 	}
 	until := now.Add(d.opts.Lease)
+	var claims []Claim
+	var dests []string
 	for i, t := range turns {
 		if quota[i] == 0 {
 			continue
 		}
 		token := d.instance + "/" + strconv.FormatUint(d.claims.Add(1), 36)
-		jobs, err := ClaimDue(tx, t.dest, now, quota[i], skip, token, until)
-		if err != nil {
-			return fmt.Errorf("claiming the due jobs of %s: %w", RedactURL(t.dest), err)
-		}
-		if len(jobs) == quota[i] {
+		claims = append(claims, Claim{Dest: t.dest, Limit: quota[i], Token: token})
+		dests = append(dests, t.dest)
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	got, err := ClaimDue(tx, claims, now, skip, until)
+	if err != nil {
+		return fmt.Errorf("claiming due jobs: %w", err)
+	}
+	for i, jobs := range got {
+		if len(jobs) == claims[i].Limit {
 			res.scan.More = true // there may be more due here than this round takes
 		}
 		for _, j := range jobs {
 			j.State = StateLeased
-			res.jobs = append(res.jobs, leased{job: j, dest: t.dest})
-			d.lastTurn = t.dest
+			res.jobs = append(res.jobs, leased{job: j, dest: dests[i]})
+			d.lastTurn = dests[i]
 		}
 	}
 	if res.scan.More {

@@ -72,7 +72,7 @@ func BenchmarkEnqueue(b *testing.B) {
 					start := time.Now()
 					err := st.Update(func(tx queue.Tx) error {
 						if mode == "EnqueueAll" {
-							_, err := pgstore.EnqueueAll(tx, jobs)
+							_, err := queue.EnqueueAll(tx, jobs)
 							return err
 						}
 						for _, j := range jobs {

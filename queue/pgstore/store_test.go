@@ -221,7 +221,7 @@ func TestEnqueueAll(t *testing.T) {
 	mustUpdate(t, st, func(tx queue.Tx) error { _, err := tx.Enqueue(job("old", "", t0)); return err })
 	jobs := []*queue.Job{job("a1", "A", t0), job("old", "", t0), job("a2", "A", t0), job("b1", "B", t0), job("a1", "A", t0), job("n", "", t0)}
 	var ok []bool
-	mustUpdate(t, st, func(tx queue.Tx) (err error) { ok, err = pgstore.EnqueueAll(tx, jobs); return err })
+	mustUpdate(t, st, func(tx queue.Tx) (err error) { ok, err = queue.EnqueueAll(tx, jobs); return err })
 	if fmt.Sprint(ok) != "[true false true true false true]" {
 		t.Errorf("EnqueueAll reported %v", ok)
 	}

@@ -154,6 +154,10 @@ type pgTx struct {
 	delta [4]int64
 	slot  int32
 	wake  bool // the commit is to send a wake-up
+	// heads holds the heads Prefetch read, each for one JobHead call; nil while the read is
+	// still queued, or when the job does not exist.
+	heads       map[string]*queue.Job
+	prefetching bool // a Prefetch is queued, not sent yet
 }
 
 func newTx(s *Store, conn *pgx.Conn, kind txKind) *pgTx {
@@ -480,7 +484,20 @@ func toJob(id, state string, dueAt int64, dueOff int32, finAt int64, finOff int3
 
 func (t *pgTx) Job(id string) (*queue.Job, error) { return t.readJob(id, true) }
 
-func (t *pgTx) JobHead(id string) (*queue.Job, error) { return t.readJob(id, false) }
+func (t *pgTx) JobHead(id string) (*queue.Job, error) {
+	if _, ok := t.heads[id]; ok {
+		if t.prefetching && t.send() != nil { // the prefetch is still queued
+			return nil, t.err
+		}
+		j := t.heads[id]
+		delete(t.heads, id) // the caller may change it; a second call reads the row again
+		if j == nil {
+			return nil, queue.ErrNotFound
+		}
+		return j, nil
+	}
+	return t.readJob(id, false)
+}
 
 // stored returns what the transaction knows of job id as stored, reading (and locking) its
 // row if it knows nothing yet.
