@@ -462,7 +462,7 @@ func TestAdminShowsJobsUnderWayAsLeased(t *testing.T) {
 	completeFax(t, e, 401, srv.URL+"/hook")
 	id := jobOf(t, e, 401).ID
 	deadline := time.Now().Add(10 * time.Second)
-	for len(e.leases()) == 0 && time.Now().Before(deadline) {
+	for len(e.delivery.leases()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if s := jobOf(t, e, 401).State; s != queue.StatePending {

@@ -279,7 +279,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.eng, a.hasRef = eng, true
-	a.events = eng.subscribeEvents(ctx, a.log)
+	a.events = eng.ev.subscribe(ctx, a.log)
 	return nil
 }
 
@@ -420,7 +420,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.hasRef = false
-	a.eng.dropEvents(a.events)
+	a.eng.ev.drop(a.events)
 	_, err := engines.Delete(a.dir)
 	if err != nil {
 		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)

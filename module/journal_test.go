@@ -223,7 +223,7 @@ func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 	e := startEngine(t, settings{schedule: queue.DefaultSchedule, sentURLs: []string{"https://example.com/global"}})
 	for id := int64(1); id <= 50; id++ {
 		send := &Observation{Faxes: []profile.Object{{Fax: obj(id, "queued", time.Time{}).Fax}}, CallbackURLs: []string{"https://example.com/own"}}
-		if err := e.recordSync(send); err != nil {
+		if err := e.sends.recordSync(send); err != nil {
 			t.Fatal(err)
 		}
 		done := obj(id, "success", time.Now())
