@@ -94,7 +94,7 @@ WHERE id = (SELECT id FROM jobs WHERE chain = $1 AND hold AND state = 'waiting'
 		AND NOT EXISTS (SELECT 1 FROM jobs WHERE chain = $1 AND hold AND state = 'pending')
 		ORDER BY seq LIMIT 1)
 	AND state = 'waiting'
-RETURNING id`
+RETURNING id, due_at`
 
 	sqlDelete = `DELETE FROM jobs WHERE id = $1`
 	// Deletes a finished job; the second column tells a missing job from an unfinished one.
@@ -158,6 +158,9 @@ type pgTx struct {
 	// still queued, or when the job does not exist.
 	heads       map[string]*queue.Job
 	prefetching bool // a Prefetch is queued, not sent yet
+	// batch holds head changes (PutJobHead) not queued yet: they go out as one statement, with
+	// the chain locks they need before it and the promotions they make after it (see batchPut).
+	batch putBatch
 }
 
 func newTx(s *Store, conn *pgx.Conn, kind txKind) *pgTx {
@@ -186,6 +189,7 @@ func (t *pgTx) send(extra ...op) error {
 	if t.done {
 		return errDone
 	}
+	t.flushBatch()
 	b := &pgx.Batch{}
 	if !t.began {
 		b.Queue(beginSQL[t.kind])
@@ -213,8 +217,9 @@ func (t *pgTx) send(extra ...op) error {
 	return t.err
 }
 
-// queue adds a statement to send with the next round trip.
+// queue adds a statement to send with the next round trip, after the batched head changes.
 func (t *pgTx) queue(o op, uncertain bool) {
+	t.flushBatch()
 	t.q = append(t.q, o)
 	t.uncertain = t.uncertain || uncertain
 }
@@ -254,6 +259,7 @@ func (t *pgTx) commit() {
 		t.done = true // nothing was read or written
 		return
 	}
+	t.flushBatch()
 	if t.uncertain && t.send() != nil {
 		return
 	}
@@ -590,21 +596,28 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 		case wasFin && !isFin:
 			hold = holdRejoin
 		}
+	}
+	due := nanos(job.DueAt)
+	if !withBody && hold != holdRejoin && !(promote && t.batch.promotes(job.Chain)) {
+		if hold != holdKeep || old.state == queue.StateWaiting && job.State == queue.StatePending {
+			t.batch.locks = append(t.batch.locks, t.advisoryKey("chain", job.Chain))
+		}
+		t.batch.add(job, due, hold, promote)
+	} else {
 		if hold != holdKeep || old.state == queue.StateWaiting && job.State == queue.StatePending {
 			t.lock(t.advisoryKey("chain", job.Chain))
 		}
-	}
-	due := nanos(job.DueAt)
-	args := []any{[]byte(job.ID), job.State, []byte(queue.Destination(job.URL)), due, offset(job.DueAt),
-		nanos(job.FinishedAt), offset(job.FinishedAt), encodeHead(job), hold, job.Lease}
-	sql := sqlPutHead
-	if withBody {
-		sql = sqlPutJob
-		args = append(args, encodeBody(job))
-	}
-	t.queue(op{sql: sql, args: args}, false)
-	if promote {
-		t.queue(op{sql: sqlPromote, args: []any{[]byte(job.Chain), due, offset(job.DueAt)}, rows: t.promoted(due)}, true)
+		args := []any{[]byte(job.ID), job.State, []byte(queue.Destination(job.URL)), due, offset(job.DueAt),
+			nanos(job.FinishedAt), offset(job.FinishedAt), encodeHead(job), hold, job.Lease}
+		sql := sqlPutHead
+		if withBody {
+			sql = sqlPutJob
+			args = append(args, encodeBody(job))
+		}
+		t.queue(op{sql: sql, args: args}, false)
+		if promote {
+			t.queue(op{sql: sqlPromote, args: []any{[]byte(job.Chain), due, offset(job.DueAt)}, rows: t.promoted()}, true)
+		}
 	}
 	if old.state != job.State {
 		t.delta[countIndex(old.state)]--
@@ -618,12 +631,14 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 	return nil
 }
 
-// promoted returns the handler of sqlPromote, which books the promotion of the job it returns.
-func (t *pgTx) promoted(due int64) func(pgx.Rows) error {
+// promoted returns the handler of sqlPromote and sqlPromoteAll, which books the promotion of
+// the jobs they return (id, due_at).
+func (t *pgTx) promoted() func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id []byte
-			if err := rows.Scan(&id); err != nil {
+			var due int64
+			if err := rows.Scan(&id, &due); err != nil {
 				return err
 			}
 			t.delta[cWaiting]--
