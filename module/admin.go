@@ -185,6 +185,7 @@ type deliverySummary struct {
 	CreatedAt   time.Time    `json:"created_at"`
 	DueAt       *time.Time   `json:"due_at,omitempty"`      // pending: when the next attempt is due
 	LeaseUntil  *time.Time   `json:"lease_until,omitempty"` // leased: when the lease ends
+	LeasedBy    string       `json:"leased_by,omitempty"`   // leased in a fleet: the claim's token (instance/n)
 	FinishedAt  *time.Time   `json:"finished_at,omitempty"` // delivered or dead
 	Attempts    int          `json:"attempts"`
 	LastAttempt *attemptView `json:"last_attempt,omitempty"`
@@ -232,7 +233,7 @@ func summaryOf(j *queue.Job, red redactor) deliverySummary {
 	case queue.StatePending:
 		s.DueAt = timePtr(j.DueAt)
 	case queue.StateLeased:
-		s.LeaseUntil = timePtr(j.DueAt)
+		s.LeaseUntil, s.LeasedBy = timePtr(j.DueAt), j.Lease
 	case queue.StateDelivered, queue.StateDead:
 		s.FinishedAt = timePtr(j.FinishedAt)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/harness"
+	"github.com/faxhook/caddy-faxhook/examples/receiver"
 	"github.com/faxhook/caddy-faxhook/queue/pgstore/pgtest"
 )
 
@@ -54,7 +55,14 @@ func TestPostgresStorage(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	dsn := withPassword(t, pgtest.Start(t))
-	e := newEnvIn(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3}, nil,
+	slow := make(chan struct{})
+	respond := func(d receiver.Delivery) int {
+		if strings.HasSuffix(d.URL, "/slow") {
+			<-slow // the attempt stays under way, its job claimed
+		}
+		return 200
+	}
+	e := newEnvIn(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3}, respond,
 		"postgres {\n\t\t\tjournal "+t.TempDir()+"\n\t\t\tinstance e2e\n\t\t}", "{env.FAXHOOK_DSN}", "FAXHOOK_DSN="+dsn)
 	ctx := ctxT(t, 60*time.Second)
 	id := e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, CallbackURL: e.rcvURL + "/cb"})
@@ -79,6 +87,18 @@ func TestPostgresStorage(t *testing.T) {
 	deliveries := e.get("/faxhook/deliveries?state=delivered")
 	if !strings.Contains(deliveries, `"state":"delivered"`) {
 		t.Errorf("delivered jobs: %s", deliveries)
+	}
+	// A job under way is shown as leased, with the claim that holds it.
+	e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, CallbackURL: e.rcvURL + "/slow"})
+	var leased string
+	for deadline := time.Now().Add(20 * time.Second); leased == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if l := e.get("/faxhook/deliveries"); strings.Contains(l, `"state":"leased"`) {
+			leased = l
+		}
+	}
+	close(slow)
+	if !strings.Contains(leased, `"leased_by":"e2e-`) {
+		t.Errorf("deliveries while one is under way: %s; want it leased, leased_by this instance's claim", leased)
 	}
 	fax := e.get("/faxhook/faxes/" + strconv.FormatInt(id, 10))
 	for what, text := range map[string]string{
