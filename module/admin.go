@@ -688,7 +688,7 @@ func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError("counting jobs in "+e.dir, err)
 	}
-	out.Jobs, out.TrackingSince = js.Counts, e.tracker.since
+	out.Jobs, out.TrackingSince = js.Counts, e.tracker.startedAt()
 	if !js.OldestUnfinished.IsZero() {
 		out.OldestUnfinishedAgeSeconds = max(0, a.clock().Sub(js.OldestUnfinished).Seconds())
 	}

@@ -245,7 +245,7 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 		}()
 	}
 	wg.Wait()
-	after := pl.tracker.since
+	after := pl.tracker.startedAt()
 	if !lastList.IsZero() {
 		after = lastList.Add(-2 * p.interval)
 	}

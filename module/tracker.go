@@ -91,6 +91,15 @@ func newTracker(store queue.Store, cfg func() *settings, log func() *zap.Logger,
 	return &tracker{store: store, cfg: cfg, log: log, now: time.Now, wake: wake}
 }
 
+// startedAt returns since once init has read it; zero before (a start deferred by a full disk
+// reads it later, from another goroutine, so since is read only after ready is seen set).
+func (t *tracker) startedAt() time.Time {
+	if !t.ready.Load() {
+		return time.Time{}
+	}
+	return t.since
+}
+
 // init reads (or records, on first use) the time from which completions are news.
 func (t *tracker) init() error {
 	err := t.store.Update(func(tx queue.Tx) error {
