@@ -7,7 +7,8 @@
 #   ./xcaddy.sh test    build, then run the whole test suite (what CI runs)
 #   ./xcaddy.sh modules list the faxhook modules of the built ./caddy
 #
-# Everything it needs is installed by itself: xcaddy with `go install` when missing.
+# Everything it needs is installed by itself: xcaddy with `go install` when missing, and for
+# `test` PostgreSQL's server (Debian's postgresql package) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +23,23 @@ ensure_xcaddy() {
 		echo "installing xcaddy $XCADDY_VERSION" >&2
 		go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
 	fi
+}
+
+# ensure_postgres installs PostgreSQL's server binaries (Debian's postgresql package) when
+# none is found: the fleet tests start a real PostgreSQL server on loopback themselves, in a
+# temporary directory, and stop it.
+ensure_postgres() {
+	if [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+		return
+	fi
+	if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/postgres" ]; then
+		return
+	fi
+	echo "installing PostgreSQL (Debian package postgresql) for the fleet tests" >&2
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq >&2 || true
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >&2
 }
 
 build() {
@@ -54,6 +72,7 @@ demo)
 	go run ./examples/cmd/demo -caddy ./caddy "${@:2}"
 	;;
 test)
+	ensure_postgres
 	build
 	echo "running the test suite" >&2
 	FAXHOOK_CADDY="$PWD/caddy" go test -race -count=1 -timeout 25m ./...

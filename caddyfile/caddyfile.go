@@ -207,6 +207,12 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.SMTP = c
+		case "postgres":
+			p := new(module.PostgresConfig)
+			if err := unmarshalPostgres(d, p); err != nil {
+				return err
+			}
+			app.Postgres = p
 		case "poll":
 			p := new(module.PollConfig)
 			if err := unmarshalPoll(d, p); err != nil {
@@ -455,6 +461,48 @@ func UnmarshalHandler(d *caddyfile.Dispenser, hd *handler.Handler) error {
 				"move it into the global option block, { faxhook { mapping FILE } }")
 		default:
 			return d.Errf("unknown faxhook subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalPostgres parses a `postgres { … }` block of the faxhook global option.
+func unmarshalPostgres(d *caddyfile.Dispenser, p *module.PostgresConfig) error {
+	if d.NextArg() {
+		return d.Errf("postgres: the database goes in storage (storage postgres://…); the block takes max_conns, statement_timeout, journal and instance")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "max_conns":
+			n, err := positiveInt(d, "postgres max_conns")
+			if err != nil {
+				return err
+			}
+			if n > module.MaxPostgresConns {
+				return d.Errf("postgres max_conns: %d is too large; allowed: 1 to %d", n, module.MaxPostgresConns)
+			}
+			p.MaxConns = n
+		case "statement_timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur < time.Second {
+				return d.Errf("postgres statement_timeout: %q is not a duration of at least 1s", s)
+			}
+			p.StatementTimeout = caddy.Duration(dur)
+		case "journal":
+			if !d.AllArgs(&p.Journal) {
+				return d.ArgErr()
+			}
+		case "instance":
+			if !d.AllArgs(&p.Instance) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("postgres: unknown option %q (allowed: max_conns, statement_timeout, journal, instance)", opt)
 		}
 	}
 	return nil

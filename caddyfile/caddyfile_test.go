@@ -88,6 +88,28 @@ func TestAdaptGlobalOption(t *testing.T) {
 	}
 }
 
+func TestAdaptPostgresStorage(t *testing.T) {
+	m, err := adapt(t, `{
+	faxhook {
+		storage {env.FAXHOOK_DSN}
+		postgres {
+			max_conns 20
+			statement_timeout 5s
+			journal /var/lib/caddy/faxhook-journal
+			instance caddy-a
+		}
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
+	want := `{"postgres":{"instance":"caddy-a","journal":"/var/lib/caddy/faxhook-journal","max_conns":20,"statement_timeout":5000000000},"storage":"{env.FAXHOOK_DSN}"}`
+	if string(got) != want {
+		t.Fatalf("faxhook app JSON:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestDirectiveWrapsReverseProxyInsideHandle(t *testing.T) {
 	m, err := adapt(t, `:8080 {
 	handle /v2.1/* {
@@ -155,6 +177,10 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"mapping no path":       {global(`mapping`), `mapping: want the path of a JSON mapping file`},
 		"mapping on handler":    {":80 {\n faxhook {\n  mapping /etc/m.json\n }\n}", `mapping is an option of the faxhook app now, not of the faxhook directive: move it into the global option block, { faxhook { mapping FILE } }`},
 		"directive argument":    {":80 {\n faxhook extra\n}", `wrong argument count`},
+		"postgres argument":     {global("postgres postgres://x/db"), `the database goes in storage`},
+		"postgres unknown":      {global("postgres {\n pool 3\n }"), `postgres: unknown option "pool"`},
+		"postgres max_conns":    {global("postgres {\n max_conns 5000\n }"), `postgres max_conns: 5000 is too large; allowed: 1 to 1000`},
+		"postgres timeout":      {global("postgres {\n statement_timeout 10ms\n }"), `postgres statement_timeout: "10ms" is not a duration of at least 1s`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -185,6 +185,7 @@ type deliverySummary struct {
 	CreatedAt   time.Time    `json:"created_at"`
 	DueAt       *time.Time   `json:"due_at,omitempty"`      // pending: when the next attempt is due
 	LeaseUntil  *time.Time   `json:"lease_until,omitempty"` // leased: when the lease ends
+	LeasedBy    string       `json:"leased_by,omitempty"`   // leased in a fleet: the claim's token (instance/n)
 	FinishedAt  *time.Time   `json:"finished_at,omitempty"` // delivered or dead
 	Attempts    int          `json:"attempts"`
 	LastAttempt *attemptView `json:"last_attempt,omitempty"`
@@ -221,7 +222,8 @@ type fileView struct {
 
 func timePtr(t time.Time) *time.Time { return &t }
 
-func (e *engine) summary(j *queue.Job, red redactor) deliverySummary {
+// summaryOf shows job j in a listing, its last attempt's texts scrubbed by red.
+func summaryOf(j *queue.Job, red redactor) deliverySummary {
 	faxID, eventType := render.FaxOf(j.Meta)
 	s := deliverySummary{
 		ID: j.ID, EventID: j.EventID, EventType: eventType, FaxID: faxID,
@@ -231,7 +233,7 @@ func (e *engine) summary(j *queue.Job, red redactor) deliverySummary {
 	case queue.StatePending:
 		s.DueAt = timePtr(j.DueAt)
 	case queue.StateLeased:
-		s.LeaseUntil = timePtr(j.DueAt)
+		s.LeaseUntil, s.LeasedBy = timePtr(j.DueAt), j.Lease
 	case queue.StateDelivered, queue.StateDead:
 		s.FinishedAt = timePtr(j.FinishedAt)
 	}
@@ -249,10 +251,12 @@ func attempt(n int, a queue.Attempt, red redactor) attemptView {
 	}
 }
 
-func (e *engine) detail(j *queue.Job) deliveryDetail {
-	red := e.redactor(j.URL)
+// detailOf shows job j whole, its fields and attempts scrubbed of the secrets that cfg and the
+// job's URL hold.
+func detailOf(j *queue.Job, cfg *settings) deliveryDetail {
+	red := redactorFor(cfg, j.URL)
 	d := deliveryDetail{
-		deliverySummary: e.summary(j, red),
+		deliverySummary: summaryOf(j, red),
 		Fields:          make([]queue.Field, len(j.Fields)),
 		FilePending:     j.NeedsPrepare(),
 		LadderBase:      j.LadderBase, ReplayedAt: j.ReplayedAt,
@@ -382,24 +386,25 @@ func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	page, next, err := e.deliveryPage(f, since, limit, cursor)
+	page, next, err := e.delivery.page(f, since, limit, cursor)
 	if err != nil {
 		return err
 	}
+	cfg := e.cfg.Load()
 	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page)), NextCursor: next}
 	for _, j := range page {
-		out.Deliveries = append(out.Deliveries, e.summary(j, e.redactor(j.URL)))
+		out.Deliveries = append(out.Deliveries, summaryOf(j, redactorFor(cfg, j.URL)))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// deliveryPage returns up to limit jobs matching f, in the order of the store's listing of
+// page returns up to limit jobs matching f, in the order of the store's listing of
 // f.state (queue.ListQuery), after the position the cursor names, and the cursor of the next
 // page: empty when no further job matches.
 //
 // Cost: in proportion to the jobs of that state the filter passes over; the state itself is an
 // index of the store, so no listing reads jobs of another state.
-func (e *engine) deliveryPage(f deliveryFilter, since time.Time, limit int, cursor string) ([]*queue.Job, string, error) {
+func (d *delivery) page(f deliveryFilter, since time.Time, limit int, cursor string) ([]*queue.Job, string, error) {
 	q := queue.ListQuery{State: f.state, Since: since, Limit: limit}
 	if f.state == queue.StateLeased {
 		q.State = queue.StatePending // leases are the dispatcher's, over pending jobs
@@ -414,10 +419,10 @@ func (e *engine) deliveryPage(f deliveryFilter, since time.Time, limit int, curs
 		}
 		q.After = p[1]
 	}
-	leases := e.leases()
+	leases := d.leases()
 	var page []*queue.Job
 	next := ""
-	err := e.store.View(func(tx queue.Tx) error {
+	err := d.store.View(func(tx queue.Tx) error {
 		page, next = page[:0], ""
 		// fullAt is where the page filled: the store page's cursor and the index in it of the
 		// page's last job, from which the cursor after that job is asked once a further match
@@ -475,8 +480,8 @@ func (a *adminAPI) getDelivery(w http.ResponseWriter, r *http.Request, id string
 	if err != nil {
 		return storeError("delivery "+id, err)
 	}
-	asLeased(j, e.leases())
-	return writeJSON(w, http.StatusOK, e.detail(j))
+	asLeased(j, e.delivery.leases())
+	return writeJSON(w, http.StatusOK, detailOf(j, e.cfg.Load()))
 }
 
 // retry answers POST /faxhook/deliveries/{id}/retry: the job is due now (a dead or delivered
@@ -489,7 +494,7 @@ func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) erro
 	}
 	now := a.clock()
 	var j *queue.Job
-	leases := e.leases()
+	leases := e.delivery.leases()
 	err = e.store.Update(func(tx queue.Tx) error {
 		cur, err := tx.Job(id)
 		if err != nil {
@@ -511,11 +516,11 @@ func (a *adminAPI) retry(w http.ResponseWriter, r *http.Request, id string) erro
 	if err != nil {
 		return storeError("retrying delivery "+id, err)
 	}
-	e.wake()
+	e.delivery.wake()
 	faxID, eventType := render.FaxOf(j.Meta)
 	e.log.Load().Info("delivery retried by an operator", zap.String("job", j.ID), zap.Int64("fax_id", faxID),
 		zap.String("event_type", eventType), zap.String("url", queue.RedactURL(j.URL)))
-	return writeJSON(w, http.StatusOK, e.detail(j))
+	return writeJSON(w, http.StatusOK, detailOf(j, e.cfg.Load()))
 }
 
 // errWaiting refuses to retry a waiting job: it would overtake its chain's earlier jobs.
@@ -544,7 +549,7 @@ func (a *adminAPI) replay(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := queue.ReplayDead(e.store, since, a.clock())
 	if n > 0 {
-		e.wake()
+		e.delivery.wake()
 		e.log.Load().Info("dead deliveries replayed by an operator", zap.Int("jobs", n), zap.Time("since", since))
 	}
 	if err != nil {
@@ -674,18 +679,16 @@ func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := statsView{Storage: e.dir, StorageDegraded: e.degraded(), StorageFreeBytes: e.store.Space().Free}
-	e.mu.Lock()
-	out.DispatcherRunning = e.disp != nil
-	e.mu.Unlock()
-	js, err := e.jobStats()
+	out := statsView{Storage: e.dir, StorageDegraded: e.space.degraded(), StorageFreeBytes: e.store.Space().Free,
+		DispatcherRunning: e.delivery.running()}
+	js, err := e.delivery.jobStats()
 	if errors.Is(err, queue.ErrNoSpace) {
 		return writeJSON(w, http.StatusOK, out) // the storage waits for space to open
 	}
 	if err != nil {
-		return storeError("counting jobs", err)
+		return storeError("counting jobs in "+e.dir, err)
 	}
-	out.Jobs, out.TrackingSince = js.Counts, e.tracker.since
+	out.Jobs, out.TrackingSince = js.Counts, e.tracker.startedAt()
 	if !js.OldestUnfinished.IsZero() {
 		out.OldestUnfinishedAgeSeconds = max(0, a.clock().Sub(js.OldestUnfinished).Seconds())
 	}

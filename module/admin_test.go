@@ -28,7 +28,7 @@ import (
 func startEngine(t *testing.T, s settings) *engine {
 	t.Helper()
 	dir := t.TempDir()
-	e, err := loadEngine(dir, false, 0, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: false, minFree: 0}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestAdminShowsJobsUnderWayAsLeased(t *testing.T) {
 	completeFax(t, e, 401, srv.URL+"/hook")
 	id := jobOf(t, e, 401).ID
 	deadline := time.Now().Add(10 * time.Second)
-	for len(e.leases()) == 0 && time.Now().Before(deadline) {
+	for len(e.delivery.leases()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if s := jobOf(t, e, 401).State; s != queue.StatePending {

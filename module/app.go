@@ -30,10 +30,18 @@ func init() {
 // faxhook HTTP handlers observe. Configure it with the `faxhook` global option in a Caddyfile or
 // under apps.faxhook in JSON.
 type App struct {
-	// Storage is the directory of the embedded Badger database that holds tracked faxes and
-	// webhook jobs. Default: the `faxhook` folder in Caddy's data directory. One directory can be
-	// open in one Caddy process at a time.
+	// Storage is where tracked faxes and webhook jobs are kept: the directory of the embedded
+	// Badger database (default: the `faxhook` folder in Caddy's data directory; one directory
+	// can be open in one Caddy process at a time), or a PostgreSQL URL, postgres://… or
+	// postgresql://…, for a fleet of Caddy instances that share one queue (see Postgres).
+	// Placeholders are replaced: write the URL as `{env.FAXHOOK_DSN}`, since it may hold a
+	// password; faxhook never logs it or shows it.
 	Storage string `json:"storage,omitempty"`
+
+	// Postgres tunes the PostgreSQL store when Storage is a postgres:// URL (fleet mode: several
+	// Caddy instances share one queue). Write the URL as a placeholder, `{env.FAXHOOK_DSN}`, so
+	// that its password stays out of the saved config; faxhook never logs or shows it.
+	Postgres *PostgresConfig `json:"postgres,omitempty"`
 
 	// Token is the webhook token that signs every HTTP webhook (X-Phaxio-Signature). Use a
 	// runtime placeholder such as `{env.FAXHOOK_TOKEN}` so the secret stays out of the saved
@@ -194,16 +202,12 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
-	dir := a.Storage
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "faxhook")
-	}
-	abs, err := filepath.Abs(filepath.Clean(dir))
-	if err != nil {
-		return fmt.Errorf("resolving storage directory %q: %w", dir, err)
-	}
-	a.dir = abs
 	repl := caddy.NewReplacer()
+	spec, err := a.storageSpec(repl)
+	if err != nil {
+		return err
+	}
+	a.dir = spec.key
 	a.token = repl.ReplaceKnown(a.Token, "")
 	if a.Token != "" && a.token == "" {
 		a.log.Warn("token is empty after replacing placeholders; webhooks will be sent unsigned", zap.String("token_config", redactPlaceholder(a.Token)))
@@ -268,14 +272,42 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	sync := a.SyncWrites == nil || *a.SyncWrites
-	eng, err := loadEngine(abs, sync, a.reserve(), a.log)
+	spec.syncWrites = a.SyncWrites == nil || *a.SyncWrites
+	spec.minFree = a.reserve()
+	eng, err := loadEngine(spec, a.log)
 	if err != nil {
 		return err
 	}
 	a.eng, a.hasRef = eng, true
-	a.events = eng.subscribeEvents(ctx, a.log)
+	a.events = eng.ev.subscribe(ctx, a.log)
 	return nil
+}
+
+// storageSpec resolves Storage: a PostgreSQL URL (after replacing placeholders such as
+// {env.FAXHOOK_DSN}), or the directory of the embedded store, by default `faxhook` in Caddy's
+// data directory.
+func (a *App) storageSpec(repl *caddy.Replacer) (storageSpec, error) {
+	if dsn := repl.ReplaceKnown(a.Storage, ""); IsPostgresDSN(dsn) {
+		if err := a.Postgres.validate(dsn); err != nil {
+			return storageSpec{}, err
+		}
+		return storageSpec{key: RedactDSN(dsn), dsn: strings.TrimSpace(dsn), postgres: a.Postgres}, nil
+	}
+	if a.Postgres != nil {
+		return storageSpec{}, errors.New("postgres options are set, but storage is not a postgres:// URL (is its placeholder empty?)")
+	}
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "faxhook")
+	}
+	if strings.Contains(dir, "://") {
+		return storageSpec{}, fmt.Errorf("storage %q: not a directory, and the only database URLs faxhook knows are postgres:// and postgresql://", RedactDSN(dir))
+	}
+	abs, err := filepath.Abs(filepath.Clean(dir))
+	if err != nil {
+		return storageSpec{}, fmt.Errorf("resolving storage directory %q: %w", dir, err)
+	}
+	return storageSpec{key: abs, dir: abs}, nil
 }
 
 // reserve is the free space the storage must keep: min_free_space (or its default), raised to
@@ -388,7 +420,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.hasRef = false
-	a.eng.dropEvents(a.events)
+	a.eng.ev.drop(a.events)
 	_, err := engines.Delete(a.dir)
 	if err != nil {
 		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)

@@ -220,7 +220,7 @@ func TestReplayOfAHugeJournalWithBadEntriesStarts(t *testing.T) {
 	}
 	j.close()
 
-	e, err := loadEngine(dir, true, 0, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: true, minFree: 0}, zap.NewNop())
 	if err != nil {
 		t.Fatalf("opening the storage with a huge journal: %v", err)
 	}

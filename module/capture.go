@@ -202,5 +202,5 @@ func (a *App) RecordCapture(c *Capture) error {
 	if o == nil {
 		return nil
 	}
-	return a.eng.recordSync(o)
+	return a.eng.sends.recordSync(o)
 }

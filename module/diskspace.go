@@ -2,8 +2,6 @@ package module
 
 import (
 	"errors"
-	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +28,7 @@ var (
 		Help: "1 while faxhook records nothing because its storage has less free space than min_free_space (the fax API is still proxied), else 0.",
 	}, func() float64 {
 		for _, e := range runningEngines() {
-			if e.degraded() {
+			if e.space.degraded() {
 				return 1
 			}
 		}
@@ -43,7 +41,7 @@ var (
 	}, func() float64 {
 		free := int64(-1)
 		for _, e := range runningEngines() {
-			if f := e.store.Space().Free; free < 0 || f < free {
+			if f := e.store.Space().Free; f >= 0 && (free < 0 || f < free) {
 				free = f
 			}
 		}
@@ -60,8 +58,22 @@ func init() {
 	allCollectors = append(allCollectors, metricStorageDegraded, metricStorageFree, metricDroppedObservations)
 }
 
-// spaceState is the engine's part in handling a full disk.
-type spaceState struct {
+// spaceWatch is what a full disk changes: it follows the store's reports of its free space,
+// announces them (log, Caddy events, storage_degraded), and runs what had to wait for space: the
+// initialization that a start on a full disk deferred, and the sends whose commit the store
+// refused while they were in the send journal.
+type spaceWatch struct {
+	storage string // the storage's name, in logs and event data
+	// store is set once opened: the watch is made first, since its methods are the store's
+	// reports (storeOptions), and it reads the store only after that.
+	store   engineStore
+	log     func() *zap.Logger // the newest config's logger
+	events  *eventEmitter
+	tracker *tracker      // whose start time the initialization reads
+	sends   *sendRecorder // which replays the send journal
+	wake    func()        // tells the dispatcher that jobs may be due (delivery.wake)
+	stop    chan struct{} // closed when the engine stops
+
 	full atomic.Bool // the store refuses writes (or waits to open)
 
 	// initMu guards the deferred initialization: reading the tracker's start time and replaying
@@ -69,79 +81,83 @@ type spaceState struct {
 	initMu      sync.Mutex
 	initPending []journalEntry // entries to replay once the store can write
 	retry       chan struct{}  // signals that space may have returned
-
-	lastDropLog atomic.Int64 // unix nanos of the last log line about dropped observations
 }
 
-// degraded reports whether the engine records nothing for lack of space.
-func (e *engine) degraded() bool { return e.space.full.Load() || !e.store.Opened() }
+// newSpaceWatch returns the watch of the storage named storage; the engine sets its store and
+// the parts it drives before start.
+func newSpaceWatch(storage string, log func() *zap.Logger, events *eventEmitter, stop chan struct{}) *spaceWatch {
+	return &spaceWatch{storage: storage, log: log, events: events, stop: stop, retry: make(chan struct{}, 1)}
+}
 
-// storeOptions returns the store options that report the free space to the engine.
-func (e *engine) storeOptions(syncWrites bool, minFree int64, log *zap.Logger) queue.BadgerOptions {
+// degraded reports whether faxhook records nothing for lack of space.
+func (sw *spaceWatch) degraded() bool { return sw.full.Load() || !sw.store.Opened() }
+
+// storeOptions returns the Badger options that report the free space to the watch.
+func (sw *spaceWatch) storeOptions(syncWrites bool, minFree int64, log *zap.Logger) queue.BadgerOptions {
 	return queue.BadgerOptions{
 		SyncWrites: syncWrites, Logger: log.Named("badger"), MinFreeSpace: minFree,
-		OnSpace: e.onSpace, OnOpen: e.signalSpace,
+		OnSpace: sw.onSpace, OnOpen: sw.signal,
 	}
 }
 
 // onSpace is the store's report that writes stopped or resumed. It logs, emits the Caddy event
 // and, when space returned, lets a deferred initialization run. It must not block: it runs on
 // the goroutine that noticed the change.
-func (e *engine) onSpace(st queue.SpaceStatus) {
-	e.space.full.Store(st.Full)
-	log := e.log.Load()
-	fields := []zap.Field{zap.String("storage", e.dir), zap.Int64("free_bytes", st.Free), zap.Int64("min_free_space", st.Reserve)}
+func (sw *spaceWatch) onSpace(st queue.SpaceStatus) {
+	sw.full.Store(st.Full)
+	log := sw.log()
+	fields := []zap.Field{zap.String("storage", sw.storage), zap.Int64("free_bytes", st.Free), zap.Int64("min_free_space", st.Reserve)}
 	if st.Full {
 		log.Error("faxhook storage is short of free space: recording faxes and delivering webhooks pause until it has space again; the fax API is still proxied", fields...)
-		e.ev.emit(EventStorageFull, e.spaceData(st))
+		sw.events.emit(EventStorageFull, sw.data(st))
 		return
 	}
 	log.Info("faxhook storage has free space again: recording and delivery resume", fields...)
-	e.ev.emit(EventStorageOK, e.spaceData(st))
-	e.signalSpace()
+	sw.events.emit(EventStorageOK, sw.data(st))
+	sw.signal()
 }
 
-// announceSpace emits faxhook_storage_full when a config's events start while the storage is
-// short of space: a start on a full disk is reported too.
-func (e *engine) announceSpace() {
-	if e.degraded() {
-		e.ev.emit(EventStorageFull, e.spaceData(e.store.Space()))
+// announce emits faxhook_storage_full when a config's events start while the storage is short
+// of space: a start on a full disk is reported too. It is the emitter's onUse.
+func (sw *spaceWatch) announce() {
+	if sw.degraded() {
+		sw.events.emit(EventStorageFull, sw.data(sw.store.Space()))
 	}
 }
 
-func (e *engine) spaceData(st queue.SpaceStatus) map[string]any {
-	return map[string]any{"storage": e.dir, "free_bytes": st.Free, "min_free_space": st.Reserve}
+// data is the data of the storage events.
+func (sw *spaceWatch) data(st queue.SpaceStatus) map[string]any {
+	return map[string]any{"storage": sw.storage, "free_bytes": st.Free, "min_free_space": st.Reserve}
 }
 
-// signalSpace wakes the deferred initialization, if one waits.
-func (e *engine) signalSpace() {
+// signal wakes the deferred initialization, if one waits.
+func (sw *spaceWatch) signal() {
 	select {
-	case e.space.retry <- struct{}{}:
+	case sw.retry <- struct{}{}:
 	default:
 	}
 }
 
-// initStore reads the tracker's start time and replays the send journal's entries. When the
-// store cannot write for lack of space, it leaves both to spaceLoop, which runs them once space
-// returns, and reports success: Caddy starts, faxhook degraded.
-func (e *engine) initStore(entries []journalEntry) error {
-	e.space.retry = make(chan struct{}, 1)
-	err := e.tryInit(entries)
+// start reads the tracker's start time and replays the send journal's entries. When the store
+// cannot write for lack of space, it leaves both to loop, which runs them once space returns,
+// and reports success: Caddy starts, faxhook degraded.
+func (sw *spaceWatch) start(entries []journalEntry) error {
+	err := sw.tryInit(entries)
 	switch {
 	case err == nil:
-		go e.spaceLoop(false)
+		go sw.loop(false)
 	case errors.Is(err, queue.ErrNoSpace):
-		e.space.initPending = entries
-		e.space.full.Store(true)
-		e.log.Load().Warn("faxhook starts degraded: its storage is short of free space; it proxies the fax API and records again once space returns",
-			zap.String("storage", e.dir), zap.Error(err))
-		go e.spaceLoop(true)
-	case e.tracker.ready.Load():
+		sw.initPending = entries
+		sw.full.Store(true)
+		sw.log().Warn("faxhook starts degraded: its storage is short of free space; it proxies the fax API and records again once space returns",
+			zap.String("storage", sw.storage), zap.Error(err))
+		go sw.loop(true)
+	case sw.tracker.ready.Load():
 		// The start time is read, the journal's replay failed: start all the same, and keep
 		// the journal, whole, for the next start.
-		e.log.Load().Error("replaying the send journal: the store failed; the journal is kept for the next start",
-			zap.String("storage", e.dir), zap.Error(err))
-		go e.spaceLoop(false)
+		sw.log().Error("replaying the send journal: the store failed; the journal is kept for the next start",
+			zap.String("storage", sw.storage), zap.Error(err))
+		go sw.loop(false)
 	default:
 		return err
 	}
@@ -149,136 +165,53 @@ func (e *engine) initStore(entries []journalEntry) error {
 }
 
 // tryInit reads the tracker's start time, unless it was read already, and replays entries.
-func (e *engine) tryInit(entries []journalEntry) error {
-	if !e.tracker.ready.Load() { // a retry after the replay failed must not write since again
-		if err := e.tracker.init(); err != nil {
+func (sw *spaceWatch) tryInit(entries []journalEntry) error {
+	if !sw.tracker.ready.Load() { // a retry after the replay failed must not write since again
+		if err := sw.tracker.init(); err != nil {
 			return err
 		}
 	}
-	return e.replayJournal(entries)
+	return sw.sends.replayJournal(entries)
 }
 
-// spaceLoop runs, each time space returns, what had to wait for it: the initialization that a
+// loop runs, each time space returns, what had to wait for it: the initialization that a
 // start on a full disk deferred (initPending), then the sends whose commit the store refused
 // while they were in the send journal, which would otherwise wait for the next start.
-func (e *engine) spaceLoop(initPending bool) {
+func (sw *spaceWatch) loop(initPending bool) {
 	// The store's watcher checks every second and signals; the ticker is a fallback for the
 	// deferred initialization, should a signal be missed.
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-e.stop:
+		case <-sw.stop:
 			return
-		case <-e.space.retry:
+		case <-sw.retry:
 		case <-t.C:
 			if !initPending {
 				continue
 			}
 		}
-		if e.store.Space().Full || !e.store.Opened() {
+		if sw.store.Space().Full || !sw.store.Opened() {
 			continue
 		}
 		var err error
 		if initPending {
-			e.space.initMu.Lock()
-			if err = e.tryInit(e.space.initPending); err == nil {
-				e.space.initPending, initPending = nil, false
+			sw.initMu.Lock()
+			if err = sw.tryInit(sw.initPending); err == nil {
+				sw.initPending, initPending = nil, false
 			}
-			e.space.initMu.Unlock()
+			sw.initMu.Unlock()
 			if err == nil {
-				e.space.full.Store(e.store.Space().Full)
-				e.wake()
+				sw.full.Store(sw.store.Space().Full)
+				sw.wake()
 			}
 		}
 		if err == nil {
-			err = e.replayFailedSends()
+			err = sw.sends.replayFailedSends()
 		}
 		if err != nil && !errors.Is(err, queue.ErrNoSpace) && !errors.Is(err, queue.ErrClosed) {
-			e.log.Load().Error("recording what waited for space in faxhook storage", zap.String("storage", e.dir), zap.Error(err))
+			sw.log().Error("recording what waited for space in faxhook storage", zap.String("storage", sw.storage), zap.Error(err))
 		}
 	}
-}
-
-// replayFailedSends records the entries of the journal segments that hold an entry whose
-// commit failed (recording an entry again changes nothing), and lets the journal forget those
-// failures, unless another one happened meanwhile: then the segments wait for the next try.
-func (e *engine) replayFailedSends() error {
-	segs, gen := e.journal.failedSegments()
-	if len(segs) == 0 {
-		return nil
-	}
-	var entries []journalEntry
-	for _, sg := range segs {
-		es, err := readSegment(sg.path)
-		if err != nil {
-			return err
-		}
-		entries = append(entries, es...)
-	}
-	if _, err := e.recordEntries(entries); err != nil {
-		return fmt.Errorf("recording sends kept in the send journal while the storage was full: %w", err)
-	}
-	e.journal.clearFailed(segs, gen)
-	e.log.Load().Info("recorded the sends that waited in the send journal for space", zap.String("storage", e.dir))
-	return nil
-}
-
-// failedSegments returns the segments holding an entry whose commit failed, and the journal's
-// failure count, for clearFailed.
-func (j *journal) failedSegments() ([]*segment, uint64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.closed {
-		return nil, 0
-	}
-	var segs []*segment
-	for _, sg := range append(j.old, j.cur) {
-		if sg.failed {
-			segs = append(segs, sg)
-		}
-	}
-	return segs, j.failures
-}
-
-// clearFailed marks segs as holding no failed entry any more, unless an entry failed since
-// failedSegments returned gen; full segments with no entry outstanding are deleted.
-func (j *journal) clearFailed(segs []*segment, gen uint64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.closed || j.failures != gen {
-		return
-	}
-	for _, sg := range segs {
-		sg.failed = false
-		if sg == j.cur || sg.outstanding > 0 {
-			continue
-		}
-		if i := slices.Index(j.old, sg); i >= 0 {
-			j.old = slices.Delete(j.old, i, i+1)
-			sg.remove()
-		}
-	}
-}
-
-// dropLogEvery bounds the log lines about observations dropped for lack of space.
-const dropLogEvery = 10 * time.Second
-
-// droppedForSpace accounts for a batch that the store refused for lack of space: journaled
-// sends stay in the send journal until space returns (spaceLoop), the rest is dropped (counted, and logged
-// at most every dropLogEvery). The proxied requests are not affected.
-func (e *engine) droppedForSpace(batch []*Observation, err error) {
-	dropped := 0
-	for _, o := range batch {
-		if o.journaled == nil {
-			dropped++
-		}
-	}
-	metricDroppedObservations.Add(float64(dropped))
-	now := time.Now().UnixNano()
-	if last := e.space.lastDropLog.Load(); now-last < int64(dropLogEvery) || !e.space.lastDropLog.CompareAndSwap(last, now) {
-		return
-	}
-	e.log.Load().Warn("storage short of space: observations not recorded (sends in the send journal are recorded once space returns)",
-		zap.Int("dropped", dropped), zap.Int("journaled", len(batch)-dropped), zap.Error(err))
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -52,34 +51,20 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	// Room for the send journal's writes, far below the store's reserve.
 	filler := spacetest.Fill(t, mnt, 256<<10, "filler")
 
-	e, err := loadEngine(dir, false, queue.MinFreeSpaceFloor, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: false, minFree: queue.MinFreeSpaceFloor}, zap.NewNop())
 	if err != nil {
 		t.Fatalf("loading the engine on a full disk: %v", err)
 	}
 	t.Cleanup(func() { engines.Delete(dir) })
-	if !e.degraded() || e.store.Opened() {
-		t.Fatalf("degraded %v, store opened %v on a full disk", e.degraded(), e.store.Opened())
+	if !e.space.degraded() || e.store.Opened() {
+		t.Fatalf("degraded %v, store opened %v on a full disk", e.space.degraded(), e.store.Opened())
 	}
 
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
 	close(h.gate)
-	ev := new(caddyevents.App)
-	if err := ev.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{EventStorageFull, EventStorageOK} {
-		if err := ev.On(name, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ev.On("started", activateEvents{em: &e.ev, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ev.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ev, _ := newEventsApp(t, ctx, h, &e.ev, EventStorageFull, EventStorageOK)
 	expect := func(name string) {
 		t.Helper()
 		select {
@@ -98,12 +83,12 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	dropped := counterValue(t, metricDroppedObservations)
 	send := &Observation{Faxes: []profile.Object{{}}, CallbackURLs: []string{"https://example.com/cb78"}}
 	send.Faxes[0].Fax.ID = 78
-	if err := e.recordSync(send); err != nil {
+	if err := e.sends.recordSync(send); err != nil {
 		t.Fatalf("recording a send while degraded: %v", err)
 	}
 	poll := &Observation{Faxes: []profile.Object{{}}}
 	poll.Faxes[0].Fax.ID = 79
-	if err := e.recordObserved([]*Observation{poll}); err != nil {
+	if err := e.sends.recordObserved([]*Observation{poll}); err != nil {
 		t.Fatalf("recording an observation while degraded: %v", err)
 	}
 	if got := counterValue(t, metricDroppedObservations) - dropped; got < 1 {
@@ -117,11 +102,11 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := e.store.View(func(tx queue.Tx) error { _, err := tx.State(faxKey(77)); return err })
-		if err == nil && !e.degraded() {
+		if err == nil && !e.space.degraded() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the journal's send was not recorded once space returned: %v (degraded %v)", err, e.degraded())
+			t.Fatalf("the journal's send was not recorded once space returned: %v (degraded %v)", err, e.space.degraded())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -153,7 +138,7 @@ func TestStorageFullDegradesAndRecovers(t *testing.T) {
 		t.Fatalf("a write on a full disk: %v, want ErrNoSpace", err)
 	}
 	expect(EventStorageFull)
-	if !e.degraded() {
+	if !e.space.degraded() {
 		t.Fatal("not degraded on a full disk")
 	}
 }

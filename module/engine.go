@@ -1,247 +1,189 @@
 package module
 
 import (
-	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/faxhook/caddy-faxhook/module/profile"
-	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/httpsend"
-	"github.com/faxhook/caddy-faxhook/queue/mailsend"
-	"github.com/faxhook/caddy-faxhook/queue/ssrf"
+	"github.com/faxhook/caddy-faxhook/queue/pgstore"
 )
 
 // engines pools one engine per storage directory across config loads: Badger allows one open per
 // directory, and a reload provisions the new config before the old one is cleaned up.
 var engines = caddy.NewUsagePool()
 
-// settings are the delivery settings of the newest started config.
-type settings struct {
-	token        string
-	schedule     []time.Duration
-	timeout      time.Duration
-	workers      int
-	sentURLs     []string
-	receivedURLs []string
-	numberURLs   map[string][]string
-	inflight     bool
-	// maxRecipients and maxEvents bound the inflight events of one fax (see App.MaxRecipients
-	// and App.MaxEvents); zero means the default.
-	maxRecipients int
-	maxEvents     int
-	poll          *pollSettings
-	// profile builds the poller's and the PDF fetch's requests; nil means Phaxio v2.1.
-	profile     profile.Profile
-	maxFileSize int64
-	guard       *ssrf.Guard
-	mail        *mailsend.Sender
-	perHost     int
-	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
-	deliveredRetention time.Duration
-	deadRetention      time.Duration
+// engineStore is the store as the engine uses it: a queue.Store that reports its free space.
+type engineStore interface {
+	queue.Store
+	// Space is the free space as of the last check.
+	Space() queue.SpaceStatus
+	// Opened reports whether the store is open (Badger defers its opening on a full disk).
+	Opened() bool
 }
 
-// Defaults of App.MaxRecipients and App.MaxEvents.
-const (
-	defaultMaxRecipients = 1000
-	defaultMaxEvents     = 1000
-)
+// pgEngineStore is the PostgreSQL store as an engineStore: the database's disk is the
+// server's, which faxhook does not watch (Space reports Free -1: unknown).
+type pgEngineStore struct{ *pgstore.Store }
 
-// recipientCap is the most recipients a sent fax may have and still get inflight events.
-func (s *settings) recipientCap() int { return cmp.Or(s.maxRecipients, defaultMaxRecipients) }
+func (pgEngineStore) Space() queue.SpaceStatus { return queue.SpaceStatus{Free: -1} }
+func (pgEngineStore) Opened() bool             { return true }
 
-// fax is the profile that builds requests to the fax service.
-func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.PhaxioV21) }
+// storageSpec says which store an engine opens: a Badger directory, or a PostgreSQL database.
+type storageSpec struct {
+	// key names the storage in the engine pool, the admin API and logs: the directory, or the
+	// PostgreSQL URL without its password (RedactDSN).
+	key        string
+	dir        string          // the Badger directory; empty for PostgreSQL
+	dsn        string          // the PostgreSQL URL, placeholders replaced; never shown
+	postgres   *PostgresConfig // options of the PostgreSQL store
+	syncWrites bool
+	minFree    int64 // Badger's free-space reserve (0: the default)
+}
 
-// eventCap is the most inflight events one observation of one fax may enqueue.
-func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
-
-// engine is the pooled part of the app, an assembly of the store, the tracker, the observation
-// worker (observations), the poller, the emitter of Caddy events and the dispatcher. Exactly one
-// exists per storage directory in a process.
+// engine is the pooled part of the app: the assembly of the store and of the parts that work
+// over it, which it builds, starts and stops. Exactly one exists per storage (directory or
+// database) in a process. The parts depend on one another only through the fields each names;
+// none reaches back into the engine.
 type engine struct {
-	dir     string
-	store   *queue.Badger
-	log     atomic.Pointer[zap.Logger]
-	cfg     atomic.Pointer[settings]
-	sender  atomic.Pointer[httpsend.Sender]
-	tracker *tracker
-	ev      eventEmitter // Caddy events of delivery failures (events.go)
-	space   spaceState   // what a full disk changes (diskspace.go)
-	vias    viaCache     // client requests that revealed received faxes, in memory only (via.go)
+	dir      string // the storage's name as shown (storageSpec.key)
+	store    engineStore
+	badger   *queue.Badger // the store when it is Badger, else nil
+	fleet    *fleet        // the lead of poller and janitor over PostgreSQL, else nil
+	instance string        // the dispatcher's instance name over PostgreSQL
+	journal  *journal      // what creating requests said, until the tracker recorded it
+	// log and cfg are the newest started config's logger and settings; the parts read them
+	// through the Load funcs they hold, so that a reload reaches every part at once.
+	log atomic.Pointer[zap.Logger]
+	cfg atomic.Pointer[settings]
 
-	mu      sync.Mutex
-	disp    *queue.Dispatcher
-	poll    *poller
-	polling bool          // the poller's loop was started
-	obs     *observations // the observation worker (observe.go)
-	journal *journal      // what creating requests said, until the tracker recorded it
-	stop    chan struct{}
-	once    sync.Once
+	ev       eventEmitter  // Caddy events (events.go)
+	space    *spaceWatch   // what a full disk changes (diskspace.go)
+	tracker  *tracker      // each fax's last known state; the one place that enqueues (tracker.go)
+	delivery *delivery     // the dispatcher (delivery.go)
+	poll     *poller       // asks the fax service about faxes in flight (poller.go)
+	sends    *sendRecorder // records through the send journal (sendrecord.go)
+	obs      *observations // the observation worker (observe.go)
+	vias     viaCache      // client requests that revealed received faxes, in memory only (via.go)
+
+	stop chan struct{} // closed by Destruct: every loop of the parts returns
+	once sync.Once
 }
 
-// loadEngine returns the engine for dir, opening it on first use.
-// minFree is the store's free-space reserve (0: the default); the first config to open dir sets it.
-func loadEngine(dir string, syncWrites bool, minFree int64, log *zap.Logger) (*engine, error) {
-	v, loaded, err := engines.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		e := &engine{
-			dir:  dir,
-			stop: make(chan struct{}),
-		}
-		e.log.Store(log)
-		e.ev.onUse = e.announceSpace
-		st, err := queue.OpenBadger(dir, e.storeOptions(syncWrites, minFree, log))
-		if err != nil {
-			return nil, err
-		}
-		e.store = st
-		e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
-		e.tracker = &tracker{eng: e}
-		e.poll = newPoller(e)
-		e.obs = newObservations(e, syncWrites)
-		j, entries, err := openJournal(dir)
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		e.journal = j
-		if err := e.initStore(entries); err != nil { // deferred while the disk is full
-			j.close()
-			st.Close()
-			return nil, fmt.Errorf("opening faxhook storage at %s: %w", dir, err)
-		}
-		go e.obs.loop()
-		return e, nil
+// loadEngine returns the engine for the storage spec names, opening it on first use. The
+// first config to open a storage sets its options (Badger's free-space reserve, PostgreSQL's
+// pool).
+func loadEngine(spec storageSpec, log *zap.Logger) (*engine, error) {
+	v, loaded, err := engines.LoadOrNew(spec.key, func() (caddy.Destructor, error) {
+		return openEngine(spec, log)
 	})
 	if err != nil {
 		return nil, err
 	}
 	if loaded {
-		log.Debug("sharing faxhook storage with the running config", zap.String("storage", dir))
+		log.Debug("sharing faxhook storage with the running config", zap.String("storage", spec.key))
 	}
 	return v.(*engine), nil
 }
 
-// start applies s and starts the dispatcher if it is not running yet.
+// newEngine returns an engine for the storage named key with the parts that come before its
+// store: the emitter and the space watch, whose methods are the store's reports.
+func newEngine(key string, log *zap.Logger) *engine {
+	e := &engine{dir: key, stop: make(chan struct{})}
+	e.log.Store(log)
+	e.cfg.Store(&settings{schedule: queue.DefaultSchedule})
+	e.space = newSpaceWatch(key, e.log.Load, &e.ev, e.stop)
+	e.ev.onUse = e.space.announce
+	return e
+}
+
+// openEngine opens the storage spec names and its send journal, assembles the engine over
+// them, replays the journal (or defers that until the disk has space) and starts the
+// observation worker. The poller and the dispatcher start with the first config (start).
+func openEngine(spec storageSpec, log *zap.Logger) (*engine, error) {
+	e := newEngine(spec.key, log)
+	var st engineStore
+	journalDir := spec.dir
+	if spec.dsn != "" {
+		fs, err := openFleetStore(spec.dsn, spec.postgres, log)
+		if err != nil {
+			return nil, err
+		}
+		st, journalDir = pgEngineStore{fs.store}, fs.journalDir
+		if spec.postgres != nil {
+			e.instance = spec.postgres.Instance
+		}
+		e.fleet = newFleet(fs.store, e.log.Load)
+	} else {
+		b, err := queue.OpenBadger(spec.dir, e.space.storeOptions(spec.syncWrites, spec.minFree, log))
+		if err != nil {
+			return nil, err
+		}
+		st, e.badger = b, b
+	}
+	j, entries, err := openJournal(journalDir)
+	if err != nil {
+		e.fleet.close()
+		st.Close()
+		return nil, err
+	}
+	e.assemble(st, j, spec.syncWrites)
+	if err := e.space.start(entries); err != nil { // deferred while the disk is full
+		j.close()
+		e.fleet.close()
+		st.Close()
+		return nil, fmt.Errorf("opening faxhook storage at %s: %w", spec.key, err)
+	}
+	go e.obs.loop()
+	return e, nil
+}
+
+// assemble builds the parts over the opened store st and the send journal j, and hands the
+// space watch the parts it drives. Nothing runs yet. The parts call one another through what
+// each names: the tracker wakes the dispatcher, the dispatcher asks the poller for PDFs, the
+// observation worker and the send recorder hand work to each other.
+func (e *engine) assemble(st engineStore, j *journal, syncWrites bool) {
+	e.store, e.journal = st, j
+	e.delivery = &delivery{store: st, cfg: e.cfg.Load, instance: e.instance,
+		onOutcome: outcomes{events: &e.ev, cfg: e.cfg.Load}.onOutcome}
+	e.tracker = newTracker(st, e.cfg.Load, e.log.Load, e.delivery.wake)
+	e.poll = newPoller(e.cfg.Load, e.log.Load, e.tracker, &e.vias, e.fleet.leads, e.stop)
+	e.delivery.fetchFile = e.poll.fetchFile
+	e.sends = &sendRecorder{journal: j, tracker: e.tracker, log: e.log.Load, storage: e.dir, shared: e.fleet != nil}
+	e.obs = newObservations(e.sends.recordObserved, e.log.Load, e.stop, syncWrites)
+	e.sends.handOff = e.obs.put
+	sw := e.space
+	sw.store, sw.tracker, sw.sends, sw.wake = st, e.tracker, e.sends, e.delivery.wake
+}
+
+// start applies s and starts the janitor, the poller and the dispatcher, those not running yet.
 func (e *engine) start(s settings, log *zap.Logger) error {
 	e.log.Store(log)
 	e.cfg.Store(&s)
-	if old := e.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost})); old != nil {
-		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
-	}
-	e.store.StartJanitor(queue.JanitorOptions{
+	jan := queue.JanitorOptions{
 		DeliveredRetention: s.deliveredRetention, DeadRetention: s.deadRetention, Logger: log.Named("janitor"),
-	})
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.polling {
-		e.polling = true
-		go e.poll.loop()
 	}
-	if e.disp != nil {
-		e.disp.SetSchedule(s.schedule)
-		return nil
+	if e.fleet != nil {
+		e.fleet.startJanitor(jan) // sweeps while this instance leads the fleet
+	} else {
+		e.badger.StartJanitor(jan)
 	}
-	e.disp = queue.NewDispatcher(e.store, senderFunc(e.send), queue.Options{
-		Schedule:  s.schedule,
-		Workers:   s.workers,
-		PerHost:   s.perHost,
-		Lease:     s.timeout + 30*time.Second,
-		Logger:    log.Named("dispatcher"),
-		OnOutcome: e.onOutcome,
-		Prepare:   e.prepare,
-		LogFields: jobLogFields,
-	})
-	if err := e.disp.Start(); err != nil {
-		e.disp = nil
-		return fmt.Errorf("starting the webhook dispatcher: %w", err)
-	}
-	dispatchersRunning.Add(1)
-	return nil
+	e.poll.start()
+	return e.delivery.start(s, log)
 }
 
-// send delivers with the newest config's sender: SMTP for mailto: URLs, HTTP for the others.
-func (e *engine) send(ctx context.Context, j *queue.Job) queue.Result {
-	if render.IsMail(j.URL) {
-		m := e.cfg.Load().mail
-		if m == nil {
-			return queue.Result{Permanent: true, Err: errors.New("mailto: webhook, but no smtp server is configured (faxhook { smtp { … } })")}
-		}
-		return m.Send(ctx, j)
-	}
-	return e.sender.Load().Send(ctx, j)
-}
-
-// prepare is the dispatcher's Prepare hook: before a received fax's webhook is first attempted,
-// it fetches the fax's PDF and renders the payload with it (render.Prepared). The dispatcher
-// stores that payload with the attempt's outcome, so that every attempt sends the same bytes.
-func (e *engine) prepare(ctx context.Context, j *queue.Job) (queue.Payload, error) {
-	file, err := e.poll.fetchFile(ctx, j)
-	if err != nil {
-		return queue.Payload{}, err
-	}
-	return render.Prepared(j, file)
-}
-
-// leases returns the jobs the running dispatcher holds leased, with the end of each lease (see
-// queue.Dispatcher.Leases); nil when no dispatcher runs.
-func (e *engine) leases() map[string]time.Time {
-	e.mu.Lock()
-	d := e.disp
-	e.mu.Unlock()
-	if d == nil {
-		return nil
-	}
-	return d.Leases()
-}
-
-// asLeased shows a job that the store holds as pending, but that the dispatcher leased (in
-// memory), as leased until its lease ends: what operators see of a job whose attempt is under way.
-func asLeased(j *queue.Job, leases map[string]time.Time) {
-	if until, ok := leases[j.ID]; ok && j.State == queue.StatePending {
-		j.State, j.DueAt = queue.StateLeased, until
-	}
-}
-
-// wake tells a running dispatcher that jobs were enqueued.
-func (e *engine) wake() {
-	e.mu.Lock()
-	d := e.disp
-	e.mu.Unlock()
-	if d != nil {
-		d.Wake()
-	}
-}
-
-// Destruct stops the observation worker and the dispatcher and closes the store. The usage pool
-// calls it when the last config using this storage is cleaned up.
+// Destruct stops the observation worker, the poller and the dispatcher and closes the store.
+// The usage pool calls it when the last config using this storage is cleaned up.
 func (e *engine) Destruct() error {
 	e.once.Do(func() { close(e.stop) })
 	<-e.obs.done
-	e.mu.Lock()
-	if e.polling {
-		<-e.poll.done
-	}
-	if e.disp != nil {
-		e.disp.Stop()
-		e.disp = nil
-		dispatchersRunning.Add(-1)
-	}
-	e.mu.Unlock()
+	e.poll.wait()
+	e.delivery.stop()
 	e.ev.close()
+	e.fleet.close()
 	return errors.Join(e.journal.close(), e.store.Close())
 }
-
-// senderFunc adapts a function to queue.Sender.
-type senderFunc func(ctx context.Context, j *queue.Job) queue.Result
-
-func (f senderFunc) Send(ctx context.Context, j *queue.Job) queue.Result { return f(ctx, j) }

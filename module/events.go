@@ -37,12 +37,12 @@ type eventsTarget struct {
 	app *caddyevents.App
 }
 
-// subscribeEvents returns this config's events target, or nil when there is no events app. The
+// subscribe returns this config's events target, or nil when there is no events app. The
 // target is put to use only once the config has fully started (Caddy's "started" event): before
 // that, the events app may still be starting, and its Start writes the subscription map that
 // Emit reads. On a reload the new config starts before the old one stops, so the newest
 // started config's events app is the one used.
-func (e *engine) subscribeEvents(ctx caddy.Context, log *zap.Logger) *eventsTarget {
+func (em *eventEmitter) subscribe(ctx caddy.Context, log *zap.Logger) *eventsTarget {
 	v, err := ctx.App("events")
 	if err != nil {
 		log.Debug("no events app; faxhook will not emit Caddy events", zap.Error(err))
@@ -53,7 +53,7 @@ func (e *engine) subscribeEvents(ctx caddy.Context, log *zap.Logger) *eventsTarg
 		return nil
 	}
 	t := &eventsTarget{ctx: ctx, app: app}
-	if err := app.On("started", activateEvents{em: &e.ev, t: t}); err != nil {
+	if err := app.On("started", activateEvents{em: em, t: t}); err != nil {
 		log.Debug("cannot subscribe to the started event; faxhook will not emit Caddy events", zap.Error(err))
 		return nil
 	}
@@ -75,15 +75,6 @@ func (a activateEvents) Handle(context.Context, caddy.Event) error {
 	return nil
 }
 
-// dropEvents stops using t; the App calls it in Cleanup so that no reference to a cleaned-up
-// config's events app stays in the shared engine.
-func (e *engine) dropEvents(t *eventsTarget) {
-	if e == nil || t == nil {
-		return
-	}
-	e.ev.drop(t)
-}
-
 // eventEmitter emits Caddy events from a goroutine of its own, fed by a bounded channel, so that
 // the dispatcher never waits for event handlers (Emit runs them synchronously). Its zero value
 // is ready; the goroutine starts with the first target and stops in close.
@@ -96,7 +87,8 @@ type eventEmitter struct {
 	closed  bool
 	log     *zap.Logger
 	// onUse, if set (before the first use), runs each time a started config's target is put
-	// to use: the engine reports a state that began before (a full disk at start).
+	// to use, so that a state that began before is reported (spaceWatch.announce: a full disk
+	// at start).
 	onUse func()
 }
 
@@ -123,7 +115,9 @@ func (em *eventEmitter) use(t *eventsTarget) {
 	}
 }
 
-// drop forgets t; the previous target, if any, becomes the current one again.
+// drop forgets t; the previous target, if any, becomes the current one again. The App calls
+// it in Cleanup so that no reference to a cleaned-up config's events app stays in the shared
+// engine; a nil t (the config had no events app) changes nothing.
 func (em *eventEmitter) drop(t *eventsTarget) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -222,17 +216,25 @@ func (em *eventEmitter) close() {
 // closeWait bounds how long close waits for an event handler under way.
 const closeWait = 5 * time.Second
 
-// onOutcome is the dispatcher's OnOutcome hook: it counts the attempt in the metrics and, for a
-// failed attempt, emits faxhook_delivery_failed (and faxhook_delivery_dead when the job died).
-// It runs in a delivery worker and never blocks.
-func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
+// outcomes turns the dispatcher's outcomes into metrics and Caddy events: every attempt is
+// counted, and a failed one is announced with faxhook_delivery_failed (and faxhook_delivery_dead
+// when the job died).
+type outcomes struct {
+	events *eventEmitter
+	// cfg returns the newest config's settings, whose webhook token is scrubbed from the
+	// errors that the events carry.
+	cfg func() *settings
+}
+
+// onOutcome is the dispatcher's OnOutcome hook. It runs in a delivery worker and never blocks.
+func (o outcomes) onOutcome(j *queue.Job, res queue.Result) {
 	observeOutcome(j)
 	if j.State == queue.StateDelivered {
 		return
 	}
 	errText := ""
 	if res.Err != nil {
-		errText = e.redactor(j.URL).text(res.Err.Error())
+		errText = redactorFor(o.cfg(), j.URL).text(res.Err.Error())
 	}
 	faxID, eventType := render.FaxOf(j.Meta)
 	data := func() map[string]any {
@@ -241,11 +243,11 @@ func (e *engine) onOutcome(j *queue.Job, res queue.Result) {
 			"attempt": len(j.Attempts), "status": res.Status, "error": errText,
 		}
 	}
-	e.ev.emit(EventDeliveryFailed, data())
+	o.events.emit(EventDeliveryFailed, data())
 	if j.State == queue.StateDead {
 		d := data()
 		d["reason"] = queue.DeadReason(res)
-		e.ev.emit(EventDeliveryDead, d)
+		o.events.emit(EventDeliveryDead, d)
 	}
 }
 
@@ -263,10 +265,11 @@ type redactor struct{ secrets []string }
 // userinfoRE matches the credentials part of a URL inside free text.
 var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s"'<>]+@`)
 
-// redactor returns a redactor for texts about a job to rawURL (empty: no URL-specific secrets).
-func (e *engine) redactor(rawURL string) redactor {
+// redactorFor returns a redactor for texts about a job to rawURL (empty: no URL-specific
+// secrets) under the settings cfg (nil: no token).
+func redactorFor(cfg *settings, rawURL string) redactor {
 	var r redactor
-	if cfg := e.cfg.Load(); cfg != nil {
+	if cfg != nil {
 		r.add(cfg.token)
 	}
 	if rawURL != "" {

@@ -30,55 +30,53 @@ func (h *recordingHandler) Handle(_ context.Context, e caddy.Event) error {
 	return nil
 }
 
-// newEventsApp returns a started events app, outside any Caddy config, that sends our two events
-// to h and activates target when "started" is emitted.
-func newEventsApp(t *testing.T, ctx caddy.Context, h *recordingHandler, activate func(*caddyevents.App)) *caddyevents.App {
+// newEventsApp returns a started events app, outside any Caddy config, that sends the events
+// names to h and puts its target, also returned, to use in em when "started" is emitted.
+func newEventsApp(t *testing.T, ctx caddy.Context, h *recordingHandler, em *eventEmitter, names ...string) (*caddyevents.App, *eventsTarget) {
 	t.Helper()
 	ev := new(caddyevents.App)
 	if err := ev.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
+	for _, name := range names {
 		if err := ev.On(name, h); err != nil {
 			t.Fatal(err)
 		}
 	}
-	activate(ev)
+	target := &eventsTarget{ctx: ctx, app: ev}
+	if err := ev.On("started", activateEvents{em: em, t: target}); err != nil {
+		t.Fatal(err)
+	}
 	if err := ev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return ev
+	return ev, target
 }
 
 func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	e := &engine{}
-	e.cfg.Store(&settings{token: "s3cret-token"})
+	var em eventEmitter
+	cfg := &settings{token: "s3cret-token"}
+	out := outcomes{events: &em, cfg: func() *settings { return cfg }}
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 2*emitBacklog+8)}
-	var target *eventsTarget
-	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
-		target = &eventsTarget{ctx: ctx, app: ev}
-		if err := ev.On("started", activateEvents{em: &e.ev, t: target}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	ev, target := newEventsApp(t, ctx, h, &em, EventDeliveryFailed, EventDeliveryDead)
 
 	dead := &queue.Job{ID: "j1", Meta: metaOf(7, fax.EventFaxCompleted), URL: "https://user:pass@hooks.example/x",
 		State: queue.StateDead, Attempts: []queue.Attempt{{Status: 500}, {Status: 500}}}
 	res := queue.Result{Status: 500, Err: errors.New("posting webhook to https://user:pass@hooks.example/x: receiver answered 500 (token s3cret-token)")}
 
 	// Before the config has started, nothing is emitted (the events app may still be starting).
-	e.onOutcome(dead, res)
-	if e.ev.current() != nil {
+	out.onOutcome(dead, res)
+	if em.current() != nil {
 		t.Fatal("a target is in use before the started event")
 	}
 	ev.Emit(ctx, "started", nil)
-	if e.ev.current() != target {
+	if em.current() != target {
 		t.Fatal("the started event did not put the target to use")
 	}
 
-	e.onOutcome(dead, res)
+	out.onOutcome(dead, res)
 	close(h.gate)
 	for _, want := range []string{EventDeliveryFailed, EventDeliveryDead} {
 		select {
@@ -100,10 +98,10 @@ func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 	// A delivered attempt emits nothing; a retry emits only delivery_failed.
 	ok := *dead
 	ok.State = queue.StateDelivered
-	e.onOutcome(&ok, queue.Result{Status: 200})
+	out.onOutcome(&ok, queue.Result{Status: 200})
 	retry := *dead
 	retry.State = queue.StatePending
-	e.onOutcome(&retry, res)
+	out.onOutcome(&retry, res)
 	select {
 	case got := <-h.got:
 		if got.Name() != EventDeliveryFailed {
@@ -122,7 +120,7 @@ func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 	h.gate = make(chan struct{})
 	begin := time.Now()
 	for i := 0; i < 4*emitBacklog; i++ {
-		e.onOutcome(dead, res)
+		out.onOutcome(dead, res)
 	}
 	if d := time.Since(begin); d > time.Second {
 		t.Fatalf("onOutcome blocked for %s behind a slow handler", d)
@@ -130,15 +128,15 @@ func TestDeliveryEventsEmittedOnceStartedWithoutBlocking(t *testing.T) {
 	close(h.gate)
 
 	// Once dropped (the config's Cleanup), the target is no longer used; close stops the goroutine.
-	e.dropEvents(target)
-	if e.ev.current() != nil {
+	em.drop(target)
+	if em.current() != nil {
 		t.Fatal("target still in use after drop")
 	}
-	e.ev.close()
-	e.ev.close()
-	e.onOutcome(dead, res) // after close: a no-op, no panic
+	em.close()
+	em.close()
+	out.onOutcome(dead, res) // after close: a no-op, no panic
 	select {
-	case <-e.ev.done:
+	case <-em.done:
 	default:
 		t.Fatal("the emitting goroutine still runs after close")
 	}
@@ -167,9 +165,7 @@ func TestNewestStartedTargetWins(t *testing.T) {
 }
 
 func TestRedactor(t *testing.T) {
-	e := &engine{}
-	e.cfg.Store(&settings{token: "tok-123456"})
-	r := e.redactor("https://alice:hunter22@example.com/x")
+	r := redactorFor(&settings{token: "tok-123456"}, "https://alice:hunter22@example.com/x")
 	in := `Post "https://alice:hunter22@example.com/x": token tok-123456, pw hunter22, other ftp://bob:pw@h/ ok`
 	got := r.text(in)
 	for _, s := range []string{"tok-123456", "hunter22", "alice:", "bob:pw"} {
@@ -187,17 +183,13 @@ func TestRedactor(t *testing.T) {
 func TestDeadEventSaysWhy(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	e := &engine{}
-	e.cfg.Store(&settings{})
+	var em eventEmitter
+	out := outcomes{events: &em, cfg: func() *settings { return &settings{} }}
 	h := &recordingHandler{gate: make(chan struct{}), got: make(chan caddy.Event, 16)}
 	close(h.gate)
-	ev := newEventsApp(t, ctx, h, func(ev *caddyevents.App) {
-		if err := ev.On("started", activateEvents{em: &e.ev, t: &eventsTarget{ctx: ctx, app: ev}}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	ev, _ := newEventsApp(t, ctx, h, &em, EventDeliveryFailed, EventDeliveryDead)
 	ev.Emit(ctx, "started", nil)
-	defer e.ev.close()
+	defer em.close()
 
 	blocked := &ssrf.BlockedError{Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}
 	for _, c := range []struct {
@@ -208,7 +200,7 @@ func TestDeadEventSaysWhy(t *testing.T) {
 		{queue.Result{Err: errors.New(`invalid webhook URL "http://0x7f.1/": host "0x7f.1" is numeric`), Permanent: true}, "permanent failure, not retried"},
 		{queue.Result{Status: 500, Err: errors.New("receiver answered 500 Internal Server Error")}, "no more retries"},
 	} {
-		e.onOutcome(&queue.Job{ID: "j", Meta: metaOf(1, ""), URL: "http://127.0.0.1/x", State: queue.StateDead, Attempts: []queue.Attempt{{}}}, c.res)
+		out.onOutcome(&queue.Job{ID: "j", Meta: metaOf(1, ""), URL: "http://127.0.0.1/x", State: queue.StateDead, Attempts: []queue.Attempt{{}}}, c.res)
 		for _, name := range []string{EventDeliveryFailed, EventDeliveryDead} {
 			select {
 			case got := <-h.got:

@@ -362,3 +362,40 @@ func (j *journal) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// failedSegments returns the segments holding an entry whose commit failed, and the journal's
+// failure count, for clearFailed.
+func (j *journal) failedSegments() ([]*segment, uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, 0
+	}
+	var segs []*segment
+	for _, sg := range append(j.old, j.cur) {
+		if sg.failed {
+			segs = append(segs, sg)
+		}
+	}
+	return segs, j.failures
+}
+
+// clearFailed marks segs as holding no failed entry any more, unless an entry failed since
+// failedSegments returned gen; full segments with no entry outstanding are deleted.
+func (j *journal) clearFailed(segs []*segment, gen uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed || j.failures != gen {
+		return
+	}
+	for _, sg := range segs {
+		sg.failed = false
+		if sg == j.cur || sg.outstanding > 0 {
+			continue
+		}
+		if i := slices.Index(j.old, sg); i >= 0 {
+			j.old = slices.Delete(j.old, i, i+1)
+			sg.remove()
+		}
+	}
+}

@@ -179,7 +179,7 @@ func TestSendsLeftInTheJournalAreReplayedAtOpen(t *testing.T) {
 	j.append(journalEntry{Numbers: []profile.Number{{PhoneNumber: "+15550109999", CallbackURL: "https://example.com/num", HasCallback: true}}})
 	j.close()
 
-	e, err := loadEngine(dir, true, 0, zap.NewNop())
+	e, err := loadEngine(storageSpec{key: dir, dir: dir, syncWrites: true, minFree: 0}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestRecordKeepsTheSendAheadOfLaterObservations(t *testing.T) {
 	e := startEngine(t, settings{schedule: queue.DefaultSchedule, sentURLs: []string{"https://example.com/global"}})
 	for id := int64(1); id <= 50; id++ {
 		send := &Observation{Faxes: []profile.Object{{Fax: obj(id, "queued", time.Time{}).Fax}}, CallbackURLs: []string{"https://example.com/own"}}
-		if err := e.recordSync(send); err != nil {
+		if err := e.sends.recordSync(send); err != nil {
 			t.Fatal(err)
 		}
 		done := obj(id, "success", time.Now())

@@ -222,18 +222,18 @@ type jobStats struct {
 	OldestUnfinished time.Time
 }
 
-// jobStats counts the jobs of the engine's store by state.
+// jobStats counts the jobs of the store by state, a pending job the dispatcher holds as leased.
 //
 // Cost: the counts come from the store's counters (Tx.Counts), read without a scan; the age of
 // the oldest unfinished job needs the heads of the pending and waiting jobs (Tx.List), never
 // those of delivered or dead jobs kept until purged, and no bodies. It runs only at scrape time
 // behind storeCollector's cache and on GET /faxhook/stats, never in the request or delivery path.
-func (e *engine) jobStats() (jobStats, error) {
+func (d *delivery) jobStats() (jobStats, error) {
 	s := jobStats{Counts: map[string]int{
 		queue.StatePending: 0, queue.StateWaiting: 0, queue.StateLeased: 0, queue.StateDead: 0, queue.StateDelivered: 0,
 	}}
-	leases := e.leases()
-	err := e.store.View(func(tx queue.Tx) error {
+	leases := d.leases()
+	err := d.store.View(func(tx queue.Tx) error {
 		counts, err := tx.Counts()
 		if err != nil {
 			return err
@@ -260,7 +260,7 @@ func (e *engine) jobStats() (jobStats, error) {
 		return nil
 	})
 	if err != nil {
-		return jobStats{}, fmt.Errorf("counting jobs in %s: %w", e.dir, err)
+		return jobStats{}, err // the callers say which storage
 	}
 	return s, nil
 }
@@ -349,7 +349,7 @@ func (c *storeCollector) snapshot(now time.Time) (jobStats, bool) {
 	total := jobStats{Counts: map[string]int{}}
 	active := false
 	for dir, e := range c.source() {
-		s, err := e.jobStats()
+		s, err := e.delivery.jobStats()
 		if err != nil {
 			if !errors.Is(err, queue.ErrClosed) && !errors.Is(err, queue.ErrNoSpace) { // not open yet: storage_degraded says why
 				caddy.Log().Named("faxhook.metrics").Warn("counting jobs for metrics", zap.String("storage", dir), zap.Error(err))

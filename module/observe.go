@@ -18,17 +18,18 @@ type observations struct {
 	backlog atomic.Int64 // bytes of the tasks queued in tasks (see maxBacklogBytes)
 	linger  time.Duration
 	log     func() *zap.Logger               // the newest config's logger
-	record  func(batch []*Observation) error // records a batch (engine.recordObserved)
+	record  func(batch []*Observation) error // records a batch (sendRecorder.recordObserved)
 	stop    chan struct{}                    // closed when the engine stops
 	done    chan struct{}                    // closed when loop returns
 }
 
-// newObservations returns the observation worker of engine e; it lingers for more work before
-// a commit when every commit waits for the disk (syncWrites).
-func newObservations(e *engine, syncWrites bool) *observations {
+// newObservations returns an observation worker that records with record until stop is
+// closed; it lingers for more work before a commit when every commit waits for the disk
+// (syncWrites).
+func newObservations(record func([]*Observation) error, log func() *zap.Logger, stop chan struct{}, syncWrites bool) *observations {
 	ob := &observations{
-		tasks: make(chan task, 4096), log: e.log.Load, record: e.recordObserved,
-		stop: e.stop, done: make(chan struct{}),
+		tasks: make(chan task, 4096), log: log, record: record,
+		stop: stop, done: make(chan struct{}),
 	}
 	if syncWrites {
 		ob.linger = syncLinger
@@ -75,6 +76,19 @@ func (ob *observations) submit(size int, run func() *Observation) bool {
 		ob.dropped("tasks")
 		return false
 	}
+}
+
+// put queues an observation already parsed (a journaled send) without blocking and without
+// counting it in the backlog's bytes: it holds no captured response. It reports false when the
+// queue is full or the engine stops; the caller then records it itself.
+func (ob *observations) put(o *Observation) bool {
+	select {
+	case <-ob.stop:
+	case ob.tasks <- task{run: func() *Observation { return o }}:
+		return true
+	default:
+	}
+	return false
 }
 
 // dropped logs and counts an observation dropped because the worker's queue is full.

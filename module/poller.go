@@ -106,15 +106,37 @@ type poller struct {
 	log     func() *zap.Logger // the newest config's logger
 	tracker *tracker
 	vias    *viaCache     // client requests that revealed received faxes (fetchPDFVia)
+	leads   func() bool   // whether this instance polls: always, but in a fleet only its leader
 	stop    chan struct{} // closed when the engine stops
 	done    chan struct{} // closed when loop returns
+
+	mu      sync.Mutex
+	started bool // loop was started (start); wait then waits for done
 }
 
-// newPoller returns the poller of engine e; its loop runs once started (engine.start).
-func newPoller(e *engine) *poller {
-	return &poller{
-		cfg: e.cfg.Load, log: e.log.Load, tracker: e.tracker, vias: &e.vias,
-		stop: e.stop, done: make(chan struct{}),
+// newPoller returns a poller that records what it learns with t until stop is closed; its loop
+// runs once started (start).
+func newPoller(cfg func() *settings, log func() *zap.Logger, t *tracker, vias *viaCache, leads func() bool, stop chan struct{}) *poller {
+	return &poller{cfg: cfg, log: log, tracker: t, vias: vias, leads: leads, stop: stop, done: make(chan struct{})}
+}
+
+// start runs the loop unless it runs already: the first config to start starts it, and it
+// reads the newest settings each round.
+func (pl *poller) start() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if !pl.started {
+		pl.started = true
+		go pl.loop()
+	}
+}
+
+// wait waits, once stop is closed, for a started loop to return.
+func (pl *poller) wait() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.started {
+		<-pl.done
 	}
 }
 
@@ -140,7 +162,7 @@ func (pl *poller) loop() {
 		case <-time.After(wait):
 		}
 		p = pl.cfg().poll
-		if p == nil || p.disabled {
+		if p == nil || p.disabled || !pl.leads() {
 			continue
 		}
 		started := time.Now()
@@ -223,7 +245,7 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 		}()
 	}
 	wg.Wait()
-	after := pl.tracker.since
+	after := pl.tracker.startedAt()
 	if !lastList.IsZero() {
 		after = lastList.Add(-2 * p.interval)
 	}
@@ -256,7 +278,7 @@ func (pl *poller) forget(id string) {
 }
 
 // fetchFile fetches the PDF of the received fax of job j (its metadata names it; see
-// render.Event.FileRef), for the dispatcher's preparation of the job (engine.prepare): from
+// render.Event.FileRef), for the dispatcher's preparation of the job (delivery.prepare): from
 // the poll upstream when one is configured, else back through the route of the client request
 // that revealed the fax (fetchPDFVia). The file is nil, without an error, when the webhook goes
 // without it: the PDF is larger than max_file_size, or, without a poll upstream, no request is

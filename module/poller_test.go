@@ -55,7 +55,6 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 	poll := &pollSettings{upstream: srv.URL + "/root", headers: map[string]string{"Authorization": "Bearer t"},
 		interval: time.Second, concurrency: 2}
 	e := newTestEngine(t, settings{poll: poll, profile: prof, maxFileSize: 1 << 20})
-	e.stop = make(chan struct{})
 
 	sent, _ := prof.Faxes(profile.RouteSend, []byte(`{"job_id":"job-7"}`))
 	if len(sent) != 1 || sent[0].UpstreamID != "job-7" {

@@ -59,29 +59,29 @@ func TestPrepareFetchesReceivedPDF(t *testing.T) {
 		}
 	}
 
-	p, err := e.prepare(context.Background(), web)
+	p, err := e.delivery.prepare(context.Background(), web)
 	if err != nil || len(p.Files) != 1 || p.Files[0].Filename != "fax-5.pdf" || p.Files[0].Name != "file" ||
 		string(p.Files[0].Data) != string(pdf) || p.Mail != nil || len(p.Fields) != 2 {
 		t.Fatalf("http job prepared: %+v, %v", p, err)
 	}
-	p, err = e.prepare(context.Background(), mail)
+	p, err = e.delivery.prepare(context.Background(), mail)
 	if err != nil || len(p.Files) != 1 || p.Mail == nil || !strings.Contains(p.Mail.Text, "attached as fax-5.pdf") {
 		t.Fatalf("mailto: job prepared: %+v, %v", p, err)
 	}
 
 	status = http.StatusInternalServerError
-	if _, err := e.prepare(context.Background(), web); err == nil || !strings.Contains(err.Error(), "fetching the received fax's PDF") {
+	if _, err := e.delivery.prepare(context.Background(), web); err == nil || !strings.Contains(err.Error(), "fetching the received fax's PDF") {
 		t.Fatalf("upstream failure: %v", err)
 	}
 
 	// Too large, or no upstream to fetch from: the webhook goes without the PDF.
 	status = http.StatusOK
 	e.cfg.Store(&settings{receivedURLs: urls, maxFileSize: 4, poll: &pollSettings{upstream: up.URL + "/v2.1"}})
-	if p, err := e.prepare(context.Background(), web); err != nil || p.Files != nil || len(p.Fields) != 2 {
+	if p, err := e.delivery.prepare(context.Background(), web); err != nil || p.Files != nil || len(p.Fields) != 2 {
 		t.Fatalf("too large: %+v, %v", p, err)
 	}
 	e.cfg.Store(&settings{receivedURLs: urls})
-	p, err = e.prepare(context.Background(), mail)
+	p, err = e.delivery.prepare(context.Background(), mail)
 	if err != nil || p.Files != nil || p.Mail == nil || strings.Contains(p.Mail.Text, "attached") {
 		t.Fatalf("no upstream: %+v, %v", p, err)
 	}

@@ -74,18 +74,38 @@ const (
 // tracker keeps each fax's last known state and turns changes into webhook jobs, in the same
 // transaction as the new state.
 type tracker struct {
-	eng   *engine
+	store queue.Store
+	cfg   func() *settings   // the newest config's settings: URLs, inflight, caps
+	log   func() *zap.Logger // the newest config's logger
+	now   func() time.Time   // the clock that stamps first sights, jobs and the start time
+	// wake tells the dispatcher that jobs were enqueued (delivery.wake).
+	wake func()
+
 	since time.Time // when this storage first started tracking: older completions are history
 	// ready is set once since is read: until then (a start on a full disk) record refuses.
 	ready atomic.Bool
 }
 
+// newTracker returns the tracker of the faxes in store; wake is told of enqueued jobs.
+func newTracker(store queue.Store, cfg func() *settings, log func() *zap.Logger, wake func()) *tracker {
+	return &tracker{store: store, cfg: cfg, log: log, now: time.Now, wake: wake}
+}
+
+// startedAt returns since once init has read it; zero before (a start deferred by a full disk
+// reads it later, from another goroutine, so since is read only after ready is seen set).
+func (t *tracker) startedAt() time.Time {
+	if !t.ready.Load() {
+		return time.Time{}
+	}
+	return t.since
+}
+
 // init reads (or records, on first use) the time from which completions are news.
 func (t *tracker) init() error {
-	err := t.eng.store.Update(func(tx queue.Tx) error {
+	err := t.store.Update(func(tx queue.Tx) error {
 		v, err := tx.State(keySince)
 		if errors.Is(err, queue.ErrNotFound) {
-			t.since = time.Now().UTC().Truncate(time.Second)
+			t.since = t.now().UTC().Truncate(time.Second)
 			return tx.PutState(keySince, []byte(t.since.Format(time.RFC3339)))
 		}
 		if err != nil {
@@ -139,8 +159,8 @@ func (t *tracker) record(batch []*Observation) error {
 		}
 		return err
 	}
-	cfg := t.eng.cfg.Load()
-	now := time.Now().UTC()
+	cfg := t.cfg()
+	now := t.now().UTC()
 	var items []item
 	for _, o := range batch {
 		o.failed, o.rejected = nil, nil
@@ -194,13 +214,13 @@ func (t *tracker) record(batch []*Observation) error {
 		}
 	}
 	countEvents(enqueued)
-	log := t.eng.log.Load()
+	log := t.log()
 	for _, j := range enqueued {
 		log.Info("webhook enqueued", append(jobLogFields(j),
 			zap.String("url", queue.RedactURL(j.URL)), zap.String("job", j.ID))...)
 	}
 	if len(enqueued) > 0 {
-		t.eng.wake()
+		t.wake()
 	}
 	return storeErr
 }
@@ -210,7 +230,7 @@ func (t *tracker) record(batch []*Observation) error {
 // is spent (at least one); without, only the first.
 func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) (n int, jobs []*queue.Job, err error) {
 	var notes []capNote // reported once committed: Update may run fn more than once
-	err = t.eng.store.Update(func(tx queue.Tx) error {
+	err = t.store.Update(func(tx queue.Tx) error {
 		n, jobs, notes = 0, jobs[:0], notes[:0]
 		size := 0
 		for n < len(items) && (n == 0 || (pack && size < txnBudgetBytes && len(jobs) < txnBudgetJobs)) {
@@ -236,7 +256,7 @@ func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) 
 		return n, nil, err
 	}
 	for _, c := range notes {
-		c.report(t.eng.log.Load())
+		c.report(t.log())
 	}
 	return n, jobs, nil
 }
@@ -249,7 +269,7 @@ func (t *tracker) reject(it item, err error) {
 	if it.fax != nil {
 		fields = append(fields, zap.Int64("fax_id", it.fax.Fax.ID))
 	}
-	t.eng.log.Load().Error("setting aside an observation that cannot be recorded; other faxes are not affected", fields...)
+	t.log().Error("setting aside an observation that cannot be recorded; other faxes are not affected", fields...)
 }
 
 // applyNumber records the webhook URL a phone number object carries.
@@ -261,7 +281,7 @@ func (t *tracker) applyNumber(tx queue.Tx, n profile.Number) error {
 		return tx.DeleteState(prefixNumber + n.PhoneNumber)
 	}
 	if err := ValidateURL(n.CallbackURL); err != nil {
-		t.eng.log.Load().Warn("ignoring a phone number's callback_url", zap.String("number", n.PhoneNumber),
+		t.log().Warn("ignoring a phone number's callback_url", zap.String("number", n.PhoneNumber),
 			zap.String("url", queue.RedactURL(n.CallbackURL)), zap.Error(err))
 		return nil
 	}
@@ -273,7 +293,7 @@ func (t *tracker) applyNumber(tx queue.Tx, n profile.Number) error {
 // one its record holds, else the decimal id.
 func (t *tracker) upstreamID(id int64) (string, error) {
 	uid := strconv.FormatInt(id, 10)
-	err := t.eng.store.View(func(tx queue.Tx) error {
+	err := t.store.View(func(tx queue.Tx) error {
 		v, err := tx.State(faxKey(id))
 		switch {
 		case errors.Is(err, queue.ErrNotFound):
@@ -493,36 +513,41 @@ func pendingInflight(rec *trackedFax, obj profile.Object, limit int) int {
 // inflightEvents enqueues the inflight events of a sent fax, per recipient in order, retries
 // before pages, and notes in rec what was announced.
 func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, obj profile.Object, faxJSON string, urls []string) ([]*queue.Job, error) {
+	rec.initCounters()
+	var jobs []*queue.Job
+	// announce enqueues eventType for each count of recipient ph past the one noted in seen, up
+	// to upTo, the count in the field name, and notes each in seen.
+	announce := func(ph, eventType, name string, seen map[string]int, upTo int) error {
+		for n := seen[ph] + 1; n <= upTo; n++ {
+			js, err := t.enqueueEvent(tx, now, rec, faxJSON, eventType, []queue.Field{
+				{Name: name, Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, js...)
+			seen[ph] = n
+		}
+		return nil
+	}
+	for _, r := range rec.Fax.Recipients {
+		if err := announce(r.PhoneNumber, fax.EventRetryScheduled, "retry_count", rec.Retries, r.RetryCount); err != nil {
+			return nil, err
+		}
+		if err := announce(r.PhoneNumber, fax.EventTransmittingPage, "page", rec.Pages, recipientPage(&rec.Fax, r, obj)); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, nil
+}
+
+// initCounters makes the maps of announced pages and retries ready to write.
+func (rec *trackedFax) initCounters() {
 	if rec.Pages == nil {
 		rec.Pages = map[string]int{}
 	}
 	if rec.Retries == nil {
 		rec.Retries = map[string]int{}
 	}
-	var jobs []*queue.Job
-	for _, r := range rec.Fax.Recipients {
-		ph := r.PhoneNumber
-		for n := rec.Retries[ph] + 1; n <= r.RetryCount; n++ {
-			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventRetryScheduled, []queue.Field{
-				{Name: "retry_count", Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, js...)
-			rec.Retries[ph] = n
-		}
-		page := recipientPage(&rec.Fax, r, obj)
-		for p := rec.Pages[ph] + 1; p <= page; p++ {
-			js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventTransmittingPage, []queue.Field{
-				{Name: "page", Value: strconv.Itoa(p)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, js...)
-			rec.Pages[ph] = p
-		}
-	}
-	return jobs, nil
 }
 
 // capNote is an observation of a fax whose inflight events were left out, reported (logged and
@@ -542,12 +567,7 @@ func capped(cfg *settings, rec *trackedFax, obj profile.Object, reason string, p
 	if reason == capRecipients {
 		rec.NoInflight = true
 	} else {
-		if rec.Pages == nil {
-			rec.Pages = map[string]int{}
-		}
-		if rec.Retries == nil {
-			rec.Retries = map[string]int{}
-		}
+		rec.initCounters()
 		for _, r := range rec.Fax.Recipients {
 			ph := r.PhoneNumber
 			rec.Retries[ph] = max(rec.Retries[ph], r.RetryCount)
@@ -627,7 +647,7 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 		ev.FileRef = render.PrepareReceivedPDF
 	}
 	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
-	var jobs []*queue.Job
+	all := make([]*queue.Job, 0, len(urls))
 	for _, u := range urls {
 		payload, err := ev.Payload(u, fields)
 		if err != nil {
@@ -639,11 +659,15 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 			URL: u, Payload: payload, CreatedAt: now, DueAt: now,
 			Chain: strconv.FormatInt(rec.Fax.ID, 10) + "\x00" + u,
 		}
-		ok, err := tx.Enqueue(j)
-		if err != nil {
-			return nil, fmt.Errorf("enqueueing %s for %s: %w", eventType, queue.RedactURL(u), err)
-		}
-		if ok {
+		all = append(all, j)
+	}
+	ok, err := queue.EnqueueAll(tx, all)
+	if err != nil {
+		return nil, fmt.Errorf("enqueueing %s: %w", eventType, err)
+	}
+	var jobs []*queue.Job
+	for i, j := range all {
+		if ok[i] {
 			jobs = append(jobs, j)
 		}
 	}

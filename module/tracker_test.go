@@ -12,19 +12,25 @@ import (
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
-// newTestEngine opens a real Badger store in a temp dir, without a dispatcher.
+// newTestEngine assembles an engine over a real Badger store in a temp dir, with its send
+// journal beside it, settings s and the tracker's start time read. None of its loops runs: no
+// observation worker, poller or dispatcher.
 func newTestEngine(t *testing.T, s settings) *engine {
 	t.Helper()
-	st, err := queue.OpenBadger(t.TempDir(), queue.BadgerOptions{})
+	dir := t.TempDir()
+	st, err := queue.OpenBadger(dir, queue.BadgerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	e := &engine{store: st}
-	e.log.Store(zap.NewNop())
+	j, _, err := openJournal(dir)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.close(); st.Close() })
+	e := newEngine(dir, zap.NewNop())
 	e.cfg.Store(&s)
-	e.tracker = &tracker{eng: e}
-	e.poll = newPoller(e)
+	e.assemble(st, j, false)
 	if err := e.tracker.init(); err != nil {
 		t.Fatal(err)
 	}

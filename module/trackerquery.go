@@ -17,7 +17,7 @@ import (
 // fax returns the tracked fax with that id and whether it is still in flight (on the poller's
 // work list); queue.ErrNotFound (wrapped) if faxhook never heard of it.
 func (t *tracker) fax(id int64) (rec trackedFax, inFlight bool, err error) {
-	err = t.eng.store.View(func(tx queue.Tx) error {
+	err = t.store.View(func(tx queue.Tx) error {
 		v, err := tx.State(faxKey(id))
 		if err != nil {
 			return err
@@ -45,7 +45,7 @@ func (t *tracker) faxPage(after string, limit int) (recs []trackedFax, next stri
 	if after != "" {
 		from = prefixFax + after
 	}
-	err = t.eng.store.View(func(tx queue.Tx) error {
+	err = t.store.View(func(tx queue.Tx) error {
 		recs, next = recs[:0], ""
 		var ferr error
 		last := ""
@@ -81,7 +81,7 @@ type liveFax struct{ id, upstream string }
 // live returns the faxes still in flight: the poller's work list.
 func (t *tracker) live() ([]liveFax, error) {
 	var faxes []liveFax
-	err := t.eng.store.View(func(tx queue.Tx) error {
+	err := t.store.View(func(tx queue.Tx) error {
 		faxes = faxes[:0]
 		return tx.States(prefixLive, func(key string, v []byte) bool {
 			id := strings.TrimPrefix(key, prefixLive)
@@ -98,14 +98,14 @@ func (t *tracker) live() ([]liveFax, error) {
 // forgetLive takes the fax with that id off the poller's work list (the fax service no longer
 // knows it).
 func (t *tracker) forgetLive(id string) error {
-	return t.eng.store.Update(func(tx queue.Tx) error { return tx.DeleteState(prefixLive + id) })
+	return t.store.Update(func(tx queue.Tx) error { return tx.DeleteState(prefixLive + id) })
 }
 
 // counts returns how many faxes the tracker knows and how many of them are in flight.
 //
 // Cost: one pass over the tracker's fax and live records; it runs on GET /faxhook/stats only.
 func (t *tracker) counts() (tracked, live int, err error) {
-	err = t.eng.store.View(func(tx queue.Tx) error {
+	err = t.store.View(func(tx queue.Tx) error {
 		tracked, live = 0, 0
 		if err := tx.States(prefixFax, func(string, []byte) bool { tracked++; return true }); err != nil {
 			return err

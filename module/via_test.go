@@ -21,7 +21,6 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
-	"github.com/faxhook/caddy-faxhook/queue"
 )
 
 func receivedObj(id int64) profile.Object {
@@ -129,21 +128,9 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 	}))
 	defer site.Close()
 
-	dir := t.TempDir()
-	st, err := queue.OpenBadger(dir, queue.BadgerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	e := newTestEngine(t, settings{receivedURLs: []string{"https://hooks.example/received"}, maxFileSize: 1 << 20})
 	core, logs := zapobserver.New(zap.DebugLevel)
-	e := &engine{store: st}
 	e.log.Store(zap.New(core))
-	e.cfg.Store(&settings{receivedURLs: []string{"https://hooks.example/received"}, maxFileSize: 1 << 20})
-	e.tracker = &tracker{eng: e}
-	e.poll = newPoller(e)
-	if err := e.tracker.init(); err != nil {
-		t.Fatal(err)
-	}
 
 	// What the handler's ViaOf builds for GET /v2.1/faxes/5 on this listener.
 	r := httptest.NewRequest("GET", "/v2.1/faxes/5", nil)
@@ -166,7 +153,7 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 	}
 	web := jobs[0]
 
-	p, err := e.prepare(context.Background(), web)
+	p, err := e.delivery.prepare(context.Background(), web)
 	if err != nil || len(p.Files) != 1 || !bytes.Equal(p.Files[0].Data, pdf) {
 		t.Fatalf("prepared: %+v, %v", p, err)
 	}
@@ -177,12 +164,12 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 	mu.Unlock()
 
 	status = http.StatusBadGateway
-	if _, err := e.prepare(context.Background(), web); err == nil || !strings.Contains(err.Error(), "502") {
+	if _, err := e.delivery.prepare(context.Background(), web); err == nil || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("5xx: want an error for the retry ladder, got %v", err)
 	}
 
 	status = http.StatusUnauthorized
-	if p, err := e.prepare(context.Background(), web); err != nil || p.Files != nil {
+	if p, err := e.delivery.prepare(context.Background(), web); err != nil || p.Files != nil {
 		t.Fatalf("401: %+v, %v", p, err)
 	}
 	if n := logs.FilterMessage(msgViaRefused).Len(); n != 1 {
@@ -190,7 +177,7 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 	}
 
 	e.vias = viaCache{} // forgotten (expired, or a restart)
-	if p, err := e.prepare(context.Background(), web); err != nil || p.Files != nil {
+	if p, err := e.delivery.prepare(context.Background(), web); err != nil || p.Files != nil {
 		t.Fatalf("no via: %+v, %v", p, err)
 	}
 	if n := logs.FilterMessage(msgNoVia).Len(); n != 1 {
@@ -205,10 +192,10 @@ func TestPrepareFetchesPDFThroughClientRoute(t *testing.T) {
 			t.Fatalf("the job holds the credentials: %s", raw)
 		}
 	}
-	if err := st.Close(); err != nil {
+	if err := e.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+	filepath.Walk(e.dir, func(path string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
 			return err
 		}

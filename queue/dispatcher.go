@@ -2,10 +2,14 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,10 +58,19 @@ type Options struct {
 	// the attempt (retried like any failure) and nothing is stored. Without Prepare, such a job
 	// is sent as it is.
 	Prepare func(ctx context.Context, job *Job) (Payload, error)
+	// FleetScan is how often a dispatcher over a Shared store looks for due jobs even when no
+	// wake-up came: jobs that other processes enqueued, or whose claim expired, while their
+	// notification was lost. Default 2 seconds.
+	FleetScan time.Duration
+	// Instance names this process in its claim tokens (Job.Lease) over a Shared store, for the
+	// operator who reads them; a random suffix keeps tokens unique across restarts. Default
+	// the host name.
+	Instance string
 }
 
 // Dispatcher delivers due jobs: it leases them, hands them to the sender, and stores the outcome
-// (delivered, the next retry, or dead). Exactly one dispatcher may run over a store.
+// (delivered, the next retry, or dead). Exactly one dispatcher may run over a store, unless
+// the store is Shared (see Fleet mode below).
 //
 // One loop does all of the dispatcher's writing: in a single transaction per round it stores
 // the outcomes of the attempts that ended since the last round and leases due jobs for the
@@ -69,6 +82,15 @@ type Options struct {
 // pending, due, for the next Start.
 // Rounds do not wait for the disk, even with sync_writes (Store.UpdateLazy): a power loss that
 // undoes an outcome leaves the job due, and it is attempted again.
+//
+// Fleet mode: over a Shared store, one dispatcher runs in each process, and a round claims the
+// jobs it leases in the store (ClaimDue): each gets a token of this dispatcher in Job.Lease and
+// its DueAt moved to the end of the lease, so the other processes pass over it until then. An
+// outcome is stored only if the job still holds the token of the claim it was attempted under;
+// a process that died leaves its claims to expire, after which any process attempts those jobs
+// again, and a late outcome of an expired claim that another process took over is dropped, not
+// stored twice. Chains hold across processes, as the store keeps them. PerHost holds per
+// process. Rounds also run on the store's wake-ups and every Options.FleetScan.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -83,6 +105,10 @@ type Dispatcher struct {
 	started  bool
 	schedule atomic.Pointer[[]time.Duration]
 
+	shared   Shared        // the store when it is Shared (fleet mode), else nil
+	instance string        // the prefix of this dispatcher's claim tokens
+	claims   atomic.Uint64 // claim tokens handed out
+
 	leaseMu sync.Mutex
 	leases  map[string]lease // jobs leased and not yet settled; written by the run loop only
 
@@ -94,6 +120,7 @@ type Dispatcher struct {
 // lease is a job the dispatcher holds in memory.
 type lease struct {
 	until time.Time // when an attempt of it is cancelled at the latest
+	token string    // the claim's token in a Shared store (Job.Lease); empty otherwise
 }
 
 // Leases returns the IDs of the jobs leased now (handed to a sender, or about to be, and their
@@ -137,9 +164,16 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if opts.FleetScan <= 0 {
+		opts.FleetScan = 2 * time.Second
+	}
 	d := &Dispatcher{
 		store: store, sender: sender, opts: opts, log: log,
 		wake: make(chan struct{}, 1),
+	}
+	if sh, ok := store.(Shared); ok {
+		d.shared = sh
+		d.instance = instanceName(opts.Instance)
 	}
 	d.schedule.Store(&opts.Schedule)
 	return d
@@ -230,7 +264,8 @@ type leased struct {
 // attempt prepared.
 type outcome struct {
 	id, dest string
-	base     int // attempts in the job's log when it was leased
+	token    string // the claim's token (Job.Lease) in a Shared store
+	base     int    // attempts in the job's log when it was leased
 	attempt  Attempt
 	res      Result
 	end      time.Time // the dispatcher clock's time when the attempt ended
@@ -384,7 +419,7 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	return outcome{id: l.job.ID, dest: l.dest, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared}, true
+	return outcome{id: l.job.ID, dest: l.dest, token: l.job.Lease, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared}, true
 }
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
@@ -400,6 +435,17 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	var timer, retry, delay <-chan time.Time
 	delayed := false              // delay ran out: the next round starts whatever its size
 	var inflight chan roundResult // the round under way, nil if none
+	var wakeups <-chan struct{}   // the store's wake-ups in fleet mode
+	var fleetScan *time.Ticker
+	if d.shared != nil {
+		wakeups = d.shared.Wakeups()
+		fleetScan = time.NewTicker(d.opts.FleetScan)
+		defer fleetScan.Stop()
+	}
+	var fleetTick <-chan time.Time
+	if fleetScan != nil {
+		fleetTick = fleetScan.C
+	}
 	for {
 		if inflight == nil && retry == nil {
 			want := 0
@@ -482,6 +528,10 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				}
 			}
 		case <-d.wake:
+			scan = true
+		case <-wakeups:
+			scan = true
+		case <-fleetTick:
 			scan = true
 		case <-timer:
 			timer, scan = nil, true
@@ -568,8 +618,41 @@ func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
 		}
 	}
 	d.leaseMu.Lock()
+	unsettled := d.leases
 	d.leases = map[string]lease{} // the jobs not settled stay pending in the store, due
 	d.leaseMu.Unlock()
+	if d.shared != nil && len(unsettled) > 0 {
+		d.release(unsettled)
+	}
+}
+
+// release hands claims of a Shared store back at Stop: the jobs this dispatcher claimed and
+// did not finish are due at once for the other processes, instead of when their claims expire.
+// A claim another process took over meanwhile is left alone.
+func (d *Dispatcher) release(claims map[string]lease) {
+	now := d.opts.Clock.Now()
+	err := d.store.UpdateLazy(func(tx Tx) error {
+		for id, l := range claims {
+			j, err := tx.JobHead(id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("loading claimed job %s: %w", id, err)
+			}
+			if j.State != StatePending || j.Lease != l.token {
+				continue
+			}
+			j.Lease, j.DueAt = "", now
+			if err := tx.PutJobHead(j); err != nil {
+				return fmt.Errorf("releasing claimed job %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		d.log.Warn("handing back claimed jobs at stop; they are attempted again once their claims expire", zap.Int("jobs", len(claims)), zap.Error(err))
+	}
 }
 
 // settle ends the leases of the jobs a round settled and records the ones it took.
@@ -583,7 +666,7 @@ func (d *Dispatcher) settle(res roundResult) {
 		delete(d.leases, id)
 	}
 	for _, j := range res.jobs {
-		d.leases[j.job.ID] = lease{until: j.job.DueAt}
+		d.leases[j.job.ID] = lease{until: j.job.DueAt, token: j.job.Lease}
 	}
 }
 
@@ -637,6 +720,13 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 		// before storing the outcomes costs less. The scan passes over the jobs of outs (held)
 		// and does not see the retries and chain successors their outcomes make due; the run
 		// loop scans again after a round that stored outcomes.
+		// A store that pays a round trip per read reads the outcomes' jobs with the lease's
+		// first read.
+		if p, ok := tx.(Prefetcher); ok && len(outs) > 1 {
+			if err := p.Prefetch(ids(outs)); err != nil {
+				return err
+			}
+		}
 		if err := d.lease(tx, &res, want, counts, held); err != nil {
 			return err
 		}
@@ -670,10 +760,6 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		return nil
 	}
 	now := d.opts.Clock.Now()
-	type turn struct {
-		dest string
-		room int
-	}
 	var turns []turn
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
 		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
@@ -711,6 +797,9 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 				given = true
 			}
 		}
+	}
+	if d.shared != nil {
+		return d.claim(tx, res, now, turns, quota, held)
 	}
 	var picked []leased
 	for i, t := range turns {
@@ -754,11 +843,74 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	return nil
 }
 
+// turn is one destination's turn in a round: how many more of its jobs may be running or
+// ahead.
+type turn struct {
+	dest string
+	room int
+}
+
 // noteNext keeps the earliest due time of a job not due yet.
 func (s *scanResult) noteNext(at time.Time) {
 	if s.Next.IsZero() || at.Before(s.Next) {
 		s.Next = at
 	}
+}
+
+// claim is lease over a Shared store: each destination's turn claims its quota of due jobs in
+// the store (ClaimDue), passing over the jobs this dispatcher holds and those other processes
+// claim at the same moment.
+func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease) error {
+	var skip map[string]bool
+	if len(held) > 0 {
+		skip = make(map[string]bool, len(held))
+		for id := range held {
+			skip[id] = true
+		}
+	}
+	until := now.Add(d.opts.Lease)
+	var claims []Claim
+	var dests []string
+	for i, t := range turns {
+		if quota[i] == 0 {
+			continue
+		}
+		token := d.instance + "/" + strconv.FormatUint(d.claims.Add(1), 36)
+		claims = append(claims, Claim{Dest: t.dest, Limit: quota[i], Token: token})
+		dests = append(dests, t.dest)
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	got, err := ClaimDue(tx, claims, now, skip, until)
+	if err != nil {
+		return fmt.Errorf("claiming due jobs: %w", err)
+	}
+	for i, jobs := range got {
+		if len(jobs) == claims[i].Limit {
+			res.scan.More = true // there may be more due here than this round takes
+		}
+		for _, j := range jobs {
+			j.State = StateLeased
+			res.jobs = append(res.jobs, leased{job: j, dest: dests[i]})
+			d.lastTurn = dests[i]
+		}
+	}
+	if res.scan.More {
+		res.scan.Next = time.Time{}
+	}
+	return nil
+}
+
+// instanceName returns the prefix of a dispatcher's claim tokens: name (or the host name) and
+// a random suffix, so that a restarted process never takes an old claim for its own.
+func instanceName(name string) string {
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
 }
 
 // storeOutcome records one attempt in its job: delivered, dead, or pending for the next retry,
@@ -773,9 +925,16 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading job %s to store its attempt: %w", o.id, err)
 	}
-	if cur.State != StatePending || len(cur.Attempts) != o.base {
+	if cur.State != StatePending || len(cur.Attempts) != o.base || cur.Lease != o.token {
+		// Changed meanwhile; over a Shared store, the claim expired and another process
+		// took the job over: its attempt's outcome is the one to store.
+		if o.token != "" && cur.Lease != o.token {
+			d.log.Warn("attempt outcome dropped: the job's claim expired and another instance took it over",
+				zap.String("job", o.id), zap.String("url", RedactURL(cur.URL)))
+		}
 		return nil, nil
 	}
+	cur.Lease = ""
 	cur.Attempts = append(cur.Attempts, o.attempt)
 	n := len(cur.Attempts) - cur.LadderBase
 	schedule := *d.schedule.Load()

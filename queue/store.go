@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -133,4 +134,129 @@ type Tx interface {
 	Finished(state string, since time.Time, fn func(*Job) bool) error
 	// FinishedHeads is Finished without the jobs' bodies, like JobHeads.
 	FinishedHeads(state string, since time.Time, fn func(*Job) bool) error
+}
+
+// Shared is implemented by a Store that several processes use at once (PostgreSQL, for a
+// fleet of Caddy instances). Over a Shared store the Dispatcher claims each job in the store
+// before attempting it (see Job.Lease), instead of holding its leases in memory only, so that
+// no two processes attempt one job at once and a dead process's claims expire.
+type Shared interface {
+	Store
+	// Wakeups delivers a value after another process committed a transaction that made a job
+	// pending, so that a free dispatcher attempts it at once. Notifications can be lost (while
+	// the store reconnects, say): the dispatcher also looks for due jobs every
+	// Options.FleetScan.
+	Wakeups() <-chan struct{}
+}
+
+// Prefetcher is implemented by the transactions of a store that pays a round trip per read
+// (PostgreSQL): Prefetch reads the heads of several jobs at once, so that the JobHead calls
+// for them that follow cost nothing more. The dispatcher prefetches the jobs whose attempt
+// outcomes a round stores.
+type Prefetcher interface {
+	// Prefetch reads the heads of the jobs ids (missing ones are left out: JobHead then
+	// reports ErrNotFound).
+	Prefetch(ids []string) error
+}
+
+// Claim asks ClaimDue for up to Limit due jobs of one destination, claimed with Token.
+type Claim struct {
+	// Dest is the destination (see Destination).
+	Dest string
+	// Limit is the most jobs to claim.
+	Limit int
+	// Token goes into each claimed job's Lease.
+	Token string
+}
+
+// Claimer is implemented by the transactions of a Shared store that can claim due jobs in one
+// round trip for several destinations, passing over the jobs another process is claiming at
+// that moment (PostgreSQL's FOR UPDATE SKIP LOCKED). Without it, ClaimDue claims job by job
+// through PendingJobs, Job and PutJobHead.
+type Claimer interface {
+	// ClaimDue claims, for each claim, up to Limit pending jobs of Dest that are due by now and
+	// not in skip, earliest DueAt first (then by ID): each gets Lease = Token and DueAt =
+	// until, and is returned with its body, in the claim's slot of the result. It passes over
+	// the jobs other transactions hold.
+	ClaimDue(claims []Claim, now time.Time, skip map[string]bool, until time.Time) ([][]*Job, error)
+}
+
+// ClaimDue claims due pending jobs in tx, as Claimer.ClaimDue does: with tx's own ClaimDue if
+// it has one, else by reading each due job and writing its head back claimed. A job whose
+// DueAt is after now — claimed by another process, its claim not yet expired, or simply not
+// due — is not claimed.
+func ClaimDue(tx Tx, claims []Claim, now time.Time, skip map[string]bool, until time.Time) ([][]*Job, error) {
+	if c, ok := tx.(Claimer); ok {
+		return c.ClaimDue(claims, now, skip, until)
+	}
+	out := make([][]*Job, len(claims))
+	for i, c := range claims {
+		jobs, err := claimOne(tx, c, now, skip, until)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = jobs
+	}
+	return out, nil
+}
+
+// claimOne is ClaimDue for one claim, through the Tx interface.
+func claimOne(tx Tx, c Claim, now time.Time, skip map[string]bool, until time.Time) ([]*Job, error) {
+	var ids []string
+	err := tx.PendingJobs(c.Dest, func(id string, dueAt time.Time) bool {
+		if dueAt.After(now) {
+			return false
+		}
+		if !skip[id] {
+			ids = append(ids, id)
+		}
+		return len(ids) < c.Limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	var jobs []*Job
+	for _, id := range ids {
+		j, err := tx.Job(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading due job %s to claim it: %w", id, err)
+		}
+		if j.State != StatePending || j.DueAt.After(now) {
+			continue // claimed meanwhile by another process
+		}
+		j.Lease, j.DueAt = c.Token, until
+		if err := tx.PutJobHead(j); err != nil {
+			return nil, fmt.Errorf("claiming job %s: %w", id, err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// BatchEnqueuer is implemented by the transactions of a store that pays a round trip per
+// answered call (PostgreSQL): EnqueueAll enqueues several jobs and answers for all of them at
+// once.
+type BatchEnqueuer interface {
+	// EnqueueAll is Tx.Enqueue for each job, in order; ok[i] reports whether jobs[i] was new.
+	EnqueueAll(jobs []*Job) (ok []bool, err error)
+}
+
+// EnqueueAll enqueues jobs in tx, reporting for each whether it was new, as Tx.Enqueue does one
+// by one: with tx's own EnqueueAll if it has one (one round trip for all of them on
+// PostgreSQL), else with Enqueue for each.
+func EnqueueAll(tx Tx, jobs []*Job) ([]bool, error) {
+	if b, ok := tx.(BatchEnqueuer); ok {
+		return b.EnqueueAll(jobs)
+	}
+	ok := make([]bool, len(jobs))
+	for i, j := range jobs {
+		var err error
+		if ok[i], err = tx.Enqueue(j); err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
 }

@@ -107,7 +107,7 @@ func newEnvWith(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery)
 }
 
 // newEnvIn is newEnvWith with faxhook's storage in storage (empty: a temporary directory).
-func newEnvIn(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) int, faxhookOpts, storage string) *env {
+func newEnvIn(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) int, faxhookOpts, storage string, extraEnv ...string) *env {
 	t.Helper()
 	bin, err := harness.CaddyBinary()
 	if err != nil {
@@ -130,7 +130,7 @@ func newEnvIn(t *testing.T, svc faxapp.Config, respond func(receiver.Delivery) i
 	if storage == "" {
 		e.storage = filepath.Join(dir, "storage")
 	}
-	e.caddy, err = harness.StartCaddy(bin, filepath.Join(dir, "caddy"), e.admin, e.caddyfile(faxhookOpts), "FAXHOOK_TOKEN="+token)
+	e.caddy, err = harness.StartCaddy(bin, filepath.Join(dir, "caddy"), e.admin, e.caddyfile(faxhookOpts), append([]string{"FAXHOOK_TOKEN=" + token}, extraEnv...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

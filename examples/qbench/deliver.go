@@ -30,16 +30,16 @@ func deliveryJobs(n int, urls []string) []*queue.Job {
 // Start until every job was delivered, and returns deliveries per second and the process's CPU
 // time per delivery over that span.
 func deliverQueue(ctx context.Context, parent string, syncWrites bool, jobs []*queue.Job, workers, perHost int) (float64, time.Duration, error) {
-	dir, cleanup, err := tempDir(parent, "qbench-deliver-")
+	return deliverQueueOn(ctx, badgerStore(parent, "qbench-deliver-", syncWrites), jobs, workers, perHost)
+}
+
+// deliverQueueOn is deliverQueue on a fresh store that open returns.
+func deliverQueueOn(ctx context.Context, open opener, jobs []*queue.Job, workers, perHost int) (float64, time.Duration, error) {
+	st, cleanup, err := open()
 	if err != nil {
 		return 0, 0, err
 	}
 	defer cleanup()
-	st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: syncWrites})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer st.Close()
 	for start := 0; start < len(jobs); start += 64 {
 		err := st.Update(func(tx queue.Tx) error {
 			for _, j := range jobs[start:min(start+64, len(jobs))] {

@@ -24,11 +24,11 @@ type latencyResult struct {
 // timeout). It returns the latency from enqueue to arrival at the receiver of the jobs sent to
 // the first half, which answer at once in both runs.
 func latencyRun(ctx context.Context, parent string, syncWrites, hang bool, o Options) (latencyResult, error) {
-	dir, cleanup, err := tempDir(parent, "qbench-latency-")
-	if err != nil {
-		return latencyResult{}, err
-	}
-	defer cleanup()
+	return latencyRunOn(ctx, badgerStore(parent, "qbench-latency-", syncWrites), hang, o)
+}
+
+// latencyRunOn is latencyRun on a fresh store that open returns.
+func latencyRunOn(ctx context.Context, open opener, hang bool, o Options) (latencyResult, error) {
 	var enqueued sync.Map // event ID → time.Time of the enqueue
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -63,11 +63,11 @@ func latencyRun(ctx context.Context, parent string, syncWrites, hang bool, o Opt
 			r.Close()
 		}
 	}()
-	st, err := queue.OpenBadger(dir, queue.BadgerOptions{SyncWrites: syncWrites})
+	st, cleanup, err := open()
 	if err != nil {
 		return latencyResult{}, err
 	}
-	defer st.Close()
+	defer cleanup()
 	sender := httpsend.New(httpsend.Options{Token: benchToken, Timeout: o.HangTimeout})
 	defer sender.CloseIdleConnections()
 	disp := queue.NewDispatcher(st, sender, queue.Options{Workers: o.Workers, PerHost: o.PerHost,

@@ -32,7 +32,8 @@ import (
 
 // Options sizes a run. Zero fields take the defaults noted.
 type Options struct {
-	// Cases lists the cases to run, from "a", "b", "c", "d". Default all.
+	// Cases lists the cases to run, from "a", "b", "c", "d", "e". Default a to d; e (the
+	// PostgreSQL store of a fleet) needs PostgreSQL's server binaries.
 	Cases []string
 	// Duration is the length of one enqueue run in (a). Default 2s.
 	Duration time.Duration
@@ -150,8 +151,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rows, err = caseRestart(ctx, o, progress)
 		case "d":
 			rows, err = caseLatency(ctx, o, progress)
+		case "e":
+			rows, err = caseFleet(ctx, o, progress)
 		default:
-			err = fmt.Errorf("unknown case %q (want a, b, c or d)", c)
+			err = fmt.Errorf("unknown case %q (want a, b, c, d or e)", c)
 		}
 		r.Rows = append(r.Rows, rows...)
 		if err != nil {
@@ -416,4 +419,59 @@ func num(v float64) string {
 	default:
 		return fmt.Sprintf("%.2f", v)
 	}
+}
+
+// caseFleet measures the PostgreSQL store of a fleet against Badger on the same machine, in the
+// same run: signed deliveries per second of one dispatcher over each (Badger with sync_writes
+// on, PostgreSQL fsyncing its commits), and the enqueue-to-delivery latency at Rate jobs/s over
+// PostgreSQL, one job per transaction, as the tracker enqueues them.
+func caseFleet(ctx context.Context, o Options, progress func(string, ...any)) ([]Row, error) {
+	srv, err := startPostgres()
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	rcvs := make([]*receiver, o.Dests)
+	urls := make([]string, o.Dests)
+	for i := range rcvs {
+		rcvs[i] = newReceiver(false, nil)
+		urls[i] = rcvs[i].URL()
+	}
+	defer func() {
+		for _, r := range rcvs {
+			r.Close()
+		}
+	}()
+	jobs := deliveryJobs(o.Jobs, urls)
+	pg, bdg := postgresStore(srv), badgerStore(o.Dir, "qbench-fleet-", true)
+	progress("(e) warm-up: one delivery run on each store, not counted")
+	for _, open := range []opener{pg, bdg} {
+		if _, _, err := deliverQueueOn(ctx, open, jobs, o.Workers, o.PerHost); err != nil {
+			return nil, err
+		}
+	}
+	progress("(e) %d signed deliveries to %d receivers, %d workers (%d per host), PostgreSQL vs Badger (sync_writes on): %d rounds",
+		o.Jobs, o.Dests, o.Workers, o.PerHost, o.Rounds)
+	q, b, note, err := abba(o.Rounds,
+		func() (float64, error) {
+			r, _, err := deliverQueueOn(ctx, pg, jobs, o.Workers, o.PerHost)
+			return r, err
+		},
+		func() (float64, error) {
+			r, _, err := deliverQueueOn(ctx, bdg, jobs, o.Workers, o.PerHost)
+			return r, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	rows := []Row{ratioRow("e", "signed deliveries/s, PostgreSQL vs Badger", true, q, b, 0.5, note)}
+	progress("(e) %d jobs/s for %s over %d receivers on PostgreSQL", o.Rate, o.LatencyDuration, o.Dests)
+	lat, err := latencyRunOn(ctx, pg, false, o)
+	if err != nil {
+		return rows, err
+	}
+	rows = append(rows, Row{Case: "e", Measure: fmt.Sprintf("p99 enqueue-to-delivery (ms) at %d jobs/s, PostgreSQL", o.Rate),
+		Sync: true, Faxhook: ms(lat.p99), Baseline: math.NaN(), Ratio: math.NaN(), Goal: "≤ 50", Met: ms(lat.p99) <= 50,
+		Note: fmt.Sprintf("p50 %.1f ms; %d samples", ms(lat.p50), lat.n)})
+	return rows, nil
 }

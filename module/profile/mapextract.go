@@ -45,9 +45,9 @@ type Found struct {
 }
 
 // Extract returns the fax objects in the response body of a route (RouteSend, …, as Match
-// returns it), built exactly as Phaxio builds them from a Phaxio body: v2.1 fields (see
-// Object.Has for which were present), Full when a status was present, and CurrentPage
-// from recipient.current_page.
+// returns it), built exactly as Phaxio builds them from a Phaxio body: the v2.1 fields that were
+// present and well typed, Full when a status was present, and CurrentPage from
+// recipient.current_page.
 //
 // send and resend responses yield the new fax's id only (Full false) when SendID is set; file
 // responses yield nothing. A body that is not JSON, or holds nothing at the configured path,
@@ -476,49 +476,42 @@ func (cv *converter) tags(name string) {
 
 // object builds the Object of a converted v2.1 wire object (see converter: strings, ints,
 // booleans, nil for null, map[string]string tags, []map[string]any recipients), with the same
-// presence bits (Object.Has), Full and CurrentPage that Phaxio gives the same object in a
-// Phaxio body. w["id"] is the int64 id.
+// fields, Full and CurrentPage that Phaxio gives the same object in a Phaxio body. w["id"] is the int64 id.
 func object(w map[string]any) Object {
 	var o Object
 	f := &o.Fax
 	f.ID, _ = w["id"].(int64)
-	o.set(fID)
-	str := func(name string, dst *string, bit int) bool {
+	str := func(name string, dst *string) bool {
 		v, ok := w[name].(string)
 		if ok {
 			*dst = v
-			o.set(bit)
 		}
 		return ok
 	}
-	integer := func(name string, dst *int, bit int) {
+	integer := func(name string, dst *int) {
 		if v, ok := w[name].(int); ok {
 			*dst = v
-			o.set(bit)
 		}
 	}
-	nullStr := func(name string, dst **string, bit int) {
+	nullStr := func(name string, dst **string) {
 		if v, ok := nullable[string](w, name); ok {
 			*dst = v
-			o.set(bit)
 		}
 	}
-	str("direction", &f.Direction, fDirection)
-	integer("num_pages", &f.NumPages, fNumPages)
-	o.Full = str("status", &f.Status, fStatus)
+	str("direction", &f.Direction)
+	integer("num_pages", &f.NumPages)
+	o.Full = str("status", &f.Status)
 	if v, ok := w["is_test"].(bool); ok {
 		f.IsTest = v
-		o.set(fIsTest)
 	}
-	str("created_at", &f.CreatedAt, fCreatedAt)
-	nullStr("caller_id", &f.CallerID, fCallerID)
-	nullStr("from_number", &f.FromNumber, fFromNumber)
-	nullStr("completed_at", &f.CompletedAt, fCompletedAt)
-	nullStr("caller_name", &f.CallerName, fCallerName)
-	integer("cost", &f.Cost, fCost)
+	str("created_at", &f.CreatedAt)
+	nullStr("caller_id", &f.CallerID)
+	nullStr("from_number", &f.FromNumber)
+	nullStr("completed_at", &f.CompletedAt)
+	nullStr("caller_name", &f.CallerName)
+	integer("cost", &f.Cost)
 	if tags, ok := w["tags"].(map[string]string); ok {
 		f.Tags = tags
-		o.set(fTags)
 	}
 	if rs, ok := w["recipients"].([]map[string]any); ok {
 		f.Recipients = make([]fax.Recipient, 0, len(rs))
@@ -541,15 +534,13 @@ func object(w map[string]any) Object {
 				o.CurrentPage[r.PhoneNumber] = page
 			}
 		}
-		o.set(fRecipients)
 	}
-	nullStr("to_number", &f.ToNumber, fToNumber)
+	nullStr("to_number", &f.ToNumber)
 	if v, ok := nullable[int](w, "error_id"); ok {
 		f.ErrorID = v
-		o.set(fErrorID)
 	}
-	nullStr("error_type", &f.ErrorType, fErrorType)
-	nullStr("error_message", &f.ErrorMessage, fErrorMessage)
+	nullStr("error_type", &f.ErrorType)
+	nullStr("error_message", &f.ErrorMessage)
 	return o
 }
 

@@ -27,8 +27,7 @@
 // mapped", "." means the value itself (e.g. recipients given as plain phone-number strings), and
 // a path starting with "=" is a constant: "=sent" yields the string "sent" for every fax.
 //
-// Looking a path up yields nothing when a key is missing (the field stays absent, see
-// Object.Has) and null when it runs into a null ("failure": null makes error_type,
+// Looking a path up yields nothing when a key is missing (the field stays absent: zero) and null when it runs into a null ("failure": null makes error_type,
 // error_id and error_message null). Values are converted strictly: a value that is present but
 // does not fit its field (a status outside the vocabulary, a time that does not parse with
 // time_format, a non-integer page count, a number where an object belongs) makes the whole fax

@@ -4,7 +4,7 @@
 //
 // Decoding is tolerant, because the upstream is a fax service that only imitates Phaxio: unknown
 // fields are ignored, ids and integers may be JSON numbers or numeric strings, nullable fields may
-// be null, and a field of the wrong type is skipped (see Object.Has) instead of failing the fax.
+// be null, and a field of the wrong type is skipped (left zero) instead of failing the fax.
 
 package profile
 
@@ -23,7 +23,7 @@ import (
 
 // Object is one fax object found in a body, as v2.1 fields plus what faxhook needs beyond them.
 type Object struct {
-	// Fax holds the v2.1 fields that were present and well typed (see Has); the others are zero.
+	// Fax holds the v2.1 fields that were present and well typed; the others are zero.
 	Fax fax.Fax
 	// Full reports whether the object carried a "status" (a complete fax object, not just
 	// {"id":N}).
@@ -34,51 +34,7 @@ type Object struct {
 	// UpstreamID is the id as the upstream spells it, when a mapping derived Fax.ID from it
 	// (see DeriveID) or read it as text; empty when it is Fax.ID in decimal.
 	UpstreamID string
-
-	present uint32 // bit i set: field fieldNames[i] was present
 }
-
-// fieldNames are the v2.1 fax object fields, in v2.1 order; their index is their bit in present.
-var fieldNames = [...]string{
-	"id", "direction", "num_pages", "status", "is_test", "created_at", "caller_id", "from_number",
-	"completed_at", "caller_name", "cost", "tags", "recipients", "to_number", "error_id",
-	"error_type", "error_message", "barcodes",
-}
-
-const (
-	fID = iota
-	fDirection
-	fNumPages
-	fStatus
-	fIsTest
-	fCreatedAt
-	fCallerID
-	fFromNumber
-	fCompletedAt
-	fCallerName
-	fCost
-	fTags
-	fRecipients
-	fToNumber
-	fErrorID
-	fErrorType
-	fErrorMessage
-	fBarcodes
-)
-
-// Has reports whether the v2.1 field with the given JSON name (e.g. "status", "recipients") was
-// present in the object with a usable value: null counts for nullable fields (caller_id,
-// error_id, …), a value of the wrong type does not.
-func (o Object) Has(field string) bool {
-	for i, n := range fieldNames {
-		if n == field {
-			return o.present&(1<<i) != 0
-		}
-	}
-	return false
-}
-
-func (o *Object) set(i int) { o.present |= 1 << i }
 
 // ErrNoObjects wraps the reasons Phaxio reports for a body that carries no fax data.
 var ErrNoObjects = errors.New("no fax data")
@@ -262,42 +218,37 @@ func (w *wireFax) object() (o Object, ok bool) {
 	}
 	f := &o.Fax
 	f.ID = w.ID.n
-	o.set(fID)
 
-	str := func(v flexString, dst *string, bit int) bool {
+	str := func(v flexString, dst *string) bool {
 		if v.isString() {
 			*dst = v.v
-			o.set(bit)
 			return true
 		}
 		return false
 	}
-	nullStr := func(v flexString, dst **string, bit int) {
+	nullStr := func(v flexString, dst **string) {
 		if p, ok := v.nullable(); ok {
 			*dst = p
-			o.set(bit)
 		}
 	}
-	integer := func(v flexInt, dst *int, bit int) {
+	integer := func(v flexInt, dst *int) {
 		if n, ok := v.int(); ok {
 			*dst = n
-			o.set(bit)
 		}
 	}
 
-	str(w.Direction, &f.Direction, fDirection)
-	integer(w.NumPages, &f.NumPages, fNumPages)
-	o.Full = str(w.Status, &f.Status, fStatus)
+	str(w.Direction, &f.Direction)
+	integer(w.NumPages, &f.NumPages)
+	o.Full = str(w.Status, &f.Status)
 	if v, ok := w.IsTest.bool(); ok {
 		f.IsTest = v
-		o.set(fIsTest)
 	}
-	str(w.CreatedAt, &f.CreatedAt, fCreatedAt)
-	nullStr(w.CallerID, &f.CallerID, fCallerID)
-	nullStr(w.FromNumber, &f.FromNumber, fFromNumber)
-	nullStr(w.CompletedAt, &f.CompletedAt, fCompletedAt)
-	nullStr(w.CallerName, &f.CallerName, fCallerName)
-	integer(w.Cost, &f.Cost, fCost)
+	str(w.CreatedAt, &f.CreatedAt)
+	nullStr(w.CallerID, &f.CallerID)
+	nullStr(w.FromNumber, &f.FromNumber)
+	nullStr(w.CompletedAt, &f.CompletedAt)
+	nullStr(w.CallerName, &f.CallerName)
+	integer(w.Cost, &f.Cost)
 	if w.Tags != nil {
 		f.Tags = make(map[string]string, len(w.Tags))
 		for k, v := range w.Tags {
@@ -305,7 +256,6 @@ func (w *wireFax) object() (o Object, ok bool) {
 				f.Tags[k] = v.v
 			}
 		}
-		o.set(fTags)
 	}
 	if w.Recipients != nil {
 		f.Recipients = make([]fax.Recipient, 0, len(w.Recipients))
@@ -334,15 +284,13 @@ func (w *wireFax) object() (o Object, ok bool) {
 				o.CurrentPage[r.PhoneNumber] = page
 			}
 		}
-		o.set(fRecipients)
 	}
-	nullStr(w.ToNumber, &f.ToNumber, fToNumber)
+	nullStr(w.ToNumber, &f.ToNumber)
 	if v, ok := w.ErrorID.nullableInt(); ok {
 		f.ErrorID = v
-		o.set(fErrorID)
 	}
-	nullStr(w.ErrorType, &f.ErrorType, fErrorType)
-	nullStr(w.ErrorMessage, &f.ErrorMessage, fErrorMessage)
+	nullStr(w.ErrorType, &f.ErrorType)
+	nullStr(w.ErrorMessage, &f.ErrorMessage)
 	if w.Barcodes != nil {
 		f.Barcodes = make([]fax.Barcode, 0, len(w.Barcodes))
 		for i := range w.Barcodes {
@@ -360,7 +308,6 @@ func (w *wireFax) object() (o Object, ok bool) {
 			}
 			f.Barcodes = append(f.Barcodes, b)
 		}
-		o.set(fBarcodes)
 	}
 	return o, true
 }

@@ -54,6 +54,12 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"DispatchInDueOrder", testDispatchInDueOrder},
 		{"FutureJobBehindALeasedOne", testFutureJobBehindALeasedOne},
 		{"ErrClosedAfterClose", testErrClosedAfterClose},
+		{"FleetDeliversEachJobOnce", testFleetDeliversEachJobOnce},
+		{"FleetExpiredClaim", testFleetExpiredClaim},
+		{"FleetStopReleasesClaims", testFleetStopReleasesClaims},
+		{"TwoWritersOneStateRecord", testTwoWritersOneStateRecord},
+		{"ClaimIsExclusive", testClaimIsExclusive},
+		{"ChainPromotionUnderConcurrentEnqueue", testChainPromotionUnderConcurrentEnqueue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

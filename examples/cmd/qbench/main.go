@@ -25,7 +25,7 @@ func main() {
 	qbench.ChildMain() // case (c) re-executes this binary as its child
 
 	var o qbench.Options
-	cases := flag.String("cases", "a,b,c,d", "cases to run: a (enqueue), b (deliveries), c (restart over pending jobs), d (latency with hanging destinations)")
+	cases := flag.String("cases", "a,b,c,d", "cases to run: a (enqueue), b (deliveries), c (restart over pending jobs), d (latency with hanging destinations), e (PostgreSQL store vs Badger; needs PostgreSQL's server binaries)")
 	flag.DurationVar(&o.Duration, "duration", 0, "length of one enqueue run in (a) (default 2s)")
 	flag.IntVar(&o.Rounds, "rounds", 0, "rounds of each throughput pair in (a) and (b), alternating order (default 5)")
 	flag.IntVar(&o.Jobs, "jobs", 0, "jobs per delivery run in (b) (default 3000)")

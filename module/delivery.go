@@ -1,0 +1,147 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/faxhook/caddy-faxhook/module/render"
+	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
+)
+
+// delivery is the engine's way out: one queue.Dispatcher over the store, which sends with the
+// newest config's senders and is started by the first config and kept across reloads, so that
+// two configs never run two dispatchers over one queue.
+type delivery struct {
+	store queue.Store
+	cfg   func() *settings // the newest config's settings (its SMTP sender)
+	// instance names this process's dispatcher in a store that a fleet shares; empty for Badger.
+	instance string
+	// fetchFile fetches a received fax's PDF before its webhook's first attempt (poller.fetchFile).
+	fetchFile func(ctx context.Context, j *queue.Job) (*queue.File, error)
+	// onOutcome is told every attempt's outcome (outcomes.onOutcome); it must not block.
+	onOutcome func(j *queue.Job, res queue.Result)
+
+	sender atomic.Pointer[httpsend.Sender] // the newest config's HTTP sender
+
+	mu   sync.Mutex
+	disp *queue.Dispatcher // nil until the first start, and after stop
+}
+
+// start makes the config s's senders current and starts the dispatcher, or, when it runs
+// already, hands it the new retry schedule.
+func (d *delivery) start(s settings, log *zap.Logger) error {
+	if old := d.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost})); old != nil {
+		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.disp != nil {
+		d.disp.SetSchedule(s.schedule)
+		return nil
+	}
+	d.disp = queue.NewDispatcher(d.store, senderFunc(d.send), queue.Options{
+		Schedule:  s.schedule,
+		Workers:   s.workers,
+		PerHost:   s.perHost,
+		Lease:     s.timeout + 30*time.Second,
+		Logger:    log.Named("dispatcher"),
+		OnOutcome: d.onOutcome,
+		Prepare:   d.prepare,
+		LogFields: jobLogFields,
+		Instance:  d.instance,
+	})
+	if err := d.disp.Start(); err != nil {
+		d.disp = nil
+		return fmt.Errorf("starting the webhook dispatcher: %w", err)
+	}
+	dispatchersRunning.Add(1)
+	return nil
+}
+
+// stop stops the dispatcher, if it runs, waiting for the attempts under way.
+func (d *delivery) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.disp != nil {
+		d.disp.Stop()
+		d.disp = nil
+		dispatchersRunning.Add(-1)
+	}
+}
+
+// dispatcher returns the running dispatcher, or nil.
+func (d *delivery) dispatcher() *queue.Dispatcher {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.disp
+}
+
+// running reports whether the dispatcher runs.
+func (d *delivery) running() bool { return d.dispatcher() != nil }
+
+// send delivers with the newest config's sender: SMTP for mailto: URLs, HTTP for the others.
+func (d *delivery) send(ctx context.Context, j *queue.Job) queue.Result {
+	if render.IsMail(j.URL) {
+		m := d.cfg().mail
+		if m == nil {
+			return queue.Result{Permanent: true, Err: errors.New("mailto: webhook, but no smtp server is configured (faxhook { smtp { … } })")}
+		}
+		return m.Send(ctx, j)
+	}
+	return d.sender.Load().Send(ctx, j)
+}
+
+// prepare is the dispatcher's Prepare hook: before a received fax's webhook is first attempted,
+// it fetches the fax's PDF and renders the payload with it (render.Prepared). The dispatcher
+// stores that payload with the attempt's outcome, so that every attempt sends the same bytes.
+func (d *delivery) prepare(ctx context.Context, j *queue.Job) (queue.Payload, error) {
+	file, err := d.fetchFile(ctx, j)
+	if err != nil {
+		return queue.Payload{}, err
+	}
+	return render.Prepared(j, file)
+}
+
+// leases returns the jobs the running dispatcher holds leased, with the end of each lease (see
+// queue.Dispatcher.Leases); nil when no dispatcher runs.
+func (d *delivery) leases() map[string]time.Time {
+	if disp := d.dispatcher(); disp != nil {
+		return disp.Leases()
+	}
+	return nil
+}
+
+// wake tells a running dispatcher that jobs were enqueued.
+func (d *delivery) wake() {
+	if disp := d.dispatcher(); disp != nil {
+		disp.Wake()
+	}
+}
+
+// asLeased shows a job that the store holds as pending, but that the dispatcher leased (in
+// memory), as leased until its lease ends: what operators see of a job whose attempt is under way.
+//
+// In a fleet (PostgreSQL), a job another instance claimed is shown as leased too, until its
+// claim ends; its Lease names that instance.
+func asLeased(j *queue.Job, leases map[string]time.Time) {
+	if j.State != queue.StatePending {
+		return
+	}
+	if until, ok := leases[j.ID]; ok {
+		j.State, j.DueAt = queue.StateLeased, until
+	} else if j.Lease != "" && j.DueAt.After(time.Now()) {
+		j.State = queue.StateLeased
+	}
+}
+
+// senderFunc adapts a function to queue.Sender.
+type senderFunc func(ctx context.Context, j *queue.Job) queue.Result
+
+func (f senderFunc) Send(ctx context.Context, j *queue.Job) queue.Result { return f(ctx, j) }

@@ -1,0 +1,51 @@
+package module
+
+import (
+	"cmp"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/queue/mailsend"
+	"github.com/faxhook/caddy-faxhook/queue/ssrf"
+)
+
+// settings are the delivery settings of the newest started config.
+type settings struct {
+	token        string
+	schedule     []time.Duration
+	timeout      time.Duration
+	workers      int
+	sentURLs     []string
+	receivedURLs []string
+	numberURLs   map[string][]string
+	inflight     bool
+	// maxRecipients and maxEvents bound the inflight events of one fax (see App.MaxRecipients
+	// and App.MaxEvents); zero means the default.
+	maxRecipients int
+	maxEvents     int
+	poll          *pollSettings
+	// profile builds the poller's and the PDF fetch's requests; nil means Phaxio v2.1.
+	profile     profile.Profile
+	maxFileSize int64
+	guard       *ssrf.Guard
+	mail        *mailsend.Sender
+	perHost     int
+	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
+	deliveredRetention time.Duration
+	deadRetention      time.Duration
+}
+
+// Defaults of App.MaxRecipients and App.MaxEvents.
+const (
+	defaultMaxRecipients = 1000
+	defaultMaxEvents     = 1000
+)
+
+// recipientCap is the most recipients a sent fax may have and still get inflight events.
+func (s *settings) recipientCap() int { return cmp.Or(s.maxRecipients, defaultMaxRecipients) }
+
+// fax is the profile that builds requests to the fax service.
+func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.PhaxioV21) }
+
+// eventCap is the most inflight events one observation of one fax may enqueue.
+func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }

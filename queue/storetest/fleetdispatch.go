@@ -1,0 +1,222 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue"
+)
+
+// sharedStore presents a store as queue.Shared, so that dispatchers over it claim jobs in the
+// store as they do in a fleet. Its wake-ups never come: the dispatchers find jobs by their
+// fleet scan, which the suite sets short.
+type sharedStore struct{ queue.Store }
+
+func (sharedStore) Wakeups() <-chan struct{} { return nil }
+
+// asShared returns s as a queue.Shared store.
+func asShared(s queue.Store) queue.Shared {
+	if sh, ok := s.(queue.Shared); ok {
+		return sh
+	}
+	return sharedStore{s}
+}
+
+// fleetOptions are the options of a dispatcher that plays one process of a fleet.
+func fleetOptions(name string) queue.Options {
+	return queue.Options{Instance: name, FleetScan: 20 * time.Millisecond, Workers: 4, PerHost: 2}
+}
+
+// Two dispatchers over one shared store, as two processes of a fleet: every job is attempted
+// once, by one of them, and the jobs of a chain in the order they were enqueued.
+func testFleetDeliversEachJobOnce(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	var order []string
+	by := map[string]map[string]bool{}
+	sender := func(name string) queue.Sender {
+		return senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+			mu.Lock()
+			attempts[j.ID]++
+			order = append(order, j.ID)
+			if by[name] == nil {
+				by[name] = map[string]bool{}
+			}
+			by[name][j.ID] = true
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			return queue.Result{Status: 204}
+		})
+	}
+	a := queue.NewDispatcher(sh, sender("a"), fleetOptions("a"))
+	b := queue.NewDispatcher(sh, sender("b"), fleetOptions("b"))
+	for _, d := range []*queue.Dispatcher{a, b} {
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop()
+	}
+	const chains, perChain = 20, 4
+	now := time.Now()
+	for c := range chains {
+		update(t, s, func(tx queue.Tx) error {
+			for i := range perChain {
+				j := newJob(fmt.Sprintf("c%02d-%d", c, i), fmt.Sprintf("https://d%d.example/h", c%3), now)
+				j.Chain = fmt.Sprintf("chain-%02d", c)
+				if _, err := tx.Enqueue(j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	waitFor(t, "every job delivered", func() bool {
+		return checkCountsQuiet(t, s)[queue.StateDelivered] == chains*perChain
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range attempts {
+		if n != 1 {
+			t.Errorf("job %s attempted %d times", id, n)
+		}
+	}
+	if len(attempts) != chains*perChain {
+		t.Errorf("%d jobs attempted, want %d", len(attempts), chains*perChain)
+	}
+	pos := map[string]int{}
+	for i, id := range order {
+		pos[id] = i
+	}
+	for c := range chains {
+		for i := 1; i < perChain; i++ {
+			prev, cur := fmt.Sprintf("c%02d-%d", c, i-1), fmt.Sprintf("c%02d-%d", c, i)
+			if pos[cur] < pos[prev] {
+				t.Errorf("chain %d: %s attempted before %s", c, cur, prev)
+			}
+		}
+	}
+	if len(by["a"]) == 0 || len(by["b"]) == 0 {
+		t.Logf("one dispatcher did all the work (a %d, b %d): allowed, but the test then says less", len(by["a"]), len(by["b"]))
+	}
+	for _, id := range []string{"c00-0", "c19-3"} {
+		if j := head(t, s, id); j.Lease != "" {
+			t.Errorf("delivered job %s keeps its claim %q", id, j.Lease)
+		}
+	}
+}
+
+// A process that stalls past its claim loses the job to another one; the stalled attempt's
+// late outcome, a failure that comes while the other process's attempt is under way, is not
+// stored, and the other process's delivery is.
+func testFleetExpiredClaim(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	stalled, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	slow := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		once.Do(func() { close(stalled) })
+		<-release // a stalled process: it ignores its own deadline
+		return queue.Result{Status: 500, Err: errors.New("500 from the stalled attempt")}
+	})
+	optsA := fleetOptions("a")
+	optsA.Lease = 300 * time.Millisecond
+	a := queue.NewDispatcher(sh, slow, optsA)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	update(t, s, func(tx queue.Tx) error {
+		_, err := tx.Enqueue(newJob("x", "https://a.example/h", time.Now()))
+		return err
+	})
+	<-stalled
+	if j := head(t, s, "x"); j.Lease == "" || j.State != queue.StatePending || !j.DueAt.After(time.Now()) {
+		t.Fatalf("a claimed job: %s, lease %q, due %s; want pending, claimed, due when the claim ends", j.State, j.Lease, j.DueAt)
+	}
+	claimA := head(t, s, "x").Lease
+	bStarted, bRelease := make(chan struct{}), make(chan struct{})
+	fast := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		close(bStarted)
+		<-bRelease
+		return queue.Result{Status: 204}
+	})
+	b := queue.NewDispatcher(sh, fast, fleetOptions("b"))
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	<-bStarted // b took the job over once a's claim had expired
+	if j := head(t, s, "x"); j.Lease == claimA || j.Lease == "" {
+		t.Errorf("claim while b attempts: %q, want b's (a's was %q)", j.Lease, claimA)
+	}
+	close(release)
+	time.Sleep(150 * time.Millisecond) // a's late failure reaches its run loop and a round
+	if j := head(t, s, "x"); len(j.Attempts) != 0 {
+		t.Errorf("a's late outcome was stored over b's claim: %+v", j.Attempts)
+	}
+	close(bRelease)
+	waitFor(t, "b's delivery stored", func() bool { return head(t, s, "x").State == queue.StateDelivered })
+	j := head(t, s, "x")
+	if len(j.Attempts) != 1 || j.Attempts[0].Status != 204 {
+		t.Errorf("job after both outcomes: %s with attempts %+v; want b's one delivery", j.State, j.Attempts)
+	}
+	checkCounts(t, s)
+}
+
+// A process that stops hands its claims back: another process attempts those jobs at once,
+// not when the claims would have expired.
+func testFleetStopReleasesClaims(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	started := make(chan struct{}, 10)
+	hang := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		started <- struct{}{}
+		<-ctx.Done()
+		return queue.Result{Err: ctx.Err()}
+	})
+	optsA := fleetOptions("a")
+	optsA.Lease = time.Hour
+	a := queue.NewDispatcher(sh, hang, optsA)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	update(t, s, func(tx queue.Tx) error {
+		_, err := tx.Enqueue(newJob("y", "https://a.example/h", time.Now()))
+		return err
+	})
+	<-started
+	a.Stop()
+	if j := head(t, s, "y"); j.Lease != "" || j.DueAt.After(time.Now()) || len(j.Attempts) != 0 {
+		t.Fatalf("after a's stop: lease %q, due %s, %d attempts; want unclaimed, due, no attempt stored", j.Lease, j.DueAt, len(j.Attempts))
+	}
+	done := make(chan struct{})
+	b := queue.NewDispatcher(sh, senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		close(done)
+		return queue.Result{Status: 204}
+	}), fleetOptions("b"))
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("b did not attempt the job a handed back")
+	}
+}
+
+// senderFunc adapts a function to queue.Sender.
+type senderFunc func(ctx context.Context, j *queue.Job) queue.Result
+
+func (f senderFunc) Send(ctx context.Context, j *queue.Job) queue.Result { return f(ctx, j) }
+
+// checkCountsQuiet returns the store's counts, failing the test on an error.
+func checkCountsQuiet(t *testing.T, s queue.Store) map[string]int64 {
+	t.Helper()
+	var c map[string]int64
+	view(t, s, func(tx queue.Tx) (err error) { c, err = tx.Counts(); return err })
+	return c
+}
