@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
-	"slices"
 	"time"
+
+	"github.com/faxhook/caddy-faxhook/queue/internal/binrec"
 )
 
 // A job is stored as its head record (everything the dispatcher changes on every attempt, and
@@ -37,33 +37,6 @@ const (
 // errCorrupt is wrapped by the errors of the decoders.
 var errCorrupt = errors.New("corrupt record")
 
-// appendString appends s with its length.
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime appends t as a flag byte (0: the zero time, 1: UTC, 2: with a zone offset), the
-// Unix seconds and nanoseconds and, for 2, the offset in seconds. The monotonic reading and the
-// zone's name are dropped, as JSON did.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	_, off := t.Zone()
-	if off == 0 {
-		b = append(b, 1)
-	} else {
-		b = append(b, 2)
-	}
-	b = binary.AppendVarint(b, t.Unix())
-	b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
-	if off != 0 {
-		b = binary.AppendVarint(b, int64(off))
-	}
-	return b
-}
-
 // headCap is a capacity that holds the head of j, without an inline body, in most cases.
 func headCap(j *Job) int {
 	n := 64 + len(j.Lease) + len(j.EventID) + len(j.URL) + len(j.Chain) + len(j.State) + 16*len(j.ReplayedAt)
@@ -80,32 +53,32 @@ func headCap(j *Job) int {
 // record's key; the body's placement comes after it.
 func appendHead(b []byte, j *Job) []byte {
 	b = append(b, headVersion)
-	b = appendString(b, j.EventID)
+	b = binrec.AppendString(b, j.EventID)
 	b = binary.AppendUvarint(b, uint64(len(j.Meta)))
 	for _, l := range j.Meta {
-		b = appendString(b, l.Name)
-		b = appendString(b, l.Value)
+		b = binrec.AppendString(b, l.Name)
+		b = binrec.AppendString(b, l.Value)
 	}
-	b = appendString(b, j.URL)
-	b = appendString(b, j.Chain)
-	b = appendString(b, j.State)
-	b = appendTime(b, j.FinishedAt)
-	b = appendTime(b, j.CreatedAt)
-	b = appendTime(b, j.DueAt)
+	b = binrec.AppendString(b, j.URL)
+	b = binrec.AppendString(b, j.Chain)
+	b = binrec.AppendString(b, j.State)
+	b = binrec.AppendTime(b, j.FinishedAt)
+	b = binrec.AppendTime(b, j.CreatedAt)
+	b = binrec.AppendTime(b, j.DueAt)
 	b = binary.AppendUvarint(b, uint64(len(j.Attempts)))
 	for _, a := range j.Attempts {
-		b = appendTime(b, a.At)
+		b = binrec.AppendTime(b, a.At)
 		b = binary.AppendVarint(b, int64(a.Duration))
 		b = binary.AppendVarint(b, int64(a.Status))
-		b = appendString(b, a.Error)
-		b = appendString(b, a.Body)
+		b = binrec.AppendString(b, a.Error)
+		b = binrec.AppendString(b, a.Body)
 	}
 	b = binary.AppendVarint(b, int64(j.LadderBase))
 	b = binary.AppendUvarint(b, uint64(len(j.ReplayedAt)))
 	for _, t := range j.ReplayedAt {
-		b = appendTime(b, t)
+		b = binrec.AppendTime(b, t)
 	}
-	b = appendString(b, j.Lease)
+	b = binrec.AppendString(b, j.Lease)
 	return append(b, j.chainFlags)
 }
 
@@ -173,14 +146,14 @@ func appendBody(b []byte, j *Job) []byte {
 	b = append(b, bodyVersion)
 	b = binary.AppendUvarint(b, uint64(len(j.Fields)))
 	for _, f := range j.Fields {
-		b = appendString(b, f.Name)
-		b = appendString(b, f.Value)
+		b = binrec.AppendString(b, f.Name)
+		b = binrec.AppendString(b, f.Value)
 	}
 	b = binary.AppendUvarint(b, uint64(len(j.Files)))
 	for _, f := range j.Files {
-		b = appendString(b, f.Name)
-		b = appendString(b, f.Filename)
-		b = appendString(b, f.ContentType)
+		b = binrec.AppendString(b, f.Name)
+		b = binrec.AppendString(b, f.Filename)
+		b = binrec.AppendString(b, f.ContentType)
 		b = binary.AppendUvarint(b, uint64(len(f.Data)))
 		b = append(b, f.Data...)
 	}
@@ -188,132 +161,11 @@ func appendBody(b []byte, j *Job) []byte {
 		b = append(b, 0)
 	} else {
 		b = append(b, 1)
-		b = appendString(b, m.Subject)
-		b = appendString(b, m.Text)
-		b = appendString(b, m.HTML)
+		b = binrec.AppendString(b, m.Subject)
+		b = binrec.AppendString(b, m.Text)
+		b = binrec.AppendString(b, m.HTML)
 	}
-	return appendString(b, j.Prepare)
-}
-
-// reader decodes the binary records; the first error sticks and later reads return zero values.
-type reader struct {
-	b   []byte
-	s   string // b as a string, for strings that share one allocation; "" to copy each
-	off int
-	err error
-}
-
-func (r *reader) fail() {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: truncated or malformed at byte %d", errCorrupt, r.off)
-	}
-	r.off = len(r.b)
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-// varint reads a signed varint: a zig-zag encoded uvarint, as binary.AppendVarint writes it.
-func (r *reader) varint() int64 {
-	u := r.uvarint()
-	v := int64(u >> 1)
-	if u&1 != 0 {
-		v = ^v
-	}
-	return v
-}
-
-// count reads a count of items that take at least one byte each.
-func (r *reader) count() int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)-r.off) {
-		r.fail()
-		return 0
-	}
-	return int(n)
-}
-
-// span reads a length and returns the bounds of that many bytes.
-func (r *reader) span() (int, int) {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)-r.off) {
-		r.fail()
-		return 0, 0
-	}
-	start := r.off
-	r.off += int(n)
-	return start, r.off
-}
-
-func (r *reader) string() string {
-	start, end := r.span()
-	if start == end {
-		return ""
-	}
-	if r.s != "" {
-		return r.s[start:end]
-	}
-	return string(r.b[start:end])
-}
-
-// bytes returns a copy: what the decoders return never points into the record, which may be
-// memory Badger reuses or unmaps.
-func (r *reader) bytes() []byte {
-	start, end := r.span()
-	if start == end {
-		return nil
-	}
-	return slices.Clone(r.b[start:end])
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil || r.off >= len(r.b) {
-		r.fail()
-		return 0
-	}
-	c := r.b[r.off]
-	r.off++
-	return c
-}
-
-func (r *reader) time() time.Time {
-	flag := r.byte()
-	if flag == 0 || r.err != nil {
-		return time.Time{}
-	}
-	sec := r.varint()
-	nsec := r.uvarint()
-	if nsec >= 1e9 {
-		r.fail()
-		return time.Time{}
-	}
-	t := time.Unix(sec, int64(nsec))
-	switch flag {
-	case 1:
-		return t.UTC()
-	case 2:
-		off := r.varint()
-		if off < math.MinInt32 || off > math.MaxInt32 {
-			r.fail()
-			return time.Time{}
-		}
-		if _, local := t.Zone(); int64(local) == off {
-			return t // time.Local, as encoding/json gives
-		}
-		return t.In(time.FixedZone("", int(off)))
-	}
-	r.fail()
-	return time.Time{}
+	return binrec.AppendString(b, j.Prepare)
 }
 
 // decodeHead decodes a head record into j (whose ID the caller sets) and returns where the body
@@ -323,57 +175,57 @@ func decodeHead(v []byte, j *Job) (bodyRec, error) {
 	if len(v) == 0 || v[0] != headVersion {
 		return bodyRec{}, fmt.Errorf("%w: unknown head record version", errCorrupt)
 	}
-	r := &reader{b: v, s: string(v), off: 1}
-	j.EventID = r.string()
+	r := &binrec.Reader{B: v, S: string(v), Off: 1, Corrupt: errCorrupt}
+	j.EventID = r.String()
 	j.Meta = nil
-	if n := r.count(); n > 0 {
+	if n := r.Count(); n > 0 {
 		j.Meta = make(Labels, n)
 		for i := range j.Meta {
-			j.Meta[i] = Label{Name: r.string(), Value: r.string()}
+			j.Meta[i] = Label{Name: r.String(), Value: r.String()}
 		}
 	}
-	j.URL = r.string()
-	j.Chain = r.string()
-	j.State = r.string()
-	j.FinishedAt = r.time()
-	j.CreatedAt = r.time()
-	j.DueAt = r.time()
-	if n := r.count(); n > 0 {
+	j.URL = r.String()
+	j.Chain = r.String()
+	j.State = r.String()
+	j.FinishedAt = r.Time()
+	j.CreatedAt = r.Time()
+	j.DueAt = r.Time()
+	if n := r.Count(); n > 0 {
 		j.Attempts = make([]Attempt, n)
 		for i := range j.Attempts {
 			a := &j.Attempts[i]
-			a.At = r.time()
-			a.Duration = time.Duration(r.varint())
-			a.Status = int(r.varint())
-			a.Error = r.string()
-			a.Body = r.string()
+			a.At = r.Time()
+			a.Duration = time.Duration(r.Varint())
+			a.Status = int(r.Varint())
+			a.Error = r.String()
+			a.Body = r.String()
 		}
 	}
-	j.LadderBase = int(r.varint())
-	if n := r.count(); n > 0 {
+	j.LadderBase = int(r.Varint())
+	if n := r.Count(); n > 0 {
 		j.ReplayedAt = make([]time.Time, n)
 		for i := range j.ReplayedAt {
-			j.ReplayedAt[i] = r.time()
+			j.ReplayedAt[i] = r.Time()
 		}
 	}
-	j.Lease = r.string()
-	j.chainFlags = r.byte()
+	j.Lease = r.String()
+	j.chainFlags = r.Byte()
 	var body bodyRec
-	switch r.byte() {
+	switch r.Byte() {
 	case bodyApart:
 		body.apart = true
-		if r.err == nil && r.off != len(v) {
-			r.fail()
+		if r.Err == nil && r.Off != len(v) {
+			r.Fail()
 		}
 	case bodyInline:
-		if r.off == len(v) {
-			r.fail() // a body record is never empty
+		if r.Off == len(v) {
+			r.Fail() // a body record is never empty
 		}
-		body.s = r.s[r.off:]
+		body.s = r.S[r.Off:]
 	default:
-		r.fail()
+		r.Fail()
 	}
-	return body, r.err
+	return body, r.Err
 }
 
 // decodeInline decodes the inline body of head record v, as decodeHead returned it, into j's
@@ -394,34 +246,43 @@ func decodeBody(v []byte, s string, j *Job) error {
 	if len(v) == 0 || v[0] != bodyVersion {
 		return fmt.Errorf("%w: unknown body record version", errCorrupt)
 	}
-	r := &reader{b: v, s: s, off: 1}
+	r := &binrec.Reader{B: v, S: s, Off: 1, Corrupt: errCorrupt}
 	if s == "" && len(v) <= shareLimit {
-		r.s = string(v) // one allocation for every string
+		r.S = string(v) // one allocation for every string
 	}
 	var p Payload
-	if n := r.count(); n > 0 {
+	if n := r.Count(); n > 0 {
 		p.Fields = make([]Field, n)
 		for i := range p.Fields {
-			p.Fields[i] = Field{Name: r.string(), Value: r.string()}
+			p.Fields[i] = Field{Name: r.String(), Value: r.String()}
 		}
 	}
-	if n := r.count(); n > 0 {
+	if n := r.Count(); n > 0 {
 		p.Files = make([]File, n)
 		for i := range p.Files {
-			p.Files[i] = File{Name: r.string(), Filename: r.string(), ContentType: r.string(), Data: r.bytes()}
+			p.Files[i] = File{Name: r.String(), Filename: r.String(), ContentType: r.String(), Data: r.Bytes()}
 		}
 	}
-	switch r.byte() {
+	switch r.Byte() {
 	case 0:
 	case 1:
-		p.Mail = &Mail{Subject: r.string(), Text: r.string(), HTML: r.string()}
+		p.Mail = &Mail{Subject: r.String(), Text: r.String(), HTML: r.String()}
 	default:
-		r.fail()
+		r.Fail()
 	}
-	p.Prepare = r.string()
-	if r.err == nil && r.off != len(v) {
-		r.fail()
+	p.Prepare = r.String()
+	if r.Err == nil && r.Off != len(v) {
+		r.Fail()
 	}
 	j.Payload = p
-	return r.err
+	return r.Err
 }
+
+// EncodePayload returns a job's body record: its Payload in the binary encoding the stores
+// share, starting with a version byte. A store keeps it as it is and gives it back to
+// DecodePayload.
+func EncodePayload(j *Job) []byte { return encodeBody(j) }
+
+// DecodePayload decodes a body record (EncodePayload) into j's Payload. Nothing decoded points
+// into v, which the caller may reuse.
+func DecodePayload(v []byte, j *Job) error { return decodeBody(v, "", j) }

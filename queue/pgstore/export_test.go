@@ -10,7 +10,7 @@ func RowsForBench(jobs []*queue.Job) [][]any {
 	rows := make([][]any, len(jobs))
 	for i, j := range jobs {
 		rows[i] = []any{[]byte(j.ID + "-raw"), []byte(queue.Destination(j.URL)), nanos(j.DueAt), offset(j.DueAt),
-			int64(zeroNanos), int32(0), encodeHead(j), encodeBody(j), []byte(j.Chain), int64(i)}
+			int64(zeroNanos), int32(0), encodeHead(j), queue.EncodePayload(j), []byte(j.Chain), int64(i)}
 	}
 	return rows
 }

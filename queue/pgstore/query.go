@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/faxhook/caddy-faxhook/queue/internal/binrec"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/faxhook/caddy-faxhook/queue"
@@ -357,12 +359,13 @@ func decodeCursor(s string, kind byte, n int) ([][]byte, error) {
 	if err != nil || len(b) == 0 || b[0] != kind {
 		return nil, fmt.Errorf("listing jobs: %w: cursor %q", queue.ErrBadCursor, s)
 	}
-	r := &reader{b: b, off: 1}
+	r := &binrec.Reader{B: b, Off: 1, Corrupt: errCorrupt}
 	parts := make([][]byte, n)
 	for i := range parts {
-		parts[i] = r.span()
+		start, end := r.Span()
+		parts[i] = b[start:end:end] // empty, not nil: a nil []byte is NULL to PostgreSQL
 	}
-	if r.end() != nil {
+	if r.End() != nil {
 		return nil, fmt.Errorf("listing jobs: %w: cursor %q", queue.ErrBadCursor, s)
 	}
 	return parts, nil

@@ -403,7 +403,7 @@ func (t *pgTx) EnqueueAll(jobs []*queue.Job) ([]bool, error) {
 		if _, seen := t.seen[job.ID]; seen {
 			continue // this transaction read or wrote it: it exists
 		}
-		args := []any{[]byte(job.ID), []byte(queue.Destination(job.URL)), nanos(job.DueAt), offset(job.DueAt), encodeHead(job), encodeBody(job)}
+		args := []any{[]byte(job.ID), []byte(queue.Destination(job.URL)), nanos(job.DueAt), offset(job.DueAt), encodeHead(job), queue.EncodePayload(job)}
 		sql := sqlEnqueue
 		if job.Chain != "" {
 			sql, args = sqlEnqueueChained, append(args, []byte(job.Chain))
@@ -494,7 +494,7 @@ func (r *jobRow) job(withBody bool) (*queue.Job, error) {
 		return nil, fmt.Errorf("decoding job %s: %w", id, err)
 	}
 	if withBody {
-		if err := decodeBody(r.body, j); err != nil {
+		if err := queue.DecodePayload(r.body, j); err != nil {
 			return nil, fmt.Errorf("decoding the body of job %s: %w", id, err)
 		}
 	}
@@ -612,7 +612,7 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 		sql := sqlPutHead
 		if withBody {
 			sql = sqlPutJob
-			args = append(args, encodeBody(job))
+			args = append(args, queue.EncodePayload(job))
 		}
 		t.queue(op{sql: sql, args: args}, false)
 		if promote {
