@@ -427,6 +427,11 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 // as they free up, so that waiting for the disk does not idle them. While every worker is busy
 // and jobs wait ahead, a round waits up to roundDelay for more outcomes to store and room to
 // lease, so that one transaction serves several deliveries.
+//
+// On a Shared store, whose transactions wait for a server rather than for a lock of this
+// process, a second round that only stores outcomes may run beside the first while outcomes
+// pile up: the two transactions touch different jobs (an outcome's job stays leased, and
+// skipped by the claims, until its round ends), and the server works on both at once.
 func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	defer close(d.done)
 	w := d.opts.Workers
@@ -435,6 +440,7 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	var timer, retry, delay <-chan time.Time
 	delayed := false              // delay ran out: the next round starts whatever its size
 	var inflight chan roundResult // the round under way, nil if none
+	var storing chan roundResult  // the outcome-only round under way beside it (Shared stores), nil if none
 	var wakeups <-chan struct{}   // the store's wake-ups in fleet mode
 	var fleetScan *time.Ticker
 	if d.shared != nil {
@@ -445,6 +451,55 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	var fleetTick <-chan time.Time
 	if fleetScan != nil {
 		fleetTick = fleetScan.C
+	}
+	start := func(outs []outcome, want int, counts map[string]int, held map[string]lease) chan roundResult {
+		ch := make(chan roundResult, 1)
+		go func() { ch <- d.round(outs, want, counts, held) }()
+		return ch
+	}
+	// ended handles the result of a round; it reports whether the dispatcher stops.
+	ended := func(res roundResult) bool {
+		d.settle(res)
+		d.finish(res.stored)
+		if len(res.stored) > 0 {
+			scan = true // outcomes may have made retries or chain successors due: see storeAndLease
+		}
+		switch {
+		case errors.Is(res.err, ErrClosed):
+			return true
+		case res.err != nil:
+			switch {
+			case !errors.Is(res.err, ErrNoSpace):
+				d.log.Error("storing attempt outcomes and leasing due jobs", zap.Error(res.err))
+			case !l.noSpace: // the store logs the shortage; say once what it means here
+				l.noSpace = true
+				d.log.Warn("storage short of space: outcomes of attempts wait in memory, and no job is leased, until it has space again",
+					zap.Int("outcomes_waiting", len(res.unstored)+len(l.pending)), zap.Error(res.err))
+			}
+			l.pending = append(res.unstored, l.pending...)
+			retry, scan = time.After(time.Second), true
+		case l.noSpace:
+			l.noSpace, scan = false, true
+			d.log.Info("storage has space again: outcomes stored, leasing resumed")
+		}
+		switch {
+		case res.err != nil:
+		case res.tooBig:
+			l.batch, scan = max(1, l.batch/2), true
+		case res.leased:
+			if len(res.jobs) == l.batch {
+				l.batch = min(2*w, l.batch*2)
+			}
+			for _, j := range res.jobs {
+				d.enqueueAhead(l, j)
+			}
+			scan = scan || res.scan.More
+			timer = nil
+			if !res.scan.Next.IsZero() {
+				timer = d.opts.Clock.After(res.scan.Next.Sub(d.opts.Clock.Now()))
+			}
+		}
+		return false
 	}
 	for {
 		if inflight == nil && retry == nil {
@@ -461,71 +516,43 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				}
 			default:
 				delay, delayed = nil, false
-				inflight = make(chan roundResult, 1)
 				outs := l.pending
 				l.pending = nil
 				counts := make(map[string]int, len(l.perDest))
 				for k, v := range l.perDest {
 					counts[k] = v
 				}
-				held := d.held()
-				go func() { inflight <- d.round(outs, want, counts, held) }()
+				inflight = start(outs, want, counts, d.held())
 				if want > 0 {
 					scan = false
 				}
 			}
 		}
+		if d.shared != nil && inflight != nil && storing == nil && retry == nil && len(l.pending) >= max(1, w/2) {
+			outs := l.pending
+			l.pending = nil
+			storing = start(outs, 0, nil, nil)
+		}
 		select {
 		case <-delay:
 			delay, delayed = nil, true
 		case <-ctx.Done():
-			d.stop(l, inflight)
+			d.stop(l, inflight, storing)
 			return
 		case o := <-l.results:
 			d.ended(l, o)
 			scan = true
 		case res := <-inflight:
 			inflight = nil
-			d.settle(res)
-			d.finish(res.stored)
-			if len(res.stored) > 0 {
-				scan = true // outcomes may have made retries or chain successors due: see storeAndLease
-			}
-			switch {
-			case errors.Is(res.err, ErrClosed):
-				d.stop(l, nil)
+			if ended(res) {
+				d.stop(l, nil, storing)
 				return
-			case res.err != nil:
-				switch {
-				case !errors.Is(res.err, ErrNoSpace):
-					d.log.Error("storing attempt outcomes and leasing due jobs", zap.Error(res.err))
-				case !l.noSpace: // the store logs the shortage; say once what it means here
-					l.noSpace = true
-					d.log.Warn("storage short of space: outcomes of attempts wait in memory, and no job is leased, until it has space again",
-						zap.Int("outcomes_waiting", len(res.unstored)+len(l.pending)), zap.Error(res.err))
-				}
-				l.pending = append(res.unstored, l.pending...)
-				retry, scan = time.After(time.Second), true
-			case l.noSpace:
-				l.noSpace, scan = false, true
-				d.log.Info("storage has space again: outcomes stored, leasing resumed")
 			}
-			switch {
-			case res.err != nil:
-			case res.tooBig:
-				l.batch, scan = max(1, l.batch/2), true
-			case res.leased:
-				if len(res.jobs) == l.batch {
-					l.batch = min(2*w, l.batch*2)
-				}
-				for _, j := range res.jobs {
-					d.enqueueAhead(l, j)
-				}
-				scan = scan || res.scan.More
-				timer = nil
-				if !res.scan.Next.IsZero() {
-					timer = d.opts.Clock.After(res.scan.Next.Sub(d.opts.Clock.Now()))
-				}
+		case res := <-storing:
+			storing = nil
+			if ended(res) {
+				d.stop(l, inflight, nil)
+				return
 			}
 		case <-d.wake:
 			scan = true
@@ -591,14 +618,18 @@ func (d *Dispatcher) ended(l *loop, o outcome) {
 	l.pending = append(l.pending, o)
 }
 
-// stop waits for the round under way and the workers (the context has been cancelled), then
+// stop waits for the rounds under way and the workers (the context has been cancelled), then
 // stores the outcomes of the attempts that ended.
-func (d *Dispatcher) stop(l *loop, inflight chan roundResult) {
+func (d *Dispatcher) stop(l *loop, rounds ...chan roundResult) {
 	d.cancel()
-	if inflight != nil {
-		res := <-inflight
+	for _, r := range rounds {
+		if r == nil {
+			continue
+		}
+		res := <-r
 		d.settle(res)
 		d.finish(res.stored)
+		l.pending = append(l.pending, res.unstored...)
 	}
 	d.inflight.Wait()
 	for drained := false; !drained; {

@@ -17,13 +17,14 @@ WHERE jobs.id = u.id`
 
 	// sqlPromote for several chains, each at most once: the first waiting job of each chain
 	// becomes pending, due at that chain's due time, once no job of the chain holds pending.
-	sqlPromoteAll = `UPDATE jobs SET state = 'pending', due_at = p.due, due_off = p.off
+	sqlPromoteAll = `WITH promoted AS (UPDATE jobs SET state = 'pending', due_at = p.due, due_off = p.off
 FROM (SELECT w.id, c.due, c.off FROM unnest($1::bytea[], $2::bigint[], $3::integer[]) AS c (chain, due, off)
 	CROSS JOIN LATERAL (SELECT id FROM jobs WHERE chain = c.chain AND hold AND state = 'waiting'
-		AND NOT EXISTS (SELECT 1 FROM jobs WHERE chain = c.chain AND hold AND state = 'pending')
+		AND NOT EXISTS (SELECT 1 FROM jobs WHERE chain = c.chain AND hold AND state <> 'waiting')
 		ORDER BY seq LIMIT 1) w) p
 WHERE jobs.id = p.id AND jobs.state = 'waiting'
-RETURNING jobs.id, jobs.due_at`
+RETURNING jobs.id, jobs.due_at), ` + promotedCount + `
+SELECT id, due_at FROM promoted`
 )
 
 // putBatch collects head changes (PutJobHead) so that a transaction that stores many of them,
@@ -94,7 +95,6 @@ func (t *pgTx) flushBatch() {
 	t.lockAll(b.locks)
 	t.q = append(t.q, op{sql: sqlPutHeads, args: []any{b.ids, b.states, b.dests, b.dues, b.dueOffs, b.fins, b.finOffs, b.heads, b.holds, b.leases}})
 	if len(b.pChains) > 0 {
-		t.q = append(t.q, op{sql: sqlPromoteAll, args: []any{b.pChains, b.pDues, b.pOffs}, rows: t.promoted()})
-		t.uncertain = true
+		t.q = append(t.q, op{sql: sqlPromoteAll, args: []any{b.pChains, b.pDues, b.pOffs, t.slot}, rows: t.promoted()})
 	}
 }

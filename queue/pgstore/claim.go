@@ -13,15 +13,17 @@ import (
 )
 
 const (
-	// Claims up to $4 pending jobs of destination $1 due by $2, but those in $3, in due order
-	// (rows another transaction holds are passed over, not waited for): they get lease $7 and
-	// are due at the claim's end, $5 and $6. It returns them with their due time before the
-	// claim, the order of the claim.
-	sqlClaim = `UPDATE jobs j SET due_at = $5, due_off = $6, lease = $7
-FROM (SELECT id, due_at FROM jobs WHERE state = 'pending' AND dest = $1 AND due_at <= $2 AND NOT (id = ANY($3))
-	ORDER BY due_at, id LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED) c
-WHERE j.id = c.id
-RETURNING j.id, ` + jCols + `, j.body, c.due_at`
+	// Claims, for each destination $1[i], up to $2[i] of its pending jobs due by $5, but those
+	// in $6, in due order (rows another transaction holds are passed over, not waited for): they
+	// get lease $3[i] and are due at the claim's end, $4 and its offset $7. One statement for
+	// every destination: a statement costs the server more than the few rows it claims. It
+	// returns the jobs with their due time before the claim and the claim's ordinal (from 1).
+	sqlClaim = `UPDATE jobs j SET due_at = $4, due_off = $7, lease = s.token
+FROM (SELECT x.id, x.due_at, c.token, c.i FROM unnest($1::bytea[], $2::integer[], $3::text[]) WITH ORDINALITY AS c (dest, lim, token, i)
+	CROSS JOIN LATERAL (SELECT id, due_at FROM jobs WHERE state = 'pending' AND dest = c.dest AND due_at <= $5 AND NOT (id = ANY($6))
+		ORDER BY due_at, id LIMIT c.lim FOR NO KEY UPDATE SKIP LOCKED) x) s
+WHERE j.id = s.id
+RETURNING j.id, ` + jCols + `, j.body, s.due_at, s.i`
 	// The heads of the jobs $1, locked in ID order.
 	sqlPrefetch = `SELECT j.id, ` + jCols + ` FROM jobs j WHERE j.id = ANY($1) ORDER BY j.id FOR NO KEY UPDATE`
 )
@@ -32,10 +34,9 @@ var (
 	_ queue.BatchEnqueuer = (*pgTx)(nil)
 )
 
-// ClaimDue claims the due jobs of every claim in one round trip, one UPDATE per destination
-// that picks its jobs with FOR NO KEY UPDATE SKIP LOCKED (jobs that another instance is
-// claiming or settling at this moment are passed over, not waited for) and writes their lease
-// and due time in the same statement.
+// ClaimDue claims the due jobs of every claim with one UPDATE that picks each destination's
+// jobs with FOR NO KEY UPDATE SKIP LOCKED (jobs that another instance is claiming or settling
+// at this moment are passed over, not waited for) and writes their lease and due time.
 func (t *pgTx) ClaimDue(claims []queue.Claim, now time.Time, skip map[string]bool, until time.Time) ([][]*queue.Job, error) {
 	if err := t.writable(); err != nil {
 		return nil, err
@@ -45,45 +46,55 @@ func (t *pgTx) ClaimDue(claims []queue.Claim, now time.Time, skip map[string]boo
 		skipIDs = append(skipIDs, []byte(id))
 	}
 	out := make([][]*queue.Job, len(claims))
-	ops := make([]op, 0, len(claims))
+	var dests [][]byte
+	var limits []int32
+	var tokens []string
+	var index []int // claims[index[k]] is the k-th claim sent
 	for i, c := range claims {
 		if c.Limit <= 0 {
 			continue
 		}
-		args := []any{[]byte(c.Dest), nanos(now), skipIDs, c.Limit, nanos(until), offset(until), c.Token}
-		ops = append(ops, op{sql: sqlClaim, args: args, rows: func(rows pgx.Rows) error {
-			type claimed struct {
-				job *queue.Job
-				due int64 // before the claim
-			}
-			var got []claimed
-			for rows.Next() {
-				var r jobRow
-				var due int64
-				if err := rows.Scan(append(r.targets(true, true), &due)...); err != nil {
-					return err
-				}
-				j, err := r.job(true)
-				if err != nil {
-					return err
-				}
-				t.seen[j.ID] = &rowInfo{state: r.state, chain: string(r.chain), due: r.dueAt}
-				got = append(got, claimed{j, due})
-			}
-			slices.SortFunc(got, func(a, b claimed) int {
-				return cmp.Or(cmp.Compare(a.due, b.due), strings.Compare(a.job.ID, b.job.ID))
-			})
-			for _, g := range got {
-				out[i] = append(out[i], g.job)
-			}
-			return rows.Err()
-		}})
+		dests, limits, tokens = append(dests, []byte(c.Dest)), append(limits, int32(c.Limit)), append(tokens, c.Token)
+		index = append(index, i)
 	}
-	if len(ops) == 0 {
+	if len(index) == 0 {
 		return out, nil
 	}
-	if err := t.send(ops...); err != nil {
+	type claimed struct {
+		job *queue.Job
+		due int64 // before the claim
+	}
+	got := make([][]claimed, len(index))
+	args := []any{dests, limits, tokens, nanos(until), nanos(now), skipIDs, offset(until)}
+	err := t.send(op{sql: sqlClaim, args: args, rows: func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r jobRow
+			var due, k int64
+			if err := rows.Scan(append(r.targets(true, true), &due, &k)...); err != nil {
+				return err
+			}
+			if k < 1 || int(k) > len(got) {
+				return fmt.Errorf("the claim's ordinal %d is out of range", k)
+			}
+			j, err := r.job(true)
+			if err != nil {
+				return err
+			}
+			t.seen[j.ID] = &rowInfo{state: r.state, chain: string(r.chain), due: r.dueAt}
+			got[k-1] = append(got[k-1], claimed{j, due})
+		}
+		return rows.Err()
+	}})
+	if err != nil {
 		return nil, fmt.Errorf("claiming due jobs: %w", err)
+	}
+	for k, g := range got {
+		slices.SortFunc(g, func(a, b claimed) int {
+			return cmp.Or(cmp.Compare(a.due, b.due), strings.Compare(a.job.ID, b.job.ID))
+		})
+		for _, c := range g {
+			out[index[k]] = append(out[index[k]], c.job)
+		}
 	}
 	return out, nil
 }

@@ -88,13 +88,17 @@ ON CONFLICT (id) DO NOTHING RETURNING state`
 	sqlPutHead = `UPDATE jobs SET ` + putSet + ` WHERE id = $1`
 	sqlPutJob  = `UPDATE jobs SET ` + putSet + `, body = $11 WHERE id = $1`
 
-	// The first waiting job of a chain becomes pending once no job of the chain holds pending.
-	sqlPromote = `UPDATE jobs SET state = 'pending', due_at = $2, due_off = $3
+	// The first waiting job of a chain becomes pending once no job of the chain holds pending
+	// (a holding job is waiting or pending; "not waiting" keeps the planner on jobs_chain). The
+	// statement books the promotion in count slot $4 itself, so that the commit need not wait
+	// for its result to know the counts.
+	sqlPromote = `WITH promoted AS (UPDATE jobs SET state = 'pending', due_at = $2, due_off = $3
 WHERE id = (SELECT id FROM jobs WHERE chain = $1 AND hold AND state = 'waiting'
-		AND NOT EXISTS (SELECT 1 FROM jobs WHERE chain = $1 AND hold AND state = 'pending')
+		AND NOT EXISTS (SELECT 1 FROM jobs WHERE chain = $1 AND hold AND state <> 'waiting')
 		ORDER BY seq LIMIT 1)
 	AND state = 'waiting'
-RETURNING id, due_at`
+RETURNING id, due_at), ` + promotedCount + `
+SELECT id, due_at FROM promoted`
 
 	sqlDelete = `DELETE FROM jobs WHERE id = $1`
 	// Deletes a finished job; the second column tells a missing job from an unfinished one.
@@ -616,7 +620,7 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 		}
 		t.queue(op{sql: sql, args: args}, false)
 		if promote {
-			t.queue(op{sql: sqlPromote, args: []any{[]byte(job.Chain), due, offset(job.DueAt)}, rows: t.promoted()}, true)
+			t.queue(op{sql: sqlPromote, args: []any{[]byte(job.Chain), due, offset(job.DueAt), t.slot}, rows: t.promoted()}, false)
 		}
 	}
 	if old.state != job.State {
@@ -631,8 +635,14 @@ func (t *pgTx) put(job *queue.Job, withBody bool) error {
 	return nil
 }
 
-// promoted returns the handler of sqlPromote and sqlPromoteAll, which books the promotion of
-// the jobs they return (id, due_at).
+// promotedCount is the part of sqlPromote and sqlPromoteAll that adds their promotions (the rows
+// of promoted) to the count slot $4.
+const promotedCount = `counted AS (INSERT INTO counts AS c (slot, waiting, pending)
+	SELECT $4::integer, -count(*), count(*) FROM promoted HAVING count(*) > 0
+	ON CONFLICT (slot) DO UPDATE SET waiting = c.waiting + excluded.waiting, pending = c.pending + excluded.pending)`
+
+// promoted returns the handler of sqlPromote and sqlPromoteAll, which notes the promotion of
+// the jobs they return (id, due_at); the statements count them themselves.
 func (t *pgTx) promoted() func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -641,8 +651,6 @@ func (t *pgTx) promoted() func(pgx.Rows) error {
 			if err := rows.Scan(&id, &due); err != nil {
 				return err
 			}
-			t.delta[cWaiting]--
-			t.delta[cPending]++
 			t.wake = true
 			if ri, ok := t.seen[string(id)]; ok {
 				ri.state, ri.due = queue.StatePending, due

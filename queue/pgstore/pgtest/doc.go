@@ -13,6 +13,8 @@
 // a power loss, and flushing costs most of a commit's time on a test machine. Nothing else may
 // rely on those settings. PGTEST_FSYNC=on in the environment keeps fsync on, for measurements
 // whose point is the cost of durable commits.
+// PGTEST_SETTINGS adds server settings, name=value separated by spaces (for instance
+// shared_preload_libraries=pg_stat_statements to see where a benchmark's server time goes).
 //
 // The server never outlives the test binary: Main stops it when the tests end; if the binary dies
 // first (a panic, a timeout's SIGQUIT, a SIGKILL), the kernel sends the server SIGQUIT on the

@@ -167,6 +167,9 @@ func (s *Server) start(bin string) error {
 			"-c", "max_connections=300", "-c", "shared_buffers=64MB",
 			"-c", "max_locks_per_transaction=256",
 			"-c", "log_min_messages=warning", "-c", "logging_collector=off")
+		for _, kv := range strings.Fields(os.Getenv("PGTEST_SETTINGS")) {
+			s.cmd.Args = append(s.cmd.Args, "-c", kv)
+		}
 		s.cmd.Dir = s.dir
 		s.cmd.Stdout, s.cmd.Stderr = logf, logf
 		s.cmd.SysProcAttr = sysProcAttr(cr)
