@@ -1,6 +1,8 @@
 // Package httpsend delivers webhook jobs over HTTP(S) the way Phaxio does: a multipart/form-data
 // POST signed with X-Phaxio-Signature, credentials from the URL's user:password@ part sent as HTTP
-// Basic auth, redirects not followed, and only a 2xx answer counting as delivered.
+// Basic auth, redirects not followed, and only a 2xx answer counting as delivered. Opt-in
+// (Options.StandardWebhooks), it also adds the Standard Webhooks headers webhook-id,
+// webhook-timestamp and webhook-signature over the exact body sent.
 //
 // Every attempt of a job sends byte-identical bodies with the identical signature: the multipart
 // boundary is derived from the job's ID, not drawn at random.
@@ -89,6 +91,20 @@ type Options struct {
 	Guard *ssrf.Guard
 	// BodyLimit is how many bytes of the response body are kept in Result.Body. Default 4096.
 	BodyLimit int
+	// StandardWebhooks, if not empty, adds the Standard Webhooks headers (webhook-id,
+	// webhook-timestamp, webhook-signature; see package sign) to the webhooks whose URL one of
+	// its rules matches. A URL takes the keys of every rule with the longest matching Prefix:
+	// several keys give several space-separated signatures. No rule matching: no headers.
+	StandardWebhooks []StandardRule
+}
+
+// StandardRule gives the webhooks to the URLs under Prefix Standard Webhooks signatures.
+type StandardRule struct {
+	// Prefix is matched against the start of the webhook's URL without its user:password@
+	// part; empty matches every URL.
+	Prefix string
+	// Keys sign the webhooks the rule matches, one signature each.
+	Keys []sign.StandardKey
 }
 
 // Sender delivers webhook jobs to http and https URLs. It implements queue.Sender and is safe for
@@ -102,7 +118,9 @@ type Sender struct {
 	client    *http.Client
 	h1        *h1Client // nil when Options.Transport is set: then client posts every webhook
 	guard     *ssrf.Guard
-	now       func() time.Time
+	standard  []StandardRule
+	// now tells the time: Retry-After dates and the webhook-timestamp of each attempt.
+	now func() time.Time
 }
 
 var _ queue.Sender = (*Sender)(nil)
@@ -115,6 +133,7 @@ func New(opts Options) *Sender {
 		userAgent: opts.UserAgent,
 		bodyLimit: opts.BodyLimit,
 		guard:     opts.Guard,
+		standard:  opts.StandardWebhooks,
 		now:       time.Now,
 	}
 	if s.token != "" {
@@ -231,6 +250,11 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if s.signer != nil {
 		header = append(header, sign.Header, signature(s.signer, job))
 	}
+	if keys := s.standardKeys(target); len(keys) > 0 {
+		id, ts := StandardID(job), s.now().Unix()
+		header = append(header, sign.StandardHeaderID, id, sign.StandardHeaderTimestamp, strconv.FormatInt(ts, 10),
+			sign.StandardHeaderSignature, sign.StandardSignature(keys, id, ts, body))
+	}
 	if u.User != nil {
 		// Only a URL with credentials pays for the Target that splits them off.
 		t, err := queue.ParseTarget(job.URL)
@@ -259,6 +283,27 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 		return queue.Result{Err: err, Permanent: errors.Is(err, ssrf.ErrBlocked) && ctx.Err() == nil}
 	}
 	return s.result(resp, respBody)
+}
+
+// StandardID returns the webhook-id of job: "msg_" and the job's ID, which is stable for the
+// event and URL, so every attempt of the job carries the same id and no other job does.
+func StandardID(job *queue.Job) string { return "msg_" + job.ID }
+
+// standardKeys returns the Standard Webhooks keys for a webhook to target (the URL without its
+// credentials): those of every rule with the longest prefix of target, nil when none matches.
+func (s *Sender) standardKeys(target string) []sign.StandardKey {
+	var keys []sign.StandardKey
+	best := -1
+	for _, r := range s.standard {
+		if !strings.HasPrefix(target, r.Prefix) || len(r.Prefix) < best {
+			continue
+		}
+		if len(r.Prefix) > best {
+			best, keys = len(r.Prefix), nil
+		}
+		keys = append(keys, r.Keys...)
+	}
+	return keys
 }
 
 // sendH1 posts body through the Sender's own HTTP/1.1 client, within s.timeout.
