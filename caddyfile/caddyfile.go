@@ -6,6 +6,8 @@
 //		faxhook {
 //			storage        /var/lib/caddy/faxhook
 //			token          {env.FAXHOOK_TOKEN}
+//			standard_webhooks {env.FAXHOOK_SWH_SECRET}                             # every HTTP webhook
+//			standard_webhooks {env.APP2_SWH_SECRET} https://app2.example.com/hooks/ # these URLs instead
 //			sent_url       https://example.com/phaxio/sent
 //			received_url   https://example.com/phaxio/received
 //			retry_schedule 5m 10m 20m 30m 6h
@@ -110,6 +112,16 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			if !d.AllArgs(&app.Token) {
 				return d.ArgErr()
 			}
+		case "standard_webhooks":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("standard_webhooks: want a secret (whsec_…, e.g. {env.FAXHOOK_SWH_SECRET}) and optionally URL prefixes")
+			}
+			c := module.StandardWebhooksConfig{Secret: args[0], URLPrefixes: args[1:]}
+			if err := module.ValidateStandardWebhooks(c); err != nil {
+				return d.Err(err.Error())
+			}
+			app.StandardWebhooks = append(app.StandardWebhooks, c)
 		case "sent_url", "received_url":
 			urls := d.RemainingArgs()
 			if len(urls) == 0 {

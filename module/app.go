@@ -18,6 +18,7 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -47,6 +48,12 @@ type App struct {
 	// runtime placeholder such as `{env.FAXHOOK_TOKEN}` so the secret stays out of the saved
 	// config. Empty: webhooks are sent unsigned.
 	Token string `json:"token,omitempty"`
+
+	// StandardWebhooks adds Standard Webhooks signatures (webhook-id, webhook-timestamp,
+	// webhook-signature) to HTTP webhooks, besides X-Phaxio-Signature: every entry's secret
+	// signs the webhooks to its URL prefixes (all HTTP webhooks when it has none). See
+	// StandardWebhooksConfig.
+	StandardWebhooks []StandardWebhooksConfig `json:"standard_webhooks,omitempty"`
 
 	// SentURLs are the webhook URLs for sent faxes that did not name their own callback_url.
 	SentURLs []string `json:"sent_urls,omitempty"`
@@ -164,6 +171,9 @@ type App struct {
 	guard    *ssrf.Guard
 	mail     *mailsend.Sender
 	events   *eventsTarget
+	// standard and standardSecrets are StandardWebhooks parsed, and its secrets for redaction.
+	standard        []httpsend.StandardRule
+	standardSecrets []string
 }
 
 // SMTPConfig is the mail server that delivers `mailto:` webhooks.
@@ -224,6 +234,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.timeout = time.Duration(a.Timeout)
 	}
 	if err := a.Validate(); err != nil {
+		return err
+	}
+	if a.standard, a.standardSecrets, err = standardRules(a.StandardWebhooks, repl); err != nil {
 		return err
 	}
 	if a.MaxFileSize == 0 {
@@ -375,6 +388,9 @@ func (a *App) Validate() error {
 			return err
 		}
 	}
+	if err := validateStandardWebhooks(a.StandardWebhooks); err != nil {
+		return err
+	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -407,6 +423,7 @@ func (a *App) Start() error {
 		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
 		guard: a.guard, mail: a.mail, perHost: a.PerHost, profile: a.Profile(),
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
+		standard: a.standard, standardSecrets: a.standardSecrets,
 	}, a.log)
 }
 

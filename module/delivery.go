@@ -37,7 +37,8 @@ type delivery struct {
 // start makes the config s's senders current and starts the dispatcher, or, when it runs
 // already, hands it the new retry schedule.
 func (d *delivery) start(s settings, log *zap.Logger) error {
-	if old := d.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost})); old != nil {
+	if old := d.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
+		StandardWebhooks: s.standard})); old != nil {
 		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
 	}
 	d.mu.Lock()

@@ -259,7 +259,7 @@ func jobLogFields(j *queue.Job) []zap.Field {
 }
 
 // redactor removes secrets from text shown outside the process (admin API, events): the
-// webhook token, the password and user:password of a URL, and any scheme://user[:pass]@ part.
+// webhook token, the Standard Webhooks secrets, the password and user:password of a URL, and any scheme://user[:pass]@ part.
 type redactor struct{ secrets []string }
 
 // userinfoRE matches the credentials part of a URL inside free text.
@@ -271,6 +271,9 @@ func redactorFor(cfg *settings, rawURL string) redactor {
 	var r redactor
 	if cfg != nil {
 		r.add(cfg.token)
+		for _, sec := range cfg.standardSecrets {
+			r.add(sec)
+		}
 	}
 	if rawURL != "" {
 		t, _ := queue.ParseTarget(rawURL) // the credentials are split off also when it does not validate

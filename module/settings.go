@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -33,6 +34,10 @@ type settings struct {
 	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
 	deliveredRetention time.Duration
 	deadRetention      time.Duration
+	// standard are the Standard Webhooks rules of the HTTP sender (App.StandardWebhooks), and
+	// standardSecrets their secrets as configured, which the redactor scrubs.
+	standard        []httpsend.StandardRule
+	standardSecrets []string
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.
