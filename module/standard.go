@@ -2,6 +2,7 @@ package module
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,7 +23,7 @@ type StandardWebhooksConfig struct {
 	// so the secret stays out of the saved config; faxhook never logs or shows it.
 	Secret string `json:"secret"`
 	// URLPrefixes limit the entry to webhook URLs starting with one of them (compared with the
-	// URL less any user:password@ part), e.g. `https://app.example.com/hooks/`. Empty: every
+	// URL less any user:password@ part, which a prefix must not hold), e.g. `https://app.example.com/hooks/`. Empty: every
 	// HTTP webhook. A URL takes the secrets of the entries with its longest matching prefix;
 	// several entries with that prefix give several signatures (key rotation).
 	URLPrefixes []string `json:"url_prefixes,omitempty"`
@@ -41,6 +42,9 @@ func ValidateStandardWebhooks(c StandardWebhooksConfig) error {
 	for _, p := range c.URLPrefixes {
 		if !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") {
 			return fmt.Errorf("standard_webhooks: URL prefix %q: want the start of an http or https URL (mailto: webhooks are not signed)", queue.RedactURL(p))
+		}
+		if u, err := url.Parse(p); err != nil || u.User != nil {
+			return fmt.Errorf("standard_webhooks: URL prefix %q: want the start of a URL without user:password@ (prefixes match the URL less its credentials)", queue.RedactURL(p))
 		}
 	}
 	return nil
@@ -75,7 +79,7 @@ func standardRules(cfgs []StandardWebhooksConfig, repl *caddy.Replacer) ([]https
 			prefixes = []string{""}
 		}
 		for _, p := range prefixes {
-			rules = append(rules, httpsend.StandardRule{Prefix: queue.SignedURL(p), Keys: []sign.StandardKey{k}})
+			rules = append(rules, httpsend.StandardRule{Prefix: p, Keys: []sign.StandardKey{k}})
 		}
 	}
 	return rules, secrets, nil

@@ -104,7 +104,7 @@ func TestStandardRulesErrors(t *testing.T) {
 			t.Errorf("%s: error shows the secret: %v", cfg, err)
 		}
 	}
-	rules, _, err := standardRules([]StandardWebhooksConfig{{Secret: testSWHSecret, URLPrefixes: []string{"https://u:p@a.example/x/", "https://b.example/"}}}, caddy.NewReplacer())
+	rules, _, err := standardRules([]StandardWebhooksConfig{{Secret: testSWHSecret, URLPrefixes: []string{"https://a.example/x/", "https://b.example/"}}}, caddy.NewReplacer())
 	if err != nil || len(rules) != 2 || rules[0].Prefix != "https://a.example/x/" || rules[1].Prefix != "https://b.example/" {
 		t.Fatalf("rules %+v, %v", rules, err)
 	}
