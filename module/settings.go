@@ -33,6 +33,10 @@ type settings struct {
 	// deliveredRetention and deadRetention: zero means the queue's defaults, negative forever.
 	deliveredRetention time.Duration
 	deadRetention      time.Duration
+	// accounts holds each configured account's settings (see accountSettings), by API key;
+	// account is the API key of the account these settings are of, "" for the app's.
+	accounts map[string]*settings
+	account  string
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.

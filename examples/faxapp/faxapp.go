@@ -73,11 +73,12 @@ const multipartMemory = 1 << 20
 
 // Config configures a Service.
 type Config struct {
-	APIKey, APISecret string           // HTTP Basic credentials required on every call (401 otherwise)
-	Tick              time.Duration    // duration of one simulation step; default DefaultTick
-	Seed              int64            // seed for ids, phone numbers and random recipient behaviour
-	Now               func() time.Time // clock; default time.Now
-	MaxUpload         int64            // largest accepted request body in bytes; default DefaultMaxUpload
+	APIKey, APISecret string            // HTTP Basic credentials required on every call (401 otherwise)
+	Accounts          map[string]string // more accounts: API key → API secret, accepted as APIKey is
+	Tick              time.Duration     // duration of one simulation step; default DefaultTick
+	Seed              int64             // seed for ids, phone numbers and random recipient behaviour
+	Now               func() time.Time  // clock; default time.Now
+	MaxUpload         int64             // largest accepted request body in bytes; default DefaultMaxUpload
 }
 
 // Service is the simulated fax service. It implements http.Handler with all routes under
@@ -197,8 +198,7 @@ func fail(w http.ResponseWriter, code int, msg string) {
 // ServeHTTP authenticates the request with HTTP Basic and dispatches it to the v2.1 routes.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, secret, hasAuth := r.BasicAuth()
-	if !hasAuth || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.cfg.APISecret)) != 1 {
+	if !hasAuth || !s.authentic(key, secret) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="faxapp"`)
 		fail(w, http.StatusUnauthorized, "Invalid API key or secret")
 		return
@@ -339,4 +339,17 @@ func normalizeNumber(s string) (string, bool) {
 		return s, false
 	}
 	return n, true
+}
+
+// authentic reports whether key and secret are the credentials of an account: Config.APIKey's
+// or one of Config.Accounts.
+func (s *Service) authentic(key, secret string) bool {
+	want, ok := s.cfg.Accounts[key]
+	if !ok {
+		want = s.cfg.APISecret
+		if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 {
+			return false
+		}
+	}
+	return subtle.ConstantTimeCompare([]byte(secret), []byte(want)) == 1
 }

@@ -1,0 +1,155 @@
+package module
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Account holds the webhook settings of one account of the fax service, as Phaxio keeps them
+// per account: its webhook token, its global sent and received URLs, its numbers' URLs and
+// whether it gets inflight events. A fax belongs to the account whose API key sent it (the
+// HTTP Basic user of the send request), or, for a received fax, whose API key first revealed
+// it; its events use the account's settings, and what the account leaves unset falls back to
+// the app's. A fax that no configured account sent uses the app's settings.
+type Account struct {
+	// APIKey identifies the account: the user name of the HTTP Basic credentials its clients
+	// send to the fax service. It is an identifier, not a secret (the API secret is never
+	// kept), and it shows in the admin API's job listings as the job label `account`.
+	APIKey string `json:"api_key"`
+
+	// Token is the account's webhook token: it signs the account's HTTP webhooks
+	// (X-Phaxio-Signature) instead of the app's Token. Use a placeholder such as
+	// `{env.ACME_WEBHOOK_TOKEN}`. Empty: the app's Token.
+	Token string `json:"token,omitempty"`
+
+	// SentURLs are the account's webhook URLs for sent faxes that did not name their own
+	// callback_url. Empty: the app's SentURLs.
+	SentURLs []string `json:"sent_urls,omitempty"`
+
+	// ReceivedURLs are the account's webhook URLs for received faxes whose number has no URL of
+	// its own. Empty: the app's ReceivedURLs.
+	ReceivedURLs []string `json:"received_urls,omitempty"`
+
+	// Numbers maps the account's receiving phone numbers (E.164) to their webhook URLs. They
+	// win over the account's ReceivedURLs; the app's Numbers apply to the account's faxes only
+	// for numbers the account does not list.
+	Numbers map[string][]string `json:"numbers,omitempty"`
+
+	// Inflight, when set, turns the account's inflight events on or off whatever the app's
+	// Inflight says.
+	Inflight *bool `json:"inflight,omitempty"`
+}
+
+// MaxAccounts bounds how many accounts one config may list.
+const MaxAccounts = 10000
+
+// maxAPIKey is the longest API key faxhook takes from a request as an account's name.
+const maxAPIKey = 256
+
+// validateAccounts checks the accounts; every error names the account (by its API key) and the
+// option at fault.
+func validateAccounts(accounts []*Account) error {
+	if len(accounts) > MaxAccounts {
+		return fmt.Errorf("account: %d accounts is too many; allowed: up to %d", len(accounts), MaxAccounts)
+	}
+	seen := map[string]bool{}
+	for i, ac := range accounts {
+		if ac == nil || ac.APIKey == "" {
+			return fmt.Errorf("account %d: api_key is empty", i+1)
+		}
+		if len(ac.APIKey) > maxAPIKey || strings.ContainsAny(ac.APIKey, ": \t\r\n") {
+			return fmt.Errorf("account %q: an API key is at most %d bytes, without colons or white space", ac.APIKey, maxAPIKey)
+		}
+		if seen[ac.APIKey] {
+			return fmt.Errorf("account %q: listed twice", ac.APIKey)
+		}
+		seen[ac.APIKey] = true
+		for _, u := range ac.SentURLs {
+			if err := ValidateURL(u); err != nil {
+				return fmt.Errorf("account %s sent_url %q: %w", ac.APIKey, u, err)
+			}
+		}
+		for _, u := range ac.ReceivedURLs {
+			if err := ValidateURL(u); err != nil {
+				return fmt.Errorf("account %s received_url %q: %w", ac.APIKey, u, err)
+			}
+		}
+		if err := validateNumbers(ac.Numbers); err != nil {
+			return fmt.Errorf("account %s %w", ac.APIKey, err)
+		}
+	}
+	return nil
+}
+
+// validateNumbers checks a map of numbers to URLs (App.Numbers, Account.Numbers).
+func validateNumbers(numbers map[string][]string) error {
+	for n, urls := range numbers {
+		if !strings.HasPrefix(n, "+") || len(n) < 8 || strings.Trim(n[1:], "0123456789") != "" {
+			return fmt.Errorf("number %q: not an E.164 number (+ and digits)", n)
+		}
+		for _, u := range urls {
+			if err := ValidateURL(u); err != nil {
+				return fmt.Errorf("number %s %q: %w", n, u, err)
+			}
+		}
+	}
+	return nil
+}
+
+// accountSettings derives the settings of each account from base (the app's): the account's
+// values where it sets them, base's elsewhere. Tokens go through repl.
+func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) map[string]*settings {
+	if len(accounts) == 0 {
+		return nil
+	}
+	out := make(map[string]*settings, len(accounts))
+	for _, ac := range accounts {
+		s := *base
+		s.accounts, s.account = nil, ac.APIKey
+		if ac.Token != "" {
+			s.token = repl.ReplaceKnown(ac.Token, "")
+		}
+		if len(ac.SentURLs) > 0 {
+			s.sentURLs = ac.SentURLs
+		}
+		if len(ac.ReceivedURLs) > 0 {
+			s.receivedURLs = ac.ReceivedURLs
+		}
+		if len(ac.Numbers) > 0 {
+			nums := make(map[string][]string, len(base.numberURLs)+len(ac.Numbers))
+			for n, u := range base.numberURLs {
+				nums[n] = u
+			}
+			for n, u := range ac.Numbers {
+				nums[n] = u
+			}
+			s.numberURLs = nums
+		}
+		if ac.Inflight != nil {
+			s.inflight = *ac.Inflight
+		}
+		out[ac.APIKey] = &s
+	}
+	return out
+}
+
+// forAccount returns the settings that the faxes of the account named apiKey use: its own when
+// it is configured, else s.
+func (s *settings) forAccount(apiKey string) *settings {
+	if a, ok := s.accounts[apiKey]; ok && apiKey != "" {
+		return a
+	}
+	return s
+}
+
+// knowsAccount reports whether apiKey names a configured account.
+func (s *settings) knowsAccount(apiKey string) bool {
+	_, ok := s.accounts[apiKey]
+	return ok && apiKey != ""
+}
+
+// labelAccount is the job label that names the account of a job's fax (its API key); absent
+// for faxes of no configured account. The admin API lists and filters jobs by it.
+const labelAccount = "account"
