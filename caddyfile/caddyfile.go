@@ -515,7 +515,8 @@ func unmarshalPostgres(d *caddyfile.Dispenser, p *module.PostgresConfig) error {
 }
 
 // parseAccount parses `account API_KEY { token …; sent_url …; received_url …; number NUMBER
-// URL…; inflight on|off }`, an account's own webhook settings (see module.Account).
+// URL…; inflight on|off; poll_secret SECRET }`, an account's own webhook settings (see
+// module.Account).
 func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 	ac := &module.Account{}
 	if !d.NextArg() {
@@ -531,6 +532,10 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 		case "token":
 			if !d.AllArgs(&ac.Token) {
 				return nil, d.Errf("account %s token: want one value", ac.APIKey)
+			}
+		case "poll_secret":
+			if !d.AllArgs(&ac.PollSecret) {
+				return nil, d.Errf("account %s poll_secret: want one value", ac.APIKey)
 			}
 		case "sent_url", "received_url":
 			urls := d.RemainingArgs()
@@ -568,7 +573,7 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 			}
 			ac.Inflight = &on
 		default:
-			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number or inflight)", ac.APIKey, opt)
+			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight or poll_secret)", ac.APIKey, opt)
 		}
 	}
 	return ac, nil

@@ -151,6 +151,7 @@ func TestAdaptAccounts(t *testing.T) {
 		account key-b {
 			sent_url https://b.example/sent
 			inflight off
+			poll_secret {env.SECRET_B}
 		}
 	}
 }`)
@@ -159,7 +160,7 @@ func TestAdaptAccounts(t *testing.T) {
 	}
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"accounts":[{"api_key":"key-a","inflight":true,"numbers":{"+15551230001":["https://a.example/line1"]},"received_urls":["https://a.example/received"],"sent_urls":["https://a.example/sent"],"token":"{env.TOKEN_A}"},` +
-		`{"api_key":"key-b","inflight":false,"sent_urls":["https://b.example/sent"]}],"token":"{env.FAXHOOK_TOKEN}"}`
+		`{"api_key":"key-b","inflight":false,"poll_secret":"{env.SECRET_B}","sent_urls":["https://b.example/sent"]}],"token":"{env.FAXHOOK_TOKEN}"}`
 	if string(got) != want {
 		t.Fatalf("faxhook app JSON:\n got %s\nwant %s", got, want)
 	}
@@ -216,6 +217,7 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"account empty url":     {global("account k {\n received_url\n }"), `account k received_url: at least one URL expected`},
 		"account bad inflight":  {global("account k {\n inflight maybe\n }"), `account k inflight: "maybe" is not on or off`},
 		"account number":        {global("account k {\n number +15551230001\n }"), `account k number: want a phone number and at least one URL`},
+		"account poll_secret":   {global("account k {\n poll_secret\n }"), `account k poll_secret: want one value`},
 		"account two tokens":    {global("account k {\n token a b\n }"), `account k token: want one value`},
 	}
 	for name, c := range cases {

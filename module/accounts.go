@@ -40,6 +40,12 @@ type Account struct {
 	// Inflight, when set, turns the account's inflight events on or off whatever the app's
 	// Inflight says.
 	Inflight *bool `json:"inflight,omitempty"`
+
+	// PollSecret is the account's API secret, for the poller (see App.Poll, which it needs):
+	// the account's faxes in flight are polled, its received faxes listed and their PDFs
+	// fetched with APIKey and PollSecret as HTTP Basic credentials, instead of the poll block's
+	// credentials. Use a placeholder such as `{env.ACME_API_SECRET}`; it is never logged.
+	PollSecret string `json:"poll_secret,omitempty"`
 }
 
 // MaxAccounts bounds how many accounts one config may list.
@@ -49,8 +55,8 @@ const MaxAccounts = 10000
 const maxAPIKey = 256
 
 // validateAccounts checks the accounts; every error names the account (by its API key) and the
-// option at fault.
-func validateAccounts(accounts []*Account) error {
+// option at fault. polls tells whether the app has a poll block.
+func validateAccounts(accounts []*Account, polls bool) error {
 	if len(accounts) > MaxAccounts {
 		return fmt.Errorf("account: %d accounts is too many; allowed: up to %d", len(accounts), MaxAccounts)
 	}
@@ -75,6 +81,9 @@ func validateAccounts(accounts []*Account) error {
 			if err := ValidateURL(u); err != nil {
 				return fmt.Errorf("account %s received_url %q: %w", ac.APIKey, u, err)
 			}
+		}
+		if ac.PollSecret != "" && !polls {
+			return fmt.Errorf("account %s poll_secret: the poller is not configured (add a poll block with the upstream)", ac.APIKey)
 		}
 		if err := validateNumbers(ac.Numbers); err != nil {
 			return fmt.Errorf("account %s %w", ac.APIKey, err)
@@ -129,6 +138,11 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 		}
 		if ac.Inflight != nil {
 			s.inflight = *ac.Inflight
+		}
+		if ac.PollSecret != "" && base.poll != nil {
+			p := *base.poll
+			p.key, p.secret = ac.APIKey, repl.ReplaceKnown(ac.PollSecret, "")
+			s.poll = &p
 		}
 		out[ac.APIKey] = &s
 	}

@@ -356,7 +356,7 @@ func (a *App) Validate() error {
 	if err := validateNumbers(a.Numbers); err != nil {
 		return err
 	}
-	if err := validateAccounts(a.Accounts); err != nil {
+	if err := validateAccounts(a.Accounts, a.Poll != nil); err != nil {
 		return err
 	}
 	if err := CheckCount("max_recipients", int64(a.MaxRecipients), MaxRecipientsLimit, strconv.Itoa(defaultMaxRecipients)); err != nil {

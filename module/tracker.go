@@ -345,8 +345,9 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 	if len(o.CallbackURLs) > 0 && len(rec.CallbackURLs) == 0 {
 		rec.CallbackURLs = o.CallbackURLs
 	}
+	joined := false // the fax joined its account with this observation
 	if rec.Account == "" && cfg.knowsAccount(o.APIKey) {
-		rec.Account = o.APIKey
+		rec.Account, joined = o.APIKey, true
 	}
 	cfg = cfg.forAccount(rec.Account)
 	if obj.UpstreamID != "" && rec.UpstreamID == "" {
@@ -383,12 +384,8 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 		if err := tx.DeleteState(liveKey(rec.Fax.ID)); err != nil {
 			return nil, 0, err
 		}
-	} else if isNew || !rec.Known {
-		var uid []byte
-		if rec.UpstreamID != "" {
-			uid = []byte(rec.UpstreamID)
-		}
-		if err := tx.PutState(liveKey(rec.Fax.ID), uid); err != nil {
+	} else if isNew || !rec.Known || joined {
+		if err := tx.PutState(liveKey(rec.Fax.ID), liveValue(rec.UpstreamID, rec.Account)); err != nil {
 			return nil, 0, err
 		}
 	}

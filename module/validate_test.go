@@ -57,6 +57,7 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"max_events negative":       {app(`,"max_events":-3`), `max_events: -3 is negative`},
 		"min_free_space":            {app(`,"min_free_space":1000`), `min_free_space: 1000 bytes is below the minimum`},
 		"account no key":            {app(`,"accounts":[{"token":"t"}]`), `account 1: api_key is empty`},
+		"account poll_secret":       {app(`,"accounts":[{"api_key":"k","poll_secret":"s"}]`), `account k poll_secret: the poller is not configured`},
 		"account twice":             {app(`,"accounts":[{"api_key":"k"},{"api_key":"k"}]`), `account "k": listed twice`},
 		"account key with colon":    {app(`,"accounts":[{"api_key":"k:s"}]`), `account "k:s": an API key is at most 256 bytes, without colons or white space`},
 		"account sent_url":          {app(`,"accounts":[{"api_key":"k","sent_urls":["ftp://x"]}]`), `account k sent_url "ftp://x": unsupported scheme`},

@@ -107,3 +107,62 @@ func TestAccountsGetTheirOwnWebhooks(t *testing.T) {
 		t.Errorf("deliveries of account B: %d listed with its key, want 2", got)
 	}
 }
+
+// With a poller, each account's faxes are polled, its received faxes listed and their PDFs
+// fetched with the account's own credentials: the fax service shows an account only its own
+// faxes, so the poll block's credentials would not find them.
+func TestAccountsPollWithTheirOwnCredentials(t *testing.T) {
+	const (
+		keyA, secretA, tokenA = "acct-a", "secret-a", "token-of-a"
+		keyB, secretB, tokenB = "acct-b", "secret-b", "token-of-b"
+	)
+	rcvA := receiver.New(receiver.Config{Token: tokenA})
+	rcvB := receiver.New(receiver.Config{Token: tokenB})
+	srvA, srvB := httptest.NewServer(rcvA), httptest.NewServer(rcvB)
+	t.Cleanup(srvA.Close)
+	t.Cleanup(srvB.Close)
+	opts := pollBlock("") + fmt.Sprintf(`
+		account %s {
+			token %s
+			sent_url %s/a-sent
+			poll_secret {env.SECRET_A}
+		}
+		account %s {
+			token %s
+			received_url %s/b-received
+			poll_secret %s
+		}`, keyA, tokenA, srvA.URL, keyB, tokenB, srvB.URL, secretB)
+	svc := faxapp.Config{Tick: 50 * time.Millisecond, Seed: 6, Accounts: map[string]string{keyA: secretA, keyB: secretB}}
+	e := newEnvIn(t, svc, nil, opts, "", "SECRET_A="+secretA)
+	ctx := ctxT(t, 90*time.Second)
+	clientA := &harness.Client{Base: e.client.Base, Key: keyA, Secret: secretA}
+	// Straight to the fax service, not through Caddy: only B's listing can reveal this fax.
+	directB := &harness.Client{Base: e.faxURL + "/v2.1", Key: keyB, Secret: secretB}
+
+	sentA, err := clientA.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf := faxapp.PDF(3)
+	recvB, err := directB.TestReceive(ctx, pdf, "+15550300000", "+18005550122")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcvA.Wait(ctx, 1); err != nil {
+		t.Fatalf("account A's sent fax: no webhook (got %d): %v", rcvA.Count(), err)
+	}
+	if _, err := rcvB.Wait(ctx, 1); err != nil {
+		t.Fatalf("account B's received fax: no webhook (got %d): %v", rcvB.Count(), err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a, b := rcvA.Deliveries(), rcvB.Deliveries()
+	if len(a) != 1 || !a[0].Verified || parseFax(t, a[0]).ID != sentA || a[0].Fields["event_type"] != "fax_completed" {
+		t.Errorf("account A got %+v; want one signed fax_completed of fax %d", a, sentA)
+	}
+	if len(b) != 1 || !b[0].Verified || parseFax(t, b[0]).ID != recvB || len(b[0].Files) != 1 || b[0].Files[0].Size != len(pdf) {
+		t.Errorf("account B got %+v; want one signed webhook of fax %d with its PDF", b, recvB)
+	}
+	if n := e.rcv.Count(); n != 0 {
+		t.Errorf("%d webhooks went to the global URLs; want none", n)
+	}
+}
