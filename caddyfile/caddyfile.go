@@ -515,7 +515,7 @@ func unmarshalPostgres(d *caddyfile.Dispenser, p *module.PostgresConfig) error {
 }
 
 // parseAccount parses `account API_KEY { token …; sent_url …; received_url …; number NUMBER
-// URL…; inflight on|off; poll_secret SECRET }`, an account's own webhook settings (see
+// URL…; inflight on|off; poll_secret SECRET; metrics on|off }`, an account's own webhook settings (see
 // module.Account).
 func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 	ac := &module.Account{}
@@ -572,8 +572,14 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 				return nil, err
 			}
 			ac.Inflight = &on
+		case "metrics":
+			on, err := onOff(d, "account "+ac.APIKey+" metrics")
+			if err != nil {
+				return nil, err
+			}
+			ac.Metrics = on
 		default:
-			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight or poll_secret)", ac.APIKey, opt)
+			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret or metrics)", ac.APIKey, opt)
 		}
 	}
 	return ac, nil

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/faxhook/caddy-faxhook/queue"
 )
 
 // Account holds the webhook settings of one account of the fax service, as Phaxio keeps them
@@ -46,7 +47,16 @@ type Account struct {
 	// fetched with APIKey and PollSecret as HTTP Basic credentials, instead of the poll block's
 	// credentials. Use a placeholder such as `{env.ACME_API_SECRET}`; it is never logged.
 	PollSecret string `json:"poll_secret,omitempty"`
+
+	// Metrics labels the account's delivery attempts in the metric
+	// faxhook_account_deliveries_total with its API key. Off by default, so that the number of
+	// series stays bounded: at most MaxMetricAccounts accounts may turn it on.
+	Metrics bool `json:"metrics,omitempty"`
 }
+
+// MaxMetricAccounts bounds how many accounts may have Metrics on: each adds series to
+// faxhook_account_deliveries_total.
+const MaxMetricAccounts = 100
 
 // MaxAccounts bounds how many accounts one config may list.
 const MaxAccounts = 10000
@@ -61,7 +71,13 @@ func validateAccounts(accounts []*Account, polls bool) error {
 		return fmt.Errorf("account: %d accounts is too many; allowed: up to %d", len(accounts), MaxAccounts)
 	}
 	seen := map[string]bool{}
+	metrics := 0
 	for i, ac := range accounts {
+		if ac != nil && ac.Metrics {
+			if metrics++; metrics > MaxMetricAccounts {
+				return fmt.Errorf("account %s metrics: more than %d accounts have metrics on; each adds series to faxhook_account_deliveries_total", ac.APIKey, MaxMetricAccounts)
+			}
+		}
 		if ac == nil || ac.APIKey == "" {
 			return fmt.Errorf("account %d: api_key is empty", i+1)
 		}
@@ -139,6 +155,7 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 		if ac.Inflight != nil {
 			s.inflight = *ac.Inflight
 		}
+		s.metrics = ac.Metrics
 		if ac.PollSecret != "" && base.poll != nil {
 			p := *base.poll
 			p.key, p.secret = ac.APIKey, repl.ReplaceKnown(ac.PollSecret, "")
@@ -167,3 +184,19 @@ func (s *settings) knowsAccount(apiKey string) bool {
 // labelAccount is the job label that names the account of a job's fax (its API key); absent
 // for faxes of no configured account. The admin API lists and filters jobs by it.
 const labelAccount = "account"
+
+// jobRedactor is redactorFor job j's URL, scrubbing also the secrets of j's account (its
+// webhook token and poll secret) besides the app's token.
+func jobRedactor(cfg *settings, j *queue.Job) redactor {
+	r := redactorFor(cfg, j.URL)
+	if cfg == nil {
+		return r
+	}
+	if a, ok := cfg.accounts[j.Meta.Get(labelAccount)]; ok {
+		r.add(a.token)
+		if a.poll != nil && a.poll != cfg.poll {
+			r.add(a.poll.secret)
+		}
+	}
+	return r
+}

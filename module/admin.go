@@ -255,7 +255,7 @@ func attempt(n int, a queue.Attempt, red redactor) attemptView {
 // detailOf shows job j whole, its fields and attempts scrubbed of the secrets that cfg and the
 // job's URL hold.
 func detailOf(j *queue.Job, cfg *settings) deliveryDetail {
-	red := redactorFor(cfg, j.URL)
+	red := jobRedactor(cfg, j)
 	d := deliveryDetail{
 		deliverySummary: summaryOf(j, red),
 		Fields:          make([]queue.Field, len(j.Fields)),
@@ -398,7 +398,7 @@ func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error 
 	cfg := e.cfg.Load()
 	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page)), NextCursor: next}
 	for _, j := range page {
-		out.Deliveries = append(out.Deliveries, summaryOf(j, redactorFor(cfg, j.URL)))
+		out.Deliveries = append(out.Deliveries, summaryOf(j, jobRedactor(cfg, j)))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

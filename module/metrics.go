@@ -41,6 +41,12 @@ var (
 		Buckets:   []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"scheme"})
 
+	metricAccountDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "faxhook",
+		Name:      "account_deliveries_total",
+		Help:      "Delivery attempts of the webhooks of accounts configured with metrics on, by account (API key) and outcome (delivered, retry, dead).",
+	}, []string{"account", "outcome"})
+
 	metricPollerErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "poller_errors_total",
@@ -77,7 +83,7 @@ var (
 
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
-		metricEvents, metricDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
+		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
 		metricDispatchers, metricEventsCapped, metricRejected,
 	}
 )
@@ -165,8 +171,8 @@ func countEvents(jobs []*queue.Job) {
 }
 
 // observeOutcome counts the outcome of one delivery attempt of j, whose state is already the
-// one the attempt led to.
-func observeOutcome(j *queue.Job) {
+// one the attempt led to, and returns the outcome's label.
+func observeOutcome(j *queue.Job) string {
 	scheme := schemeLabel(j.URL)
 	outcome := outcomeRetry
 	switch j.State {
@@ -179,6 +185,7 @@ func observeOutcome(j *queue.Job) {
 	if n := len(j.Attempts); n > 0 {
 		metricAttemptDuration.WithLabelValues(scheme).Observe(j.Attempts[n-1].Duration.Seconds())
 	}
+	return outcome
 }
 
 // schemeLabel is the URL scheme of a webhook URL as a bounded label value.

@@ -37,6 +37,8 @@ type settings struct {
 	// account is the API key of the account these settings are of, "" for the app's.
 	accounts map[string]*settings
 	account  string
+	// metrics: the account's deliveries are counted with its API key as a label (Account.Metrics).
+	metrics bool
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.

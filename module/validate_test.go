@@ -58,6 +58,7 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"min_free_space":            {app(`,"min_free_space":1000`), `min_free_space: 1000 bytes is below the minimum`},
 		"account no key":            {app(`,"accounts":[{"token":"t"}]`), `account 1: api_key is empty`},
 		"account poll_secret":       {app(`,"accounts":[{"api_key":"k","poll_secret":"s"}]`), `account k poll_secret: the poller is not configured`},
+		"account metrics":           {app(`,"accounts":[` + manyAccounts(101, `"metrics":true`) + `]`), `more than 100 accounts have metrics on`},
 		"account twice":             {app(`,"accounts":[{"api_key":"k"},{"api_key":"k"}]`), `account "k": listed twice`},
 		"account key with colon":    {app(`,"accounts":[{"api_key":"k:s"}]`), `account "k:s": an API key is at most 256 bytes, without colons or white space`},
 		"account sent_url":          {app(`,"accounts":[{"api_key":"k","sent_urls":["ftp://x"]}]`), `account k sent_url "ftp://x": unsupported scheme`},
@@ -93,3 +94,13 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		})
 	}
 }
+
+// manyAccounts returns the JSON of n accounts with distinct API keys and the fields extra.
+func manyAccounts(n int, extra string) string {
+	var b []string
+	for i := range n {
+		b = append(b, fmt.Sprintf(`{"api_key":"k%d",%s}`, i, extra))
+	}
+	return strings.Join(b, ",")
+}
+

@@ -32,6 +32,7 @@ func TestAccountsGetTheirOwnWebhooks(t *testing.T) {
 			sent_url %s/a-sent
 			received_url %s/a-received
 			number %s %s/a-number
+			metrics on
 		}
 		account %s {
 			token %s
@@ -105,6 +106,14 @@ func TestAccountsGetTheirOwnWebhooks(t *testing.T) {
 	}
 	if got := strings.Count(e.get("/faxhook/deliveries?account="+keyB), `"account":"`+keyB+`"`); got != 2 {
 		t.Errorf("deliveries of account B: %d listed with its key, want 2", got)
+	}
+	// Only the account that opted in gets a metrics label.
+	metrics := e.get("/metrics")
+	if want := `faxhook_account_deliveries_total{account="` + keyA + `",outcome="delivered"} 2`; !strings.Contains(metrics, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if strings.Contains(metrics, `account="`+keyB+`"`) {
+		t.Errorf("metrics label account B, which did not opt in")
 	}
 }
 
