@@ -41,6 +41,13 @@ var (
 		Buckets:   []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"scheme"})
 
+	metricEventLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "faxhook",
+		Name:      "event_delivery_seconds",
+		Help:      "Time from a fax state change being recorded (its webhook enqueued) to the webhook's successful delivery, retries included, by URL scheme.",
+		Buckets:   []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600},
+	}, []string{"scheme"})
+
 	metricAccountDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "account_deliveries_total",
@@ -83,7 +90,7 @@ var (
 
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
-		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
+		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricEventLatency, metricPollerErrors, metricCaptureSkipped, metricStore,
 		metricDispatchers, metricEventsCapped, metricRejected,
 	}
 )
@@ -120,6 +127,7 @@ func init() {
 	}
 	for _, s := range schemeLabels {
 		metricAttemptDuration.WithLabelValues(s)
+		metricEventLatency.WithLabelValues(s)
 	}
 	for _, r := range skipReasonLabels {
 		metricCaptureSkipped.WithLabelValues(r)
@@ -182,8 +190,14 @@ func observeOutcome(j *queue.Job) string {
 		outcome = outcomeDead
 	}
 	metricDeliveries.WithLabelValues(outcome, scheme).Inc()
-	if n := len(j.Attempts); n > 0 {
+	n := len(j.Attempts)
+	if n > 0 {
 		metricAttemptDuration.WithLabelValues(scheme).Observe(j.Attempts[n-1].Duration.Seconds())
+	}
+	if outcome == outcomeDelivered && n > 0 && !j.CreatedAt.IsZero() {
+		// From the enqueue to the end of the delivering attempt, on the attempt's own clock.
+		last := j.Attempts[n-1]
+		metricEventLatency.WithLabelValues(scheme).Observe(max(0, last.At.Add(last.Duration).Sub(j.CreatedAt).Seconds()))
 	}
 	return outcome
 }
