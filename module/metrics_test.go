@@ -213,4 +213,3 @@ func TestEventDeliveryLatency(t *testing.T) {
 		t.Fatalf("a dead job added %vs of latency", d-302)
 	}
 }
-

@@ -103,4 +103,3 @@ func manyAccounts(n int, extra string) string {
 	}
 	return strings.Join(b, ",")
 }
-
