@@ -181,6 +181,12 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				app.Numbers = map[string][]string{}
 			}
 			app.Numbers[args[0]] = append(app.Numbers[args[0]], args[1:]...)
+		case "account":
+			ac, err := parseAccount(d)
+			if err != nil {
+				return err
+			}
+			app.Accounts = append(app.Accounts, ac)
 		case "max_file_size":
 			var s string
 			if !d.AllArgs(&s) {
@@ -518,4 +524,75 @@ func unmarshalPostgres(d *caddyfile.Dispenser, p *module.PostgresConfig) error {
 		}
 	}
 	return nil
+}
+
+// parseAccount parses `account API_KEY { token …; sent_url …; received_url …; number NUMBER
+// URL…; inflight on|off; poll_secret SECRET; metrics on|off }`, an account's own webhook settings (see
+// module.Account).
+func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
+	ac := &module.Account{}
+	if !d.NextArg() {
+		return nil, d.Err("account: want the account's API key")
+	}
+	ac.APIKey = d.Val()
+	if d.NextArg() {
+		return nil, d.Errf("account %s: unexpected argument %q (options go in a block)", ac.APIKey, d.Val())
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "token":
+			if !d.AllArgs(&ac.Token) {
+				return nil, d.Errf("account %s token: want one value", ac.APIKey)
+			}
+		case "poll_secret":
+			if !d.AllArgs(&ac.PollSecret) {
+				return nil, d.Errf("account %s poll_secret: want one value", ac.APIKey)
+			}
+		case "sent_url", "received_url":
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return nil, d.Errf("account %s %s: at least one URL expected", ac.APIKey, opt)
+			}
+			for _, u := range urls {
+				if err := module.ValidateURL(u); err != nil {
+					return nil, d.Errf("account %s %s %q: %v", ac.APIKey, opt, u, err)
+				}
+			}
+			if opt == "sent_url" {
+				ac.SentURLs = append(ac.SentURLs, urls...)
+			} else {
+				ac.ReceivedURLs = append(ac.ReceivedURLs, urls...)
+			}
+		case "number":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return nil, d.Errf("account %s number: want a phone number and at least one URL", ac.APIKey)
+			}
+			for _, u := range args[1:] {
+				if err := module.ValidateURL(u); err != nil {
+					return nil, d.Errf("account %s number %s %q: %v", ac.APIKey, args[0], u, err)
+				}
+			}
+			if ac.Numbers == nil {
+				ac.Numbers = map[string][]string{}
+			}
+			ac.Numbers[args[0]] = append(ac.Numbers[args[0]], args[1:]...)
+		case "inflight":
+			on, err := onOff(d, "account "+ac.APIKey+" inflight")
+			if err != nil {
+				return nil, err
+			}
+			ac.Inflight = &on
+		case "metrics":
+			on, err := onOff(d, "account "+ac.APIKey+" metrics")
+			if err != nil {
+				return nil, err
+			}
+			ac.Metrics = on
+		default:
+			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret or metrics)", ac.APIKey, opt)
+		}
+	}
+	return ac, nil
 }

@@ -137,6 +137,35 @@ func TestDirectiveWrapsReverseProxyInsideHandle(t *testing.T) {
 // global wraps options in a faxhook global option block.
 func global(opts string) string { return "{\n\tfaxhook {\n\t\t" + opts + "\n\t}\n}" }
 
+func TestAdaptAccounts(t *testing.T) {
+	m, err := adapt(t, `{
+	faxhook {
+		token {env.FAXHOOK_TOKEN}
+		account key-a {
+			token {env.TOKEN_A}
+			sent_url https://a.example/sent
+			received_url https://a.example/received
+			number +15551230001 https://a.example/line1
+			inflight on
+		}
+		account key-b {
+			sent_url https://b.example/sent
+			inflight off
+			poll_secret {env.SECRET_B}
+		}
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
+	want := `{"accounts":[{"api_key":"key-a","inflight":true,"numbers":{"+15551230001":["https://a.example/line1"]},"received_urls":["https://a.example/received"],"sent_urls":["https://a.example/sent"],"token":"{env.TOKEN_A}"},` +
+		`{"api_key":"key-b","inflight":false,"poll_secret":"{env.SECRET_B}","sent_urls":["https://b.example/sent"]}],"token":"{env.FAXHOOK_TOKEN}"}`
+	if string(got) != want {
+		t.Fatalf("faxhook app JSON:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestInvalidCaddyfiles(t *testing.T) {
 	cases := map[string]struct{ cf, want string }{
 		"unknown option":        {global(`colour blue`), `unknown faxhook option "colour"`},
@@ -181,6 +210,16 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"postgres unknown":      {global("postgres {\n pool 3\n }"), `postgres: unknown option "pool"`},
 		"postgres max_conns":    {global("postgres {\n max_conns 5000\n }"), `postgres max_conns: 5000 is too large; allowed: 1 to 1000`},
 		"postgres timeout":      {global("postgres {\n statement_timeout 10ms\n }"), `postgres statement_timeout: "10ms" is not a duration of at least 1s`},
+		"account no key":        {global("account {\n token t\n }"), `account: want the account's API key`},
+		"account argument":      {global("account k extra"), `account k: unexpected argument "extra"`},
+		"account unknown":       {global("account k {\n colour red\n }"), `account k: unknown option "colour"`},
+		"account bad url":       {global("account k {\n sent_url ftp://x/y\n }"), `account k sent_url "ftp://x/y": unsupported scheme`},
+		"account empty url":     {global("account k {\n received_url\n }"), `account k received_url: at least one URL expected`},
+		"account bad inflight":  {global("account k {\n inflight maybe\n }"), `account k inflight: "maybe" is not on or off`},
+		"account number":        {global("account k {\n number +15551230001\n }"), `account k number: want a phone number and at least one URL`},
+		"account poll_secret":   {global("account k {\n poll_secret\n }"), `account k poll_secret: want one value`},
+		"account bad metrics":   {global("account k {\n metrics lots\n }"), `account k metrics: "lots" is not on or off`},
+		"account two tokens":    {global("account k {\n token a b\n }"), `account k token: want one value`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -180,6 +180,7 @@ type deliverySummary struct {
 	EventID     string       `json:"event_id"`
 	EventType   string       `json:"event_type"`
 	FaxID       int64        `json:"fax_id"`
+	Account     string       `json:"account,omitempty"` // the API key of the fax's account, if one is configured
 	URL         string       `json:"url"`
 	State       string       `json:"state"`
 	CreatedAt   time.Time    `json:"created_at"`
@@ -226,7 +227,7 @@ func timePtr(t time.Time) *time.Time { return &t }
 func summaryOf(j *queue.Job, red redactor) deliverySummary {
 	faxID, eventType := render.FaxOf(j.Meta)
 	s := deliverySummary{
-		ID: j.ID, EventID: j.EventID, EventType: eventType, FaxID: faxID,
+		ID: j.ID, EventID: j.EventID, EventType: eventType, FaxID: faxID, Account: j.Meta.Get(labelAccount),
 		URL: queue.RedactURL(j.URL), State: j.State, CreatedAt: j.CreatedAt, Attempts: len(j.Attempts),
 	}
 	switch j.State {
@@ -254,7 +255,7 @@ func attempt(n int, a queue.Attempt, red redactor) attemptView {
 // detailOf shows job j whole, its fields and attempts scrubbed of the secrets that cfg and the
 // job's URL hold.
 func detailOf(j *queue.Job, cfg *settings) deliveryDetail {
-	red := redactorFor(cfg, j.URL)
+	red := jobRedactor(cfg, j)
 	d := deliveryDetail{
 		deliverySummary: summaryOf(j, red),
 		Fields:          make([]queue.Field, len(j.Fields)),
@@ -281,6 +282,7 @@ type deliveryFilter struct {
 	hasFaxID  bool
 	eventType string
 	host      string
+	account   string // the job label labelAccount
 }
 
 func (f *deliveryFilter) match(j *queue.Job) bool {
@@ -292,6 +294,9 @@ func (f *deliveryFilter) match(j *queue.Job) bool {
 		return false
 	}
 	if f.eventType != "" && eventType != f.eventType {
+		return false
+	}
+	if f.account != "" && j.Meta.Get(labelAccount) != f.account {
 		return false
 	}
 	return f.host == "" || slices.ContainsFunc(urlHosts(j.URL), func(h string) bool { return strings.EqualFold(h, f.host) })
@@ -353,7 +358,7 @@ var listableStates = []string{queue.StatePending, queue.StateWaiting, queue.Stat
 // listDeliveries answers GET /faxhook/deliveries?state=&fax_id=&event_type=&host=&since=&limit=&cursor=.
 func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := deliveryFilter{state: q.Get("state"), eventType: q.Get("event_type"), host: q.Get("host")}
+	f := deliveryFilter{state: q.Get("state"), eventType: q.Get("event_type"), host: q.Get("host"), account: q.Get("account")}
 	if f.state != "" && !slices.Contains(listableStates, f.state) {
 		return apiErrorf(http.StatusBadRequest, "state %q: want one of %s", f.state, strings.Join(listableStates, ", "))
 	}
@@ -393,7 +398,7 @@ func (a *adminAPI) listDeliveries(w http.ResponseWriter, r *http.Request) error 
 	cfg := e.cfg.Load()
 	out := deliveryList{Deliveries: make([]deliverySummary, 0, len(page)), NextCursor: next}
 	for _, j := range page {
-		out.Deliveries = append(out.Deliveries, summaryOf(j, redactorFor(cfg, j.URL)))
+		out.Deliveries = append(out.Deliveries, summaryOf(j, jobRedactor(cfg, j)))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

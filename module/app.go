@@ -118,6 +118,11 @@ type App struct {
 	// ReceivedURLs.
 	Numbers map[string][]string `json:"numbers,omitempty"`
 
+	// Accounts give API keys of the fax service their own webhook settings (token, URLs,
+	// numbers, inflight), as Phaxio keeps them per account; see Account. A fax sent with an
+	// API key no account lists uses the settings above.
+	Accounts []*Account `json:"accounts,omitempty"`
+
 	// Poll lets faxhook call the fax service's API itself: to poll faxes in flight, discover
 	// received faxes and fetch received faxes' PDFs. Its requests are built by the profile (see
 	// Mapping). Without it, a received fax's PDF is fetched through the route and with the
@@ -361,15 +366,11 @@ func (a *App) Validate() error {
 	if err := CheckCount("per_host", int64(a.PerHost), MaxPerHost, "4"); err != nil {
 		return err
 	}
-	for n, urls := range a.Numbers {
-		if !strings.HasPrefix(n, "+") || len(n) < 8 {
-			return fmt.Errorf("number %q: not an E.164 number (+ and digits)", n)
-		}
-		for _, u := range urls {
-			if err := ValidateURL(u); err != nil {
-				return fmt.Errorf("number %s %q: %w", n, u, err)
-			}
-		}
+	if err := validateNumbers(a.Numbers); err != nil {
+		return err
+	}
+	if err := validateAccounts(a.Accounts, a.Poll != nil); err != nil {
+		return err
 	}
 	if err := CheckCount("max_recipients", int64(a.MaxRecipients), MaxRecipientsLimit, strconv.Itoa(defaultMaxRecipients)); err != nil {
 		return err
@@ -417,14 +418,16 @@ func (a *App) Start() error {
 	if a.eng == nil {
 		return errors.New("faxhook app started without being provisioned")
 	}
-	return a.eng.start(settings{
+	s := settings{
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
 		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
 		guard: a.guard, mail: a.mail, perHost: a.PerHost, profile: a.Profile(),
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 		standard: a.standard, standardSecrets: a.standardSecrets,
-	}, a.log)
+	}
+	s.accounts = accountSettings(&s, a.Accounts, caddy.NewReplacer())
+	return a.eng.start(s, a.log)
 }
 
 // Stop does nothing: the engine outlives configs and stops when the last config using its storage

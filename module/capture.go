@@ -3,6 +3,7 @@ package module
 import (
 	"errors"
 	"hash/maphash"
+	"net/http"
 	"sync"
 
 	"go.uber.org/zap"
@@ -27,6 +28,10 @@ type Capture struct {
 	// CallbackURLs holds the callback URL that a send, resend or phone-number request carried
 	// (at most one today), unchecked: the app keeps only URLs it can deliver to.
 	CallbackURLs []string
+	// APIKey is the API key the request authenticated with (its HTTP Basic user; see
+	// APIKeyOf), or ""; the app keeps it only when it names a configured account (see
+	// Account). It is an identifier: the API secret is never captured.
+	APIKey string
 	// Via describes the request (its listener, Host, API root and credential headers; see
 	// ViaOf) for a status or list request, so that the PDF of a received fax it reveals can be
 	// fetched the same way when no poll upstream is configured; nil otherwise. The app holds it
@@ -129,7 +134,7 @@ func (ob *observer) parse(c *Capture, log *zap.Logger) *Observation {
 	if len(objs) == 0 {
 		return nil
 	}
-	return &Observation{Faxes: objs, CallbackURLs: validURLs(log, c.CallbackURLs)}
+	return &Observation{Faxes: objs, CallbackURLs: validURLs(log, c.CallbackURLs), APIKey: c.APIKey}
 }
 
 // validURLs keeps the callback URLs faxhook can deliver to and logs the others.
@@ -203,4 +208,15 @@ func (a *App) RecordCapture(c *Capture) error {
 		return nil
 	}
 	return a.eng.sends.recordSync(o)
+}
+
+// APIKeyOf returns the API key a request to the fax service authenticated with: the user name
+// of its HTTP Basic credentials, or "" (none, or longer than an account's key may be). The
+// password, Phaxio's API secret, is not read.
+func APIKeyOf(r *http.Request) string {
+	user, _, ok := r.BasicAuth()
+	if !ok || len(user) > maxAPIKey {
+		return ""
+	}
+	return user
 }

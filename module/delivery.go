@@ -28,7 +28,7 @@ type delivery struct {
 	// onOutcome is told every attempt's outcome (outcomes.onOutcome); it must not block.
 	onOutcome func(j *queue.Job, res queue.Result)
 
-	sender atomic.Pointer[httpsend.Sender] // the newest config's HTTP sender
+	senders atomic.Pointer[senderSet] // the newest config's HTTP senders
 
 	mu   sync.Mutex
 	disp *queue.Dispatcher // nil until the first start, and after stop
@@ -37,9 +37,8 @@ type delivery struct {
 // start makes the config s's senders current and starts the dispatcher, or, when it runs
 // already, hands it the new retry schedule.
 func (d *delivery) start(s settings, log *zap.Logger) error {
-	if old := d.sender.Swap(httpsend.New(httpsend.Options{Token: s.token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
-		StandardWebhooks: s.standard})); old != nil {
-		old.CloseIdleConnections() // the replaced config's keep-alive connections would linger
+	if old := d.senders.Swap(newSenderSet(&s)); old != nil {
+		old.closeIdle() // the replaced config's keep-alive connections would linger
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -96,7 +95,58 @@ func (d *delivery) send(ctx context.Context, j *queue.Job) queue.Result {
 		}
 		return m.Send(ctx, j)
 	}
-	return d.sender.Load().Send(ctx, j)
+	return d.senders.Load().of(j).Send(ctx, j)
+}
+
+// senderSet holds a config's HTTP senders: one per webhook token, so that the jobs of an
+// account with a token of its own (see Account) are signed with it.
+type senderSet struct {
+	base      *httpsend.Sender
+	byAccount map[string]*httpsend.Sender // by API key, for accounts whose token differs from the app's
+	all       []*httpsend.Sender
+}
+
+// newSenderSet builds the senders of the config s.
+func newSenderSet(s *settings) *senderSet {
+	mk := func(token string) *httpsend.Sender {
+		return httpsend.New(httpsend.Options{Token: token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
+			StandardWebhooks: s.standard})
+	}
+	set := &senderSet{base: mk(s.token)}
+	set.all = append(set.all, set.base)
+	byToken := map[string]*httpsend.Sender{s.token: set.base}
+	for key, as := range s.accounts {
+		snd, ok := byToken[as.token]
+		if !ok {
+			snd = mk(as.token)
+			byToken[as.token] = snd
+			set.all = append(set.all, snd)
+		}
+		if snd != set.base {
+			if set.byAccount == nil {
+				set.byAccount = map[string]*httpsend.Sender{}
+			}
+			set.byAccount[key] = snd
+		}
+	}
+	return set
+}
+
+// of returns the sender of job j: its account's (the job label labelAccount), else the base.
+func (s *senderSet) of(j *queue.Job) *httpsend.Sender {
+	if len(s.byAccount) > 0 {
+		if snd, ok := s.byAccount[j.Meta.Get(labelAccount)]; ok {
+			return snd
+		}
+	}
+	return s.base
+}
+
+// closeIdle closes the idle keep-alive connections of every sender.
+func (s *senderSet) closeIdle() {
+	for _, snd := range s.all {
+		snd.CloseIdleConnections()
+	}
 }
 
 // prepare is the dispatcher's Prepare hook: before a received fax's webhook is first attempted,

@@ -228,13 +228,18 @@ type outcomes struct {
 
 // onOutcome is the dispatcher's OnOutcome hook. It runs in a delivery worker and never blocks.
 func (o outcomes) onOutcome(j *queue.Job, res queue.Result) {
-	observeOutcome(j)
+	outcome := observeOutcome(j)
+	if acct := j.Meta.Get(labelAccount); acct != "" {
+		if a, ok := o.cfg().accounts[acct]; ok && a.metrics {
+			metricAccountDeliveries.WithLabelValues(acct, outcome).Inc()
+		}
+	}
 	if j.State == queue.StateDelivered {
 		return
 	}
 	errText := ""
 	if res.Err != nil {
-		errText = redactorFor(o.cfg(), j.URL).text(res.Err.Error())
+		errText = jobRedactor(o.cfg(), j).text(res.Err.Error())
 	}
 	faxID, eventType := render.FaxOf(j.Meta)
 	data := func() map[string]any {

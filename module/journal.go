@@ -49,11 +49,13 @@ type journalEntry struct {
 	UpstreamIDs  []string         `json:"upstream_ids,omitempty"`
 	CallbackURLs []string         `json:"callback_urls,omitempty"`
 	Numbers      []profile.Number `json:"numbers,omitempty"`
+	// APIKey is the request's API key (Capture.APIKey), which makes the faxes its account's.
+	APIKey string `json:"api_key,omitempty"`
 }
 
 // observation turns a replayed entry back into what the tracker records.
 func (e journalEntry) observation() *Observation {
-	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers}
+	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers, APIKey: e.APIKey}
 	for i, id := range e.FaxIDs {
 		var obj profile.Object
 		obj.Fax.ID = id
@@ -227,7 +229,7 @@ func readJournal(f *os.File) ([]journalEntry, error) {
 // entryOf returns the journal entry of an observation of a creating request, and false when it
 // holds nothing a replay could use.
 func entryOf(o *Observation) (journalEntry, bool) {
-	e := journalEntry{CallbackURLs: o.CallbackURLs, Numbers: o.Numbers}
+	e := journalEntry{CallbackURLs: o.CallbackURLs, Numbers: o.Numbers, APIKey: o.APIKey}
 	for i, obj := range o.Faxes {
 		e.FaxIDs = append(e.FaxIDs, obj.Fax.ID)
 		if obj.UpstreamID != "" {

@@ -41,6 +41,19 @@ var (
 		Buckets:   []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"scheme"})
 
+	metricEventLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "faxhook",
+		Name:      "event_delivery_seconds",
+		Help:      "Time from a fax state change being recorded (its webhook enqueued) to the webhook's successful delivery, retries included, by URL scheme.",
+		Buckets:   []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600},
+	}, []string{"scheme"})
+
+	metricAccountDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "faxhook",
+		Name:      "account_deliveries_total",
+		Help:      "Delivery attempts of the webhooks of accounts configured with metrics on, by account (API key) and outcome (delivered, retry, dead).",
+	}, []string{"account", "outcome"})
+
 	metricPollerErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "poller_errors_total",
@@ -77,7 +90,7 @@ var (
 
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
-		metricEvents, metricDeliveries, metricAttemptDuration, metricPollerErrors, metricCaptureSkipped, metricStore,
+		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricEventLatency, metricPollerErrors, metricCaptureSkipped, metricStore,
 		metricDispatchers, metricEventsCapped, metricRejected,
 	}
 )
@@ -114,6 +127,7 @@ func init() {
 	}
 	for _, s := range schemeLabels {
 		metricAttemptDuration.WithLabelValues(s)
+		metricEventLatency.WithLabelValues(s)
 	}
 	for _, r := range skipReasonLabels {
 		metricCaptureSkipped.WithLabelValues(r)
@@ -165,8 +179,8 @@ func countEvents(jobs []*queue.Job) {
 }
 
 // observeOutcome counts the outcome of one delivery attempt of j, whose state is already the
-// one the attempt led to.
-func observeOutcome(j *queue.Job) {
+// one the attempt led to, and returns the outcome's label.
+func observeOutcome(j *queue.Job) string {
 	scheme := schemeLabel(j.URL)
 	outcome := outcomeRetry
 	switch j.State {
@@ -176,9 +190,16 @@ func observeOutcome(j *queue.Job) {
 		outcome = outcomeDead
 	}
 	metricDeliveries.WithLabelValues(outcome, scheme).Inc()
-	if n := len(j.Attempts); n > 0 {
+	n := len(j.Attempts)
+	if n > 0 {
 		metricAttemptDuration.WithLabelValues(scheme).Observe(j.Attempts[n-1].Duration.Seconds())
 	}
+	if outcome == outcomeDelivered && n > 0 && !j.CreatedAt.IsZero() {
+		// From the enqueue to the end of the delivering attempt, on the attempt's own clock.
+		last := j.Attempts[n-1]
+		metricEventLatency.WithLabelValues(scheme).Observe(max(0, last.At.Add(last.Duration).Sub(j.CreatedAt).Seconds()))
+	}
+	return outcome
 }
 
 // schemeLabel is the URL scheme of a webhook URL as a bounded label value.

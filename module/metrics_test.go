@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
@@ -71,6 +72,7 @@ func TestMetricsAfterDeliveredAndDeadEvents(t *testing.T) {
 		`faxhook_deliveries_total{outcome=dead,scheme=http}`:       1,
 		`faxhook_deliveries_total{outcome=delivered,scheme=https}`: 0,
 		`faxhook_attempt_duration_seconds_count{scheme=http}`:      3,
+		`faxhook_event_delivery_seconds_count{scheme=http}`:        1, // the delivered job only
 		`faxhook_capture_skipped_total{reason=too_large}`:          0,
 		`faxhook_poller_errors_total{}`:                            0,
 	}
@@ -182,5 +184,32 @@ func TestMetricLabelsAreBounded(t *testing.T) {
 	}
 	if got := oneOf("fax_received", eventTypeLabels); got != "other" {
 		t.Errorf("unknown event type labelled %q", got)
+	}
+}
+
+// The event-to-delivery latency runs from the job's enqueue to the end of its delivering
+// attempt, retries included.
+func TestEventDeliveryLatency(t *testing.T) {
+	sum := func() float64 {
+		m := &dto.Metric{}
+		if err := metricEventLatency.WithLabelValues("https").(prometheus.Histogram).Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleSum()
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	j := &queue.Job{URL: "https://hooks.example.com/x", CreatedAt: t0, State: queue.StateDelivered,
+		Attempts: []queue.Attempt{{At: t0.Add(time.Second), Duration: time.Second, Status: 503}, {At: t0.Add(5 * time.Minute), Duration: 2 * time.Second, Status: 200}}}
+	before := sum()
+	if got := observeOutcome(j); got != outcomeDelivered {
+		t.Fatalf("outcome %q", got)
+	}
+	if d := sum() - before; d != 302 {
+		t.Fatalf("latency observed %vs, want 302s (5 min to the last attempt, plus its 2 s)", d)
+	}
+	j.State = queue.StateDead // not delivered: no latency
+	observeOutcome(j)
+	if d := sum() - before; d != 302 {
+		t.Fatalf("a dead job added %vs of latency", d-302)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -166,7 +167,7 @@ func (pl *poller) loop() {
 			continue
 		}
 		started := time.Now()
-		if err := pl.round(p, pl.cfg().fax(), client, lastList); err != nil {
+		if err := pl.round(pl.cfg(), client, lastList); err != nil {
 			if errors.Is(err, queue.ErrClosed) {
 				return
 			}
@@ -180,8 +181,14 @@ func (pl *poller) loop() {
 }
 
 // round asks about every fax still in flight and lists received faxes created since the
-// last successful round (with an overlap), recording what it learns.
-func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Client, lastList time.Time) error {
+// last successful round (with an overlap), recording what it learns. A fax of an account with
+// credentials of its own (Account.PollSecret) is asked about with them, and each such account
+// lists its received faxes, which are then its own.
+func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time) error {
+	p, prof := cfg.poll, cfg.fax()
+	if p == nil {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -225,7 +232,8 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			body, status, err := p.apiDo(ctx, client, req, maxPollBody)
+			pa := cmp.Or(cfg.forAccount(l.account).poll, p)
+			body, status, err := pa.apiDo(ctx, client, req, maxPollBody)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -236,7 +244,7 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 				errs = append(errs, err)
 			default:
 				if objs, _ := prof.Faxes(profile.RouteStatus, body); len(objs) > 0 {
-					batch = append(batch, &Observation{Faxes: objs})
+					batch = append(batch, &Observation{Faxes: objs, APIKey: l.account})
 					if batchSize += len(body); batchSize >= maxBatchBytes {
 						flush()
 					}
@@ -251,13 +259,22 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 	}
 	if req, err := prof.ReceivedRequest(after); err != nil {
 		errs = append(errs, fmt.Errorf("listing received faxes: %w", err))
-	} else if body, _, err := p.apiDo(ctx, client, req, maxPollBody); err != nil {
-		errs = append(errs, err)
-	} else if objs, err := prof.Faxes(profile.RouteList, body); len(objs) > 0 {
-		if err != nil {
-			pl.log().Debug("poller: not every received fax was read", zap.Error(err))
+	} else {
+		for _, pa := range listers(cfg) {
+			body, _, err := pa.apiDo(ctx, client, req, maxPollBody)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			objs, err := prof.Faxes(profile.RouteList, body)
+			if err != nil {
+				pl.log().Debug("poller: not every received fax was read", zap.Error(err))
+			}
+			if len(objs) > 0 {
+				// The listing's API key makes the faxes its account's, if it names one.
+				batch = append(batch, &Observation{Faxes: objs, APIKey: pa.key})
+			}
 		}
-		batch = append(batch, &Observation{Faxes: objs})
 	}
 	mu.Lock()
 	flush()
@@ -268,6 +285,23 @@ func (pl *poller) round(p *pollSettings, prof profile.Profile, client *http.Clie
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// listers returns the poll settings whose credentials list received faxes: the poll block's,
+// then each account's with credentials of its own (Account.PollSecret), in API key order.
+func listers(cfg *settings) []*pollSettings {
+	out := []*pollSettings{cfg.poll}
+	keys := make([]string, 0, len(cfg.accounts))
+	for k, a := range cfg.accounts {
+		if a.poll != nil && a.poll != cfg.poll {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = append(out, cfg.accounts[k].poll)
+	}
+	return out
 }
 
 // forget drops a fax from the poller's work list.
@@ -285,7 +319,7 @@ func (pl *poller) forget(id string) {
 // remembered for the fax or the fetch was refused (each logged once). Other failures are
 // errors: the attempt fails and the retry ladder tries again.
 func (pl *poller) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
-	cfg := pl.cfg()
+	cfg := pl.cfg().forAccount(j.Meta.Get(labelAccount)) // its account's poll credentials, if any
 	log := pl.log()
 	faxID, _ := render.FaxOf(j.Meta)
 	var body []byte

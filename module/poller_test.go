@@ -61,7 +61,7 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("send response: %+v", sent)
 	}
 	record(t, e, &Observation{Faxes: sent})
-	if err := e.poll.round(poll, prof, srv.Client(), time.Time{}); err != nil {
+	if err := e.poll.round(e.cfg.Load(), srv.Client(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

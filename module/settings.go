@@ -38,6 +38,12 @@ type settings struct {
 	// standardSecrets their secrets as configured, which the redactor scrubs.
 	standard        []httpsend.StandardRule
 	standardSecrets []string
+	// accounts holds each configured account's settings (see accountSettings), by API key;
+	// account is the API key of the account these settings are of, "" for the app's.
+	accounts map[string]*settings
+	account  string
+	// metrics: the account's deliveries are counted with its API key as a label (Account.Metrics).
+	metrics bool
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.

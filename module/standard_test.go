@@ -109,3 +109,41 @@ func TestStandardRulesErrors(t *testing.T) {
 		t.Fatalf("rules %+v, %v", rules, err)
 	}
 }
+
+// An account with a token of its own gets a sender of its own; its webhooks carry the global
+// standard_webhooks signatures too.
+func TestStandardWebhooksAccountSender(t *testing.T) {
+	rules, secrets, err := standardRules([]StandardWebhooksConfig{{Secret: testSWHSecret}}, caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var hdr http.Header
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hdr, body = r.Header.Clone(), b
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	s := settings{token: "app-token", timeout: 5 * time.Second, standard: rules, standardSecrets: secrets}
+	s.accounts = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, caddy.NewReplacer())
+	set := newSenderSet(&s)
+	defer set.closeIdle()
+	j := &queue.Job{ID: "job-b", EventID: "e", URL: srv.URL + "/hook", Meta: queue.Labels{{Name: labelAccount, Value: "key-b"}},
+		Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}}}
+	snd := set.of(j)
+	if snd == set.base {
+		t.Fatal("the account with its own token got the app's sender")
+	}
+	if res := snd.Send(t.Context(), j); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	wh, _ := standardwebhooks.NewWebhook(testSWHSecret)
+	if err := wh.Verify(body, hdr); err != nil {
+		t.Fatalf("account webhook: %v", err)
+	}
+}

@@ -28,6 +28,9 @@ type Observation struct {
 	CallbackURLs []string
 	// Numbers are phone number objects found in the response, with their webhook URLs.
 	Numbers []profile.Number
+	// APIKey is the API key of the request that revealed the faxes (see Capture.APIKey); a fax
+	// that has no account yet joins the account it names, if one is configured.
+	APIKey string
 	// OnRecorded, if set, is called once the observation is durably recorded.
 	OnRecorded func()
 
@@ -57,6 +60,10 @@ type trackedFax struct {
 	// NoInflight is set when the fax has more recipients than max_recipients: it gets no
 	// inflight events, only fax_completed.
 	NoInflight bool `json:"no_inflight,omitempty"`
+	// Account is the API key of the configured account the fax belongs to (see Account); ""
+	// for the app's settings. Set once: by the send request, or by the first request that
+	// revealed a received fax.
+	Account string `json:"account,omitempty"`
 	// UpstreamID is the fax's id as the fax service spells it, when that is not the decimal
 	// Fax.ID (a mapping derived the id, see profile.DeriveID); the poller and the PDF fetch ask
 	// the service with it.
@@ -243,7 +250,7 @@ func (t *tracker) commit(cfg *settings, now time.Time, items []item, pack bool) 
 				size += len(it.num.CallbackURL) + 64
 				continue
 			}
-			js, written, err := t.apply(tx, cfg, now, *it.fax, it.obs.CallbackURLs, &notes)
+			js, written, err := t.apply(tx, cfg, now, *it.fax, it.obs, &notes)
 			if err != nil {
 				return fmt.Errorf("tracking fax %d: %w", it.fax.Fax.ID, err)
 			}
@@ -319,7 +326,7 @@ func liveKey(id int64) string { return prefixLive + strconv.FormatInt(id, 10) }
 // apply merges one observed fax object into its record and enqueues the events it implies. It
 // returns the jobs it enqueued and about how many bytes it wrote, and adds to notes the inflight
 // events it left out.
-func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.Object, callbackURLs []string, notes *[]capNote) ([]*queue.Job, int, error) {
+func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.Object, o *Observation, notes *[]capNote) ([]*queue.Job, int, error) {
 	key := faxKey(obj.Fax.ID)
 	var rec trackedFax
 	v, err := tx.State(key)
@@ -335,9 +342,14 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 			return nil, 0, fmt.Errorf("decoding tracked state: %w: %w", errUnappliable, err)
 		}
 	}
-	if len(callbackURLs) > 0 && len(rec.CallbackURLs) == 0 {
-		rec.CallbackURLs = callbackURLs
+	if len(o.CallbackURLs) > 0 && len(rec.CallbackURLs) == 0 {
+		rec.CallbackURLs = o.CallbackURLs
 	}
+	joined := false // the fax joined its account with this observation
+	if rec.Account == "" && cfg.knowsAccount(o.APIKey) {
+		rec.Account, joined = o.APIKey, true
+	}
+	cfg = cfg.forAccount(rec.Account)
 	if obj.UpstreamID != "" && rec.UpstreamID == "" {
 		rec.UpstreamID = obj.UpstreamID
 	}
@@ -372,12 +384,8 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 		if err := tx.DeleteState(liveKey(rec.Fax.ID)); err != nil {
 			return nil, 0, err
 		}
-	} else if isNew || !rec.Known {
-		var uid []byte
-		if rec.UpstreamID != "" {
-			uid = []byte(rec.UpstreamID)
-		}
-		if err := tx.PutState(liveKey(rec.Fax.ID), uid); err != nil {
+	} else if isNew || !rec.Known || joined {
+		if err := tx.PutState(liveKey(rec.Fax.ID), liveValue(rec.UpstreamID, rec.Account)); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -647,6 +655,9 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 		ev.FileRef = render.PrepareReceivedPDF
 	}
 	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
+	if rec.Account != "" {
+		meta = append(meta, queue.Label{Name: labelAccount, Value: rec.Account})
+	}
 	all := make([]*queue.Job, 0, len(urls))
 	for _, u := range urls {
 		payload, err := ev.Payload(u, fields)

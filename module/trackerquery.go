@@ -76,7 +76,17 @@ func (t *tracker) faxPage(after string, limit int) (recs []trackedFax, next stri
 
 // liveFax is one fax on the poller's work list: its id, and the id the fax service spells it
 // with (the same, unless a mapping derived the id from a text one).
-type liveFax struct{ id, upstream string }
+type liveFax struct{ id, upstream, account string }
+
+// liveValue is the value of a fax's live record: the upstream id ("" when it is the decimal
+// id), then, for a fax of a configured account, a NUL and the account's API key (which the
+// poller's requests about the fax authenticate with).
+func liveValue(upstreamID, account string) []byte {
+	if account == "" {
+		return []byte(upstreamID)
+	}
+	return []byte(upstreamID + "\x00" + account)
+}
 
 // live returns the faxes still in flight: the poller's work list.
 func (t *tracker) live() ([]liveFax, error) {
@@ -85,7 +95,8 @@ func (t *tracker) live() ([]liveFax, error) {
 		faxes = faxes[:0]
 		return tx.States(prefixLive, func(key string, v []byte) bool {
 			id := strings.TrimPrefix(key, prefixLive)
-			faxes = append(faxes, liveFax{id: id, upstream: cmp.Or(string(v), id)})
+			uid, account, _ := strings.Cut(string(v), "\x00")
+			faxes = append(faxes, liveFax{id: id, upstream: cmp.Or(uid, id), account: account})
 			return true
 		})
 	})

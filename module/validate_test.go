@@ -56,6 +56,13 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"max_recipients too many":   {app(`,"max_recipients":100001`), `max_recipients: 100001 is too large; allowed: 1 to 100000, or 0 for the default (1000)`},
 		"max_events negative":       {app(`,"max_events":-3`), `max_events: -3 is negative`},
 		"min_free_space":            {app(`,"min_free_space":1000`), `min_free_space: 1000 bytes is below the minimum`},
+		"account no key":            {app(`,"accounts":[{"token":"t"}]`), `account 1: api_key is empty`},
+		"account poll_secret":       {app(`,"accounts":[{"api_key":"k","poll_secret":"s"}]`), `account k poll_secret: the poller is not configured`},
+		"account metrics":           {app(`,"accounts":[` + manyAccounts(101, `"metrics":true`) + `]`), `more than 100 accounts have metrics on`},
+		"account twice":             {app(`,"accounts":[{"api_key":"k"},{"api_key":"k"}]`), `account "k": listed twice`},
+		"account key with colon":    {app(`,"accounts":[{"api_key":"k:s"}]`), `account "k:s": an API key is at most 256 bytes, without colons or white space`},
+		"account sent_url":          {app(`,"accounts":[{"api_key":"k","sent_urls":["ftp://x"]}]`), `account k sent_url "ftp://x": unsupported scheme`},
+		"account number":            {app(`,"accounts":[{"api_key":"k","numbers":{"+1555x234567":["https://a.example/"]}}]`), `account k number "+1555x234567": not an E.164 number`},
 	}
 	// The same shapes with good values validate.
 	for _, good := range []string{
@@ -86,4 +93,13 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyAccounts returns the JSON of n accounts with distinct API keys and the fields extra.
+func manyAccounts(n int, extra string) string {
+	var b []string
+	for i := range n {
+		b = append(b, fmt.Sprintf(`{"api_key":"k%d",%s}`, i, extra))
+	}
+	return strings.Join(b, ",")
 }

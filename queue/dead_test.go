@@ -59,10 +59,11 @@ func TestDeadLogSaysWhy(t *testing.T) {
 			d := queue.NewDispatcher(st, httpsend.New(httpsend.Options{Guard: c.guard}), queue.Options{
 				Clock: clock, Schedule: []time.Duration{time.Minute, time.Minute}, Logger: zap.New(core),
 				OnOutcome: func(j *queue.Job, res queue.Result) {
-					outcomes <- res
+					// dead first: the test reads dead at once once it has the outcome.
 					if j.State == queue.StateDead {
 						dead <- j
 					}
+					outcomes <- res
 				},
 			})
 			if err := d.Start(); err != nil {

@@ -358,37 +358,7 @@ func (r *run) plan() []faxPlan {
 
 // clients sends and follows the planned faxes with opts.Concurrency goroutines.
 func (r *run) clients(ctx context.Context, plans []faxPlan) error {
-	work := make(chan int)
-	errs := make(chan error, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	for range r.opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := r.one(ctx, i, plans[i]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for i := range plans {
-		select {
-		case work <- i:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	return cmp.Or(err, <-errs)
+	return harness.ForEach(ctx, len(plans), r.opts.Concurrency, func(i int) error { return r.one(ctx, i, plans[i]) })
 }
 
 // faxPlan is what one fax is.

@@ -73,11 +73,12 @@ const multipartMemory = 1 << 20
 
 // Config configures a Service.
 type Config struct {
-	APIKey, APISecret string           // HTTP Basic credentials required on every call (401 otherwise)
-	Tick              time.Duration    // duration of one simulation step; default DefaultTick
-	Seed              int64            // seed for ids, phone numbers and random recipient behaviour
-	Now               func() time.Time // clock; default time.Now
-	MaxUpload         int64            // largest accepted request body in bytes; default DefaultMaxUpload
+	APIKey, APISecret string            // HTTP Basic credentials required on every call (401 otherwise)
+	Accounts          map[string]string // more accounts: API key → API secret; with any, each account sees only the faxes it sent or received
+	Tick              time.Duration     // duration of one simulation step; default DefaultTick
+	Seed              int64             // seed for ids, phone numbers and random recipient behaviour
+	Now               func() time.Time  // clock; default time.Now
+	MaxUpload         int64             // largest accepted request body in bytes; default DefaultMaxUpload
 }
 
 // Service is the simulated fax service. It implements http.Handler with all routes under
@@ -105,6 +106,7 @@ type record struct {
 	file      []byte // GET /file content; nil when none or deleted
 	cancelled bool
 	cancelAt  time.Time
+	owner     string // the API key that sent or received it
 }
 
 // sendSpec is what a send (or resend) asked for.
@@ -115,6 +117,7 @@ type sendSpec struct {
 	tags     map[string]string
 	callerID string
 	testFail string
+	owner    string // the API key that sent it (a resend keeps it)
 }
 
 // New returns a Service with cfg's zero values replaced by defaults. Fax ids start at
@@ -197,8 +200,7 @@ func fail(w http.ResponseWriter, code int, msg string) {
 // ServeHTTP authenticates the request with HTTP Basic and dispatches it to the v2.1 routes.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, secret, hasAuth := r.BasicAuth()
-	if !hasAuth || subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.cfg.APISecret)) != 1 {
+	if !hasAuth || !s.authentic(key, secret) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="faxapp"`)
 		fail(w, http.StatusUnauthorized, "Invalid API key or secret")
 		return
@@ -231,17 +233,17 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case len(seg) == 2 && seg[0] == "faxes":
 		route(map[string]func(){
-			http.MethodGet:    func() { s.getFax(w, seg[1]) },
-			http.MethodDelete: func() { s.deleteFax(w, seg[1]) },
+			http.MethodGet:    func() { s.getFax(w, key, seg[1]) },
+			http.MethodDelete: func() { s.deleteFax(w, key, seg[1]) },
 		})
 	case len(seg) == 3 && seg[0] == "faxes" && seg[2] == "cancel":
-		route(map[string]func(){http.MethodPost: func() { s.cancelFax(w, seg[1]) }})
+		route(map[string]func(){http.MethodPost: func() { s.cancelFax(w, key, seg[1]) }})
 	case len(seg) == 3 && seg[0] == "faxes" && seg[2] == "resend":
-		route(map[string]func(){http.MethodPost: func() { s.resendFax(w, seg[1]) }})
+		route(map[string]func(){http.MethodPost: func() { s.resendFax(w, key, seg[1]) }})
 	case len(seg) == 3 && seg[0] == "faxes" && seg[2] == "file":
 		route(map[string]func(){
-			http.MethodGet:    func() { s.getFile(w, r, seg[1]) },
-			http.MethodDelete: func() { s.deleteFile(w, seg[1]) },
+			http.MethodGet:    func() { s.getFile(w, r, key, seg[1]) },
+			http.MethodDelete: func() { s.deleteFile(w, key, seg[1]) },
 		})
 	case len(seg) == 1 && seg[0] == "phone_numbers":
 		route(map[string]func(){
@@ -339,4 +341,23 @@ func normalizeNumber(s string) (string, bool) {
 		return s, false
 	}
 	return n, true
+}
+
+// authentic reports whether key and secret are the credentials of an account: Config.APIKey's
+// or one of Config.Accounts.
+func (s *Service) authentic(key, secret string) bool {
+	want, ok := s.cfg.Accounts[key]
+	if !ok {
+		want = s.cfg.APISecret
+		if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) != 1 {
+			return false
+		}
+	}
+	return subtle.ConstantTimeCompare([]byte(secret), []byte(want)) == 1
+}
+
+// owns reports whether the account with API key owner sees rec: always when the service has
+// one account, else when it sent or received the fax.
+func (s *Service) owns(owner string, rec *record) bool {
+	return len(s.cfg.Accounts) == 0 || rec.owner == owner
 }

@@ -23,8 +23,9 @@ func (s *Service) createFax(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cleanup()
+	owner, _, _ := r.BasicAuth()
 	if form.Get("direction") == fax.DirectionReceived {
-		s.receiveFax(w, form, files)
+		s.receiveFax(w, owner, form, files)
 		return
 	}
 	if d := form.Get("direction"); d != "" && d != fax.DirectionSent {
@@ -32,7 +33,7 @@ func (s *Service) createFax(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	spec := sendSpec{tags: tags(form), callerID: strings.TrimSpace(form.Get("caller_id"))}
+	spec := sendSpec{tags: tags(form), callerID: strings.TrimSpace(form.Get("caller_id")), owner: owner}
 	for _, to := range values(form, "to") {
 		n, valid := normalizeNumber(to)
 		if !valid {
@@ -77,7 +78,7 @@ func (s *Service) createFax(w http.ResponseWriter, r *http.Request) {
 func (s *Service) addSent(spec sendSpec) int64 {
 	id := s.nextID
 	s.nextID++
-	rec := &record{id: id, direction: fax.DirectionSent, created: s.cfg.Now(), spec: spec, file: spec.file}
+	rec := &record{id: id, direction: fax.DirectionSent, created: s.cfg.Now(), spec: spec, file: spec.file, owner: spec.owner}
 	for _, to := range spec.to {
 		rec.plans = append(rec.plans, newPlan(s.cfg.Seed, id, to, spec.testFail))
 	}
@@ -87,7 +88,7 @@ func (s *Service) addSent(spec sendSpec) int64 {
 }
 
 // receiveFax simulates an incoming fax (Phaxio's test receive).
-func (s *Service) receiveFax(w http.ResponseWriter, form url.Values, files []*multipart.FileHeader) {
+func (s *Service) receiveFax(w http.ResponseWriter, owner string, form url.Values, files []*multipart.FileHeader) {
 	if len(files) == 0 {
 		fail(w, http.StatusUnprocessableEntity, "You must provide a file")
 		return
@@ -114,7 +115,7 @@ func (s *Service) receiveFax(w http.ResponseWriter, form url.Values, files []*mu
 	s.nextID++
 	s.faxes[id] = &record{
 		id: id, direction: fax.DirectionReceived, created: s.cfg.Now(),
-		spec: sendSpec{pages: pages}, from: nums[0], to: nums[1], file: file,
+		spec: sendSpec{pages: pages}, from: nums[0], to: nums[1], file: file, owner: owner,
 	}
 	s.order = append(s.order, id)
 	s.mu.Unlock()
@@ -163,28 +164,29 @@ func readAll(fh *multipart.FileHeader) ([]byte, error) {
 	return b, nil
 }
 
-// lookup parses a fax id and finds its record; s.mu must be held. It answers 404 itself.
-func (s *Service) lookup(w http.ResponseWriter, idStr string) *record {
+// lookup parses a fax id and finds its record among those the account owner sees; s.mu must be
+// held. It answers 404 itself.
+func (s *Service) lookup(w http.ResponseWriter, owner, idStr string) *record {
 	id, err := strconv.ParseInt(idStr, 10, 64)
-	if rec, found := s.faxes[id]; err == nil && found {
+	if rec, found := s.faxes[id]; err == nil && found && s.owns(owner, rec) {
 		return rec
 	}
 	fail(w, http.StatusNotFound, "Fax not found")
 	return nil
 }
 
-func (s *Service) getFax(w http.ResponseWriter, idStr string) {
+func (s *Service) getFax(w http.ResponseWriter, owner, idStr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rec := s.lookup(w, idStr); rec != nil {
+	if rec := s.lookup(w, owner, idStr); rec != nil {
 		success(w, "Metadata for fax", s.state(rec, s.cfg.Now()))
 	}
 }
 
-func (s *Service) deleteFax(w http.ResponseWriter, idStr string) {
+func (s *Service) deleteFax(w http.ResponseWriter, owner, idStr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.lookup(w, idStr)
+	rec := s.lookup(w, owner, idStr)
 	if rec == nil {
 		return
 	}
@@ -193,10 +195,10 @@ func (s *Service) deleteFax(w http.ResponseWriter, idStr string) {
 	success(w, "Deleted fax successfully!", nil)
 }
 
-func (s *Service) cancelFax(w http.ResponseWriter, idStr string) {
+func (s *Service) cancelFax(w http.ResponseWriter, owner, idStr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.lookup(w, idStr)
+	rec := s.lookup(w, owner, idStr)
 	if rec == nil {
 		return
 	}
@@ -212,10 +214,10 @@ func (s *Service) cancelFax(w http.ResponseWriter, idStr string) {
 	}
 }
 
-func (s *Service) resendFax(w http.ResponseWriter, idStr string) {
+func (s *Service) resendFax(w http.ResponseWriter, owner, idStr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.lookup(w, idStr)
+	rec := s.lookup(w, owner, idStr)
 	if rec == nil {
 		return
 	}
@@ -226,9 +228,9 @@ func (s *Service) resendFax(w http.ResponseWriter, idStr string) {
 	success(w, "Fax queued for resending", idData{ID: s.addSent(rec.spec)})
 }
 
-func (s *Service) getFile(w http.ResponseWriter, r *http.Request, idStr string) {
+func (s *Service) getFile(w http.ResponseWriter, r *http.Request, owner, idStr string) {
 	s.mu.Lock()
-	rec := s.lookup(w, idStr)
+	rec := s.lookup(w, owner, idStr)
 	var file []byte
 	if rec != nil {
 		file = rec.file
@@ -248,10 +250,10 @@ func (s *Service) getFile(w http.ResponseWriter, r *http.Request, idStr string) 
 	}
 }
 
-func (s *Service) deleteFile(w http.ResponseWriter, idStr string) {
+func (s *Service) deleteFile(w http.ResponseWriter, owner, idStr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rec := s.lookup(w, idStr); rec != nil {
+	if rec := s.lookup(w, owner, idStr); rec != nil {
 		rec.file = nil
 		success(w, "Deleted file successfully!", nil)
 	}
@@ -279,6 +281,7 @@ func (s *Service) listFaxes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	direction, status, wantTags := q.Get("direction"), q.Get("status"), tags(q)
+	owner, _, _ := r.BasicAuth()
 	phone := q.Get("phone_number")
 	if n, valid := normalizeNumber(phone); valid {
 		phone = n
@@ -290,6 +293,9 @@ func (s *Service) listFaxes(w http.ResponseWriter, r *http.Request) {
 	matches := []snapshot{}
 	for _, id := range slices.Backward(s.order) {
 		rec := s.faxes[id]
+		if !s.owns(owner, rec) {
+			continue
+		}
 		if !before.IsZero() && !rec.created.Before(before) || !after.IsZero() && rec.created.Before(after) ||
 			direction != "" && rec.direction != direction {
 			continue

@@ -581,37 +581,7 @@ func sendOptions(i int, p faxPlan) (harness.SendOptions, string) {
 
 // clients sends and follows the planned faxes with opts.Concurrency goroutines.
 func (r *chaosRun) clients(ctx context.Context, plans []faxPlan) error {
-	work := make(chan int)
-	errs := make(chan error, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	for range r.opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := r.one(ctx, i, plans[i]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for i := range plans {
-		select {
-		case work <- i:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	return cmp.Or(err, <-errs)
+	return harness.ForEach(ctx, len(plans), r.opts.Concurrency, func(i int) error { return r.one(ctx, i, plans[i]) })
 }
 
 // one sends fax number i through random instances until a send succeeds, then follows it

@@ -4,6 +4,7 @@ package harness
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -396,4 +397,40 @@ func (c *Client) Resend(ctx context.Context, id int64, callbackURL string) (int6
 		return 0, fmt.Errorf("resend response has no data.id: %v", env)
 	}
 	return int64(newID), nil
+}
+
+// ForEach calls fn(i) for every i in [0, n) from concurrency goroutines, and returns the first
+// error: of fn, which stops the feeding of further indices, or of ctx.
+func ForEach(ctx context.Context, n, concurrency int, fn func(i int) error) error {
+	work := make(chan int)
+	errs := make(chan error, concurrency)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := fn(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := range n {
+		select {
+		case work <- i:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return cmp.Or(err, <-errs)
 }

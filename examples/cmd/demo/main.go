@@ -28,6 +28,10 @@ const (
 	token  = "demo-webhook-token"
 	key    = "demo-key"
 	secret = "demo-secret"
+	// A second account of the fax service, with webhook settings of its own.
+	acmeToken  = "acme-webhook-token"
+	acmeKey    = "acme-key"
+	acmeSecret = "acme-secret"
 )
 
 func main() {
@@ -54,14 +58,14 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		defer os.RemoveAll(dir)
 	}
 
-	svc := faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Tick: 150 * time.Millisecond, Seed: 7})
+	svc := faxapp.New(faxapp.Config{APIKey: key, APISecret: secret, Accounts: map[string]string{acmeKey: acmeSecret}, Tick: 150 * time.Millisecond, Seed: 7})
 	faxURL, stopFax, err := harness.Serve(svc)
 	if err != nil {
 		return err
 	}
 	defer stopFax()
 	var mu sync.Mutex
-	rcv := receiver.New(receiver.Config{Token: token, Respond: func(d receiver.Delivery) int {
+	printer := func(d receiver.Delivery) int {
 		mu.Lock()
 		defer mu.Unlock()
 		status := "VERIFIED"
@@ -73,12 +77,20 @@ func run(bin string, timeout time.Duration, keep bool) error {
 			return http.StatusUnauthorized
 		}
 		return http.StatusOK
-	}})
+	}
+	rcv := receiver.New(receiver.Config{Token: token, Respond: printer})
 	rcvURL, stopRcv, err := harness.Serve(rcv)
 	if err != nil {
 		return err
 	}
 	defer stopRcv()
+	// The second account's receiver checks signatures with that account's own token.
+	acmeRcv := receiver.New(receiver.Config{Token: acmeToken, Respond: printer})
+	acmeURL, stopAcme, err := harness.Serve(acmeRcv)
+	if err != nil {
+		return err
+	}
+	defer stopAcme()
 	sink, err := smtpsink.Start("127.0.0.1:0")
 	if err != nil {
 		return err
@@ -120,6 +132,10 @@ func run(bin string, timeout time.Duration, keep bool) error {
 			from "Faxhook demo <fax@faxhook.test>"
 			tls opportunistic
 		}
+		account %s {
+			token {env.ACME_TOKEN}
+			sent_url %s/acme/sent
+		}
 	}
 }
 
@@ -127,34 +143,43 @@ http://%s {
 	faxhook
 	reverse_proxy %s
 }
-`, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), site, faxURL)
-	fmt.Printf("fax service  %s\nreceiver     %s\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n", faxURL, rcvURL, sink.Addr(), site)
-	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token)
+`, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), acmeKey, acmeURL, site, faxURL)
+	fmt.Printf("fax service  %s\nreceiver     %s\nacme's      %s  (account %s: its own URL and token)\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n",
+		faxURL, rcvURL, acmeURL, acmeKey, sink.Addr(), site)
+	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token, "ACME_TOKEN="+acmeToken)
 	if err != nil {
 		return err
 	}
 	defer caddy.Stop()
 
 	client := &harness.Client{Base: "http://" + site + "/v2.1", Key: key, Secret: secret}
-	sends := []harness.SendOptions{
-		{To: []string{"+15558670000"}, File: faxapp.PDF(2), CallbackURL: rcvURL + "/phaxio/callback?customer=42"},
-		{To: []string{"+15558670001", "+15558670000"}, File: faxapp.PDF(3)},
-		{To: []string{"+15558670002"}, File: faxapp.PDF(1), CallbackURL: rcvURL + "/phaxio/callback?customer=7", CallbackAfterFile: true},
-		{To: []string{"+15558670000"}, File: faxapp.PDF(1), CallbackURL: "mailto:frontdesk@faxhook.test", Tags: map[string]string{"patient": "<b>Jane</b>"}},
+	acme := &harness.Client{Base: client.Base, Key: acmeKey, Secret: acmeSecret}
+	type send struct {
+		c *harness.Client
+		harness.SendOptions
 	}
-	const webhooks = 3 // the e-mail goes to the SMTP sink
+	sends := []send{
+		{client, harness.SendOptions{To: []string{"+15558670000"}, File: faxapp.PDF(2), CallbackURL: rcvURL + "/phaxio/callback?customer=42"}},
+		{client, harness.SendOptions{To: []string{"+15558670001", "+15558670000"}, File: faxapp.PDF(3)}},
+		{client, harness.SendOptions{To: []string{"+15558670002"}, File: faxapp.PDF(1), CallbackURL: rcvURL + "/phaxio/callback?customer=7", CallbackAfterFile: true}},
+		{client, harness.SendOptions{To: []string{"+15558670000"}, File: faxapp.PDF(1), CallbackURL: "mailto:frontdesk@faxhook.test", Tags: map[string]string{"patient": "<b>Jane</b>"}}},
+		// Sent with the second account's API key: its webhook goes to that account's URL, signed
+		// with that account's token.
+		{acme, harness.SendOptions{To: []string{"+15558670000"}, File: faxapp.PDF(1)}},
+	}
+	const webhooks, acmeWebhooks = 3, 1 // the e-mail goes to the SMTP sink
 	var wg sync.WaitGroup
 	errs := make(chan error, len(sends))
 	for _, o := range sends {
-		id, err := client.Send(ctx, o)
+		id, err := o.c.Send(ctx, o.SendOptions)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("sent     fax=%d to %v through Caddy (callback_url %q)\n", id, o.To, o.CallbackURL)
+		fmt.Printf("sent     fax=%d to %v through Caddy as %s (callback_url %q)\n", id, o.To, o.c.Key, o.CallbackURL)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := client.WaitDone(ctx, id, 200*time.Millisecond)
+			s, err := o.c.WaitDone(ctx, id, 200*time.Millisecond)
 			if err != nil {
 				errs <- err
 				return
@@ -170,20 +195,24 @@ http://%s {
 	if _, err := rcv.Wait(ctx, webhooks); err != nil {
 		return fmt.Errorf("waiting for %d webhooks (got %d): %w; caddy log:\n%s", webhooks, rcv.Count(), err, caddy.Tail(30))
 	}
+	if _, err := acmeRcv.Wait(ctx, acmeWebhooks); err != nil {
+		return fmt.Errorf("waiting for account %s's webhook (got %d): %w; caddy log:\n%s", acmeKey, acmeRcv.Count(), err, caddy.Tail(30))
+	}
 	if _, err := sink.Wait(ctx, 1); err != nil {
 		return fmt.Errorf("waiting for the e-mail webhook: %w; caddy log:\n%s", err, caddy.Tail(30))
 	}
 	time.Sleep(300 * time.Millisecond) // a duplicate would show up now
-	ds := rcv.Deliveries()
-	for _, d := range ds {
+	ds, acmeDs := rcv.Deliveries(), acmeRcv.Deliveries()
+	for _, d := range append(ds, acmeDs...) {
 		if !d.Verified {
 			return fmt.Errorf("a webhook failed signature verification: %+v", d)
 		}
 	}
-	if len(ds) != webhooks || len(sink.Messages()) != 1 {
-		return fmt.Errorf("%d webhooks and %d e-mails arrived, want %d and 1", len(ds), len(sink.Messages()), webhooks)
+	if len(ds) != webhooks || len(acmeDs) != acmeWebhooks || len(sink.Messages()) != 1 {
+		return fmt.Errorf("%d + %d webhooks and %d e-mails arrived, want %d + %d and 1", len(ds), len(acmeDs), len(sink.Messages()), webhooks, acmeWebhooks)
 	}
-	fmt.Printf("\nall %d webhooks arrived, signed and verified, and 1 e-mail webhook\n", len(ds))
+	fmt.Printf("\nall %d webhooks arrived, signed and verified (%d of them to account %s's own URL, with its own token), and 1 e-mail webhook\n",
+		len(ds)+len(acmeDs), len(acmeDs), acmeKey)
 	return nil
 }
 
