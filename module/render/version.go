@@ -46,8 +46,12 @@ func (v Version) Inflight() bool { return v == V21 }
 // ParseVersion reads a webhook version: "2.1" (also "2.1.0", "v2.1"), "2" ("2.0", "2.0.0",
 // "v2") or "1" ("1.0", "1.0.0", "v1"). The empty string is V21, the default.
 func ParseVersion(s string) (Version, error) {
-	switch strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "v") {
-	case "", "2.1", "2.1.0":
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "" {
+		return V21, nil
+	}
+	switch strings.TrimPrefix(t, "v") {
+	case "2.1", "2.1.0":
 		return V21, nil
 	case "2", "2.0", "2.0.0":
 		return V2, nil
