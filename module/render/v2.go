@@ -27,8 +27,15 @@ type faxV2 struct {
 
 // faxV2Of converts a v2.1 fax object to its v2 shape.
 func faxV2Of(f *fax.Fax) faxV2 {
+	// Only the collections v2 sends as {} or [] rather than null are defaulted: Normalize
+	// would also touch the barcodes, whose backing array the caller's fax shares.
 	g := *f
-	g.Normalize()
+	if g.Tags == nil {
+		g.Tags = map[string]string{}
+	}
+	if g.Recipients == nil {
+		g.Recipients = []fax.Recipient{}
+	}
 	return faxV2{
 		ID: g.ID, Direction: g.Direction, NumPages: g.NumPages, Status: g.Status, IsTest: g.IsTest,
 		CreatedAt: g.CreatedAt, CallerID: g.CallerID, FromNumber: g.FromNumber, CompletedAt: g.CompletedAt,
