@@ -20,7 +20,11 @@
 //			inflight       on
 //			max_recipients 1000
 //			max_events     1000
+//			webhook_version 2.1 # or 2, or 1 (also 2.1.0, 2.0.0, 1.0.0)
 //			number         +15551234567 https://example.com/phaxio/line1
+//			number         +15551234568 https://example.com/phaxio/line2 {
+//				webhook_version 1 # this number's faxes get v1 webhooks
+//			}
 //			max_file_size  20MiB
 //			min_free_space 64MiB
 //			allow_private  10.0.0.0/8
@@ -67,6 +71,7 @@ import (
 	"github.com/faxhook/caddy-faxhook/handler"
 	"github.com/faxhook/caddy-faxhook/module"
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -169,8 +174,21 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			app.Inflight = on
 		case "number":
 			args := d.RemainingArgs()
+			version, err := unmarshalNumberBlock(d, args)
+			if err != nil {
+				return err
+			}
+			if version != "" {
+				if app.NumberVersions == nil {
+					app.NumberVersions = map[string]string{}
+				}
+				app.NumberVersions[args[0]] = version
+				if len(args) == 1 {
+					continue // a version of its own, the number's URLs as before
+				}
+			}
 			if len(args) < 2 {
-				return d.Err("number: want a phone number and at least one URL")
+				return d.Err("number: want a phone number and at least one URL, or a block with webhook_version")
 			}
 			for _, u := range args[1:] {
 				if err := module.ValidateURL(u); err != nil {
@@ -187,6 +205,12 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.Accounts = append(app.Accounts, ac)
+		case "webhook_version":
+			v, err := webhookVersion(d, "webhook_version")
+			if err != nil {
+				return err
+			}
+			app.WebhookVersion = v
 		case "max_file_size":
 			var s string
 			if !d.AllArgs(&s) {
@@ -285,7 +309,45 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			return d.Errf("unknown faxhook option %q", opt)
 		}
 	}
+	if v, _ := render.ParseVersion(app.WebhookVersion); app.Inflight && !v.Inflight() {
+		return d.Errf("inflight on: webhook_version %s has no inflight events (only 2.1 has them); turn inflight off or use webhook_version 2.1", v)
+	}
 	return nil
+}
+
+// webhookVersion reads the option's one argument, a webhook version (2.1, 2 or 1, or Phaxio's
+// 2.1.0, 2.0.0, 1.0.0), and returns it as written.
+func webhookVersion(d *caddyfile.Dispenser, name string) (string, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return "", d.Errf("%s: want one version: 2.1, 2 or 1", name)
+	}
+	if _, err := render.ParseVersion(s); err != nil {
+		return "", d.Errf("%s: %v", name, err)
+	}
+	return s, nil
+}
+
+// unmarshalNumberBlock parses the optional block of a `number PHONE [URL…] { … }` option,
+// whose args are given, and returns the number's own webhook version ("" when none).
+func unmarshalNumberBlock(d *caddyfile.Dispenser, args []string) (string, error) {
+	version := ""
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "webhook_version":
+			v, err := webhookVersion(d, "number webhook_version")
+			if err != nil {
+				return "", err
+			}
+			version = v
+		default:
+			return "", d.Errf("unknown number option %q (allowed: webhook_version)", opt)
+		}
+	}
+	if len(args) == 0 {
+		return "", d.Err("number: want a phone number")
+	}
+	return version, nil
 }
 
 // onOff reads the option's one argument: on (or true) or off (or false).

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
@@ -123,6 +124,20 @@ type App struct {
 	// API key no account lists uses the settings above.
 	Accounts []*Account `json:"accounts,omitempty"`
 
+	// WebhookVersion is the Phaxio webhook version of HTTP webhooks: `2.1` (default), `2` or
+	// `1` (Phaxio's spellings `2.1.0`, `2.0.0` and `1.0.0` are accepted too). v2.1 sends the
+	// fields fax and event_type; v2 sends success, is_test, direction and the v2 fax object in
+	// fax; v1 sends success, is_test, direction, the v1 fax object in fax, metadata (received
+	// faxes) and message; v1 and v2 name a received fax's PDF part `filename`. Versions below 2.1
+	// have no inflight events: Inflight with a global version of 1 or 2 is a configuration error.
+	// E-mail (mailto:) webhooks are the same in every version.
+	WebhookVersion string `json:"webhook_version,omitempty"`
+
+	// NumberVersions gives phone numbers (E.164) a webhook version of their own, which wins over
+	// WebhookVersion for faxes received on the number (to_number) and faxes sent from it
+	// (caller_id). A number below 2.1 gets no inflight events even when Inflight is on.
+	NumberVersions map[string]string `json:"number_versions,omitempty"`
+
 	// Poll lets faxhook call the fax service's API itself: to poll faxes in flight, discover
 	// received faxes and fetch received faxes' PDFs. Its requests are built by the profile (see
 	// Mapping). Without it, a received fax's PDF is fetched through the route and with the
@@ -179,6 +194,9 @@ type App struct {
 	// standard and standardSecrets are StandardWebhooks parsed, and its secrets for redaction.
 	standard        []httpsend.StandardRule
 	standardSecrets []string
+	// version and numberVersions are WebhookVersion and NumberVersions, parsed.
+	version        render.Version
+	numberVersions map[string]render.Version
 }
 
 // SMTPConfig is the mail server that delivers `mailto:` webhooks.
@@ -242,6 +260,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if a.standard, a.standardSecrets, err = standardRules(a.StandardWebhooks, repl); err != nil {
+		return err
+	}
+	a.version, a.numberVersions, err = a.versions()
+	if err != nil {
 		return err
 	}
 	if a.MaxFileSize == 0 {
@@ -372,6 +394,9 @@ func (a *App) Validate() error {
 	if err := validateAccounts(a.Accounts, a.Poll != nil); err != nil {
 		return err
 	}
+	if _, _, err := a.versions(); err != nil {
+		return err
+	}
 	if err := CheckCount("max_recipients", int64(a.MaxRecipients), MaxRecipientsLimit, strconv.Itoa(defaultMaxRecipients)); err != nil {
 		return err
 	}
@@ -421,6 +446,7 @@ func (a *App) Start() error {
 	s := settings{
 		token: a.token, schedule: a.sched, timeout: a.timeout, workers: a.Workers,
 		sentURLs: a.SentURLs, receivedURLs: a.ReceivedURLs, numberURLs: a.Numbers,
+		version: a.version, numberVersions: a.numberVersions,
 		inflight: a.Inflight, maxRecipients: a.MaxRecipients, maxEvents: a.MaxEvents, poll: a.poll, maxFileSize: a.MaxFileSize,
 		guard: a.guard, mail: a.mail, perHost: a.PerHost, profile: a.Profile(),
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
@@ -446,6 +472,35 @@ func (a *App) Cleanup() error {
 		return fmt.Errorf("releasing faxhook storage %s: %w", a.dir, err)
 	}
 	return nil
+}
+
+// versions parses WebhookVersion and NumberVersions. Inflight events exist only in v2.1, so
+// inflight on with a global version of 1 or 2 is an error (the operator asked for two things
+// that contradict each other); a number's own older version only keeps that number's faxes from
+// getting inflight events.
+func (a *App) versions() (render.Version, map[string]render.Version, error) {
+	v, err := render.ParseVersion(a.WebhookVersion)
+	if err != nil {
+		return v, nil, fmt.Errorf("webhook_version: %w", err)
+	}
+	if a.Inflight && !v.Inflight() {
+		return v, nil, fmt.Errorf("inflight: webhook_version %s has no inflight events (only 2.1 has them); turn inflight off or use webhook_version 2.1", v)
+	}
+	var nums map[string]render.Version
+	for n, s := range a.NumberVersions {
+		if !strings.HasPrefix(n, "+") || len(n) < 8 {
+			return v, nil, fmt.Errorf("number %q: not an E.164 number (+ and digits)", n)
+		}
+		nv, err := render.ParseVersion(s)
+		if err != nil {
+			return v, nil, fmt.Errorf("number %s: webhook_version: %w", n, err)
+		}
+		if nums == nil {
+			nums = map[string]render.Version{}
+		}
+		nums[n] = nv
+	}
+	return v, nums, nil
 }
 
 // ValidateURL checks that a webhook URL is one faxhook can deliver to: http or https with a host

@@ -6,6 +6,8 @@ import (
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -20,6 +22,9 @@ type settings struct {
 	receivedURLs []string
 	numberURLs   map[string][]string
 	inflight     bool
+	// version is the global webhook version; numberVersions a number's own (see versionOf).
+	version        render.Version
+	numberVersions map[string]render.Version
 	// maxRecipients and maxEvents bound the inflight events of one fax (see App.MaxRecipients
 	// and App.MaxEvents); zero means the default.
 	maxRecipients int
@@ -60,3 +65,21 @@ func (s *settings) fax() profile.Profile { return cmp.Or(s.profile, profile.Phax
 
 // eventCap is the most inflight events one observation of one fax may enqueue.
 func (s *settings) eventCap() int { return cmp.Or(s.maxEvents, defaultMaxEvents) }
+
+// versionOf returns the webhook version of a fax's HTTP webhooks: the version of its number,
+// the one it was received on (to_number) or, for a sent fax, sent from (caller_id), when that
+// number has one of its own (`number … { webhook_version … }`), else the global one. Accounts,
+// when they come, slot in between: a number's version, then the fax's account's, then the
+// global one.
+func (s *settings) versionOf(f *fax.Fax) render.Version {
+	num := f.CallerID
+	if f.Direction == fax.DirectionReceived {
+		num = f.ToNumber
+	}
+	if num != nil {
+		if v, ok := s.numberVersions[*num]; ok {
+			return v
+		}
+	}
+	return s.version
+}

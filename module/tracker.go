@@ -434,13 +434,16 @@ func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *tracked
 		if err != nil {
 			return nil, 0, err
 		}
-		jobs, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, true)
+		jobs, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, true, cfg.versionOf(f))
 		return jobs, len(jobs) * jobSize(len(faxJSON)), err
 	}
 	urls := t.sentURLs(cfg, rec)
 	terminal := fax.IsTerminal(f.Status)
+	version := cfg.versionOf(f)
 	pending := 0
-	if cfg.inflight && !rec.NoInflight {
+	// Versions below 2.1 have no inflight events: a fax whose webhooks are v1 or v2 gets only
+	// its fax_completed, whatever inflight says.
+	if cfg.inflight && version.Inflight() && !rec.NoInflight {
 		pending = pendingInflight(rec, obj, cfg.eventCap())
 	}
 	if !terminal && pending == 0 {
@@ -474,7 +477,7 @@ func (t *tracker) events(tx queue.Tx, cfg *settings, now time.Time, rec *tracked
 		}
 	}
 	if terminal {
-		js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, false)
+		js, err := t.enqueueEvent(tx, now, rec, faxJSON, fax.EventFaxCompleted, nil, urls, false, version)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -528,7 +531,7 @@ func (t *tracker) inflightEvents(tx queue.Tx, now time.Time, rec *trackedFax, ob
 	announce := func(ph, eventType, name string, seen map[string]int, upTo int) error {
 		for n := seen[ph] + 1; n <= upTo; n++ {
 			js, err := t.enqueueEvent(tx, now, rec, faxJSON, eventType, []queue.Field{
-				{Name: name, Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false)
+				{Name: name, Value: strconv.Itoa(n)}, {Name: "recipient_phone_number", Value: ph}}, urls, false, render.V21)
 			if err != nil {
 				return err
 			}
@@ -644,29 +647,47 @@ func (t *tracker) receivedURLs(tx queue.Tx, cfg *settings, f *fax.Fax) ([]string
 }
 
 // enqueueEvent enqueues one event to every URL, as one job per URL with a stable ID, ordered
-// behind the fax's earlier events to the same URL. faxJSON is the encoded fax object, shared by
-// every job of the observation.
-func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJSON, eventType string, extra []queue.Field, urls []string, withFile bool) ([]*queue.Job, error) {
+// behind the fax's earlier events to the same URL. faxJSON is the encoded v2.1 fax object,
+// shared by every job of the observation; version is the webhook version of the fax's HTTP
+// webhooks (settings.versionOf), while its e-mails are always rendered as v2.1
+// (render.Event.For). A v1 or v2 event has an event id of its own (render.Event.ID), so job
+// ids, which derive from the event id and the URL, stay distinct across versions.
+func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJSON, eventType string, extra []queue.Field, urls []string, withFile bool, version render.Version) ([]*queue.Job, error) {
 	if len(urls) == 0 {
 		return nil, nil
 	}
-	ev := render.Event{FaxID: rec.Fax.ID, Type: eventType, FaxJSON: faxJSON, Extra: extra}
+	ev := render.Event{FaxID: rec.Fax.ID, Type: eventType, FaxJSON: faxJSON, Extra: extra, Version: version, Fax: &rec.Fax}
 	if withFile {
 		ev.FileRef = render.PrepareReceivedPDF
 	}
-	eventID, fields, meta := ev.ID(), ev.Fields(), ev.Meta()
-	if rec.Account != "" {
-		meta = append(meta, queue.Label{Name: labelAccount, Value: rec.Account})
+	// The fields of each version, rendered once for every URL of that version.
+	fieldsOf := map[render.Version][]queue.Field{}
+	meta := func(e render.Event) queue.Labels {
+		m := e.Meta()
+		if rec.Account != "" {
+			m = append(m, queue.Label{Name: labelAccount, Value: rec.Account})
+		}
+		return m
 	}
 	all := make([]*queue.Job, 0, len(urls))
 	for _, u := range urls {
-		payload, err := ev.Payload(u, fields)
+		e := ev.For(u)
+		fields, ok := fieldsOf[e.Version]
+		if !ok {
+			var err error
+			if fields, err = e.WireFields(); err != nil {
+				return nil, fmt.Errorf("rendering %s: %w: %w", eventType, errUnappliable, err)
+			}
+			fieldsOf[e.Version] = fields
+		}
+		payload, err := e.Payload(u, fields)
 		if err != nil {
 			return nil, fmt.Errorf("rendering %s for %s: %w", eventType, queue.RedactURL(u), err)
 		}
+		eventID := e.ID()
 		sum := sha256.Sum256([]byte(eventID + "\x00" + u))
 		j := &queue.Job{
-			ID: hex.EncodeToString(sum[:12]), EventID: eventID, Meta: meta,
+			ID: hex.EncodeToString(sum[:12]), EventID: eventID, Meta: meta(e),
 			URL: u, Payload: payload, CreatedAt: now, DueAt: now,
 			Chain: strconv.FormatInt(rec.Fax.ID, 10) + "\x00" + u,
 		}

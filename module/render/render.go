@@ -1,5 +1,5 @@
 // Package render turns a fax event into what the queue delivers: the form fields of a Phaxio
-// v2.1 webhook, the e-mail of a mailto: webhook, the received fax's PDF as a file part, and the
+// webhook in the version its receiver speaks (v2.1, v2 or v1; see Version), the e-mail of a mailto: webhook, the received fax's PDF as a file part, and the
 // job metadata that listings and logs show. The queue sends what it is given and knows no
 // faxes; everything about faxes in a payload is decided here.
 package render
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -48,6 +49,34 @@ type Event struct {
 	// preparer fetches it once before the first attempt (queue.Payload.Prepare), through the
 	// profile, for the fax the job's metadata names, and attaches it as a file part named "file".
 	FileRef string
+	// Version is the webhook version of the event's HTTP jobs (V21 when zero). A v1 or v2
+	// event is a fax_completed without Extra; its jobs to mailto: URLs are rendered as v2.1
+	// (see For), since e-mails do not change with the version.
+	Version Version
+	// Fax is the fax object the event is about; v1 and v2 fields are rendered from it (v2.1
+	// ones from FaxJSON).
+	Fax *fax.Fax
+}
+
+// For returns the event as delivered to url: a mailto: URL gets the v2.1 event whatever the
+// version, since e-mail webhooks do not change with it.
+func (ev Event) For(url string) Event {
+	if IsMail(url) {
+		ev.Version = V21
+	}
+	return ev
+}
+
+// WireFields returns the form fields of the event's HTTP webhook in its Version: Fields for
+// v2.1, the v1 or v2 fields (see legacyFields) otherwise.
+func (ev Event) WireFields() ([]queue.Field, error) {
+	if ev.Version == V21 {
+		return ev.Fields(), nil
+	}
+	if ev.Fax == nil {
+		return nil, fmt.Errorf("rendering a v%s webhook of fax %d: no fax object", ev.Version, ev.FaxID)
+	}
+	return legacyFields(ev.Version, ev.Fax)
 }
 
 // PrepareReceivedPDF is the Event.FileRef (and queue.Payload.Prepare) of a job that waits for
@@ -56,12 +85,17 @@ type Event struct {
 // job enqueued before a change of profile still fetches through the current one.
 const PrepareReceivedPDF = "received-fax-pdf"
 
-// ID is the event's stable id, shared by its jobs to every URL: the fax id, the event type and
-// any extra fields.
+// ID is the event's stable id, shared by its jobs to every URL of its version: the fax id, the
+// event type, any extra fields and, below v2.1, the version (".v1", ".v2"), so that one event
+// rendered in two versions has two ids (and its jobs, whose ids derive from the event id and
+// the URL, stay distinct even for one URL).
 func (ev Event) ID() string {
 	id := strconv.FormatInt(ev.FaxID, 10) + "." + ev.Type
 	for _, f := range ev.Extra {
 		id += "." + f.Name + "=" + f.Value
+	}
+	if ev.Version != V21 {
+		id += ".v" + ev.Version.String()
 	}
 	return id
 }
@@ -71,9 +105,14 @@ func (ev Event) Fields() []queue.Field {
 	return append([]queue.Field{{Name: fieldFax, Value: ev.FaxJSON}, {Name: fieldEventType, Value: ev.Type}}, ev.Extra...)
 }
 
-// Meta returns the job metadata of the event's jobs (MetaFaxID, MetaEventType).
+// Meta returns the job metadata of the event's jobs (MetaFaxID, MetaEventType, and MetaVersion
+// below v2.1).
 func (ev Event) Meta() queue.Labels {
-	return queue.Labels{{Name: MetaFaxID, Value: strconv.FormatInt(ev.FaxID, 10)}, {Name: MetaEventType, Value: ev.Type}}
+	l := queue.Labels{{Name: MetaFaxID, Value: strconv.FormatInt(ev.FaxID, 10)}, {Name: MetaEventType, Value: ev.Type}}
+	if ev.Version != V21 {
+		l = append(l, queue.Label{Name: MetaVersion, Value: ev.Version.String()})
+	}
+	return l
 }
 
 // FaxOf returns the fax id and the event type that job metadata made by Event.Meta names; 0
@@ -100,11 +139,14 @@ func (ev Event) Payload(url string, fields []queue.Field) (queue.Payload, error)
 
 // Prepared returns the payload of job once its file is fetched: its fields, the file (nil when
 // it could not be had and the webhook goes without it) and, for a mailto: job, the e-mail, which
-// mentions the file.
+// mentions the file. The file part is named as the job's version wants it ("file" in v2.1,
+// "filename" in v1 and v2; see MetaVersion).
 func Prepared(job *queue.Job, file *queue.File) (queue.Payload, error) {
 	p := queue.Payload{Fields: job.Fields}
 	if file != nil {
-		p.Files = []queue.File{*file}
+		f := *file
+		f.Name = filePart(versionOf(job.Meta))
+		p.Files = []queue.File{f}
 	}
 	if IsMail(job.URL) {
 		m, err := Mail(job.EventID, p.Fields, p.Files)
