@@ -45,6 +45,17 @@
 // upstream's own spelling stays available as Found.UpstreamID (ExtractWithIDs), for whoever must
 // call the upstream about that fax again (Mapping.Path).
 //
+// With UpstreamIDTag set, every fax object with a status also carries the upstream's id as that
+// tag, so that a webhook receiver finds it.
+//
+// # Other shapes
+//
+// SingleRecipient reads Fields.Recipients as the one recipient (an object, or "." for the fax
+// object itself, or a plain value) instead of an array; FieldsByDirection gives faxes of one
+// direction other paths; CostUnit "currency" reads a decimal price into cents;
+// Recipient.PagesDone derives the page on the wire from a count of finished pages; SendObject
+// reads send responses at another place than Object, e.g. a list of new faxes.
+//
 // # Vocabularies and times
 //
 // status_map, recipient_status_map, direction_map and error_type_map translate the upstream's
