@@ -177,6 +177,11 @@ func TestGapSendAnswersAList(t *testing.T) {
 		found[1].Object.Fax.Recipients[0].PhoneNumber != "+15552220001" {
 		t.Fatalf("send answering a list: %+v, %v", found, err)
 	}
+	// A send for one recipient that answers the fax itself (nothing at send_object) is read at
+	// object.
+	if got := extractOne(t, m, RouteSend, `{"id":"01HXA7Q2M5","status":"QUEUED","to":["+15552220002"]}`); got.UpstreamID != "01HXA7Q2M5" {
+		t.Fatalf("send answering one fax: %+v", got)
+	}
 	// The status route still reads the body itself.
 	if got := extractOne(t, m, RouteStatus, `{"id":"01HXA7Q2M3","status":"QUEUED"}`); got.UpstreamID != "01HXA7Q2M3" {
 		t.Fatalf("status: %+v", got)

@@ -98,6 +98,12 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 		return nil, fmt.Errorf("mapping: %s response is not JSON: %w", route, err)
 	}
 	v, st, err := at.lookup(root)
+	if err == nil && st == missing && !idOnly && (route == RouteSend || route == RouteResend) && m.SendObject != "" {
+		// An API that answers a list for several recipients and the fax itself for one
+		// (Sinch): nothing at send_object means the fax object at object.
+		at = c.object
+		v, st, err = at.lookup(root)
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err)

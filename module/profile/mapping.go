@@ -142,6 +142,10 @@ const V21TimeLayout = "2006-01-02T15:04:05.000-07:00"
 // vocabulary translates to v2.1's. The zero value maps nothing; Validate says what is missing.
 // A Mapping is read-only once in use and safe for concurrent use.
 type Mapping struct {
+	// Comment is free text that faxhook ignores: notes, and the sources a mapping was written
+	// from (JSON has no comments).
+	Comment []string `json:"comment,omitempty"`
+
 	// Send is the route that creates (sends) a fax, e.g. "POST /api/fax/jobs". Its request
 	// carries the fax's webhook URL in CallbackField; its response carries the new fax's id at
 	// SendID, or the new fax object at Object when SendID is empty.
@@ -176,7 +180,8 @@ type Mapping struct {
 	// SendObject is the path of the new fax object, or of an array of new fax objects (one per
 	// recipient, e.g. "faxes" for {"faxes":[…]}), in responses of the send and resend routes
 	// when SendID is empty; empty: Object. Use it when the send route answers in another shape
-	// than the status route.
+	// than the status route. A response with nothing at SendObject is read at Object, for an
+	// API that answers a list for several recipients and the fax itself for one.
 	SendObject string `json:"send_object,omitempty"`
 
 	// Fields says where each v2.1 field lives in a fax object. ID and Status are required.
