@@ -1,6 +1,7 @@
 package module
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,6 +57,7 @@ func TestRefusedListingDoesNotSlowStatusPolling(t *testing.T) {
 // Issue 18, gap 5: a mapping that does not fit the service's JSON is seen at the default log
 // level, once per distinct error, and counted.
 func TestMappingErrorsLoggedOnceAndCounted(t *testing.T) {
+	resetMappingErrors(t, time.Now)
 	core, logs := zapobserver.New(zapcore.InfoLevel)
 	log := zap.New(core)
 	ob := newObserver(testMapping(t))
@@ -81,5 +83,53 @@ func TestMappingErrorsLoggedOnceAndCounted(t *testing.T) {
 	if len(warned) != 2 || !strings.Contains(warned[0], "PAUSED") || !strings.Contains(warned[1], "HELD") ||
 		!strings.Contains(warned[0], "fields.status") {
 		t.Fatalf("logged at Info or above: %q; want each distinct mapping error once, naming the field", warned)
+	}
+}
+
+// resetMappingErrors forgets the mapping errors logged so far and sets the clock, until the test
+// ends.
+func resetMappingErrors(t *testing.T, now func() time.Time) {
+	me := &mappingErrors
+	me.mu.Lock()
+	defer me.mu.Unlock()
+	me.seen, me.last, me.now = map[string]struct{}{}, time.Time{}, now
+	t.Cleanup(func() {
+		me.mu.Lock()
+		defer me.mu.Unlock()
+		me.seen, me.last, me.now = map[string]struct{}{}, time.Time{}, time.Now
+	})
+}
+
+// Past maxDistinctMappingErrors distinct errors, at most one more is logged per minute.
+func TestMappingErrorsBounded(t *testing.T) {
+	clock := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	resetMappingErrors(t, func() time.Time { return clock })
+	core, logs := zapobserver.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	report := func(i int) {
+		reportMappingError(log, "test", fmt.Errorf("mapping: fax %d: %w", i, profile.ErrSkipped))
+	}
+	for i := range maxDistinctMappingErrors {
+		report(i)
+		report(i)
+	}
+	if n := logs.Len(); n != maxDistinctMappingErrors {
+		t.Fatalf("%d lines for %d distinct errors, each twice", n, maxDistinctMappingErrors)
+	}
+	report(1000) // past the bound: logged, the first this minute
+	report(1001)
+	report(1002)
+	if n := logs.Len(); n != maxDistinctMappingErrors+1 {
+		t.Fatalf("%d lines past the bound, want one more", n-maxDistinctMappingErrors)
+	}
+	clock = clock.Add(mappingErrorEvery)
+	report(1003)
+	if n := logs.Len(); n != maxDistinctMappingErrors+2 {
+		t.Fatalf("a minute later: %d lines past the bound, want 2", n-maxDistinctMappingErrors)
+	}
+	// Other errors (no fax data, e.g. an error answer) stay at DEBUG.
+	reportMappingError(log, "test", fmt.Errorf("mapping: %w", profile.ErrNoObjects))
+	if n := logs.Len(); n != maxDistinctMappingErrors+2 {
+		t.Fatalf("an error without skipped faxes was logged at INFO or above")
 	}
 }
