@@ -1,7 +1,6 @@
 package module
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -28,14 +27,15 @@ var mappingErrors = struct {
 	now  func() time.Time
 }{seen: map[string]struct{}{}, now: time.Now}
 
-// reportMappingError reports an error of profile.Profile.Faxes: one whose faxes were skipped
-// because a value did not fit its field (profile.ErrSkipped, a mapping that does not fit the
-// service's JSON) is counted in faxhook_capture_skipped_total{reason="mapping_error"} and logged
-// at Warn, once per distinct error text (see maxDistinctMappingErrors); other errors (a body
-// without fax data, such as an error answer) are logged at Debug.
+// reportMappingError reports an error of profile.Profile.Faxes for a successful answer: one that
+// says the mapping does not fit the service's JSON (profile.IsMappingError: faxes skipped because
+// a value did not fit its field, or no fax object at the mapping's path) is counted in
+// faxhook_capture_skipped_total{reason="mapping_error"} and logged at Warn, once per distinct
+// error text (see maxDistinctMappingErrors); other errors (a Phaxio body without fax data, a
+// cancel answer without a fax) are logged at Debug.
 func reportMappingError(log *zap.Logger, msg string, err error, fields ...zap.Field) {
 	fields = append(fields, zap.Error(err))
-	if !errors.Is(err, profile.ErrSkipped) {
+	if !profile.IsMappingError(err) {
 		log.Debug(msg, fields...)
 		return
 	}

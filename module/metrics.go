@@ -56,7 +56,7 @@ var (
 	metricCaptureSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "capture_skipped_total",
-		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error, backlog_full: the observation worker's queue was full; mapping_error: faxes of a response skipped because a value did not fit the mapping, counted per response, by the handler and the poller).",
+		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error, backlog_full: the observation worker's queue was full; mapping_error: a successful response whose faxes were skipped because a value did not fit the mapping, or that held no fax object where the mapping says; counted per response, by the handler and the poller).",
 	}, []string{"reason"})
 
 	metricEventsCapped = prometheus.NewCounterVec(prometheus.CounterOpts{

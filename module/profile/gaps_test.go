@@ -251,3 +251,26 @@ func TestGapValidate(t *testing.T) {
 		t.Errorf("single_recipient without recipients: %v", err)
 	}
 }
+
+// Gap 5: IsMappingError tells a mapping that does not fit the service's JSON from an answer
+// that merely carries no fax.
+func TestIsMappingError(t *testing.T) {
+	m := mappingOf(t, `{"status":"GET /j/{id}","cancel":"POST /j/{id}/cancel","list":"GET /j","object":"job",
+	  "list_objects":"items","fields":{"id":"id","status":"state"}}`)
+	for _, c := range []struct {
+		route, body string
+		want        bool
+	}{
+		{RouteStatus, `{"job":{"id":"a","state":"WEIRD"}}`, true},  // a value that does not fit
+		{RouteStatus, `{"fax":{"id":"a","state":"queued"}}`, true}, // nothing at object
+		{RouteList, `{"items":"none"}`, true},                      // neither object nor array
+		{RouteCancel, `{"ok":true}`, false},                        // a cancel answer need not carry a fax
+		{RouteStatus, `not json`, false},
+		{RouteStatus, `{"job":{"id":"a","state":"queued"}}`, false},
+	} {
+		_, err := m.ExtractWithIDs(c.route, []byte(c.body))
+		if got := IsMappingError(err); got != c.want {
+			t.Errorf("%s %s: IsMappingError(%v) = %v, want %v", c.route, c.body, err, got, c.want)
+		}
+	}
+}

@@ -106,9 +106,9 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	}
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err)
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err))
 	case st != found:
-		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text)
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text))
 	}
 	if idOnly {
 		ids, isList := v.([]any) // one id per new fax
@@ -134,7 +134,7 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	case []any:
 		items = x
 	default:
-		return nil, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, ErrNoObjects, at.text, describe(v))
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, ErrNoObjects, at.text, describe(v)))
 	}
 	out := make([]Found, 0, len(items))
 	var errs []error
@@ -147,6 +147,32 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 		out = append(out, f)
 	}
 	return out, errors.Join(errs...)
+}
+
+// misfitError marks an error of a response in which the mapping found no fax object where one
+// belongs: a successful answer of the send, resend, status or list route, so the mapping's
+// object, list_objects, send_id or send_object does not fit the service's JSON.
+type misfitError struct{ error }
+
+func (e misfitError) Unwrap() error { return e.error }
+
+// misfit marks err as a misfit of the mapping, except for the cancel route, whose answer need
+// not carry a fax.
+func misfit(route string, err error) error {
+	if route == RouteCancel {
+		return err
+	}
+	return misfitError{err}
+}
+
+// IsMappingError reports whether an error of Extract (or a mapped Profile's Faxes) says that the
+// mapping does not fit the service's JSON: a fax was skipped because a value did not fit its
+// field (ErrSkipped), or a successful send, resend, status or list answer held no fax object at
+// the mapping's path. Other errors (a body that is not JSON, a cancel answer without a fax) are
+// not.
+func IsMappingError(err error) bool {
+	var m misfitError
+	return errors.Is(err, ErrSkipped) || errors.As(err, &m)
 }
 
 // NewID returns the id of the fax a send or resend response announces (at SendID, or the id of
