@@ -265,6 +265,7 @@ func TestIsMappingError(t *testing.T) {
 		{RouteStatus, `{"fax":{"id":"a","state":"queued"}}`, true}, // nothing at object
 		{RouteList, `{"items":"none"}`, true},                      // neither object nor array
 		{RouteCancel, `{"ok":true}`, false},                        // a cancel answer need not carry a fax
+		{RouteList, `{"page":1}`, false},                           // an empty list, its array left out
 		{RouteStatus, `not json`, false},
 		{RouteStatus, `{"job":{"id":"a","state":"queued"}}`, false},
 	} {

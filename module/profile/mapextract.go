@@ -107,6 +107,9 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	switch {
 	case err != nil:
 		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err))
+	case st == missing && route == RouteList:
+		// An empty list whose array is left out (as proto3 JSON does): no faxes, no misfit.
+		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text)
 	case st != found:
 		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text))
 	}
@@ -168,8 +171,8 @@ func misfit(route string, err error) error {
 // IsMappingError reports whether an error of Extract (or a mapped Profile's Faxes) says that the
 // mapping does not fit the service's JSON: a fax was skipped because a value did not fit its
 // field (ErrSkipped), or a successful send, resend, status or list answer held no fax object at
-// the mapping's path. Other errors (a body that is not JSON, a cancel answer without a fax) are
-// not.
+// the mapping's path. Other errors (a body that is not JSON, a cancel answer without a fax, a
+// list answer without the key of its array, which proto3 JSON leaves out when empty) are not.
 func IsMappingError(err error) bool {
 	var m misfitError
 	return errors.Is(err, ErrSkipped) || errors.As(err, &m)
