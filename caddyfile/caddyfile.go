@@ -29,6 +29,7 @@
 //			min_free_space 64MiB
 //			allow_private  10.0.0.0/8
 //			mapping        /etc/caddy/otherfax-mapping.json # only for non-Phaxio APIs
+//			profile        sinch_v3                         # or a shipped mapping, instead
 //			smtp {
 //				server   smtp.example.com:587
 //				username faxhook
@@ -113,6 +114,10 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.Mapping = m
+		case "profile":
+			if !d.AllArgs(&app.ShippedProfile) {
+				return d.ArgErr()
+			}
 		case "token":
 			if !d.AllArgs(&app.Token) {
 				return d.ArgErr()

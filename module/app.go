@@ -150,6 +150,11 @@ type App struct {
 	// their requests from its routes. Default: the Phaxio v2.1 profile (routes …/faxes,
 	// …/faxes/{id}, …/faxes/{id}/file, …/phone_numbers; envelope {"success","data"}).
 	Mapping *profile.Mapping `json:"mapping,omitempty"`
+	// ShippedProfile names a mapping shipped with faxhook, for a fax service whose public API it
+	// describes, instead of writing Mapping: "sinch_v3" (Sinch Fax API v3; see
+	// profile.ShippedNames). Only the credentials remain to configure (Poll). Not together with
+	// Mapping.
+	ShippedProfile string `json:"profile,omitempty"`
 
 	// AllowPrivate lists destination ranges (CIDRs or IPs) that HTTP webhooks may reach although
 	// they are loopback, private, link-local or otherwise internal. By default every such
@@ -273,6 +278,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Mapping != nil {
 		if prof, err = a.Mapping.Profile(); err != nil {
 			return err
+		}
+	}
+	if a.ShippedProfile != "" {
+		m, err := profile.Shipped(a.ShippedProfile)
+		if err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		if prof, err = m.Profile(); err != nil {
+			return fmt.Errorf("profile %s: %w", a.ShippedProfile, err)
 		}
 	}
 	a.observer = newObserver(prof)
@@ -416,6 +430,14 @@ func (a *App) Validate() error {
 	}
 	if err := validateStandardWebhooks(a.StandardWebhooks); err != nil {
 		return err
+	}
+	if a.ShippedProfile != "" {
+		if a.Mapping != nil {
+			return errors.New("profile and mapping: set one of them, not both")
+		}
+		if _, err := profile.Shipped(a.ShippedProfile); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
 	}
 	if p := a.Poll; p != nil {
 		u, err := url.Parse(p.Upstream)

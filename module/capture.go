@@ -128,8 +128,8 @@ func (ob *observer) parse(c *Capture, log *zap.Logger) *Observation {
 	objs, err := ob.prof.Faxes(c.Route, c.Body)
 	if err != nil {
 		// A mapping may convert some faxes of a list and not others: use those it did.
-		log.Debug("fax objects not (all) extracted from response", zap.String("path", c.Path),
-			zap.String("route", string(c.Route)), zap.String("upstream_fax_id", c.FaxID), zap.Error(err))
+		reportMappingError(log, "fax objects not (all) extracted from response", err, zap.String("path", c.Path),
+			zap.String("route", string(c.Route)), zap.String("upstream_fax_id", c.FaxID))
 	}
 	if len(objs) == 0 {
 		return nil

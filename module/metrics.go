@@ -63,7 +63,7 @@ var (
 	metricCaptureSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "capture_skipped_total",
-		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error, backlog_full: the observation worker's queue was full).",
+		Help:      "Fax API responses the handler did not parse, by reason (too_large, not_json, decode_error, backlog_full: the observation worker's queue was full; mapping_error: a successful response whose faxes were skipped because a value did not fit the mapping, or that held no fax object where the mapping says; counted per response, by the handler and the poller).",
 	}, []string{"reason"})
 
 	metricEventsCapped = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -107,7 +107,7 @@ var (
 	eventTypeLabels  = []string{fax.EventFaxCompleted, fax.EventTransmittingPage, fax.EventRetryScheduled}
 	schemeLabels     = []string{"http", "https", "mailto"}
 	outcomeLabels    = []string{outcomeDelivered, outcomeRetry, outcomeDead}
-	skipReasonLabels = []string{"too_large", "not_json", "decode_error", "backlog_full"}
+	skipReasonLabels = []string{"too_large", "not_json", "decode_error", "backlog_full", reasonMappingError}
 	capReasonLabels  = []string{capRecipients, capEvents, capBytes}
 	// gaugeStates are the job states exported by faxhook_jobs. Delivered jobs are left out: their
 	// number only grows until purged and says nothing about health.

@@ -141,21 +141,30 @@ func (pl *poller) wait() {
 	}
 }
 
-// loop polls until the engine stops, reading the newest settings each round.
+// backoff is the wait after failures consecutive failures: interval doubled per failure, at
+// most 5 minutes.
+func backoff(interval time.Duration, failures int) time.Duration {
+	wait := interval
+	for i := 0; i < failures && wait < 5*time.Minute; i++ {
+		wait *= 2
+	}
+	return min(wait, 5*time.Minute)
+}
+
+// loop polls until the engine stops, reading the newest settings each round. Failing status
+// requests back the whole loop off; a failing listing of received faxes (e.g. a 400 from an
+// API that does not take the list query) backs off only the listing, so that faxes in flight
+// are still asked about every interval.
 func (pl *poller) loop() {
 	defer close(pl.done)
 	client := &http.Client{Timeout: 30 * time.Second}
-	failures := 0
-	var lastList time.Time
+	failures, listFailures := 0, 0
+	var lastList, listNext time.Time
 	for {
 		wait := 5 * time.Second
 		p := pl.cfg().poll
 		if p != nil && !p.disabled {
-			wait = p.interval
-			for i := 0; i < failures && wait < 5*time.Minute; i++ {
-				wait *= 2
-			}
-			wait = min(wait, 5*time.Minute)
+			wait = backoff(p.interval, failures)
 		}
 		select {
 		case <-pl.stop:
@@ -167,27 +176,41 @@ func (pl *poller) loop() {
 			continue
 		}
 		started := time.Now()
-		if err := pl.round(pl.cfg(), client, lastList); err != nil {
-			if errors.Is(err, queue.ErrClosed) {
-				return
-			}
+		list := !started.Before(listNext)
+		listErr, err := pl.round(pl.cfg(), client, lastList, list)
+		if errors.Is(err, queue.ErrClosed) || errors.Is(listErr, queue.ErrClosed) {
+			return
+		}
+		switch {
+		case !list:
+		case listErr != nil:
+			listFailures++
+			listNext = started.Add(backoff(p.interval, listFailures))
+			metricPollerErrors.Inc()
+			pl.log().Warn("polling the fax service: listing received faxes", zap.Error(listErr),
+				zap.Int("consecutive_failures", listFailures), zap.Time("next_listing", listNext))
+		default:
+			listFailures, lastList = 0, started
+		}
+		if err != nil {
 			failures++
 			metricPollerErrors.Inc()
 			pl.log().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
 			continue
 		}
-		failures, lastList = 0, started
+		failures = 0
 	}
 }
 
-// round asks about every fax still in flight and lists received faxes created since the
-// last successful round (with an overlap), recording what it learns. A fax of an account with
-// credentials of its own (Account.PollSecret) is asked about with them, and each such account
-// lists its received faxes, which are then its own.
-func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time) error {
+// round asks about every fax still in flight and, when list is true, lists received faxes
+// created since the last successful listing (with an overlap), recording what it learns. A fax
+// of an account with credentials of its own (Account.PollSecret) is asked about with them, and
+// each such account lists its received faxes, which are then its own. listErr holds the
+// listing's failures, err the others (status requests, recording).
+func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time, list bool) (listErr, err error) {
 	p, prof := cfg.poll, cfg.fax()
 	if p == nil {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -200,13 +223,14 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time) 
 	}()
 	ids, err := pl.tracker.live()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var (
 		mu        sync.Mutex
 		batch     []*Observation
 		batchSize int // bytes of the answers behind batch
 		errs      []error
+		listErrs  []error
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, p.concurrency)
 	)
@@ -243,7 +267,12 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time) 
 			case err != nil:
 				errs = append(errs, err)
 			default:
-				if objs, _ := prof.Faxes(profile.RouteStatus, body); len(objs) > 0 {
+				objs, err := prof.Faxes(profile.RouteStatus, body)
+				if err != nil {
+					reportMappingError(pl.log(), "poller: fax status not (all) read", err,
+						zap.String("path", req.Path))
+				}
+				if len(objs) > 0 {
 					batch = append(batch, &Observation{Faxes: objs, APIKey: l.account})
 					if batchSize += len(body); batchSize >= maxBatchBytes {
 						flush()
@@ -257,34 +286,40 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time) 
 	if !lastList.IsZero() {
 		after = lastList.Add(-2 * p.interval)
 	}
-	if req, err := prof.ReceivedRequest(after); err != nil {
-		errs = append(errs, fmt.Errorf("listing received faxes: %w", err))
-	} else {
-		for _, pa := range listers(cfg) {
-			body, _, err := pa.apiDo(ctx, client, req, maxPollBody)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			objs, err := prof.Faxes(profile.RouteList, body)
-			if err != nil {
-				pl.log().Debug("poller: not every received fax was read", zap.Error(err))
-			}
-			if len(objs) > 0 {
-				// The listing's API key makes the faxes its account's, if it names one.
-				batch = append(batch, &Observation{Faxes: objs, APIKey: pa.key})
-			}
-		}
+	if list {
+		listErrs = pl.listReceived(ctx, cfg, client, after, &batch)
 	}
 	mu.Lock()
 	flush()
 	mu.Unlock()
-	for _, err := range errs {
-		if errors.Is(err, queue.ErrClosed) {
-			return err
+	return errors.Join(listErrs...), errors.Join(errs...)
+}
+
+// listReceived lists the received faxes created after after, with the poll block's credentials
+// and each account's own, and appends what it finds to batch; it returns the listings' errors.
+func (pl *poller) listReceived(ctx context.Context, cfg *settings, client *http.Client, after time.Time, batch *[]*Observation) []error {
+	prof := cfg.fax()
+	req, err := prof.ReceivedRequest(after)
+	if err != nil {
+		return []error{fmt.Errorf("listing received faxes: %w", err)}
+	}
+	var errs []error
+	for _, pa := range listers(cfg) {
+		body, _, err := pa.apiDo(ctx, client, req, maxPollBody)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing received faxes: %w", err))
+			continue
+		}
+		objs, err := prof.Faxes(profile.RouteList, body)
+		if err != nil {
+			reportMappingError(pl.log(), "poller: not every received fax was read", err, zap.String("path", req.Path))
+		}
+		if len(objs) > 0 {
+			// The listing's API key makes the faxes its account's, if it names one.
+			*batch = append(*batch, &Observation{Faxes: objs, APIKey: pa.key})
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // listers returns the poll settings whose credentials list received faxes: the poll block's,

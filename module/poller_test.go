@@ -61,8 +61,8 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("send response: %+v", sent)
 	}
 	record(t, e, &Observation{Faxes: sent})
-	if err := e.poll.round(e.cfg.Load(), srv.Client(), time.Time{}); err != nil {
-		t.Fatal(err)
+	if listErr, err := e.poll.round(e.cfg.Load(), srv.Client(), time.Time{}, true); err != nil || listErr != nil {
+		t.Fatal(err, listErr)
 	}
 	mu.Lock()
 	got := append([]string(nil), asked...)

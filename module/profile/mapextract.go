@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,7 +82,7 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 		if m.SendID != "" {
 			at, idOnly = c.sendID, true
 		} else {
-			at = c.object
+			at = c.sendObject
 		}
 	case RouteStatus, RouteCancel:
 		at = c.object
@@ -95,18 +98,37 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 		return nil, fmt.Errorf("mapping: %s response is not JSON: %w", route, err)
 	}
 	v, st, err := at.lookup(root)
+	if err == nil && st == missing && !idOnly && (route == RouteSend || route == RouteResend) && m.SendObject != "" {
+		// An API that answers a list for several recipients and the fax itself for one
+		// (Sinch): nothing at send_object means the fax object at object.
+		at = c.object
+		v, st, err = at.lookup(root)
+	}
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err)
-	case st != found:
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: %w", route, ErrNoObjects, err))
+	case st == missing && route == RouteList:
+		// An empty list whose array is left out (as proto3 JSON does): no faxes, no misfit.
 		return nil, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text)
+	case st != found:
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: nothing at %q", route, ErrNoObjects, at.text))
 	}
 	if idOnly {
-		f, err := c.idOnly(v)
-		if err != nil {
-			return nil, fmt.Errorf("mapping: %s response: %w: send_id: %w", route, ErrSkipped, err)
+		ids, isList := v.([]any) // one id per new fax
+		if !isList {
+			ids = []any{v}
 		}
-		return []Found{f}, nil
+		out := make([]Found, 0, len(ids))
+		var errs []error
+		for _, idv := range ids {
+			f, err := c.idOnly(idv)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("mapping: %s response: %w: send_id: %w", route, ErrSkipped, err))
+				continue
+			}
+			out = append(out, f)
+		}
+		return out, errors.Join(errs...)
 	}
 	var items []any
 	switch x := v.(type) {
@@ -115,7 +137,7 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 	case []any:
 		items = x
 	default:
-		return nil, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, ErrNoObjects, at.text, describe(v))
+		return nil, misfit(route, fmt.Errorf("mapping: %s response: %w: %q is %s, neither object nor array", route, ErrNoObjects, at.text, describe(v)))
 	}
 	out := make([]Found, 0, len(items))
 	var errs []error
@@ -128,6 +150,32 @@ func (m *Mapping) ExtractWithIDs(route string, body []byte) ([]Found, error) {
 		out = append(out, f)
 	}
 	return out, errors.Join(errs...)
+}
+
+// misfitError marks an error of a response in which the mapping found no fax object where one
+// belongs: a successful answer of the send, resend, status or list route, so the mapping's
+// object, list_objects, send_id or send_object does not fit the service's JSON.
+type misfitError struct{ error }
+
+func (e misfitError) Unwrap() error { return e.error }
+
+// misfit marks err as a misfit of the mapping, except for the cancel route, whose answer need
+// not carry a fax.
+func misfit(route string, err error) error {
+	if route == RouteCancel {
+		return err
+	}
+	return misfitError{err}
+}
+
+// IsMappingError reports whether an error of Extract (or a mapped Profile's Faxes) says that the
+// mapping does not fit the service's JSON: a fax was skipped because a value did not fit its
+// field (ErrSkipped), or a successful send, resend, status or list answer held no fax object at
+// the mapping's path. Other errors (a body that is not JSON, a cancel answer without a fax, a
+// list answer without the key of its array, which proto3 JSON leaves out when empty) are not.
+func IsMappingError(err error) bool {
+	var m misfitError
+	return errors.Is(err, ErrSkipped) || errors.As(err, &m)
 }
 
 // NewID returns the id of the fax a send or resend response announces (at SendID, or the id of
@@ -143,11 +191,12 @@ func (m *Mapping) NewID(body []byte) (id int64, upstreamID string, ok bool) {
 
 // compiled is a Mapping with its paths parsed.
 type compiled struct {
-	m                    *Mapping
-	object, list, sendID path
-	f                    map[string]path // v2.1 fax field name → path
-	r                    map[string]path // v2.1 recipient field name (and x_current_page) → path
-	times                timeReader
+	m                                *Mapping
+	object, list, sendID, sendObject path
+	f                                map[string]path            // v2.1 fax field name → path
+	byDir                            map[string]map[string]path // direction → f with FieldsByDirection applied
+	r                                map[string]path            // v2.1 recipient field name (and x_current_page, pages_done) → path
+	times                            timeReader
 }
 
 func (m *Mapping) compile() (*compiled, error) {
@@ -161,6 +210,12 @@ func (m *Mapping) compile() (*compiled, error) {
 	}
 	if c.sendID, err = mustPath("send_id", m.SendID, false); err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	c.sendObject = c.object
+	if m.SendObject != "" {
+		if c.sendObject, err = mustPath("send_object", m.SendObject, false); err != nil {
+			return nil, fmt.Errorf("mapping: %w", err)
+		}
 	}
 	for _, fp := range m.fieldPaths() {
 		if fp.path == "" {
@@ -181,6 +236,27 @@ func (m *Mapping) compile() (*compiled, error) {
 	}
 	if _, ok := c.f["id"]; !ok {
 		return nil, errors.New("mapping: fields.id: required")
+	}
+	for dir, fm := range m.FieldsByDirection {
+		paths := maps.Clone(c.f)
+		for _, fp := range faxFieldPaths("", &fm, true) {
+			switch fp.path {
+			case "":
+				continue
+			case unmapped:
+				delete(paths, fp.name)
+				continue
+			}
+			p, err := mustPath("fields_by_direction."+dir+"."+fp.name, fp.path, true)
+			if err != nil {
+				return nil, fmt.Errorf("mapping: %w", err)
+			}
+			paths[fp.name] = p
+		}
+		if c.byDir == nil {
+			c.byDir = map[string]map[string]path{}
+		}
+		c.byDir[dir] = paths
 	}
 	if c.times, err = newTimeReader(m.TimeFormat, m.TimeZone); err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
@@ -242,8 +318,11 @@ func (c *compiled) fax(v any) (Found, error) {
 	}
 	w["id"] = id
 
-	conv := converter{c: c, src: v, dst: w, prefix: "fields."}
+	conv := converter{c: c, paths: c.f, src: v, dst: w, prefix: "fields."}
 	conv.vocab("direction", c.m.DirectionMap, directions, false, true)
+	if dir, ok := w["direction"].(string); ok && c.byDir[dir] != nil {
+		conv.paths = c.byDir[dir]
+	}
 	conv.vocab("status", c.m.StatusMap, faxStatuses, false, true)
 	conv.boolean("is_test")
 	conv.integer("num_pages", false)
@@ -253,15 +332,31 @@ func (c *compiled) fax(v any) (Found, error) {
 	conv.str("from_number", true)
 	conv.str("to_number", true)
 	conv.str("caller_name", true)
-	conv.integer("cost", false)
+	if c.m.CostUnit == CostCurrency {
+		if n, ok := convert(&conv, "cost", false, asCents); ok {
+			w["cost"] = n
+		}
+	} else {
+		conv.integer("cost", false)
+	}
 	conv.tags("tags")
+	if tag := c.m.UpstreamIDTag; tag != "" && conv.err == nil {
+		if _, full := w["status"].(string); full {
+			tags, _ := w["tags"].(map[string]string)
+			if tags == nil {
+				tags = map[string]string{}
+			}
+			tags[tag] = upstream
+			w["tags"] = tags
+		}
+	}
 	conv.errorType("error_type")
 	conv.integer("error_id", true)
 	conv.str("error_message", true)
 	if conv.err != nil {
 		return Found{}, conv.err
 	}
-	if err := c.recipients(v, w); err != nil {
+	if err := c.recipients(conv.paths, conv.prefix, v, w); err != nil {
 		return Found{}, err
 	}
 	o := object(w)
@@ -271,27 +366,34 @@ func (c *compiled) fax(v any) (Found, error) {
 	return Found{Object: o, UpstreamID: upstream}, nil
 }
 
-// recipients converts the recipients array into w["recipients"].
-func (c *compiled) recipients(v any, w map[string]any) error {
-	p, ok := c.f["recipients"]
+// recipients converts the recipients array (or, with SingleRecipient, the one recipient) at
+// paths["recipients"] into w["recipients"].
+func (c *compiled) recipients(paths map[string]path, prefix string, v any, w map[string]any) error {
+	p, ok := paths["recipients"]
 	if !ok {
 		return nil
 	}
 	raw, st, err := p.lookup(v)
 	switch {
 	case err != nil:
-		return fmt.Errorf("fields.recipients: %w", err)
+		return fmt.Errorf("%srecipients: %w", prefix, err)
 	case st != found:
 		return nil
 	}
 	list, ok := raw.([]any)
-	if !ok {
-		return fmt.Errorf("fields.recipients: %s is not an array", describe(raw))
+	switch {
+	case c.m.SingleRecipient && ok:
+		return fmt.Errorf("%srecipients: %s is not one recipient (single_recipient is set)", prefix, describe(raw))
+	case c.m.SingleRecipient:
+		list = []any{raw}
+	case !ok:
+		return fmt.Errorf("%srecipients: %s is not an array (set single_recipient if it is the one recipient)", prefix, describe(raw))
 	}
+	numPages, _ := w["num_pages"].(int)
 	out := make([]map[string]any, 0, len(list))
 	for i, item := range list {
 		r := map[string]any{}
-		conv := converter{c: c, src: item, dst: r, prefix: "recipient.", recipient: true}
+		conv := converter{c: c, paths: c.r, src: item, dst: r, prefix: "recipient."}
 		conv.str("phone_number", false)
 		if _, ok := r["phone_number"]; !ok && conv.err == nil {
 			conv.err = fmt.Errorf("recipient.phone_number: %q is missing or null", c.m.Recipient.PhoneNumber)
@@ -305,6 +407,9 @@ func (c *compiled) recipients(v any, w map[string]any) error {
 		conv.integer("error_id", true)
 		conv.str("error_message", true)
 		conv.integer(fax.ExtCurrentPage, false)
+		if done, ok := convert(&conv, "pages_done", false, asInt); ok {
+			r[fax.ExtCurrentPage] = pageOf(done, numPages, r["status"])
+		}
 		if conv.err != nil {
 			return fmt.Errorf("recipient %d: %w", i, conv.err)
 		}
@@ -314,15 +419,58 @@ func (c *compiled) recipients(v any, w map[string]any) error {
 	return nil
 }
 
+// pageOf is the page on the wire to a recipient that has fully sent done pages of numPages (0:
+// unknown) and has the converted status: the next one while it transmits, else the last done.
+func pageOf(done, numPages int, status any) int {
+	s, _ := status.(string)
+	if (s == fax.StatusInProgress || s == fax.RecipientCallActive) && (numPages == 0 || done < numPages) {
+		return done + 1
+	}
+	return done
+}
+
+// asCents converts a decimal amount of a currency's main unit ("0.07", 0.07, "12") to integer
+// cents, exactly, half a cent rounded away from zero.
+func asCents(v any) (int, error) {
+	var text string
+	switch c := v.(type) {
+	case json.Number:
+		text = string(c)
+	case string:
+		text = strings.TrimSpace(c)
+	default:
+		return 0, fmt.Errorf("%s is not a decimal amount", describe(v))
+	}
+	if text == "" || len(text) > 32 || strings.Trim(text, "0123456789.+-") != "" {
+		return 0, fmt.Errorf("%s is not a decimal amount", describe(v))
+	}
+	r, ok := new(big.Rat).SetString(text)
+	if !ok {
+		return 0, fmt.Errorf("%s is not a decimal amount", describe(v))
+	}
+	r.Mul(r, big.NewRat(100, 1))
+	// Round half away from zero: add (or subtract) a half, then truncate toward zero.
+	half := big.NewRat(1, 2)
+	if r.Sign() < 0 {
+		half.Neg(half)
+	}
+	r.Add(r, half)
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	if !q.IsInt64() || q.Int64() > math.MaxInt32 || q.Int64() < math.MinInt32 {
+		return 0, fmt.Errorf("%s is out of range", describe(v))
+	}
+	return int(q.Int64()), nil
+}
+
 // converter copies mapped fields from a decoded upstream object into a v2.1 wire object,
 // keeping the first error.
 type converter struct {
-	c         *compiled
-	src       any
-	dst       map[string]any
-	prefix    string // "fields." or "recipient."
-	recipient bool
-	err       error
+	c      *compiled
+	paths  map[string]path // field name → path: c.f, c.byDir[…] or c.r
+	src    any
+	dst    map[string]any
+	prefix string // "fields." or "recipient."
+	err    error
 }
 
 // get looks a field up. ok is false when the field is unmapped, missing, null in a
@@ -331,11 +479,7 @@ func (cv *converter) get(name string, nullable bool) (any, bool) {
 	if cv.err != nil {
 		return nil, false
 	}
-	paths := cv.c.f
-	if cv.recipient {
-		paths = cv.c.r
-	}
-	p, ok := paths[name]
+	p, ok := cv.paths[name]
 	if !ok {
 		return nil, false
 	}

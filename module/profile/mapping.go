@@ -45,6 +45,17 @@
 // upstream's own spelling stays available as Found.UpstreamID (ExtractWithIDs), for whoever must
 // call the upstream about that fax again (Mapping.Path).
 //
+// With UpstreamIDTag set, every fax object with a status also carries the upstream's id as that
+// tag, so that a webhook receiver finds it.
+//
+// # Other shapes
+//
+// SingleRecipient reads Fields.Recipients as the one recipient (an object, or "." for the fax
+// object itself, or a plain value) instead of an array; FieldsByDirection gives faxes of one
+// direction other paths; CostUnit "currency" reads a decimal price into cents;
+// Recipient.PagesDone derives the page on the wire from a count of finished pages; SendObject
+// reads send responses at another place than Object, e.g. a list of new faxes.
+//
 // # Vocabularies and times
 //
 // status_map, recipient_status_map, direction_map and error_type_map translate the upstream's
@@ -92,6 +103,7 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -130,6 +142,10 @@ const V21TimeLayout = "2006-01-02T15:04:05.000-07:00"
 // vocabulary translates to v2.1's. The zero value maps nothing; Validate says what is missing.
 // A Mapping is read-only once in use and safe for concurrent use.
 type Mapping struct {
+	// Comment is free text that faxhook ignores: notes, and the sources a mapping was written
+	// from (JSON has no comments).
+	Comment []string `json:"comment,omitempty"`
+
 	// Send is the route that creates (sends) a fax, e.g. "POST /api/fax/jobs". Its request
 	// carries the fax's webhook URL in CallbackField; its response carries the new fax's id at
 	// SendID, or the new fax object at Object when SendID is empty.
@@ -161,12 +177,42 @@ type Mapping struct {
 	// SendID is the path of the new fax's id in responses of the send and resend routes, e.g.
 	// "job_id" or "data.id". Empty if those responses carry the whole fax object at Object.
 	SendID string `json:"send_id,omitempty"`
+	// SendObject is the path of the new fax object, or of an array of new fax objects (one per
+	// recipient, e.g. "faxes" for {"faxes":[…]}), in responses of the send and resend routes
+	// when SendID is empty; empty: Object. Use it when the send route answers in another shape
+	// than the status route. A response with nothing at SendObject is read at Object, for an
+	// API that answers a list for several recipients and the fax itself for one.
+	SendObject string `json:"send_object,omitempty"`
 
 	// Fields says where each v2.1 field lives in a fax object. ID and Status are required.
 	Fields FieldMap `json:"fields"`
 	// Recipient says where each v2.1 recipient field lives in one element of the array at
 	// Fields.Recipients. PhoneNumber is required when Fields.Recipients is set.
 	Recipient RecipientFieldMap `json:"recipient,omitempty"`
+	// SingleRecipient says that the value at Fields.Recipients is the fax's one recipient, not
+	// an array of them: an object read with Recipient (use "." for the fax object itself, when
+	// the API has a fax-level "to" and status), or a plain value such as a phone number string
+	// (then Recipient.PhoneNumber is "."). A null or missing value yields no recipient.
+	SingleRecipient bool `json:"single_recipient,omitempty"`
+	// FieldsByDirection overrides Fields for the faxes of one direction: its keys are the v2.1
+	// directions "sent" and "received" (after DirectionMap), its values field maps whose
+	// non-empty paths replace those of Fields for faxes of that direction; the path "-" unmaps
+	// a field for that direction. For example {"received": {"from_number": "from", "to_number":
+	// "to", "recipients": "-"}} reads from_number and to_number on received faxes only, and
+	// gives them no recipients. Fields.ID and Fields.Direction cannot be overridden: the
+	// direction decides which map applies.
+	FieldsByDirection map[string]FieldMap `json:"fields_by_direction,omitempty"`
+	// UpstreamIDTag, when set, is the name of a tag that carries the fax's id as the upstream
+	// spells it (e.g. "upstream_id": a Sinch id such as "01HX…", whose v2.1 id is a hash, see
+	// DeriveID), so that a webhook receiver finds it in fax.tags without leaving the v2.1 fax
+	// object. It is added to every fax object that has a status, beside the tags at Fields.Tags
+	// (and replaces an upstream tag of the same name).
+	UpstreamIDTag string `json:"upstream_id_tag,omitempty"`
+	// CostUnit is how the upstream writes Fields.Cost: "cents" (the default: an integer number
+	// of cents, as v2.1) or "currency" (a decimal amount of the currency's main unit, such as
+	// the string "0.07" or the number 0.07, converted exactly to integer cents, half a cent
+	// rounded away from zero).
+	CostUnit string `json:"cost_unit,omitempty"`
 
 	// StatusMap translates the upstream's fax statuses into v2.1's (queued, pendingbatch,
 	// inprogress, success, failure, partialsuccess), e.g. {"DELIVERED": "success"}. A status not
@@ -269,6 +315,14 @@ type RecipientFieldMap struct {
 	// 0 before the first page. v2.1 has no such field; faxhook uses it for transmitting_page
 	// events and never forwards it.
 	CurrentPage string `json:"current_page,omitempty"`
+	// PagesDone is the path of the number of pages fully sent to this recipient (e.g. Sinch's
+	// pagesSentSuccessfully), an alternative to CurrentPage for an API that counts finished
+	// pages: faxhook takes page PagesDone+1 as being on the wire while the recipient's status
+	// is inprogress or callactive and not every page (num_pages, when known) is done, else page
+	// PagesDone. So a transmitting_page event for page 1 is sent once the fax is in progress,
+	// and one for page n+1 once page n finished; the last page's event comes with success (or
+	// with the last finished page). Not both of current_page and pages_done may be set.
+	PagesDone string `json:"pages_done,omitempty"`
 	// Bitrate is the path of the transmission speed in bits per second.
 	Bitrate string `json:"bitrate,omitempty"`
 	// Resolution is the path of the horizontal resolution in pixels per metre.
@@ -427,6 +481,7 @@ func (m *Mapping) Validate() error {
 	}
 	for _, p := range []struct{ name, path string }{
 		{"object", m.Object}, {"list_objects", m.ListObjects}, {"send_id", m.SendID},
+		{"send_object", m.SendObject},
 	} {
 		if p.path == "" {
 			continue
@@ -441,8 +496,8 @@ func (m *Mapping) Validate() error {
 	if m.Fields.Status == "" {
 		bad("fields.status", errors.New("required"))
 	}
-	for _, f := range m.fieldPaths() {
-		if f.path == "" {
+	for _, f := range m.allFieldPaths() {
+		if f.path == "" || f.path == unmapped && f.override {
 			continue
 		}
 		p, err := parsePath(f.path, true)
@@ -456,6 +511,44 @@ func (m *Mapping) Validate() error {
 	}
 	if m.Fields.Recipients != "" && m.Recipient.PhoneNumber == "" {
 		bad("recipient.phone_number", errors.New("required when fields.recipients is set"))
+	}
+	if m.SendObject != "" && m.SendID != "" {
+		bad("send_object", errors.New("cannot be set together with send_id (send responses are read at send_id)"))
+	}
+	if m.SingleRecipient && m.Fields.Recipients == "" {
+		anyDir := false
+		for _, fm := range m.FieldsByDirection {
+			anyDir = anyDir || fm.Recipients != "" && fm.Recipients != unmapped
+		}
+		if !anyDir {
+			bad("single_recipient", errors.New("needs fields.recipients (\".\" for the fax object itself)"))
+		}
+	}
+	if m.Recipient.PagesDone != "" && m.Recipient.CurrentPage != "" {
+		bad("recipient.pages_done", errors.New("cannot be set together with recipient.current_page"))
+	}
+	for dir, fm := range m.FieldsByDirection {
+		name := "fields_by_direction." + dir
+		if !slices.Contains(directions, dir) {
+			bad(name, fmt.Errorf("%q is not a v2.1 direction (sent, received)", dir))
+		}
+		if fm.ID != "" {
+			bad(name+".id", errors.New("cannot differ by direction"))
+		}
+		if fm.Direction != "" {
+			bad(name+".direction", errors.New("cannot differ by direction"))
+		}
+		if fm.Recipients != "" && fm.Recipients != unmapped && m.Recipient.PhoneNumber == "" {
+			bad("recipient.phone_number", fmt.Errorf("required when %s.recipients is set", name))
+		}
+	}
+	switch m.CostUnit {
+	case "", CostCents, CostCurrency:
+	default:
+		bad("cost_unit", fmt.Errorf("%q is neither %s nor %s", m.CostUnit, CostCents, CostCurrency))
+	}
+	if m.UpstreamIDTag != "" && strings.TrimSpace(m.UpstreamIDTag) != m.UpstreamIDTag {
+		bad("upstream_id_tag", fmt.Errorf("%q has surrounding white space", m.UpstreamIDTag))
 	}
 	checkVocab := func(name string, vm map[string]string, allowed []string, allowNull bool) {
 		for k, v := range vm {
@@ -487,26 +580,54 @@ func (m *Mapping) Validate() error {
 type fieldPath struct {
 	name, path string
 	container  bool // must point at an object or array
+	override   bool // in fields_by_direction, where "-" unmaps the field
 }
 
-func (m *Mapping) fieldPaths() []fieldPath {
-	f, r := &m.Fields, &m.Recipient
+// unmapped is the path that, in FieldsByDirection, leaves a field of Fields unmapped.
+const unmapped = "-"
+
+// Cost units (Mapping.CostUnit).
+const (
+	CostCents    = "cents"
+	CostCurrency = "currency"
+)
+
+// faxFieldPaths lists the paths of a field map, named prefix+JSON name.
+func faxFieldPaths(prefix string, f *FieldMap, override bool) []fieldPath {
 	return []fieldPath{
-		{"fields.id", f.ID, false}, {"fields.direction", f.Direction, false},
-		{"fields.status", f.Status, false}, {"fields.is_test", f.IsTest, false},
-		{"fields.num_pages", f.NumPages, false}, {"fields.created_at", f.CreatedAt, false},
-		{"fields.completed_at", f.CompletedAt, false}, {"fields.caller_id", f.CallerID, false},
-		{"fields.from_number", f.FromNumber, false}, {"fields.to_number", f.ToNumber, false},
-		{"fields.caller_name", f.CallerName, false}, {"fields.cost", f.Cost, false},
-		{"fields.tags", f.Tags, true}, {"fields.error_type", f.ErrorType, false},
-		{"fields.error_id", f.ErrorID, false}, {"fields.error_message", f.ErrorMessage, false},
-		{"fields.recipients", f.Recipients, true},
-		{"recipient.phone_number", r.PhoneNumber, false}, {"recipient.status", r.Status, false},
-		{"recipient.retry_count", r.RetryCount, false}, {"recipient.completed_at", r.CompletedAt, false},
-		{"recipient.current_page", r.CurrentPage, false}, {"recipient.bitrate", r.Bitrate, false},
-		{"recipient.resolution", r.Resolution, false}, {"recipient.error_type", r.ErrorType, false},
-		{"recipient.error_id", r.ErrorID, false}, {"recipient.error_message", r.ErrorMessage, false},
+		{prefix + "id", f.ID, false, override}, {prefix + "direction", f.Direction, false, override},
+		{prefix + "status", f.Status, false, override}, {prefix + "is_test", f.IsTest, false, override},
+		{prefix + "num_pages", f.NumPages, false, override}, {prefix + "created_at", f.CreatedAt, false, override},
+		{prefix + "completed_at", f.CompletedAt, false, override}, {prefix + "caller_id", f.CallerID, false, override},
+		{prefix + "from_number", f.FromNumber, false, override}, {prefix + "to_number", f.ToNumber, false, override},
+		{prefix + "caller_name", f.CallerName, false, override}, {prefix + "cost", f.Cost, false, override},
+		{prefix + "tags", f.Tags, true, override}, {prefix + "error_type", f.ErrorType, false, override},
+		{prefix + "error_id", f.ErrorID, false, override}, {prefix + "error_message", f.ErrorMessage, false, override},
+		{prefix + "recipients", f.Recipients, true, override},
 	}
+}
+
+// fieldPaths lists the paths of Fields and Recipient.
+func (m *Mapping) fieldPaths() []fieldPath {
+	r := &m.Recipient
+	return append(faxFieldPaths("fields.", &m.Fields, false), []fieldPath{
+		{"recipient.phone_number", r.PhoneNumber, false, false}, {"recipient.status", r.Status, false, false},
+		{"recipient.retry_count", r.RetryCount, false, false}, {"recipient.completed_at", r.CompletedAt, false, false},
+		{"recipient.current_page", r.CurrentPage, false, false}, {"recipient.pages_done", r.PagesDone, false, false},
+		{"recipient.bitrate", r.Bitrate, false, false},
+		{"recipient.resolution", r.Resolution, false, false}, {"recipient.error_type", r.ErrorType, false, false},
+		{"recipient.error_id", r.ErrorID, false, false}, {"recipient.error_message", r.ErrorMessage, false, false},
+	}...)
+}
+
+// allFieldPaths is fieldPaths with those of FieldsByDirection, in a stable order.
+func (m *Mapping) allFieldPaths() []fieldPath {
+	out := m.fieldPaths()
+	for _, dir := range slices.Sorted(maps.Keys(m.FieldsByDirection)) {
+		fm := m.FieldsByDirection[dir]
+		out = append(out, faxFieldPaths("fields_by_direction."+dir+".", &fm, true)...)
+	}
+	return out
 }
 
 // checkTimeFormat accepts the named formats and Go layouts that contain layout elements.

@@ -1,0 +1,67 @@
+// Command sinchfax runs the simulated Sinch Fax API v3 of package sinchfax on a local address,
+// to be fronted by Caddy with `faxhook { profile sinch_v3 }`.
+//
+//	sinchfax -listen 127.0.0.1:8092 -key key -secret secret -project p1 -tick 200ms -fail +15550400001
+//
+// It prints "sinchfax listening on http://ADDR/v3/projects/PROJECT" (the poll upstream) once it
+// accepts connections and stops on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/faxhook/caddy-faxhook/examples/sinchfax"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8092", "address to listen on")
+	key := flag.String("key", "key", "HTTP Basic key id clients must send")
+	secret := flag.String("secret", "secret", "HTTP Basic key secret clients must send")
+	project := flag.String("project", "p1", "project id in the routes /v3/projects/{id}/faxes")
+	tick := flag.Duration("tick", 200*time.Millisecond, "duration of one simulation step")
+	fail := flag.String("fail", "", "comma-separated numbers to which every fax fails")
+	flag.Parse()
+	cfg := sinchfax.Config{KeyID: *key, KeySecret: *secret, ProjectID: *project, Tick: *tick}
+	if *fail != "" {
+		cfg.FailTo = strings.Split(*fail, ",")
+	}
+	if err := run(*listen, cfg); err != nil {
+		log.Fatalf("sinchfax: %v", err)
+	}
+}
+
+func run(addr string, cfg sinchfax.Config) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	sim := sinchfax.New(cfg)
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Printf("sinchfax listening on http://%s%s\n", ln.Addr(), sim.Prefix())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
