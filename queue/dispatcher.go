@@ -66,6 +66,13 @@ type Options struct {
 	// operator who reads them; a random suffix keeps tokens unique across restarts. Default
 	// the host name.
 	Instance string
+	// Health configures destination health: after Health.Failures consecutive failures a
+	// destination is down and gets at most one probe attempt per Health.ProbeInterval, until
+	// one succeeds. Zero values are the defaults; Health.Off gives Phaxio's plain ladder.
+	Health Health
+	// OnHealth, if set, is called from the run loop when a destination goes down or comes
+	// back up, with its health then; it must not block.
+	OnHealth func(h DestinationHealth)
 }
 
 // Dispatcher delivers due jobs: it leases them, hands them to the sender, and stores the outcome
@@ -91,6 +98,21 @@ type Options struct {
 // again, and a late outcome of an expired claim that another process took over is dropped, not
 // stored twice. Chains hold across processes, as the store keeps them. PerHost holds per
 // process. Rounds also run on the store's wake-ups and every Options.FleetScan.
+//
+// Destination health (unless Options.Health.Off): the dispatcher counts, per destination, the
+// consecutive attempts that failed as a receiver that is not there fails (CountsAsFailure). After
+// Health.Failures of them the destination is down: its jobs keep their ladders, but a round
+// leases at most one of them (the due one that is due first: the probe) per
+// Health.ProbeInterval, and only when none of them is under way; its other due jobs are
+// deferred — not leased, not attempted, their attempt counts unchanged, and not made dead by
+// their ladder, unless the ladder's time is over (from the job's creation or last replay, the
+// sum of the schedule's delays): such a job dies unattempted, with ErrLadderOver in its attempt
+// log. Jobs of a destination that goes down that were leased ahead are handed back. When an
+// attempt to a down destination succeeds, it is up again, and the next rounds make its pending
+// jobs due at once, each at its creation time, so that the backlog goes out oldest first, under
+// PerHost, instead of at each job's next ladder step. Other destinations' turns are not touched:
+// a down destination takes no room from them. Health lives in the dispatcher's memory: a restart
+// starts with every destination up, and in a fleet each process judges health on its own.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -111,6 +133,8 @@ type Dispatcher struct {
 
 	leaseMu sync.Mutex
 	leases  map[string]lease // jobs leased and not yet settled; written by the run loop only
+
+	health *healthBook
 
 	// lastTurn is the destination that got the last job of the last round that leased any:
 	// the next round's turns start after it. Only lease touches it, and rounds never overlap.
@@ -169,7 +193,8 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	}
 	d := &Dispatcher{
 		store: store, sender: sender, opts: opts, log: log,
-		wake: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		health: newHealthBook(opts.Health),
 	}
 	if sh, ok := store.(Shared); ok {
 		d.shared = sh
@@ -310,6 +335,10 @@ type roundResult struct {
 	unstored []outcome
 	// settled holds the IDs of the jobs whose outcome was stored (or found moot): their leases end.
 	settled []string
+	// probes holds the down destinations a probe was leased to.
+	probes []string
+	// released holds the destinations back up whose pending jobs are all due now.
+	released []string
 }
 
 // attemptSlot is a worker's attempt under way, as watchLeases sees it: the context the attempt
@@ -459,6 +488,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	}
 	// ended handles the result of a round; it reports whether the dispatcher stops.
 	ended := func(res roundResult) bool {
+		if res.err == nil {
+			d.bookHealth(&res)
+		}
 		d.settle(res)
 		d.finish(res.stored)
 		if len(res.stored) > 0 {
@@ -616,6 +648,77 @@ func (d *Dispatcher) ended(l *loop, o outcome) {
 		delete(l.perDest, o.dest)
 	}
 	l.pending = append(l.pending, o)
+	if ch, ok := d.health.note(o.dest, o.res, o.end); ok {
+		if ch.down {
+			d.handBack(l, ch.dest)
+		}
+		if d.opts.OnHealth != nil {
+			d.opts.OnHealth(ch.h)
+		}
+	}
+}
+
+// bookHealth books what a round did for destination health: the probes it leased (the next
+// ones wait ProbeInterval) and the destinations whose jobs it made due. Jobs it leased for a
+// destination that went down meanwhile, but for a probe, are left out: they stay pending.
+func (d *Dispatcher) bookHealth(res *roundResult) {
+	now := d.opts.Clock.Now()
+	for _, dest := range res.probes {
+		d.health.probed(dest, now)
+	}
+	for _, dest := range res.released {
+		d.health.released(dest)
+	}
+	if len(res.jobs) == 0 {
+		return
+	}
+	kept := res.jobs[:0]
+	probe := map[string]bool{}
+	for _, dest := range res.probes {
+		probe[dest] = true
+	}
+	var back map[string]lease
+	for _, j := range res.jobs {
+		if !probe[j.dest] && d.health.isDown(j.dest) {
+			if back == nil {
+				back = map[string]lease{}
+			}
+			back[j.job.ID] = lease{token: j.job.Lease}
+			continue
+		}
+		kept = append(kept, j)
+	}
+	res.jobs = kept
+	if len(back) > 0 && d.shared != nil {
+		d.release(back)
+	}
+}
+
+// handBack hands back the jobs of dest, which went down, that wait ahead for a worker: they
+// stay pending, and due, in the store.
+func (d *Dispatcher) handBack(l *loop, dest string) {
+	q := l.ahead[dest]
+	if len(q) == 0 {
+		return
+	}
+	delete(l.ahead, dest)
+	if i := slices.Index(l.order, dest); i >= 0 {
+		l.order = slices.Delete(l.order, i, i+1)
+	}
+	l.aheadTotal -= len(q)
+	if l.perDest[dest] -= len(q); l.perDest[dest] <= 0 {
+		delete(l.perDest, dest)
+	}
+	back := make(map[string]lease, len(q))
+	d.leaseMu.Lock()
+	for _, j := range q {
+		back[j.job.ID] = d.leases[j.job.ID]
+		delete(d.leases, j.job.ID)
+	}
+	d.leaseMu.Unlock()
+	if d.shared != nil {
+		d.release(back)
+	}
 }
 
 // stop waits for the rounds under way and the workers (the context has been cancelled), then
@@ -791,9 +894,35 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		return nil
 	}
 	now := d.opts.Clock.Now()
+	// Destinations back up: their pending jobs are made due first, so that this round's scan
+	// sees them.
+	for _, dest := range d.health.releasing() {
+		done, err := d.releaseDest(tx, dest, now, held)
+		if err != nil {
+			return err
+		}
+		if done {
+			res.released = append(res.released, dest)
+		} else {
+			res.scan.More = true
+		}
+	}
 	var turns []turn
+	var down []string // down destinations due for a probe
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
-		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
+		room := 2*d.opts.PerHost - counts[dest]
+		if h := d.health.get(dest); h.down {
+			switch {
+			case counts[dest] > 0: // its probe is under way; its outcome makes a round look again
+				return true
+			case h.nextProbe.After(now):
+				res.scan.noteNext(h.nextProbe)
+				return true
+			}
+			down = append(down, dest)
+			room = 1
+		}
+		if room > 0 {
 			turns = append(turns, turn{dest: dest, room: room})
 		}
 		return true
@@ -803,6 +932,15 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	}
 	if !next.IsZero() {
 		res.scan.noteNext(next)
+	}
+	var skip map[string]bool // jobs of down destinations that died unattempted
+	if len(down) > 0 {
+		skip = map[string]bool{}
+		for _, dest := range down {
+			if err := d.sweepExpired(tx, res, dest, now, held, skip); err != nil {
+				return err
+			}
+		}
 	}
 	slices.SortFunc(turns, func(a, b turn) int { return strings.Compare(a.dest, b.dest) })
 	first, _ := slices.BinarySearchFunc(turns, d.lastTurn, func(t turn, last string) int {
@@ -829,14 +967,19 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 			}
 		}
 	}
+	for i, t := range turns {
+		if quota[i] > 0 && slices.Contains(down, t.dest) {
+			res.probes = append(res.probes, t.dest)
+		}
+	}
 	if d.shared != nil {
-		return d.claim(tx, res, now, turns, quota, held)
+		return d.claim(tx, res, now, turns, quota, held, skip)
 	}
 	var picked []leased
 	for i, t := range turns {
 		n := 0
 		err := tx.PendingJobs(t.dest, func(id string, dueAt time.Time) bool {
-			if _, ok := held[id]; ok {
+			if _, ok := held[id]; ok || skip[id] {
 				return true
 			}
 			if dueAt.After(now) {
@@ -891,11 +1034,14 @@ func (s *scanResult) noteNext(at time.Time) {
 // claim is lease over a Shared store: each destination's turn claims its quota of due jobs in
 // the store (ClaimDue), passing over the jobs this dispatcher holds and those other processes
 // claim at the same moment.
-func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease) error {
+func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease, dead map[string]bool) error {
 	var skip map[string]bool
-	if len(held) > 0 {
-		skip = make(map[string]bool, len(held))
+	if len(held) > 0 || len(dead) > 0 {
+		skip = make(map[string]bool, len(held)+len(dead))
 		for id := range held {
+			skip[id] = true
+		}
+		for id := range dead {
 			skip[id] = true
 		}
 	}
