@@ -1121,6 +1121,10 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		cur.State, cur.FinishedAt, cur.DueAt = StateDelivered, end, end
 	case o.res.Permanent || n > len(schedule):
 		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
+	case d.health.isDown(o.dest) && !end.Before(ladderEnd(cur, schedule)):
+		// A probe of a down destination whose ladder's time is over: no job outlives its
+		// ladder, however few of its attempts were made.
+		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
 	default:
 		delay := schedule[n-1]
 		if ra := min(o.res.RetryAfter, MaxRetryAfter); ra > delay {

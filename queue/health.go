@@ -266,7 +266,8 @@ const maxSweep = 512
 
 // sweepExpired makes dead the due jobs of the down destination dest whose ladder's time is
 // over at now, so that no job outlives its ladder because its destination was down; they are
-// added to res.stored and to skip.
+// added to res.stored and to skip. The first due job is spared: it is the probe this round
+// leases, and its attempt's failure ends it (see storeOutcome).
 func (d *Dispatcher) sweepExpired(tx Tx, res *roundResult, dest string, now time.Time, held map[string]lease, skip map[string]bool) error {
 	var due []string
 	err := tx.PendingJobs(dest, func(id string, dueAt time.Time) bool {
@@ -282,7 +283,10 @@ func (d *Dispatcher) sweepExpired(tx Tx, res *roundResult, dest string, now time
 		return fmt.Errorf("listing the due jobs of %s, down: %w", RedactURL(dest), err)
 	}
 	schedule := *d.schedule.Load()
-	for _, id := range due {
+	for i, id := range due {
+		if i == 0 {
+			continue // the probe
+		}
 		j, err := tx.JobHead(id)
 		if errors.Is(err, ErrNotFound) {
 			continue
