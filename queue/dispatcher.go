@@ -283,6 +283,9 @@ func (d *Dispatcher) Stop() {
 type leased struct {
 	job  *Job
 	dest string
+	// ahead is the due time of a probe of a down destination leased before it was due (see
+	// Dispatcher: Destination health); zero otherwise.
+	ahead time.Time
 }
 
 // outcome is what a worker reports about one attempt; it holds no job body, but for one the
@@ -295,6 +298,7 @@ type outcome struct {
 	res      Result
 	end      time.Time // the dispatcher clock's time when the attempt ended
 	prepared *Payload  // the payload Options.Prepare made for this attempt, to store; nil if none
+	ahead    time.Time // leased.ahead
 }
 
 // loop is the run loop's bookkeeping. Only the run goroutine touches it.
@@ -448,7 +452,7 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	return outcome{id: l.job.ID, dest: l.dest, token: l.job.Lease, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared}, true
+	return outcome{id: l.job.ID, dest: l.dest, token: l.job.Lease, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared, ahead: l.ahead}, true
 }
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
@@ -908,8 +912,11 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 	}
 	var turns []turn
-	var down []string // down destinations due for a probe
+	var down []string          // down destinations due for a probe
+	early := map[string]bool{} // down destinations due for a probe, none of whose jobs is due
+	seen := map[string]bool{}
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
+		seen[dest] = true
 		room := 2*d.opts.PerHost - counts[dest]
 		if h := d.health.get(dest); h.down {
 			switch {
@@ -932,6 +939,20 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	}
 	if !next.IsZero() {
 		res.scan.noteNext(next)
+	}
+	// A down destination none of whose jobs is due gets its probe all the same, ahead of the
+	// job due first, so that a receiver that is back is found back within a probe interval
+	// rather than at the next ladder step.
+	for _, dn := range d.health.down() {
+		switch {
+		case seen[dn.dest] || counts[dn.dest] > 0:
+		case dn.nextProbe.After(now):
+			res.scan.noteNext(dn.nextProbe)
+		default:
+			down = append(down, dn.dest)
+			early[dn.dest] = true
+			turns = append(turns, turn{dest: dn.dest, room: 1})
+		}
 	}
 	var skip map[string]bool // jobs of down destinations that died unattempted
 	if len(down) > 0 {
@@ -967,13 +988,8 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 			}
 		}
 	}
-	for i, t := range turns {
-		if quota[i] > 0 && slices.Contains(down, t.dest) {
-			res.probes = append(res.probes, t.dest)
-		}
-	}
 	if d.shared != nil {
-		return d.claim(tx, res, now, turns, quota, held, skip)
+		return d.claim(tx, res, now, turns, quota, held, skip, down, early)
 	}
 	var picked []leased
 	for i, t := range turns {
@@ -983,6 +999,12 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 				return true
 			}
 			if dueAt.After(now) {
+				if early[t.dest] && n < quota[i] {
+					picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest, ahead: dueAt})
+					res.probes = append(res.probes, t.dest)
+					d.lastTurn = t.dest
+					return false
+				}
 				res.scan.noteNext(dueAt)
 				return false
 			}
@@ -991,6 +1013,9 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 				return false
 			}
 			picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest})
+			if slices.Contains(down, t.dest) {
+				res.probes = append(res.probes, t.dest)
+			}
 			d.lastTurn = t.dest
 			n++
 			return true
@@ -1009,7 +1034,7 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 		// Leased in memory only: the store keeps the job pending and due.
 		j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-		res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
+		res.jobs = append(res.jobs, leased{job: j, dest: p.dest, ahead: p.ahead})
 	}
 	if res.scan.More {
 		res.scan.Next = time.Time{}
@@ -1034,7 +1059,7 @@ func (s *scanResult) noteNext(at time.Time) {
 // claim is lease over a Shared store: each destination's turn claims its quota of due jobs in
 // the store (ClaimDue), passing over the jobs this dispatcher holds and those other processes
 // claim at the same moment.
-func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease, dead map[string]bool) error {
+func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease, dead map[string]bool, down []string, early map[string]bool) error {
 	var skip map[string]bool
 	if len(held) > 0 || len(dead) > 0 {
 		skip = make(map[string]bool, len(held)+len(dead))
@@ -1043,6 +1068,19 @@ func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn,
 		}
 		for id := range dead {
 			skip[id] = true
+		}
+	}
+	// A probe ahead of its job's due time: the job is made due now, so that the claim takes it.
+	ahead := map[string]time.Time{}
+	for i, t := range turns {
+		if quota[i] > 0 && early[t.dest] {
+			id, due, err := d.pullAhead(tx, t.dest, now, skip)
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				ahead[id] = due
+			}
 		}
 	}
 	until := now.Add(d.opts.Lease)
@@ -1067,9 +1105,12 @@ func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn,
 		if len(jobs) == claims[i].Limit {
 			res.scan.More = true // there may be more due here than this round takes
 		}
+		if len(jobs) > 0 && slices.Contains(down, dests[i]) {
+			res.probes = append(res.probes, dests[i])
+		}
 		for _, j := range jobs {
 			j.State = StateLeased
-			res.jobs = append(res.jobs, leased{job: j, dest: dests[i]})
+			res.jobs = append(res.jobs, leased{job: j, dest: dests[i], ahead: ahead[j.ID]})
 			d.lastTurn = dests[i]
 		}
 	}
@@ -1114,6 +1155,12 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	cur.Lease = ""
 	cur.Attempts = append(cur.Attempts, o.attempt)
 	n := len(cur.Attempts) - cur.LadderBase
+	if !o.ahead.IsZero() {
+		// A probe made before the job was due is not a step of its ladder: a failure leaves the
+		// job due when it was, its ladder where it was.
+		cur.LadderBase++
+		n--
+	}
 	schedule := *d.schedule.Load()
 	end := o.end
 	switch {
@@ -1125,6 +1172,8 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		// A probe of a down destination whose ladder's time is over: no job outlives its
 		// ladder, however few of its attempts were made.
 		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
+	case !o.ahead.IsZero():
+		cur.State, cur.DueAt = StatePending, o.ahead
 	default:
 		delay := schedule[n-1]
 		if ra := min(o.res.RetryAfter, MaxRetryAfter); ra > delay {

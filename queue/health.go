@@ -167,6 +167,29 @@ func (b *healthBook) get(dest string) healthView {
 	return healthView{}
 }
 
+// downDest is a destination that is down, with when its next probe may go out.
+type downDest struct {
+	dest      string
+	nextProbe time.Time
+}
+
+// down returns the destinations that are down.
+func (b *healthBook) down() []downDest {
+	if b.opts.Off {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []downDest
+	for dest, h := range b.m {
+		if h.down {
+			out = append(out, downDest{dest: dest, nextProbe: h.nextProbe})
+		}
+	}
+	slices.SortFunc(out, func(a, b downDest) int { return strings.Compare(a.dest, b.dest) })
+	return out
+}
+
 // isDown reports whether dest is down.
 func (b *healthBook) isDown(dest string) bool { return b.get(dest).down }
 
@@ -352,4 +375,39 @@ func (d *Dispatcher) releaseDest(tx Tx, dest string, now time.Time, held map[str
 		n++
 	}
 	return true, nil
+}
+
+// pullAhead makes the pending job of the down destination dest that is due first, and that
+// neither this dispatcher holds nor another process claimed, due at now, for a claim to take it
+// as a probe. It returns the job's ID and its due time, or "" when there is none.
+func (d *Dispatcher) pullAhead(tx Tx, dest string, now time.Time, skip map[string]bool) (string, time.Time, error) {
+	var ids []string
+	err := tx.PendingJobs(dest, func(id string, _ time.Time) bool {
+		if !skip[id] {
+			ids = append(ids, id)
+		}
+		return len(ids) < 16
+	})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("listing the pending jobs of %s, down: %w", RedactURL(dest), err)
+	}
+	for _, id := range ids {
+		j, err := tx.JobHead(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("loading job %s of %s, down: %w", id, RedactURL(dest), err)
+		}
+		if j.State != StatePending || j.Lease != "" {
+			continue // claimed by another process: its DueAt is its claim's end
+		}
+		due := j.DueAt
+		j.DueAt = now
+		if err := tx.PutJobHead(j); err != nil {
+			return "", time.Time{}, fmt.Errorf("making job %s of %s due for a probe: %w", id, RedactURL(dest), err)
+		}
+		return id, due, nil
+	}
+	return "", time.Time{}, nil
 }
