@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
 )
@@ -39,6 +40,8 @@ type settings struct {
 	account  string
 	// metrics: the account's deliveries are counted with its API key as a label (Account.Metrics).
 	metrics bool
+	// health configures destination health (App.Health).
+	health queue.Health
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.

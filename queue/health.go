@@ -82,19 +82,39 @@ type destHealth struct {
 // healthBook holds the health of the destinations that failed lately: the run loop writes it,
 // rounds (lease) and the admin API read it.
 type healthBook struct {
-	opts Health
 	mu   sync.Mutex
+	opts Health
 	m    map[string]*destHealth
 }
 
 func newHealthBook(h Health) *healthBook {
+	b := &healthBook{m: map[string]*destHealth{}}
+	b.set(h)
+	return b
+}
+
+// set applies the options h (zero values are the defaults). Turning health off forgets every
+// destination's health: they are all up.
+func (b *healthBook) set(h Health) []DestinationHealth {
 	if h.Failures <= 0 {
 		h.Failures = DefaultHealthFailures
 	}
 	if h.ProbeInterval <= 0 {
 		h.ProbeInterval = DefaultProbeInterval
 	}
-	return &healthBook{opts: h, m: map[string]*destHealth{}}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opts = h
+	var up []DestinationHealth
+	if h.Off {
+		for dest, dh := range b.m {
+			if dh.down {
+				up = append(up, DestinationHealth{Destination: RedactURL(dest), State: HealthUp})
+			}
+		}
+		clear(b.m)
+	}
+	return up
 }
 
 // healthChange is a destination going down or coming back up.
@@ -106,11 +126,11 @@ type healthChange struct {
 
 // note books an attempt's outcome; it returns the change of state it made, if any.
 func (b *healthBook) note(dest string, res Result, at time.Time) (healthChange, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.opts.Off || res.Permanent {
 		return healthChange{}, false
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	h := b.m[dest]
 	if !CountsAsFailure(res) {
 		if h == nil {
@@ -156,11 +176,11 @@ type healthView struct {
 
 // get returns what a round needs to know of dest.
 func (b *healthBook) get(dest string) healthView {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.opts.Off {
 		return healthView{}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if h := b.m[dest]; h != nil {
 		return healthView{down: h.down, nextProbe: h.nextProbe, release: h.release}
 	}
@@ -175,11 +195,11 @@ type downDest struct {
 
 // down returns the destinations that are down.
 func (b *healthBook) down() []downDest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.opts.Off {
 		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []downDest
 	for dest, h := range b.m {
 		if h.down {
@@ -195,11 +215,11 @@ func (b *healthBook) isDown(dest string) bool { return b.get(dest).down }
 
 // releasing returns the destinations whose pending jobs are still to be made due.
 func (b *healthBook) releasing() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.opts.Off {
 		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
 	for dest, h := range b.m {
 		if h.release {
@@ -264,6 +284,16 @@ func (b *healthBook) downCount() int {
 // others are up), by destination. Each process judges health on its own: in a fleet, another
 // instance may see a destination otherwise.
 func (d *Dispatcher) Health() []DestinationHealth { return d.health.list() }
+
+// SetHealth replaces the destination health options (see Options.Health). The counts of
+// failures so far are kept; turning health off makes every destination up (OnHealth is told).
+func (d *Dispatcher) SetHealth(h Health) {
+	for _, up := range d.health.set(h) {
+		if d.opts.OnHealth != nil {
+			d.opts.OnHealth(up)
+		}
+	}
+}
 
 // DestinationsDown returns how many destinations this dispatcher holds down.
 func (d *Dispatcher) DestinationsDown() int { return d.health.downCount() }
