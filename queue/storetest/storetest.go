@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"TwoWritersOneStateRecord", testTwoWritersOneStateRecord},
 		{"ClaimIsExclusive", testClaimIsExclusive},
 		{"ChainPromotionUnderConcurrentEnqueue", testChainPromotionUnderConcurrentEnqueue},
+		{"DestinationHealth", testDestinationHealth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
