@@ -285,6 +285,7 @@ func TestLadderOverWhileDownDies(t *testing.T) {
 	out.wait(t, 1)
 	for i := 2; i <= 5; i++ {
 		clock.Advance(30 * time.Second)
+		waitFor(t, fmt.Sprintf("request %d", i), func() bool { return len(rcv.requests()) >= i })
 		out.wait(t, i)
 	}
 	if n := len(rcv.requests()); n != 5 {
