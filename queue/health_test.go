@@ -144,9 +144,10 @@ func TestDownDestinationIsProbedThenItsBacklogDeliveredAtOnce(t *testing.T) {
 		ids = append(ids, enqueueFax(t, d, rcv.srv.URL, fax, 5, t0, t0)...)
 	}
 	waitFor(t, "the destination to go down", func() bool { return d.DestinationsDown() == 1 })
-	time.Sleep(50 * time.Millisecond) // attempts under way when it went down end
+	waitFor(t, "the attempts under way to end", func() bool {
+		return len(d.Leases()) == 0 && int(out.n.Load()) == len(rcv.requests())
+	})
 	before := len(rcv.requests())
-	out.wait(t, before)
 	if before < 5 || before > 8 { // 5 failures, and at most PerHost−1 more that were under way
 		t.Fatalf("%d requests before the destination was down, want 5 to 8", before)
 	}

@@ -77,7 +77,7 @@ func healthScenario(t *testing.T, s queue.Store) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the destination to go down", func() bool { return d.DestinationsDown() == 1 })
-	waitFor(t, "the attempts under way to end", func() bool { return int(stored.Load()) == count("https://down.example") })
+	waitFor(t, "the attempts under way to end", func() bool { return len(d.Leases()) == 0 && int(stored.Load()) == count("https://down.example") })
 	before := count("https://down.example")
 
 	// Another destination is served at once while this one is down.
