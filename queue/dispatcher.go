@@ -533,6 +533,11 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			timer = nil
 			if !res.scan.Next.IsZero() {
 				timer = d.opts.Clock.After(res.scan.Next.Sub(d.opts.Clock.Now()))
+				// A clock that moved on between reading it and setting the timer (a virtual
+				// clock advanced by a test) has set the timer too late: look now instead.
+				if !d.opts.Clock.Now().Before(res.scan.Next) {
+					scan = true
+				}
 			}
 		}
 		return false
