@@ -297,6 +297,9 @@ func TestLadderOverWhileDownDies(t *testing.T) {
 	if len(j3.Attempts) != 2 || !strings.Contains(last.Error, "not attempted") || !strings.Contains(last.Error, "ladder") {
 		t.Fatalf("j3's attempt log: %+v", j3.Attempts)
 	}
+	if r := queue.DeadReason(queue.Result{Err: fmt.Errorf("wrapped: %w", queue.ErrLadderOver)}); !strings.Contains(r, "destination down") {
+		t.Fatalf("DeadReason of a job dead while its destination was down: %q", r)
+	}
 	if j := waitState(t, st, "j2", queue.StateDead); len(j.Attempts) != 2 {
 		t.Fatalf("j2's attempt log: %+v", j.Attempts)
 	}
