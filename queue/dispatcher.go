@@ -917,18 +917,25 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 	}
 	var turns []turn
-	var down []string          // down destinations due for a probe
-	early := map[string]bool{} // down destinations due for a probe, none of whose jobs is due
-	seen := map[string]bool{}
+	var down []string               // down destinations due for a probe
+	var early map[string]bool       // those of them none of whose jobs is due
+	var downAt map[string]time.Time // down destinations: when their next probe may go out
+	downs := d.health.down()
+	if len(downs) > 0 {
+		early, downAt = map[string]bool{}, make(map[string]time.Time, len(downs))
+		for _, dn := range downs {
+			downAt[dn.dest] = dn.nextProbe
+		}
+	}
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
-		seen[dest] = true
 		room := 2*d.opts.PerHost - counts[dest]
-		if h := d.health.get(dest); h.down {
+		if nextProbe, ok := downAt[dest]; ok {
+			delete(downAt, dest) // seen: it has due jobs
 			switch {
 			case counts[dest] > 0: // its probe is under way; its outcome makes a round look again
 				return true
-			case h.nextProbe.After(now):
-				res.scan.noteNext(h.nextProbe)
+			case nextProbe.After(now):
+				res.scan.noteNext(nextProbe)
 				return true
 			}
 			down = append(down, dest)
@@ -948,11 +955,12 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	// A down destination none of whose jobs is due gets its probe all the same, ahead of the
 	// job due first, so that a receiver that is back is found back within a probe interval
 	// rather than at the next ladder step.
-	for _, dn := range d.health.down() {
+	for _, dn := range downs {
+		nextProbe, ok := downAt[dn.dest]
 		switch {
-		case seen[dn.dest] || counts[dn.dest] > 0:
-		case dn.nextProbe.After(now):
-			res.scan.noteNext(dn.nextProbe)
+		case !ok || counts[dn.dest] > 0:
+		case nextProbe.After(now):
+			res.scan.noteNext(nextProbe)
 		default:
 			down = append(down, dn.dest)
 			early[dn.dest] = true

@@ -167,26 +167,6 @@ func (h *destHealth) show(dest string) DestinationHealth {
 	return s
 }
 
-// view is what a round needs to know of a destination.
-type healthView struct {
-	down      bool
-	nextProbe time.Time
-	release   bool
-}
-
-// get returns what a round needs to know of dest.
-func (b *healthBook) get(dest string) healthView {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.opts.Off {
-		return healthView{}
-	}
-	if h := b.m[dest]; h != nil {
-		return healthView{down: h.down, nextProbe: h.nextProbe, release: h.release}
-	}
-	return healthView{}
-}
-
 // downDest is a destination that is down, with when its next probe may go out.
 type downDest struct {
 	dest      string
@@ -211,7 +191,12 @@ func (b *healthBook) down() []downDest {
 }
 
 // isDown reports whether dest is down.
-func (b *healthBook) isDown(dest string) bool { return b.get(dest).down }
+func (b *healthBook) isDown(dest string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.m[dest]
+	return !b.opts.Off && h != nil && h.down
+}
 
 // releasing returns the destinations whose pending jobs are still to be made due.
 func (b *healthBook) releasing() []string {
