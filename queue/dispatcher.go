@@ -102,8 +102,9 @@ type Options struct {
 // Destination health (unless Options.Health.Off): the dispatcher counts, per destination, the
 // consecutive attempts that failed as a receiver that is not there fails (CountsAsFailure). After
 // Health.Failures of them the destination is down: its jobs keep their ladders, but a round
-// leases at most one of them (the due one that is due first: the probe) per
-// Health.ProbeInterval, and only when none of them is under way; its other due jobs are
+// leases at most one of them (the probe: the job due first, ahead of its due time when none is
+// due, in which case a failure is not a step of its ladder) per Health.ProbeInterval, and only
+// when none of them is under way; its other due jobs are
 // deferred — not leased, not attempted, their attempt counts unchanged, and not made dead by
 // their ladder, unless the ladder's time is over (from the job's creation or last replay, the
 // sum of the schedule's delays): such a job dies unattempted, with ErrLadderOver in its attempt
@@ -1170,8 +1171,7 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	n := len(cur.Attempts) - cur.LadderBase
 	if !o.ahead.IsZero() {
 		// A probe made before the job was due is not a step of its ladder: a failure leaves the
-		// job due when it was, its ladder where it was.
-		cur.LadderBase++
+		// job due when it was, its ladder where it was (see the case below).
 		n--
 	}
 	schedule := *d.schedule.Load()
@@ -1186,6 +1186,7 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		// ladder, however few of its attempts were made.
 		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
 	case !o.ahead.IsZero():
+		cur.LadderBase++ // the ladder counts from after this attempt
 		cur.State, cur.DueAt = StatePending, o.ahead
 	default:
 		delay := schedule[n-1]
