@@ -15,6 +15,10 @@
 //			sync_writes    on
 //			workers        16
 //			per_host       4
+//			health {       # or: health off (Phaxio's plain ladder)
+//				failures       5
+//				probe_interval 30s
+//			}
 //			delivered_retention 168h
 //			dead_retention 720h
 //			inflight       on
@@ -260,6 +264,12 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.Postgres = p
+		case "health":
+			h, err := unmarshalHealth(d)
+			if err != nil {
+				return err
+			}
+			app.Health = h
 		case "poll":
 			p := new(module.PollConfig)
 			if err := unmarshalPoll(d, p); err != nil {
@@ -394,6 +404,44 @@ func positiveInt(d *caddyfile.Dispenser, name string) (int, error) {
 		return 0, d.Errf("%s: %q is not a positive number", name, s)
 	}
 	return n, nil
+}
+
+// unmarshalHealth parses `health off` or a `health { failures N; probe_interval D; off }` block.
+func unmarshalHealth(d *caddyfile.Dispenser) (*module.HealthConfig, error) {
+	h := new(module.HealthConfig)
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Errf("health: want off or a block, not %q", d.Val())
+		}
+		h.Off = true
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "failures":
+			n, err := positiveInt(d, "health failures")
+			if err != nil {
+				return nil, err
+			}
+			h.Failures = n
+		case "probe_interval":
+			dur, err := positiveDuration(d, "health probe_interval")
+			if err != nil {
+				return nil, err
+			}
+			h.ProbeInterval = dur
+		case "off":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			h.Off = true
+		default:
+			return nil, d.Errf("unknown health option %q", opt)
+		}
+	}
+	if err := h.Validate(); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return h, nil
 }
 
 // unmarshalPoll parses a `poll { … }` block.

@@ -166,6 +166,23 @@ func TestAdaptAccounts(t *testing.T) {
 	}
 }
 
+func TestAdaptHealth(t *testing.T) {
+	for cf, want := range map[string]string{
+		"health {\n failures 3\n probe_interval 1m\n }": `{"health":{"failures":3,"probe_interval":60000000000}}`,
+		"health off":         `{"health":{"off":true}}`,
+		"health {\n off\n }": `{"health":{"off":true}}`,
+	} {
+		m, err := adapt(t, global(cf))
+		if err != nil {
+			t.Fatalf("%s: %v", cf, err)
+		}
+		got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
+		if string(got) != want {
+			t.Fatalf("%s: faxhook app JSON:\n got %s\nwant %s", cf, got, want)
+		}
+	}
+}
+
 func TestInvalidCaddyfiles(t *testing.T) {
 	cases := map[string]struct{ cf, want string }{
 		"unknown option":        {global(`colour blue`), `unknown faxhook option "colour"`},
@@ -198,6 +215,13 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"min_free_space small":  {global(`min_free_space 1MiB`), `min_free_space 1MiB: 1048576 bytes is below the minimum of 33554432 (32 MiB)`},
 		"min_free_space huge":   {global(`min_free_space 2TiB`), `min_free_space: "2TiB" is not a size between 32MiB and 1TiB`},
 		"min_free_space word":   {global(`min_free_space lots`), `min_free_space: "lots" is not a size`},
+		"health bad failures":   {global("health {\n failures 0\n }"), `health failures: "0" is not a positive number`},
+		"health many failures":  {global("health {\n failures 5000\n }"), `health failures: 5000 is too large; allowed: 1 to 1000`},
+		"health short probe":    {global("health {\n probe_interval 10ms\n }"), `health probe_interval: 10ms is out of range; allowed: 1s to 1h0m0s`},
+		"health bad probe":      {global("health {\n probe_interval often\n }"), `health probe_interval: "often" is not a positive duration`},
+		"health off and more":   {global("health off {\n failures 3\n }"), `health: off leaves no room for failures or probe_interval`},
+		"health unknown":        {global("health {\n colour red\n }"), `unknown health option "colour"`},
+		"health argument":       {global("health on"), `health: want off or a block, not "on"`},
 		"bad workers":           {global(`workers many`), `workers: "many" is not a positive number`},
 		"two args":              {global(`storage a b`), `wrong argument count`},
 		"unknown subdirective":  {":80 {\n faxhook {\n  nope\n }\n}", `unknown faxhook subdirective "nope"`},

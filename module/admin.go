@@ -86,9 +86,11 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.method(w, r, http.MethodGet, func(w http.ResponseWriter, r *http.Request) error { return a.getFax(w, r, parts[1]) })
 	case len(parts) == 1 && parts[0] == "stats":
 		return a.method(w, r, http.MethodGet, a.stats)
+	case len(parts) == 1 && parts[0] == "destinations":
+		return a.method(w, r, http.MethodGet, a.destinations)
 	}
 	return apiErrorf(http.StatusNotFound, "no faxhook admin endpoint at %s; see GET /faxhook/deliveries, /faxhook/deliveries/{id}, "+
-		"POST /faxhook/deliveries/{id}/retry, POST /faxhook/replay, GET /faxhook/faxes, /faxhook/faxes/{id}, /faxhook/stats", r.URL.Path)
+		"POST /faxhook/deliveries/{id}/retry, POST /faxhook/replay, GET /faxhook/faxes, /faxhook/faxes/{id}, /faxhook/stats, /faxhook/destinations", r.URL.Path)
 }
 
 // method answers 405 unless r uses the allowed method.

@@ -83,6 +83,11 @@ type App struct {
 	// as many jobs leased ahead, so the bound keeps a typo from reserving gigabytes.
 	Workers int `json:"workers,omitempty"`
 
+	// Health configures destination health (see HealthConfig): after 5 consecutive failures a
+	// destination is down and gets one probe every 30s until it answers, then its backlog is
+	// delivered at once. Default on; `"off": true` keeps Phaxio's plain ladder.
+	Health *HealthConfig `json:"health,omitempty"`
+
 	// PerHost is how many deliveries to one destination (scheme, host and port) may be under way
 	// at once, so that a slow or hanging receiver cannot hold every worker: 1 to MaxPerHost
 	// (1024). Default 4. A value above Workers is allowed and acts as Workers.
@@ -402,6 +407,9 @@ func (a *App) Validate() error {
 	if err := CheckCount("per_host", int64(a.PerHost), MaxPerHost, "4"); err != nil {
 		return err
 	}
+	if err := a.Health.Validate(); err != nil {
+		return err
+	}
 	if err := validateNumbers(a.Numbers); err != nil {
 		return err
 	}
@@ -474,6 +482,7 @@ func (a *App) Start() error {
 		deliveredRetention: time.Duration(a.DeliveredRetention), deadRetention: time.Duration(a.DeadRetention),
 		standard: a.standard, standardSecrets: a.standardSecrets,
 	}
+	s.health = a.Health.options()
 	s.accounts = accountSettings(&s, a.Accounts, caddy.NewReplacer())
 	return a.eng.start(s, a.log)
 }

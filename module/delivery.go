@@ -27,6 +27,8 @@ type delivery struct {
 	fetchFile func(ctx context.Context, j *queue.Job) (*queue.File, error)
 	// onOutcome is told every attempt's outcome (outcomes.onOutcome); it must not block.
 	onOutcome func(j *queue.Job, res queue.Result)
+	// onHealth is told of destinations going down and coming back up; it must not block.
+	onHealth func(h queue.DestinationHealth)
 
 	senders atomic.Pointer[senderSet] // the newest config's HTTP senders
 
@@ -44,6 +46,7 @@ func (d *delivery) start(s settings, log *zap.Logger) error {
 	defer d.mu.Unlock()
 	if d.disp != nil {
 		d.disp.SetSchedule(s.schedule)
+		d.disp.SetHealth(s.health)
 		return nil
 	}
 	d.disp = queue.NewDispatcher(d.store, senderFunc(d.send), queue.Options{
@@ -56,6 +59,8 @@ func (d *delivery) start(s settings, log *zap.Logger) error {
 		Prepare:   d.prepare,
 		LogFields: jobLogFields,
 		Instance:  d.instance,
+		Health:    s.health,
+		OnHealth:  d.onHealth,
 	})
 	if err := d.disp.Start(); err != nil {
 		d.disp = nil

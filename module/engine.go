@@ -149,7 +149,7 @@ func openEngine(spec storageSpec, log *zap.Logger) (*engine, error) {
 func (e *engine) assemble(st engineStore, j *journal, syncWrites bool) {
 	e.store, e.journal = st, j
 	e.delivery = &delivery{store: st, cfg: e.cfg.Load, instance: e.instance,
-		onOutcome: outcomes{events: &e.ev, cfg: e.cfg.Load}.onOutcome}
+		onOutcome: outcomes{events: &e.ev, cfg: e.cfg.Load}.onOutcome, onHealth: onHealth(&e.ev)}
 	e.tracker = newTracker(st, e.cfg.Load, e.log.Load, e.delivery.wake)
 	e.poll = newPoller(e.cfg.Load, e.log.Load, e.tracker, &e.vias, e.fleet.leads, e.stop)
 	e.delivery.fetchFile = e.poll.fetchFile

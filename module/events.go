@@ -23,7 +23,8 @@ const (
 	EventDeliveryFailed = "faxhook_delivery_failed"
 	// EventDeliveryDead is emitted, after EventDeliveryFailed, when a job has no attempt left.
 	// Its data also has reason, why the job died (queue.DeadReason): "no more retries",
-	// "destination refused by the SSRF guard (permanent)" or "permanent failure, not retried".
+	// "destination refused by the SSRF guard (permanent)", "permanent failure, not retried" or
+	// "destination down until the retry ladder's time ran out".
 	EventDeliveryDead = "faxhook_delivery_dead"
 )
 

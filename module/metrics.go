@@ -395,3 +395,13 @@ func (c *storeCollector) invalidate() {
 	c.at = time.Time{}
 	c.mu.Unlock()
 }
+
+// metricDestinationsDown is faxhook_destination_down: how many destinations this process holds
+// down (see HealthConfig). One series, without a per-destination label, so that its
+// cardinality stays bounded; GET /faxhook/destinations names them.
+var metricDestinationsDown = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	Namespace: "faxhook", Name: "destination_down",
+	Help: "Webhook destinations (scheme, host and port) that this process holds down after consecutive failed attempts: they get one probe attempt per probe interval until one succeeds.",
+}, destinationsDown)
+
+func init() { allCollectors = append(allCollectors, metricDestinationsDown) }

@@ -7,6 +7,7 @@ import (
 	"github.com/faxhook/caddy-faxhook/module/profile"
 	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/module/render"
+	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/mailsend"
 	"github.com/faxhook/caddy-faxhook/queue/ssrf"
@@ -49,6 +50,8 @@ type settings struct {
 	account  string
 	// metrics: the account's deliveries are counted with its API key as a label (Account.Metrics).
 	metrics bool
+	// health configures destination health (App.Health).
+	health queue.Health
 }
 
 // Defaults of App.MaxRecipients and App.MaxEvents.

@@ -66,6 +66,13 @@ type Options struct {
 	// operator who reads them; a random suffix keeps tokens unique across restarts. Default
 	// the host name.
 	Instance string
+	// Health configures destination health: after Health.Failures consecutive failures a
+	// destination is down and gets at most one probe attempt per Health.ProbeInterval, until
+	// one succeeds. Zero values are the defaults; Health.Off gives Phaxio's plain ladder.
+	Health Health
+	// OnHealth, if set, is called from the run loop when a destination goes down or comes
+	// back up, with its health then; it must not block.
+	OnHealth func(h DestinationHealth)
 }
 
 // Dispatcher delivers due jobs: it leases them, hands them to the sender, and stores the outcome
@@ -91,6 +98,22 @@ type Options struct {
 // again, and a late outcome of an expired claim that another process took over is dropped, not
 // stored twice. Chains hold across processes, as the store keeps them. PerHost holds per
 // process. Rounds also run on the store's wake-ups and every Options.FleetScan.
+//
+// Destination health (unless Options.Health.Off): the dispatcher counts, per destination, the
+// consecutive attempts that failed as a receiver that is not there fails (CountsAsFailure). After
+// Health.Failures of them the destination is down: its jobs keep their ladders, but a round
+// leases at most one of them (the probe: the job due first, ahead of its due time when none is
+// due, in which case a failure is not a step of its ladder) per Health.ProbeInterval, and only
+// when none of them is under way; its other due jobs are
+// deferred — not leased, not attempted, their attempt counts unchanged, and not made dead by
+// their ladder, unless the ladder's time is over (from the job's creation or last replay, the
+// sum of the schedule's delays): such a job dies unattempted, with ErrLadderOver in its attempt
+// log. Jobs of a destination that goes down that were leased ahead are handed back. When an
+// attempt to a down destination succeeds, it is up again, and the next rounds make its pending
+// jobs due at once, each at its creation time, so that the backlog goes out oldest first, under
+// PerHost, instead of at each job's next ladder step. Other destinations' turns are not touched:
+// a down destination takes no room from them. Health lives in the dispatcher's memory: a restart
+// starts with every destination up, and in a fleet each process judges health on its own.
 type Dispatcher struct {
 	store  Store
 	sender Sender
@@ -111,6 +134,8 @@ type Dispatcher struct {
 
 	leaseMu sync.Mutex
 	leases  map[string]lease // jobs leased and not yet settled; written by the run loop only
+
+	health *healthBook
 
 	// lastTurn is the destination that got the last job of the last round that leased any:
 	// the next round's turns start after it. Only lease touches it, and rounds never overlap.
@@ -169,7 +194,8 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	}
 	d := &Dispatcher{
 		store: store, sender: sender, opts: opts, log: log,
-		wake: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		health: newHealthBook(opts.Health),
 	}
 	if sh, ok := store.(Shared); ok {
 		d.shared = sh
@@ -258,6 +284,9 @@ func (d *Dispatcher) Stop() {
 type leased struct {
 	job  *Job
 	dest string
+	// ahead is the due time of a probe of a down destination leased before it was due (see
+	// Dispatcher: Destination health); zero otherwise.
+	ahead time.Time
 }
 
 // outcome is what a worker reports about one attempt; it holds no job body, but for one the
@@ -270,6 +299,7 @@ type outcome struct {
 	res      Result
 	end      time.Time // the dispatcher clock's time when the attempt ended
 	prepared *Payload  // the payload Options.Prepare made for this attempt, to store; nil if none
+	ahead    time.Time // leased.ahead
 }
 
 // loop is the run loop's bookkeeping. Only the run goroutine touches it.
@@ -310,6 +340,10 @@ type roundResult struct {
 	unstored []outcome
 	// settled holds the IDs of the jobs whose outcome was stored (or found moot): their leases end.
 	settled []string
+	// probes holds the down destinations a probe was leased to.
+	probes []string
+	// released holds the destinations back up whose pending jobs are all due now.
+	released []string
 }
 
 // attemptSlot is a worker's attempt under way, as watchLeases sees it: the context the attempt
@@ -419,7 +453,7 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 	if res.Err != nil {
 		a.Error = res.Err.Error()
 	}
-	return outcome{id: l.job.ID, dest: l.dest, token: l.job.Lease, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared}, true
+	return outcome{id: l.job.ID, dest: l.dest, token: l.job.Lease, base: len(l.job.Attempts), attempt: a, res: res, end: d.opts.Clock.Now(), prepared: prepared, ahead: l.ahead}, true
 }
 
 // run is the dispatcher's only writer. While one round (a transaction storing the outcomes that
@@ -459,6 +493,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	}
 	// ended handles the result of a round; it reports whether the dispatcher stops.
 	ended := func(res roundResult) bool {
+		if res.err == nil {
+			d.bookHealth(&res)
+		}
 		d.settle(res)
 		d.finish(res.stored)
 		if len(res.stored) > 0 {
@@ -497,6 +534,11 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			timer = nil
 			if !res.scan.Next.IsZero() {
 				timer = d.opts.Clock.After(res.scan.Next.Sub(d.opts.Clock.Now()))
+				// A clock that moved on between reading it and setting the timer (a virtual
+				// clock advanced by a test) has set the timer too late: look now instead.
+				if !d.opts.Clock.Now().Before(res.scan.Next) {
+					scan = true
+				}
 			}
 		}
 		return false
@@ -616,6 +658,77 @@ func (d *Dispatcher) ended(l *loop, o outcome) {
 		delete(l.perDest, o.dest)
 	}
 	l.pending = append(l.pending, o)
+	if ch, ok := d.health.note(o.dest, o.res, o.end); ok {
+		if ch.down {
+			d.handBack(l, ch.dest)
+		}
+		if d.opts.OnHealth != nil {
+			d.opts.OnHealth(ch.h)
+		}
+	}
+}
+
+// bookHealth books what a round did for destination health: the probes it leased (the next
+// ones wait ProbeInterval) and the destinations whose jobs it made due. Jobs it leased for a
+// destination that went down meanwhile, but for a probe, are left out: they stay pending.
+func (d *Dispatcher) bookHealth(res *roundResult) {
+	now := d.opts.Clock.Now()
+	for _, dest := range res.probes {
+		d.health.probed(dest, now)
+	}
+	for _, dest := range res.released {
+		d.health.released(dest)
+	}
+	if len(res.jobs) == 0 {
+		return
+	}
+	kept := res.jobs[:0]
+	probe := map[string]bool{}
+	for _, dest := range res.probes {
+		probe[dest] = true
+	}
+	var back map[string]lease
+	for _, j := range res.jobs {
+		if !probe[j.dest] && d.health.isDown(j.dest) {
+			if back == nil {
+				back = map[string]lease{}
+			}
+			back[j.job.ID] = lease{token: j.job.Lease}
+			continue
+		}
+		kept = append(kept, j)
+	}
+	res.jobs = kept
+	if len(back) > 0 && d.shared != nil {
+		d.release(back)
+	}
+}
+
+// handBack hands back the jobs of dest, which went down, that wait ahead for a worker: they
+// stay pending, and due, in the store.
+func (d *Dispatcher) handBack(l *loop, dest string) {
+	q := l.ahead[dest]
+	if len(q) == 0 {
+		return
+	}
+	delete(l.ahead, dest)
+	if i := slices.Index(l.order, dest); i >= 0 {
+		l.order = slices.Delete(l.order, i, i+1)
+	}
+	l.aheadTotal -= len(q)
+	if l.perDest[dest] -= len(q); l.perDest[dest] <= 0 {
+		delete(l.perDest, dest)
+	}
+	back := make(map[string]lease, len(q))
+	d.leaseMu.Lock()
+	for _, j := range q {
+		back[j.job.ID] = d.leases[j.job.ID]
+		delete(d.leases, j.job.ID)
+	}
+	d.leaseMu.Unlock()
+	if d.shared != nil {
+		d.release(back)
+	}
 }
 
 // stop waits for the rounds under way and the workers (the context has been cancelled), then
@@ -791,9 +904,45 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		return nil
 	}
 	now := d.opts.Clock.Now()
+	// Destinations back up: their pending jobs are made due first, so that this round's scan
+	// sees them.
+	for _, dest := range d.health.releasing() {
+		done, err := d.releaseDest(tx, dest, now, held)
+		if err != nil {
+			return err
+		}
+		if done {
+			res.released = append(res.released, dest)
+		} else {
+			res.scan.More = true
+		}
+	}
 	var turns []turn
+	var down []string               // down destinations due for a probe
+	var early map[string]bool       // those of them none of whose jobs is due
+	var downAt map[string]time.Time // down destinations: when their next probe may go out
+	downs := d.health.down()
+	if len(downs) > 0 {
+		early, downAt = map[string]bool{}, make(map[string]time.Time, len(downs))
+		for _, dn := range downs {
+			downAt[dn.dest] = dn.nextProbe
+		}
+	}
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
-		if room := 2*d.opts.PerHost - counts[dest]; room > 0 {
+		room := 2*d.opts.PerHost - counts[dest]
+		if nextProbe, ok := downAt[dest]; ok {
+			delete(downAt, dest) // seen: it has due jobs
+			switch {
+			case counts[dest] > 0: // its probe is under way; its outcome makes a round look again
+				return true
+			case nextProbe.After(now):
+				res.scan.noteNext(nextProbe)
+				return true
+			}
+			down = append(down, dest)
+			room = 1
+		}
+		if room > 0 {
 			turns = append(turns, turn{dest: dest, room: room})
 		}
 		return true
@@ -803,6 +952,30 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	}
 	if !next.IsZero() {
 		res.scan.noteNext(next)
+	}
+	// A down destination none of whose jobs is due gets its probe all the same, ahead of the
+	// job due first, so that a receiver that is back is found back within a probe interval
+	// rather than at the next ladder step.
+	for _, dn := range downs {
+		nextProbe, ok := downAt[dn.dest]
+		switch {
+		case !ok || counts[dn.dest] > 0:
+		case nextProbe.After(now):
+			res.scan.noteNext(nextProbe)
+		default:
+			down = append(down, dn.dest)
+			early[dn.dest] = true
+			turns = append(turns, turn{dest: dn.dest, room: 1})
+		}
+	}
+	var skip map[string]bool // jobs of down destinations that died unattempted
+	if len(down) > 0 {
+		skip = map[string]bool{}
+		for _, dest := range down {
+			if err := d.sweepExpired(tx, res, dest, now, held, skip); err != nil {
+				return err
+			}
+		}
 	}
 	slices.SortFunc(turns, func(a, b turn) int { return strings.Compare(a.dest, b.dest) })
 	first, _ := slices.BinarySearchFunc(turns, d.lastTurn, func(t turn, last string) int {
@@ -830,16 +1003,22 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 	}
 	if d.shared != nil {
-		return d.claim(tx, res, now, turns, quota, held)
+		return d.claim(tx, res, now, turns, quota, held, skip, down, early)
 	}
 	var picked []leased
 	for i, t := range turns {
 		n := 0
 		err := tx.PendingJobs(t.dest, func(id string, dueAt time.Time) bool {
-			if _, ok := held[id]; ok {
+			if _, ok := held[id]; ok || skip[id] {
 				return true
 			}
 			if dueAt.After(now) {
+				if early[t.dest] && n < quota[i] {
+					picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest, ahead: dueAt})
+					res.probes = append(res.probes, t.dest)
+					d.lastTurn = t.dest
+					return false
+				}
 				res.scan.noteNext(dueAt)
 				return false
 			}
@@ -848,6 +1027,9 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 				return false
 			}
 			picked = append(picked, leased{job: &Job{ID: id}, dest: t.dest})
+			if slices.Contains(down, t.dest) {
+				res.probes = append(res.probes, t.dest)
+			}
 			d.lastTurn = t.dest
 			n++
 			return true
@@ -866,7 +1048,7 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 		// Leased in memory only: the store keeps the job pending and due.
 		j.State, j.DueAt = StateLeased, now.Add(d.opts.Lease)
-		res.jobs = append(res.jobs, leased{job: j, dest: p.dest})
+		res.jobs = append(res.jobs, leased{job: j, dest: p.dest, ahead: p.ahead})
 	}
 	if res.scan.More {
 		res.scan.Next = time.Time{}
@@ -891,12 +1073,28 @@ func (s *scanResult) noteNext(at time.Time) {
 // claim is lease over a Shared store: each destination's turn claims its quota of due jobs in
 // the store (ClaimDue), passing over the jobs this dispatcher holds and those other processes
 // claim at the same moment.
-func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease) error {
+func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn, quota []int, held map[string]lease, dead map[string]bool, down []string, early map[string]bool) error {
 	var skip map[string]bool
-	if len(held) > 0 {
-		skip = make(map[string]bool, len(held))
+	if len(held) > 0 || len(dead) > 0 {
+		skip = make(map[string]bool, len(held)+len(dead))
 		for id := range held {
 			skip[id] = true
+		}
+		for id := range dead {
+			skip[id] = true
+		}
+	}
+	// A probe ahead of its job's due time: the job is made due now, so that the claim takes it.
+	ahead := map[string]time.Time{}
+	for i, t := range turns {
+		if quota[i] > 0 && early[t.dest] {
+			id, due, err := d.pullAhead(tx, t.dest, now, skip)
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				ahead[id] = due
+			}
 		}
 	}
 	until := now.Add(d.opts.Lease)
@@ -921,9 +1119,12 @@ func (d *Dispatcher) claim(tx Tx, res *roundResult, now time.Time, turns []turn,
 		if len(jobs) == claims[i].Limit {
 			res.scan.More = true // there may be more due here than this round takes
 		}
+		if len(jobs) > 0 && slices.Contains(down, dests[i]) {
+			res.probes = append(res.probes, dests[i])
+		}
 		for _, j := range jobs {
 			j.State = StateLeased
-			res.jobs = append(res.jobs, leased{job: j, dest: dests[i]})
+			res.jobs = append(res.jobs, leased{job: j, dest: dests[i], ahead: ahead[j.ID]})
 			d.lastTurn = dests[i]
 		}
 	}
@@ -968,6 +1169,11 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 	cur.Lease = ""
 	cur.Attempts = append(cur.Attempts, o.attempt)
 	n := len(cur.Attempts) - cur.LadderBase
+	if !o.ahead.IsZero() {
+		// A probe made before the job was due is not a step of its ladder: a failure leaves the
+		// job due when it was, its ladder where it was (see the case below).
+		n--
+	}
 	schedule := *d.schedule.Load()
 	end := o.end
 	switch {
@@ -975,6 +1181,13 @@ func (d *Dispatcher) storeOutcome(tx Tx, o outcome) (*Job, error) {
 		cur.State, cur.FinishedAt, cur.DueAt = StateDelivered, end, end
 	case o.res.Permanent || n > len(schedule):
 		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
+	case d.health.isDown(o.dest) && !end.Before(ladderEnd(cur, schedule)):
+		// A probe of a down destination whose ladder's time is over: no job outlives its
+		// ladder, however few of its attempts were made.
+		cur.State, cur.FinishedAt, cur.DueAt = StateDead, end, end
+	case !o.ahead.IsZero():
+		cur.LadderBase++ // the ladder counts from after this attempt
+		cur.State, cur.DueAt = StatePending, o.ahead
 	default:
 		delay := schedule[n-1]
 		if ra := min(o.res.RetryAfter, MaxRetryAfter); ra > delay {

@@ -173,10 +173,13 @@ type Result struct {
 
 // DeadReason says why a job whose last attempt had the Result res died: a destination the SSRF
 // guard refused (ssrf.ErrBlocked), another permanent failure (a URL that can never work, an
-// address the mail server rejects), or a failure on the last step of the retry ladder. It is the
+// address the mail server rejects), a job whose destination was down when its retry ladder's
+// time ran out (ErrLadderOver), or a failure on the last step of the retry ladder. It is the
 // end of the dispatcher's "webhook dead: …" log entry.
 func DeadReason(res Result) string {
 	switch {
+	case errors.Is(res.Err, ErrLadderOver):
+		return "destination down until the retry ladder's time ran out"
 	case errors.Is(res.Err, ssrf.ErrBlocked):
 		return "destination refused by the SSRF guard (permanent)"
 	case res.Permanent:
