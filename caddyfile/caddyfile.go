@@ -705,8 +705,14 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 				return nil, err
 			}
 			ac.Metrics = on
+		case "webhook_version":
+			v, err := webhookVersion(d, "account "+ac.APIKey+" webhook_version")
+			if err != nil {
+				return nil, err
+			}
+			ac.WebhookVersion = v
 		default:
-			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret or metrics)", ac.APIKey, opt)
+			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret, metrics or webhook_version)", ac.APIKey, opt)
 		}
 	}
 	return ac, nil

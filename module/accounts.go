@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/faxhook/caddy-faxhook/module/render"
 	"github.com/faxhook/caddy-faxhook/queue"
 )
 
@@ -47,6 +48,12 @@ type Account struct {
 	// fetched with APIKey and PollSecret as HTTP Basic credentials, instead of the poll block's
 	// credentials. Use a placeholder such as `{env.ACME_API_SECRET}`; it is never logged.
 	PollSecret string `json:"poll_secret,omitempty"`
+
+	// WebhookVersion is the webhook version of the account's HTTP webhooks (2.1, 2 or 1, as
+	// App.WebhookVersion); a number's own version (App.NumberVersions) still wins for its
+	// faxes. Empty: the app's. Below 2.1 the account's faxes get no inflight events; Inflight
+	// on with such a version is a configuration error.
+	WebhookVersion string `json:"webhook_version,omitempty"`
 
 	// Metrics labels the account's delivery attempts in the metric
 	// faxhook_account_deliveries_total with its API key. Off by default, so that the number of
@@ -96,6 +103,15 @@ func validateAccounts(accounts []*Account, polls bool) error {
 		for _, u := range ac.ReceivedURLs {
 			if err := ValidateURL(u); err != nil {
 				return fmt.Errorf("account %s received_url %q: %w", ac.APIKey, u, err)
+			}
+		}
+		if ac.WebhookVersion != "" {
+			v, err := render.ParseVersion(ac.WebhookVersion)
+			if err != nil {
+				return fmt.Errorf("account %s webhook_version: %w", ac.APIKey, err)
+			}
+			if ac.Inflight != nil && *ac.Inflight && !v.Inflight() {
+				return fmt.Errorf("account %s inflight: webhook_version %s has no inflight events (only 2.1 has them)", ac.APIKey, v)
 			}
 		}
 		if ac.PollSecret != "" && !polls {
@@ -156,6 +172,9 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 			s.inflight = *ac.Inflight
 		}
 		s.metrics = ac.Metrics
+		if v, err := render.ParseVersion(ac.WebhookVersion); err == nil && ac.WebhookVersion != "" {
+			s.version = v // validated: see validateAccounts
+		}
 		if ac.PollSecret != "" && base.poll != nil {
 			p := *base.poll
 			p.key, p.secret = ac.APIKey, repl.ReplaceKnown(ac.PollSecret, "")

@@ -38,6 +38,7 @@ func TestAccountsGetTheirOwnWebhooks(t *testing.T) {
 			token %s
 			sent_url %s/b-sent
 			received_url %s/b-received
+			webhook_version 1
 		}`, keyA, srvA.URL, srvA.URL, numberA, srvA.URL, keyB, tokenB, srvB.URL, srvB.URL)
 	svc := faxapp.Config{Tick: 50 * time.Millisecond, Seed: 5, Accounts: map[string]string{keyA: secretA, keyB: secretB}}
 	e := newEnvIn(t, svc, nil, opts, "", "TOKEN_A="+tokenA)
@@ -97,7 +98,13 @@ func TestAccountsGetTheirOwnWebhooks(t *testing.T) {
 		}
 	}
 	check(waitN(rcvA, 2, "account A"), "account A", map[int64]string{sentA: srvA.URL + "/a-sent", recvA: srvA.URL + "/a-number"})
-	check(waitN(rcvB, 2, "account B"), "account B", map[int64]string{sentB: srvB.URL + "/b-sent", recvB: srvB.URL + "/b-received"})
+	dsB := waitN(rcvB, 2, "account B")
+	check(dsB, "account B", map[int64]string{sentB: srvB.URL + "/b-sent", recvB: srvB.URL + "/b-received"})
+	for _, d := range dsB { // account B's receivers speak Phaxio's v1 webhooks
+		if _, ok := d.Fields["event_type"]; ok || d.Fields["success"] == "" || d.Fields["direction"] == "" {
+			t.Errorf("account B (webhook_version 1) got fields %v; want v1's success, is_test, direction, fax", d.Fields)
+		}
+	}
 	check(waitN(e.rcv, 1, "global"), "global", map[int64]string{sentG: e.rcvURL + "/global-sent"})
 
 	// The admin API knows each job's account, and filters by it.
