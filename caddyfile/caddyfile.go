@@ -705,6 +705,16 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 				return nil, err
 			}
 			ac.Metrics = on
+		case "standard_webhooks":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("account %s standard_webhooks: want a secret (whsec_…) and optionally URL prefixes", ac.APIKey)
+			}
+			c := module.StandardWebhooksConfig{Secret: args[0], URLPrefixes: args[1:]}
+			if err := module.ValidateStandardWebhooks(c); err != nil {
+				return nil, d.Errf("account %s %v", ac.APIKey, err)
+			}
+			ac.StandardWebhooks = append(ac.StandardWebhooks, c)
 		case "webhook_version":
 			v, err := webhookVersion(d, "account "+ac.APIKey+" webhook_version")
 			if err != nil {
@@ -712,7 +722,7 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 			}
 			ac.WebhookVersion = v
 		default:
-			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret, metrics or webhook_version)", ac.APIKey, opt)
+			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret, metrics, webhook_version or standard_webhooks)", ac.APIKey, opt)
 		}
 	}
 	return ac, nil

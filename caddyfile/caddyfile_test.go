@@ -243,6 +243,7 @@ func TestInvalidCaddyfiles(t *testing.T) {
 		"account number":        {global("account k {\n number +15551230001\n }"), `account k number: want a phone number and at least one URL`},
 		"account poll_secret":   {global("account k {\n poll_secret\n }"), `account k poll_secret: want one value`},
 		"account bad version":   {global("account k {\n webhook_version 3\n }"), `account k webhook_version: webhook version "3" is not 2.1, 2 or 1`},
+		"account bad swh":       {global("account k {\n standard_webhooks nope\n }"), `account k standard_webhooks`},
 		"account bad metrics":   {global("account k {\n metrics lots\n }"), `account k metrics: "lots" is not on or off`},
 		"account two tokens":    {global("account k {\n token a b\n }"), `account k token: want one value`},
 	}

@@ -55,6 +55,10 @@ type Account struct {
 	// on with such a version is a configuration error.
 	WebhookVersion string `json:"webhook_version,omitempty"`
 
+	// StandardWebhooks, when set, replace the app's StandardWebhooks for the account's HTTP
+	// webhooks (same form: a whsec_ secret, optionally URL prefixes).
+	StandardWebhooks []StandardWebhooksConfig `json:"standard_webhooks,omitempty"`
+
 	// Metrics labels the account's delivery attempts in the metric
 	// faxhook_account_deliveries_total with its API key. Off by default, so that the number of
 	// series stays bounded: at most MaxMetricAccounts accounts may turn it on.
@@ -114,6 +118,9 @@ func validateAccounts(accounts []*Account, polls bool) error {
 				return fmt.Errorf("account %s inflight: webhook_version %s has no inflight events (only 2.1 has them)", ac.APIKey, v)
 			}
 		}
+		if err := validateStandardWebhooks(ac.StandardWebhooks); err != nil {
+			return fmt.Errorf("account %s %w", ac.APIKey, err)
+		}
 		if ac.PollSecret != "" && !polls {
 			return fmt.Errorf("account %s poll_secret: the poller is not configured (add a poll block with the upstream)", ac.APIKey)
 		}
@@ -140,10 +147,11 @@ func validateNumbers(numbers map[string][]string) error {
 }
 
 // accountSettings derives the settings of each account from base (the app's): the account's
-// values where it sets them, base's elsewhere. Tokens go through repl.
-func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) map[string]*settings {
+// values where it sets them, base's elsewhere. Secrets go through repl; an error is a Standard
+// Webhooks secret that is not one once replaced.
+func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) (map[string]*settings, error) {
 	if len(accounts) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make(map[string]*settings, len(accounts))
 	for _, ac := range accounts {
@@ -172,6 +180,13 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 			s.inflight = *ac.Inflight
 		}
 		s.metrics = ac.Metrics
+		if len(ac.StandardWebhooks) > 0 {
+			rules, secrets, err := standardRules(ac.StandardWebhooks, repl)
+			if err != nil {
+				return nil, fmt.Errorf("account %s: %w", ac.APIKey, err)
+			}
+			s.standard, s.standardSecrets, s.ownStandard = rules, secrets, true
+		}
 		if v, err := render.ParseVersion(ac.WebhookVersion); err == nil && ac.WebhookVersion != "" {
 			s.version = v // validated: see validateAccounts
 		}
@@ -182,7 +197,7 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 		}
 		out[ac.APIKey] = &s
 	}
-	return out
+	return out, nil
 }
 
 // forAccount returns the settings that the faxes of the account named apiKey use: its own when
@@ -213,6 +228,9 @@ func jobRedactor(cfg *settings, j *queue.Job) redactor {
 	}
 	if a, ok := cfg.accounts[j.Meta.Get(labelAccount)]; ok {
 		r.add(a.token)
+		for _, s := range a.standardSecrets {
+			r.add(s)
+		}
 		if a.poll != nil && a.poll != cfg.poll {
 			r.add(a.poll.secret)
 		}

@@ -483,7 +483,10 @@ func (a *App) Start() error {
 		standard: a.standard, standardSecrets: a.standardSecrets,
 	}
 	s.health = a.Health.options()
-	s.accounts = accountSettings(&s, a.Accounts, caddy.NewReplacer())
+	var err error
+	if s.accounts, err = accountSettings(&s, a.Accounts, caddy.NewReplacer()); err != nil {
+		return err
+	}
 	return a.eng.start(s, a.log)
 }
 

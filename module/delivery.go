@@ -113,17 +113,21 @@ type senderSet struct {
 
 // newSenderSet builds the senders of the config s.
 func newSenderSet(s *settings) *senderSet {
-	mk := func(token string) *httpsend.Sender {
+	mk := func(token string, standard []httpsend.StandardRule) *httpsend.Sender {
 		return httpsend.New(httpsend.Options{Token: token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
-			StandardWebhooks: s.standard})
+			StandardWebhooks: standard})
 	}
-	set := &senderSet{base: mk(s.token)}
+	set := &senderSet{base: mk(s.token, s.standard)}
 	set.all = append(set.all, set.base)
 	byToken := map[string]*httpsend.Sender{s.token: set.base}
 	for key, as := range s.accounts {
 		snd, ok := byToken[as.token]
-		if !ok {
-			snd = mk(as.token)
+		switch {
+		case as.ownStandard: // a sender of its own: its Standard Webhooks rules are its own
+			snd = mk(as.token, as.standard)
+			set.all = append(set.all, snd)
+		case !ok:
+			snd = mk(as.token, as.standard)
 			byToken[as.token] = snd
 			set.all = append(set.all, snd)
 		}

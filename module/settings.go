@@ -48,6 +48,8 @@ type settings struct {
 	// account is the API key of the account these settings are of, "" for the app's.
 	accounts map[string]*settings
 	account  string
+	// ownStandard: an account's own Standard Webhooks rules (Account.StandardWebhooks).
+	ownStandard bool
 	// metrics: the account's deliveries are counted with its API key as a label (Account.Metrics).
 	metrics bool
 	// health configures destination health (App.Health).

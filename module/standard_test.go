@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/faxhook/caddy-faxhook/module/profile"
+	"github.com/faxhook/caddy-faxhook/module/profile/fax"
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/sign"
 )
@@ -128,7 +130,9 @@ func TestStandardWebhooksAccountSender(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	s := settings{token: "app-token", timeout: 5 * time.Second, standard: rules, standardSecrets: secrets}
-	s.accounts = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, caddy.NewReplacer())
+	if s.accounts, err = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, caddy.NewReplacer()); err != nil {
+		t.Fatal(err)
+	}
 	set := newSenderSet(&s)
 	defer set.closeIdle()
 	j := &queue.Job{ID: "job-b", EventID: "e", URL: srv.URL + "/hook", Meta: queue.Labels{{Name: labelAccount, Value: "key-b"}},
@@ -145,5 +149,62 @@ func TestStandardWebhooksAccountSender(t *testing.T) {
 	wh, _ := standardwebhooks.NewWebhook(testSWHSecret)
 	if err := wh.Verify(body, hdr); err != nil {
 		t.Fatalf("account webhook: %v", err)
+	}
+}
+
+// An account's own standard_webhooks secret signs that account's webhooks; other faxes keep
+// the app's rules (here: none, so no Standard Webhooks headers).
+func TestStandardWebhooksPerAccount(t *testing.T) {
+	var mu sync.Mutex
+	headers := map[string]http.Header{} // by path
+	bodies := map[string][]byte{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		headers[r.URL.Path], bodies[r.URL.Path] = r.Header.Clone(), b
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	base := settings{token: "s3cret-token", schedule: []time.Duration{time.Second}, timeout: 5 * time.Second, workers: 2}
+	accounts, err := accountSettings(&base, []*Account{{APIKey: "acct-a", StandardWebhooks: []StandardWebhooksConfig{{Secret: testSWHSecret}}}}, caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.accounts = accounts
+	e := startEngine(t, base)
+	for _, f := range []struct {
+		id   int64
+		key  string
+		path string
+	}{{401, "acct-a", "/a"}, {402, "", "/global"}} {
+		done := fax.Fax{ID: f.id, Direction: fax.DirectionSent, Status: fax.StatusSuccess, IsTest: true,
+			CompletedAt: fax.Str(time.Now().Format("2006-01-02T15:04:05.000-07:00")),
+			Recipients:  []fax.Recipient{{PhoneNumber: "+15550100000", Status: fax.Str(fax.StatusSuccess)}}}
+		for _, o := range []*Observation{
+			{Faxes: []profile.Object{{Fax: fax.Fax{ID: f.id}}}, CallbackURLs: []string{srv.URL + f.path}, APIKey: f.key},
+			{Faxes: []profile.Object{{Fax: done, Full: true}}},
+		} {
+			if err := e.tracker.record([]*Observation{o}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitState(t, e, jobOf(t, e, f.id).ID, queue.StateDelivered)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	wh, err := standardwebhooks.NewWebhook(testSWHSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Verify(bodies["/a"], headers["/a"]); err != nil {
+		t.Errorf("account's webhook: reference library: %v", err)
+	}
+	if h := headers["/global"].Get(sign.StandardHeaderSignature); h != "" {
+		t.Errorf("a fax of no account got webhook-signature %q; the app has no standard_webhooks", h)
+	}
+	for _, p := range []string{"/a", "/global"} {
+		if headers[p].Get(sign.Header) == "" {
+			t.Errorf("%s: no X-Phaxio-Signature", p)
+		}
 	}
 }

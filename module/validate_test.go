@@ -64,6 +64,7 @@ func TestInvalidConfigsFailValidation(t *testing.T) {
 		"account metrics":           {app(`,"accounts":[` + manyAccounts(101, `"metrics":true`) + `]`), `more than 100 accounts have metrics on`},
 		"account version":           {app(`,"accounts":[{"api_key":"k","webhook_version":"3"}]`), `account k webhook_version: webhook version "3" is not 2.1, 2 or 1`},
 		"account version inflight":  {app(`,"accounts":[{"api_key":"k","webhook_version":"2","inflight":true}]`), `account k inflight: webhook_version 2 has no inflight events`},
+		"account standard_webhooks": {app(`,"accounts":[{"api_key":"k","standard_webhooks":[{"secret":"nope"}]}]`), `account k standard_webhooks`},
 		"account twice":             {app(`,"accounts":[{"api_key":"k"},{"api_key":"k"}]`), `account "k": listed twice`},
 		"account key with colon":    {app(`,"accounts":[{"api_key":"k:s"}]`), `account "k:s": an API key is at most 256 bytes, without colons or white space`},
 		"account sent_url":          {app(`,"accounts":[{"api_key":"k","sent_urls":["ftp://x"]}]`), `account k sent_url "ftp://x": unsupported scheme`},

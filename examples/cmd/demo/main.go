@@ -72,7 +72,11 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		if !d.Verified {
 			status = "INVALID SIGNATURE"
 		}
-		fmt.Printf("webhook  %-17s %-15s fax=%s  %s  %s\n", status, d.Fields["event_type"], faxID(d.Fields["fax"]), faxStatus(d.Fields["fax"]), d.URL)
+		event := d.Fields["event_type"]
+		if event == "" { // Phaxio v1 webhooks have no event type
+			event = "v1 callback"
+		}
+		fmt.Printf("webhook  %-17s %-15s fax=%s  %s  %s\n", status, event, faxID(d.Fields["fax"]), faxStatus(d.Fields["fax"]), d.URL)
 		if !d.Verified {
 			return http.StatusUnauthorized
 		}
@@ -135,6 +139,7 @@ func run(bin string, timeout time.Duration, keep bool) error {
 		account %s {
 			token {env.ACME_TOKEN}
 			sent_url %s/acme/sent
+			webhook_version 1
 		}
 	}
 }
@@ -144,7 +149,7 @@ http://%s {
 	reverse_proxy %s
 }
 `, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), acmeKey, acmeURL, site, faxURL)
-	fmt.Printf("fax service  %s\nreceiver     %s\nacme's      %s  (account %s: its own URL and token)\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n",
+	fmt.Printf("fax service  %s\nreceiver     %s\nacme's      %s  (account %s: its own URL and token, Phaxio v1 webhooks)\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n",
 		faxURL, rcvURL, acmeURL, acmeKey, sink.Addr(), site)
 	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token, "ACME_TOKEN="+acmeToken)
 	if err != nil {
