@@ -217,7 +217,7 @@ func (s *settings) knowsAccount(apiKey string) bool {
 
 // labelAccount is the job label that names the account of a job's fax (its API key); absent
 // for faxes of no configured account. The admin API lists and filters jobs by it.
-const labelAccount = "account"
+const labelAccount = render.MetaAccount
 
 // jobRedactor is redactorFor job j's URL, scrubbing also the secrets of j's account (its
 // webhook token and poll secret) besides the app's token.

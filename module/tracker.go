@@ -656,7 +656,7 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 	if len(urls) == 0 {
 		return nil, nil
 	}
-	ev := render.Event{FaxID: rec.Fax.ID, Type: eventType, FaxJSON: faxJSON, Extra: extra, Version: version, Fax: &rec.Fax}
+	ev := render.Event{FaxID: rec.Fax.ID, Account: rec.Account, Type: eventType, FaxJSON: faxJSON, Extra: extra, Version: version, Fax: &rec.Fax}
 	if withFile {
 		ev.FileRef = render.PrepareReceivedPDF
 	}

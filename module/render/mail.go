@@ -55,9 +55,17 @@ type view struct {
 // values as they are, minus control characters. Mail fails only when there is no fax object or
 // the object is not valid JSON.
 func Mail(eventID string, fields []queue.Field, files []queue.File) (*queue.Mail, error) {
+	return MailOf(eventID, "", fields, files)
+}
+
+// MailOf is Mail for a fax of an account (its API key; "" for none), which the e-mail names.
+func MailOf(eventID, account string, fields []queue.Field, files []queue.File) (*queue.Mail, error) {
 	v, err := buildView(eventID, fields, files)
 	if err != nil {
 		return nil, fmt.Errorf("rendering e-mail for event %s: %w", eventID, err)
+	}
+	if account = mailsend.Clean(account); account != "" {
+		v.Rows = append(v.Rows[:1:1], append([]row{{"Account", account}}, v.Rows[1:]...)...)
 	}
 	var hb, tb strings.Builder
 	if err := htmlTemplate.Execute(&hb, v); err != nil {

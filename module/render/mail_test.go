@@ -277,3 +277,31 @@ func TestEventPayloads(t *testing.T) {
 		t.Errorf("prepared http payload %+v, %v", got, err)
 	}
 }
+
+// An account's fax names the account in its e-mail, at enqueue (Event.Payload) and once its
+// file is fetched (Prepared, from the job's metadata); a fax of no account does not.
+func TestMailNamesTheAccount(t *testing.T) {
+	ev := sentEvent(t)
+	ev.Account = "acme-<key>"
+	p, err := ev.Payload("mailto:desk@example.com", ev.Fields())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Mail.Text, "Account:") || !strings.Contains(p.Mail.Text, "acme-<key>") || !strings.Contains(p.Mail.HTML, "acme-&lt;key&gt;") {
+		t.Fatalf("e-mail does not name the account (escaped in HTML):\n%s\n%s", p.Mail.Text, p.Mail.HTML)
+	}
+	rev := receivedEvent(t)
+	j := &queue.Job{EventID: rev.ID(), URL: "mailto:desk@example.com", Meta: append(rev.Meta(), queue.Label{Name: MetaAccount, Value: "acme"}),
+		Payload: queue.Payload{Fields: rev.Fields()}}
+	f := PDF(rev.FaxID, pdf)
+	pp, err := Prepared(j, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(pp.Mail.Text, "acme") {
+		t.Fatalf("prepared e-mail does not name the account:\n%s", pp.Mail.Text)
+	}
+	if m := mailOf(t, sentEvent(t)); strings.Contains(m.Text, "Account:") {
+		t.Fatalf("a fax of no account names one:\n%s", m.Text)
+	}
+}

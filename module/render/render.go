@@ -32,12 +32,18 @@ const (
 	MetaFaxID = "fax_id"
 	// MetaEventType is the event type (fax_completed, transmitting_page, retry_scheduled).
 	MetaEventType = "event_type"
+	// MetaAccount is the API key of the configured account the fax belongs to; absent for
+	// faxes of no account. Its e-mails name it.
+	MetaAccount = "account"
 )
 
 // Event is one fax event to deliver to every URL it goes to.
 type Event struct {
 	// FaxID is the id of the fax the event is about.
 	FaxID int64
+	// Account is the API key of the configured account the fax belongs to, "" for none; its
+	// e-mails name it.
+	Account string
 	// Type is the v2.1 event type.
 	Type string
 	// FaxJSON is the encoded v2.1 fax object of the "fax" field.
@@ -128,7 +134,7 @@ func FaxOf(meta queue.Labels) (faxID int64, eventType string) {
 func (ev Event) Payload(url string, fields []queue.Field) (queue.Payload, error) {
 	p := queue.Payload{Fields: fields, Prepare: ev.FileRef}
 	if IsMail(url) && ev.FileRef == "" {
-		m, err := Mail(ev.ID(), fields, nil)
+		m, err := MailOf(ev.ID(), ev.Account, fields, nil)
 		if err != nil {
 			return queue.Payload{}, err
 		}
@@ -149,7 +155,7 @@ func Prepared(job *queue.Job, file *queue.File) (queue.Payload, error) {
 		p.Files = []queue.File{f}
 	}
 	if IsMail(job.URL) {
-		m, err := Mail(job.EventID, p.Fields, p.Files)
+		m, err := MailOf(job.EventID, job.Meta.Get(MetaAccount), p.Fields, p.Files)
 		if err != nil {
 			return queue.Payload{}, err
 		}
