@@ -137,14 +137,9 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			}
 			app.StandardWebhooks = append(app.StandardWebhooks, c)
 		case "sent_url", "received_url":
-			urls := d.RemainingArgs()
-			if len(urls) == 0 {
-				return d.Errf("%s: at least one URL expected", opt)
-			}
-			for _, u := range urls {
-				if err := module.ValidateURL(u); err != nil {
-					return d.Errf("%s %q: %v", opt, u, err)
-				}
+			urls, err := urlArgs(d, opt)
+			if err != nil {
+				return err
 			}
 			if opt == "sent_url" {
 				app.SentURLs = append(app.SentURLs, urls...)
@@ -199,10 +194,8 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 			if len(args) < 2 {
 				return d.Err("number: want a phone number and at least one URL, or a block with webhook_version")
 			}
-			for _, u := range args[1:] {
-				if err := module.ValidateURL(u); err != nil {
-					return d.Errf("number %s %q: %v", args[0], u, err)
-				}
+			if err := validURLs(d, "number "+args[0], args[1:]); err != nil {
+				return err
 			}
 			if app.Numbers == nil {
 				app.Numbers = map[string][]string{}
@@ -665,14 +658,9 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 				return nil, d.Errf("account %s poll_secret: want one value", ac.APIKey)
 			}
 		case "sent_url", "received_url":
-			urls := d.RemainingArgs()
-			if len(urls) == 0 {
-				return nil, d.Errf("account %s %s: at least one URL expected", ac.APIKey, opt)
-			}
-			for _, u := range urls {
-				if err := module.ValidateURL(u); err != nil {
-					return nil, d.Errf("account %s %s %q: %v", ac.APIKey, opt, u, err)
-				}
+			urls, err := urlArgs(d, "account "+ac.APIKey+" "+opt)
+			if err != nil {
+				return nil, err
 			}
 			if opt == "sent_url" {
 				ac.SentURLs = append(ac.SentURLs, urls...)
@@ -684,10 +672,8 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 			if len(args) < 2 {
 				return nil, d.Errf("account %s number: want a phone number and at least one URL", ac.APIKey)
 			}
-			for _, u := range args[1:] {
-				if err := module.ValidateURL(u); err != nil {
-					return nil, d.Errf("account %s number %s %q: %v", ac.APIKey, args[0], u, err)
-				}
+			if err := validURLs(d, "account "+ac.APIKey+" number "+args[0], args[1:]); err != nil {
+				return nil, err
 			}
 			if ac.Numbers == nil {
 				ac.Numbers = map[string][]string{}
@@ -726,4 +712,24 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 		}
 	}
 	return ac, nil
+}
+
+// urlArgs reads the remaining arguments as webhook URLs: at least one, each valid. what names
+// the option in errors.
+func urlArgs(d *caddyfile.Dispenser, what string) ([]string, error) {
+	urls := d.RemainingArgs()
+	if len(urls) == 0 {
+		return nil, d.Errf("%s: at least one URL expected", what)
+	}
+	return urls, validURLs(d, what, urls)
+}
+
+// validURLs checks webhook URLs; what names the option in errors.
+func validURLs(d *caddyfile.Dispenser, what string, urls []string) error {
+	for _, u := range urls {
+		if err := module.ValidateURL(u); err != nil {
+			return d.Errf("%s %q: %v", what, u, err)
+		}
+	}
+	return nil
 }
