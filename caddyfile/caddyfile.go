@@ -127,13 +127,9 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return d.ArgErr()
 			}
 		case "standard_webhooks":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Err("standard_webhooks: want a secret (whsec_…, e.g. {env.FAXHOOK_SWH_SECRET}) and optionally URL prefixes")
-			}
-			c := module.StandardWebhooksConfig{Secret: args[0], URLPrefixes: args[1:]}
-			if err := module.ValidateStandardWebhooks(c); err != nil {
-				return d.Err(err.Error())
+			c, err := standardArgs(d, "")
+			if err != nil {
+				return err
 			}
 			app.StandardWebhooks = append(app.StandardWebhooks, c)
 		case "sent_url", "received_url":
@@ -692,13 +688,9 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 			}
 			ac.Metrics = on
 		case "standard_webhooks":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.Errf("account %s standard_webhooks: want a secret (whsec_…) and optionally URL prefixes", ac.APIKey)
-			}
-			c := module.StandardWebhooksConfig{Secret: args[0], URLPrefixes: args[1:]}
-			if err := module.ValidateStandardWebhooks(c); err != nil {
-				return nil, d.Errf("account %s %v", ac.APIKey, err)
+			c, err := standardArgs(d, "account "+ac.APIKey+" ")
+			if err != nil {
+				return nil, err
 			}
 			ac.StandardWebhooks = append(ac.StandardWebhooks, c)
 		case "webhook_version":
@@ -732,4 +724,18 @@ func validURLs(d *caddyfile.Dispenser, what string, urls []string) error {
 		}
 	}
 	return nil
+}
+
+// standardArgs reads the arguments of a `standard_webhooks SECRET [URL_PREFIX…]` option, the
+// global one or an account's (where names the option's place in errors: "" or "account K ").
+func standardArgs(d *caddyfile.Dispenser, where string) (module.StandardWebhooksConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return module.StandardWebhooksConfig{}, d.Errf("%sstandard_webhooks: want a secret (whsec_…, e.g. {env.FAXHOOK_SWH_SECRET}) and optionally URL prefixes", where)
+	}
+	c := module.StandardWebhooksConfig{Secret: args[0], URLPrefixes: args[1:]}
+	if err := module.ValidateStandardWebhooks(c); err != nil {
+		return c, d.Errf("%s%v", where, err)
+	}
+	return c, nil
 }

@@ -432,16 +432,8 @@ func pageOf(done, numPages int, status any) int {
 // asCents converts a decimal amount of a currency's main unit ("0.07", 0.07, "12") to integer
 // cents, exactly, half a cent rounded away from zero.
 func asCents(v any) (int, error) {
-	var text string
-	switch c := v.(type) {
-	case json.Number:
-		text = string(c)
-	case string:
-		text = strings.TrimSpace(c)
-	default:
-		return 0, fmt.Errorf("%s is not a decimal amount", describe(v))
-	}
-	if text == "" || len(text) > 32 || strings.Trim(text, "0123456789.+-") != "" {
+	text, ok := numberText(v)
+	if !ok || text == "" || len(text) > 32 || strings.Trim(text, "0123456789.+-") != "" {
 		return 0, fmt.Errorf("%s is not a decimal amount", describe(v))
 	}
 	r, ok := new(big.Rat).SetString(text)

@@ -149,15 +149,22 @@ func asString(v any) (string, error) {
 	return "", fmt.Errorf("%s is not a string", describe(v))
 }
 
-// asInt64 accepts an integral number or a string holding one (surrounding spaces allowed).
-func asInt64(v any) (int64, error) {
-	var text string
+// numberText returns the text of a JSON number, or of a string that may hold one (trimmed of
+// surrounding spaces); false for any other value.
+func numberText(v any) (string, bool) {
 	switch c := v.(type) {
 	case json.Number:
-		text = string(c)
+		return string(c), true
 	case string:
-		text = strings.TrimSpace(c)
-	default:
+		return strings.TrimSpace(c), true
+	}
+	return "", false
+}
+
+// asInt64 accepts an integral number or a string holding one (surrounding spaces allowed).
+func asInt64(v any) (int64, error) {
+	text, ok := numberText(v)
+	if !ok {
 		return 0, fmt.Errorf("%s is not an integer", describe(v))
 	}
 	if n, err := strconv.ParseInt(text, 10, 64); err == nil {
