@@ -35,15 +35,15 @@ func TestSmallRun(t *testing.T) {
 	t.Logf("\n%s", out.String())
 	want := []string{
 		"enqueue, 1 job/txn", "enqueue, 64 job/txn", "signed deliveries/s",
-		"peak RSS, 2,000 pending", "restart → first delivery", "healthy p99",
+		"peak RSS, 2,000 pending", "restart → first delivery", "healthy p99", "p99 enqueue-to-delivery",
 	}
 	for _, w := range want {
 		if n := strings.Count(out.String(), w); n != 2 {
 			t.Errorf("%q appears in %d rows, want one per sync_writes setting", w, n)
 		}
 	}
-	if len(rep.Rows) != 12 {
-		t.Errorf("%d rows, want 12", len(rep.Rows))
+	if len(rep.Rows) != 14 {
+		t.Errorf("%d rows, want 14", len(rep.Rows))
 	}
 	for _, r := range rep.Rows {
 		if !(r.Faxhook > 0) {
