@@ -203,6 +203,16 @@ func UnmarshalApp(d *caddyfile.Dispenser, app *module.App) error {
 				return err
 			}
 			app.Accounts = append(app.Accounts, ac)
+		case "account_key":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && (args[0] == module.AccountKeyBasic || args[0] == module.AccountKeyBearer):
+				app.AccountKey = args[0]
+			case len(args) == 2 && args[0] == "header":
+				app.AccountKey = "header:" + args[1]
+			default:
+				return d.Err("account_key: want basic, bearer, or header NAME")
+			}
 		case "webhook_version":
 			v, err := webhookVersion(d, "webhook_version")
 			if err != nil {
@@ -630,7 +640,7 @@ func unmarshalPostgres(d *caddyfile.Dispenser, p *module.PostgresConfig) error {
 	return nil
 }
 
-// parseAccount parses `account API_KEY { token …; sent_url …; received_url …; number NUMBER
+// parseAccount parses `account API_KEY { name NAME; token …; sent_url …; received_url …; number NUMBER
 // URL…; inflight on|off; poll_secret SECRET; metrics on|off }`, an account's own webhook settings (see
 // module.Account).
 func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
@@ -648,6 +658,10 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 		case "token":
 			if !d.AllArgs(&ac.Token) {
 				return nil, d.Errf("account %s token: want one value", ac.APIKey)
+			}
+		case "name":
+			if !d.AllArgs(&ac.Name) {
+				return nil, d.Errf("account %s name: want one value", ac.APIKey)
 			}
 		case "poll_secret":
 			if !d.AllArgs(&ac.PollSecret) {
@@ -700,7 +714,7 @@ func parseAccount(d *caddyfile.Dispenser) (*module.Account, error) {
 			}
 			ac.WebhookVersion = v
 		default:
-			return nil, d.Errf("account %s: unknown option %q (want token, sent_url, received_url, number, inflight, poll_secret, metrics, webhook_version or standard_webhooks)", ac.APIKey, opt)
+			return nil, d.Errf("account %s: unknown option %q (want name, token, sent_url, received_url, number, inflight, poll_secret, metrics, webhook_version or standard_webhooks)", ac.APIKey, opt)
 		}
 	}
 	return ac, nil

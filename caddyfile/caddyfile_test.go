@@ -166,6 +166,27 @@ func TestAdaptAccounts(t *testing.T) {
 	}
 }
 
+func TestAdaptAccountKey(t *testing.T) {
+	for cf, want := range map[string]string{
+		"account_key bearer\n account {env.KEY_A} {\n name acme\n }": `{"account_key":"bearer","accounts":[{"api_key":"{env.KEY_A}","name":"acme"}]}`,
+		"account_key header X-Api-Key":                               `{"account_key":"header:X-Api-Key"}`,
+		"account_key basic":                                          `{"account_key":"basic"}`,
+	} {
+		m, err := adapt(t, global(cf))
+		if err != nil {
+			t.Fatalf("%q: %v", cf, err)
+		}
+		if got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"]); string(got) != want {
+			t.Errorf("%q:\n got %s\nwant %s", cf, got, want)
+		}
+	}
+	for _, bad := range []string{"account_key", "account_key token", "account_key header", "account_key bearer extra"} {
+		if _, err := adapt(t, global(bad)); err == nil || !strings.Contains(err.Error(), "account_key: want basic, bearer, or header NAME") {
+			t.Errorf("%q: error %v", bad, err)
+		}
+	}
+}
+
 func TestAdaptHealth(t *testing.T) {
 	for cf, want := range map[string]string{
 		"health {\n failures 3\n probe_interval 1m\n }": `{"health":{"failures":3,"probe_interval":60000000000}}`,

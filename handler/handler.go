@@ -125,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
-	c := &module.Capture{Route: rt, FaxID: faxID, APIKey: module.APIKeyOf(r)}
+	c := &module.Capture{Route: rt, FaxID: faxID, APIKey: h.app.AccountOf(r)}
 	if h.app != nil && h.app.WantsVia() {
 		c.Via = module.ViaOf(r, h.profile(), rt, faxID)
 	}

@@ -2,6 +2,7 @@ package module
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,6 +21,12 @@ type Account struct {
 	// send to the fax service. It is an identifier, not a secret (the API secret is never
 	// kept), and it shows in the admin API's job listings as the job label `account`.
 	APIKey string `json:"api_key"`
+
+	// Name is what the account goes by in what faxhook stores and shows: the job label
+	// `account` in the admin API, the label of its metrics, the account named in its e-mail
+	// webhooks. Default: its APIKey. Required when App.AccountKey is `bearer` or a header, whose
+	// keys are secrets; at most 256 bytes, without colons or white space.
+	Name string `json:"name,omitempty"`
 
 	// Token is the account's webhook token: it signs the account's HTTP webhooks
 	// (X-Phaxio-Signature) instead of the app's Token. Use a placeholder such as
@@ -75,57 +82,70 @@ const MaxAccounts = 10000
 // maxAPIKey is the longest API key faxhook takes from a request as an account's name.
 const maxAPIKey = 256
 
-// validateAccounts checks the accounts; every error names the account (by its API key) and the
-// option at fault. polls tells whether the app has a poll block.
-func validateAccounts(accounts []*Account, polls bool) error {
+// validateAccounts checks the accounts; every error names the account (by its id: Name or API
+// key) and the option at fault. polls tells whether the app has a poll block, secretKeys whether
+// the accounts' keys are secrets (App.AccountKey bearer or a header).
+func validateAccounts(accounts []*Account, polls, secretKeys bool) error {
 	if len(accounts) > MaxAccounts {
 		return fmt.Errorf("account: %d accounts is too many; allowed: up to %d", len(accounts), MaxAccounts)
 	}
-	seen := map[string]bool{}
+	seen, keys := map[string]bool{}, map[string]bool{}
 	metrics := 0
 	for i, ac := range accounts {
-		if ac != nil && ac.Metrics {
-			if metrics++; metrics > MaxMetricAccounts {
-				return fmt.Errorf("account %s metrics: more than %d accounts have metrics on; each adds series to faxhook_account_deliveries_total", ac.APIKey, MaxMetricAccounts)
-			}
-		}
 		if ac == nil || ac.APIKey == "" {
 			return fmt.Errorf("account %d: api_key is empty", i+1)
 		}
-		if len(ac.APIKey) > maxAPIKey || strings.ContainsAny(ac.APIKey, ": \t\r\n") {
+		if secretKeys && ac.Name == "" {
+			return fmt.Errorf("account %d: name is empty; with account_key bearer or a header, the key is a secret and each account needs a name to go by", i+1)
+		}
+		if ac.Metrics {
+			if metrics++; metrics > MaxMetricAccounts {
+				return fmt.Errorf("account %s metrics: more than %d accounts have metrics on; each adds series to faxhook_account_deliveries_total", ac.id(), MaxMetricAccounts)
+			}
+		}
+		if !secretKeys && (len(ac.APIKey) > maxAPIKey || strings.ContainsAny(ac.APIKey, ": \t\r\n")) {
 			return fmt.Errorf("account %q: an API key is at most %d bytes, without colons or white space", ac.APIKey, maxAPIKey)
 		}
-		if seen[ac.APIKey] {
-			return fmt.Errorf("account %q: listed twice", ac.APIKey)
+		if len(ac.Name) > maxAPIKey || strings.ContainsAny(ac.Name, ": \t\r\n") {
+			return fmt.Errorf("account %d name %q: a name is at most %d bytes, without colons or white space", i+1, ac.Name, maxAPIKey)
 		}
-		seen[ac.APIKey] = true
+		if seen[ac.id()] {
+			return fmt.Errorf("account %q: listed twice", ac.id())
+		}
+		if keys[ac.APIKey] {
+			return fmt.Errorf("account %s: its key is another account's too", ac.id())
+		}
+		seen[ac.id()], keys[ac.APIKey] = true, true
 		for _, u := range ac.SentURLs {
 			if err := ValidateURL(u); err != nil {
-				return fmt.Errorf("account %s sent_url %q: %w", ac.APIKey, u, err)
+				return fmt.Errorf("account %s sent_url %q: %w", ac.id(), u, err)
 			}
 		}
 		for _, u := range ac.ReceivedURLs {
 			if err := ValidateURL(u); err != nil {
-				return fmt.Errorf("account %s received_url %q: %w", ac.APIKey, u, err)
+				return fmt.Errorf("account %s received_url %q: %w", ac.id(), u, err)
 			}
 		}
 		if ac.WebhookVersion != "" {
 			v, err := render.ParseVersion(ac.WebhookVersion)
 			if err != nil {
-				return fmt.Errorf("account %s webhook_version: %w", ac.APIKey, err)
+				return fmt.Errorf("account %s webhook_version: %w", ac.id(), err)
 			}
 			if ac.Inflight != nil && *ac.Inflight && !v.Inflight() {
-				return fmt.Errorf("account %s inflight: webhook_version %s has no inflight events (only 2.1 has them)", ac.APIKey, v)
+				return fmt.Errorf("account %s inflight: webhook_version %s has no inflight events (only 2.1 has them)", ac.id(), v)
 			}
 		}
 		if err := validateStandardWebhooks(ac.StandardWebhooks); err != nil {
-			return fmt.Errorf("account %s %w", ac.APIKey, err)
+			return fmt.Errorf("account %s %w", ac.id(), err)
+		}
+		if ac.PollSecret != "" && secretKeys {
+			return fmt.Errorf("account %s poll_secret: with account_key bearer or a header, the poller authenticates with the account's key itself", ac.id())
 		}
 		if ac.PollSecret != "" && !polls {
-			return fmt.Errorf("account %s poll_secret: the poller is not configured (add a poll block with the upstream)", ac.APIKey)
+			return fmt.Errorf("account %s poll_secret: the poller is not configured (add a poll block with the upstream)", ac.id())
 		}
 		if err := validateNumbers(ac.Numbers); err != nil {
-			return fmt.Errorf("account %s %w", ac.APIKey, err)
+			return fmt.Errorf("account %s %w", ac.id(), err)
 		}
 	}
 	return nil
@@ -147,16 +167,18 @@ func validateNumbers(numbers map[string][]string) error {
 }
 
 // accountSettings derives the settings of each account from base (the app's): the account's
-// values where it sets them, base's elsewhere. Secrets go through repl; an error is a Standard
-// Webhooks secret that is not one once replaced.
-func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) (map[string]*settings, error) {
+// values where it sets them, base's elsewhere; they are keyed by the account's id (Name, else
+// API key). Secrets go through repl; an error is a Standard Webhooks secret that is not one once
+// replaced. keys tells where accounts' keys come from: with secret keys (a bearer token or a
+// header), every account with the poll block polls with its own key.
+func accountSettings(base *settings, accounts []*Account, keys *accountKeys, repl *caddy.Replacer) (map[string]*settings, error) {
 	if len(accounts) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]*settings, len(accounts))
 	for _, ac := range accounts {
 		s := *base
-		s.accounts, s.account = nil, ac.APIKey
+		s.accounts, s.account = nil, ac.id()
 		if ac.Token != "" {
 			s.token = repl.ReplaceKnown(ac.Token, "")
 		}
@@ -190,12 +212,28 @@ func accountSettings(base *settings, accounts []*Account, repl *caddy.Replacer) 
 		if v, err := render.ParseVersion(ac.WebhookVersion); err == nil && ac.WebhookVersion != "" {
 			s.version = v // validated: see validateAccounts
 		}
-		if ac.PollSecret != "" && base.poll != nil {
+		switch {
+		case base.poll == nil:
+		case keys != nil && keys.secret():
 			p := *base.poll
-			p.key, p.secret = ac.APIKey, repl.ReplaceKnown(ac.PollSecret, "")
+			p.account, p.key, p.secret = ac.id(), "", ""
+			p.headers = maps.Clone(base.poll.headers)
+			if p.headers == nil {
+				p.headers = map[string]string{}
+			}
+			key := repl.ReplaceKnown(ac.APIKey, "")
+			if keys.from == AccountKeyBearer {
+				p.headers["Authorization"] = "Bearer " + key
+			} else {
+				p.headers[strings.TrimPrefix(keys.from, accountKeyHeader)] = key
+			}
+			s.poll = &p
+		case ac.PollSecret != "":
+			p := *base.poll
+			p.account, p.key, p.secret = ac.id(), ac.APIKey, repl.ReplaceKnown(ac.PollSecret, "")
 			s.poll = &p
 		}
-		out[ac.APIKey] = &s
+		out[ac.id()] = &s
 	}
 	return out, nil
 }
@@ -233,6 +271,9 @@ func jobRedactor(cfg *settings, j *queue.Job) redactor {
 		}
 		if a.poll != nil && a.poll != cfg.poll {
 			r.add(a.poll.secret)
+			for _, v := range a.poll.headers {
+				r.add(strings.TrimPrefix(v, "Bearer "))
+			}
 		}
 	}
 	return r

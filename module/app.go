@@ -129,6 +129,17 @@ type App struct {
 	// API key no account lists uses the settings above.
 	Accounts []*Account `json:"accounts,omitempty"`
 
+	// AccountKey says where faxhook reads the key that names a request's account (see
+	// Accounts): `basic` (default), the user name of the request's HTTP Basic credentials, as
+	// Phaxio's API keys; `bearer`, the token of an `Authorization: Bearer` header, as APIs that
+	// take their API key as a bearer token are called (Telnyx, Sinch with a key); or
+	// `header:NAME`, the value of header NAME (Caddyfile: `account_key header NAME`). A bearer
+	// token or a header's value is a secret: each account then needs a Name, which is what
+	// faxhook stores and shows (job labels, the admin API, metrics, e-mails), and its APIKey,
+	// best a placeholder such as `{env.ACME_FAX_KEY}`, is never stored, logged or shown; the
+	// poller calls the fax service about the account's faxes with that key.
+	AccountKey string `json:"account_key,omitempty"`
+
 	// WebhookVersion is the Phaxio webhook version of HTTP webhooks: `2.1` (default), `2` or
 	// `1` (Phaxio's spellings `2.1.0`, `2.0.0` and `1.0.0` are accepted too). v2.1 sends the
 	// fields fax and event_type; v2 sends success, is_test, direction and the v2 fax object in
@@ -198,9 +209,11 @@ type App struct {
 	sched    []time.Duration
 	timeout  time.Duration
 	poll     *pollSettings
-	guard    *ssrf.Guard
-	mail     *mailsend.Sender
-	events   *eventsTarget
+	// accountKeys finds a request's account (AccountOf).
+	accountKeys *accountKeys
+	guard       *ssrf.Guard
+	mail        *mailsend.Sender
+	events      *eventsTarget
 	// standard and standardSecrets are StandardWebhooks parsed, and its secrets for redaction.
 	standard        []httpsend.StandardRule
 	standardSecrets []string
@@ -295,6 +308,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.observer = newObserver(prof)
+	a.accountKeys = newAccountKeys(a.AccountKey, a.Accounts, caddy.NewReplacer())
 	if p := a.Poll; p != nil {
 		a.poll = &pollSettings{
 			upstream: strings.TrimSuffix(p.Upstream, "/"),
@@ -413,7 +427,10 @@ func (a *App) Validate() error {
 	if err := validateNumbers(a.Numbers); err != nil {
 		return err
 	}
-	if err := validateAccounts(a.Accounts, a.Poll != nil); err != nil {
+	if err := validateAccountKey(a.AccountKey); err != nil {
+		return err
+	}
+	if err := validateAccounts(a.Accounts, a.Poll != nil, normalAccountKey(a.AccountKey) != AccountKeyBasic); err != nil {
 		return err
 	}
 	if _, _, err := a.versions(); err != nil {
@@ -484,7 +501,7 @@ func (a *App) Start() error {
 	}
 	s.health = a.Health.options()
 	var err error
-	if s.accounts, err = accountSettings(&s, a.Accounts, caddy.NewReplacer()); err != nil {
+	if s.accounts, err = accountSettings(&s, a.Accounts, a.accountKeys, caddy.NewReplacer()); err != nil {
 		return err
 	}
 	return a.eng.start(s, a.log)

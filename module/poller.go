@@ -49,6 +49,9 @@ type PollConfig struct {
 type pollSettings struct {
 	upstream    string
 	key, secret string
+	// account is the id of the account whose credentials these are (see accountSettings), ""
+	// for the poll block's: what the faxes its listings find belong to.
+	account     string
 	headers     map[string]string // resolved PollConfig.Headers
 	interval    time.Duration
 	concurrency int
@@ -316,7 +319,7 @@ func (pl *poller) listReceived(ctx context.Context, cfg *settings, client *http.
 		}
 		if len(objs) > 0 {
 			// The listing's API key makes the faxes its account's, if it names one.
-			*batch = append(*batch, &Observation{Faxes: objs, APIKey: pa.key})
+			*batch = append(*batch, &Observation{Faxes: objs, APIKey: cmp.Or(pa.account, pa.key)})
 		}
 	}
 	return errs

@@ -130,7 +130,7 @@ func TestStandardWebhooksAccountSender(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	s := settings{token: "app-token", timeout: 5 * time.Second, standard: rules, standardSecrets: secrets}
-	if s.accounts, err = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, caddy.NewReplacer()); err != nil {
+	if s.accounts, err = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, nil, caddy.NewReplacer()); err != nil {
 		t.Fatal(err)
 	}
 	set := newSenderSet(&s)
@@ -166,7 +166,7 @@ func TestStandardWebhooksPerAccount(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	base := settings{token: "s3cret-token", schedule: []time.Duration{time.Second}, timeout: 5 * time.Second, workers: 2}
-	accounts, err := accountSettings(&base, []*Account{{APIKey: "acct-a", StandardWebhooks: []StandardWebhooksConfig{{Secret: testSWHSecret}}}}, caddy.NewReplacer())
+	accounts, err := accountSettings(&base, []*Account{{APIKey: "acct-a", StandardWebhooks: []StandardWebhooksConfig{{Secret: testSWHSecret}}}}, nil, caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}

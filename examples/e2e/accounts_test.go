@@ -182,3 +182,77 @@ func TestAccountsPollWithTheirOwnCredentials(t *testing.T) {
 		t.Errorf("%d webhooks went to the global URLs; want none", n)
 	}
 }
+
+// An API that takes its key as a bearer token (account_key bearer): faxhook finds each fax's
+// account by the token, which is a secret, so the account goes by its name everywhere faxhook
+// shows or stores it, and the poller lists each account's received faxes with its own token.
+func TestAccountsByBearerToken(t *testing.T) {
+	const (
+		keyA, secretA, bearerA, tokenA = "acct-a", "secret-a", "bearer-secret-of-a-0123", "token-of-a"
+		keyB, secretB, bearerB, tokenB = "acct-b", "secret-b", "bearer-secret-of-b-4567", "token-of-b"
+	)
+	rcvA := receiver.New(receiver.Config{Token: tokenA})
+	rcvB := receiver.New(receiver.Config{Token: tokenB})
+	srvA, srvB := httptest.NewServer(rcvA), httptest.NewServer(rcvB)
+	t.Cleanup(srvA.Close)
+	t.Cleanup(srvB.Close)
+	opts := pollBlock("") + fmt.Sprintf(`
+		account_key bearer
+		account {env.BEARER_A} {
+			name acme
+			token %s
+			sent_url %s/a-sent
+		}
+		account %s {
+			name bravo
+			token %s
+			received_url %s/b-received
+		}`, tokenA, srvA.URL, bearerB, tokenB, srvB.URL)
+	svc := faxapp.Config{Tick: 50 * time.Millisecond, Seed: 7,
+		Accounts: map[string]string{keyA: secretA, keyB: secretB},
+		Bearer:   map[string]string{bearerA: keyA, bearerB: keyB}}
+	e := newEnvIn(t, svc, nil, opts, "", "BEARER_A="+bearerA)
+	ctx := ctxT(t, 90*time.Second)
+	clientA := &harness.Client{Base: e.client.Base, Bearer: bearerA}
+	// Straight to the fax service, not through Caddy: only B's listing, with B's token, can
+	// reveal this fax.
+	directB := &harness.Client{Base: e.faxURL + "/v2.1", Bearer: bearerB}
+
+	sentA, err := clientA.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvB, err := directB.TestReceive(ctx, faxapp.PDF(2), "+15550300000", "+18005550133")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcvA.Wait(ctx, 1); err != nil {
+		t.Fatalf("account acme's sent fax: no webhook (got %d): %v", rcvA.Count(), err)
+	}
+	if _, err := rcvB.Wait(ctx, 1); err != nil {
+		t.Fatalf("account bravo's received fax: no webhook (got %d): %v", rcvB.Count(), err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a, b := rcvA.Deliveries(), rcvB.Deliveries()
+	if len(a) != 1 || !a[0].Verified || parseFax(t, a[0]).ID != sentA || a[0].Fields["event_type"] != "fax_completed" {
+		t.Errorf("account acme got %+v; want one fax_completed of fax %d signed with its token", a, sentA)
+	}
+	if len(b) != 1 || !b[0].Verified || parseFax(t, b[0]).ID != recvB {
+		t.Errorf("account bravo got %+v; want one webhook of fax %d signed with its token", b, recvB)
+	}
+	if n := e.rcv.Count(); n != 0 {
+		t.Errorf("%d webhooks went to the global URLs; want none", n)
+	}
+	listing := e.get("/faxhook/deliveries")
+	for _, name := range []string{"acme", "bravo"} {
+		if !strings.Contains(listing, `"account":"`+name+`"`) {
+			t.Errorf("the admin API does not name account %s: %s", name, listing)
+		}
+	}
+	shown := listing + e.get("/faxhook/faxes") + e.get("/faxhook/stats") + e.get("/metrics")
+	for _, secret := range []string{bearerA, bearerB} {
+		if strings.Contains(shown, secret) {
+			t.Errorf("a bearer token shows in the admin API or metrics")
+		}
+	}
+}

@@ -75,6 +75,7 @@ const multipartMemory = 1 << 20
 type Config struct {
 	APIKey, APISecret string            // HTTP Basic credentials required on every call (401 otherwise)
 	Accounts          map[string]string // more accounts: API key → API secret; with any, each account sees only the faxes it sent or received
+	Bearer            map[string]string // bearer tokens: token → the API key (APIKey or one of Accounts) a request with `Authorization: Bearer TOKEN` acts as
 	Tick              time.Duration     // duration of one simulation step; default DefaultTick
 	Seed              int64             // seed for ids, phone numbers and random recipient behaviour
 	Now               func() time.Time  // clock; default time.Now
@@ -197,9 +198,16 @@ func fail(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, envelope{Message: msg})
 }
 
-// ServeHTTP authenticates the request with HTTP Basic and dispatches it to the v2.1 routes.
+// ServeHTTP authenticates the request with HTTP Basic (or a bearer token of Config.Bearer) and dispatches it to the v2.1 routes.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, secret, hasAuth := r.BasicAuth()
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && len(s.cfg.Bearer) > 0 {
+		key, hasAuth = s.cfg.Bearer[token]
+		secret = s.cfg.Accounts[key]
+		if key == s.cfg.APIKey {
+			secret = s.cfg.APISecret
+		}
+	}
 	if !hasAuth || !s.authentic(key, secret) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="faxapp"`)
 		fail(w, http.StatusUnauthorized, "Invalid API key or secret")
@@ -341,6 +349,16 @@ func normalizeNumber(s string) (string, bool) {
 		return s, false
 	}
 	return n, true
+}
+
+// keyOf returns the API key a request (already authenticated) acts as: its HTTP Basic user, or
+// the key of its bearer token (Config.Bearer).
+func (s *Service) keyOf(r *http.Request) string {
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return s.cfg.Bearer[token]
+	}
+	key, _, _ := r.BasicAuth()
+	return key
 }
 
 // authentic reports whether key and secret are the credentials of an account: Config.APIKey's

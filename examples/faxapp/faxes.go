@@ -23,7 +23,7 @@ func (s *Service) createFax(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cleanup()
-	owner, _, _ := r.BasicAuth()
+	owner := s.keyOf(r)
 	if form.Get("direction") == fax.DirectionReceived {
 		s.receiveFax(w, owner, form, files)
 		return
@@ -281,7 +281,7 @@ func (s *Service) listFaxes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	direction, status, wantTags := q.Get("direction"), q.Get("status"), tags(q)
-	owner, _, _ := r.BasicAuth()
+	owner := s.keyOf(r)
 	phone := q.Get("phone_number")
 	if n, valid := normalizeNumber(phone); valid {
 		phone = n

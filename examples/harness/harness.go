@@ -213,6 +213,8 @@ type Client struct {
 	Base string
 	// Key and Secret are the HTTP Basic credentials.
 	Key, Secret string
+	// Bearer, when set, is sent as `Authorization: Bearer …` instead of Key and Secret.
+	Bearer string
 	// HTTP is the client to use; nil means http.DefaultClient.
 	HTTP *http.Client
 }
@@ -232,7 +234,11 @@ type SendOptions struct {
 }
 
 func (c *Client) do(req *http.Request) (map[string]any, error) {
-	req.SetBasicAuth(c.Key, c.Secret)
+	if c.Bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Bearer)
+	} else {
+		req.SetBasicAuth(c.Key, c.Secret)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
