@@ -96,7 +96,7 @@ func TestInProcessTracedSendReachesTheWebhook(t *testing.T) {
 			switch s := &spans[i]; s.Name {
 			case "POST /v2.1/faxes":
 				send = s
-			case httpsend.SpanName:
+			case "webhook fax_completed":
 				delivery = s
 			}
 		}

@@ -120,7 +120,7 @@ type senderSet struct {
 func newSenderSet(s *settings, tracer func() trace.TracerProvider) *senderSet {
 	mk := func(token string, standard []httpsend.StandardRule) *httpsend.Sender {
 		return httpsend.New(httpsend.Options{Token: token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
-			StandardWebhooks: standard, TracerProvider: tracer, SpanAttributes: spanAttributes})
+			StandardWebhooks: standard, TracerProvider: tracer, SpanAttributes: spanAttributes, SpanName: spanName})
 	}
 	set := &senderSet{base: mk(s.token, s.standard)}
 	set.all = append(set.all, set.base)

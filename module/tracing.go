@@ -92,6 +92,15 @@ func traceMeta(rec *trackedFax) queue.Labels {
 	return l
 }
 
+// spanName names the delivery spans of a webhook job after its event: "webhook fax_completed",
+// so that a trace reads send → webhook fax_completed.
+func spanName(j *queue.Job) string {
+	if _, eventType := render.FaxOf(j.Meta); eventType != "" {
+		return "webhook " + eventType
+	}
+	return ""
+}
+
 // spanAttributes describes a webhook job on its delivery spans: the fax and the event.
 func spanAttributes(j *queue.Job) []attribute.KeyValue {
 	faxID, eventType := render.FaxOf(j.Meta)

@@ -254,7 +254,7 @@ func TestTracingLinksSendToDelivery(t *testing.T) {
 	send := te.col.waitSpan(t, "span of the send request", func(s *tracepb.Span) bool {
 		return s.Name == "POST /v2.1/faxes" && s.Kind == tracepb.Span_SPAN_KIND_SERVER
 	})
-	delivery := te.col.waitSpan(t, "delivery span", func(s *tracepb.Span) bool { return s.Name == "webhook POST" })
+	delivery := te.col.waitSpan(t, "delivery span", func(s *tracepb.Span) bool { return s.Name == "webhook fax_completed" })
 
 	traceID := hexID(send.TraceId)
 	if traceID != clientTraceID {

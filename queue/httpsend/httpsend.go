@@ -112,6 +112,9 @@ type Options struct {
 	// SpanAttributes, if set, returns attributes that describe job on its attempt spans (what
 	// its event is about, from its Meta), besides the HTTP ones the Sender sets.
 	SpanAttributes func(job *queue.Job) []attribute.KeyValue
+	// SpanName, if set, names the attempt spans of job (e.g. after its event); "" or unset
+	// gives SpanName.
+	SpanName func(job *queue.Job) string
 }
 
 // StandardRule gives the webhooks to the URLs under Prefix Standard Webhooks signatures.
@@ -137,9 +140,10 @@ type Sender struct {
 	standard  []StandardRule
 	// now tells the time: Retry-After dates and the webhook-timestamp of each attempt.
 	now func() time.Time
-	// tracerProvider and spanAttributes are Options.TracerProvider and Options.SpanAttributes.
+	// tracerProvider, spanAttributes and spanName are those of Options.
 	tracerProvider func() trace.TracerProvider
 	spanAttributes func(job *queue.Job) []attribute.KeyValue
+	spanName       func(job *queue.Job) string
 }
 
 var _ queue.Sender = (*Sender)(nil)
@@ -157,6 +161,7 @@ func New(opts Options) *Sender {
 
 		tracerProvider: opts.TracerProvider,
 		spanAttributes: opts.SpanAttributes,
+		spanName:       opts.SpanName,
 	}
 	if s.token != "" {
 		s.signer = sign.NewSigner(s.token)

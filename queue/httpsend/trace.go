@@ -29,7 +29,7 @@ const (
 // HeaderTraceParent is the W3C Trace Context header a traced webhook carries.
 const HeaderTraceParent = "traceparent"
 
-// SpanName is the name of the span of one delivery attempt.
+// SpanName is the name of the span of one delivery attempt, unless Options.SpanName names it.
 const SpanName = "webhook POST"
 
 // tracerName names the instrumentation that makes the attempt spans.
@@ -103,7 +103,13 @@ func (s *Sender) startAttempt(ctx context.Context, job *queue.Job, u *url.URL, t
 	if link := ParseTraceParent(job.Meta.Get(LabelTraceLink)); link.IsValid() && !link.Equal(parent) {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: link}))
 	}
-	ctx, span := tp.Tracer(tracerName).Start(ctx, SpanName, opts...)
+	name := SpanName
+	if s.spanName != nil {
+		if n := s.spanName(job); n != "" {
+			name = n
+		}
+	}
+	ctx, span := tp.Tracer(tracerName).Start(ctx, name, opts...)
 	at := attemptTrace{header: FormatTraceParent(span.SpanContext()), span: span}
 	if at.header == "" {
 		// A provider whose spans have no context of their own (a no-op one) still passes the

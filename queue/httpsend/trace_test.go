@@ -111,7 +111,8 @@ func TestTracedJobAttemptsAreChildSpans(t *testing.T) {
 				TracerProvider: func() trace.TracerProvider { return tp },
 				SpanAttributes: func(j *queue.Job) []attribute.KeyValue {
 					return []attribute.KeyValue{attribute.String("app.event_type", j.Meta.Get("event_type"))}
-				}})
+				},
+				SpanName: func(j *queue.Job) string { return "webhook " + j.Meta.Get("event_type") }})
 			j := tracedJob(srv.URL+"/hook", sendTraceParent, statusTraceParent)
 			first := s.Send(context.Background(), j)
 			if first.Err == nil || first.Status != 500 {
@@ -129,7 +130,7 @@ func TestTracedJobAttemptsAreChildSpans(t *testing.T) {
 			}
 			got, _ := rcv.headers()
 			for i, sp := range spans {
-				if sp.Name != SpanName || sp.SpanKind != trace.SpanKindClient {
+				if sp.Name != "webhook fax_completed" || sp.SpanKind != trace.SpanKindClient {
 					t.Errorf("span %d: %q kind %v", i, sp.Name, sp.SpanKind)
 				}
 				if sp.SpanContext.TraceID() != parent.TraceID() || sp.Parent.SpanID() != parent.SpanID() || !sp.Parent.IsRemote() {
