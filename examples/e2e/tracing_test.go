@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,8 +129,9 @@ type tracingEnv struct {
 	client *harness.Client
 }
 
-// newTracingEnv starts it all; with traced, the site has Caddy's `tracing` directive.
-func newTracingEnv(t *testing.T, traced bool) *tracingEnv {
+// newTracingEnv starts it all; with traced, the site has Caddy's `tracing` directive. The
+// receiver answers with respond (nil: verify and accept); faxhookOpts are more global options.
+func newTracingEnv(t *testing.T, traced bool, respond func(receiver.Delivery) int, faxhookOpts string) *tracingEnv {
 	t.Helper()
 	bin, err := harness.CaddyBinary()
 	if err != nil {
@@ -139,7 +141,7 @@ func newTracingEnv(t *testing.T, traced bool) *tracingEnv {
 	colURL := serve(t, te.col)
 	svc := faxapp.New(faxapp.Config{Tick: 50 * time.Millisecond, Seed: 3, APIKey: key, APISecret: secret})
 	faxURL := serve(t, svc)
-	te.rcv = &headerReceiver{Receiver: receiver.New(receiver.Config{Token: token})}
+	te.rcv = &headerReceiver{Receiver: receiver.New(receiver.Config{Token: token, Respond: respond})}
 	te.rcvURL = serve(t, te.rcv)
 	admin, err := harness.FreeAddr()
 	if err != nil {
@@ -161,6 +163,7 @@ func newTracingEnv(t *testing.T, traced bool) *tracingEnv {
 		storage %s
 		token {env.FAXHOOK_TOKEN}
 		allow_private 127.0.0.0/8
+		%s
 	}
 }
 
@@ -171,7 +174,7 @@ http://%s {
 		reverse_proxy %s
 	}
 }
-`, admin, filepath.Join(dir, "storage"), site, tracing, faxURL)
+`, admin, filepath.Join(dir, "storage"), faxhookOpts, site, tracing, faxURL)
 	te.caddy, err = harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile,
 		"FAXHOOK_TOKEN="+token,
 		// Caddy's tracing exports with the OpenTelemetry SDK's OTLP exporter, configured
@@ -233,7 +236,7 @@ func attr(s *tracepb.Span, key string) string {
 // that revealed the completion); the receiver gets a traceparent in that trace, naming the
 // delivery span.
 func TestTracingLinksSendToDelivery(t *testing.T) {
-	te := newTracingEnv(t, true)
+	te := newTracingEnv(t, true, nil, "")
 	ctx := ctxT(t, 60*time.Second)
 	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
 		CallbackURL: te.rcvURL + "/traced"})
@@ -291,11 +294,107 @@ func TestTracingLinksSendToDelivery(t *testing.T) {
 	}
 }
 
+// A resend makes a new fax: its webhook is delivered in the resend request's trace, as a child
+// of the resend's span, not of the first send's.
+func TestTracingResendStartsItsOwnFax(t *testing.T) {
+	te := newTracingEnv(t, true, nil, "")
+	ctx := ctxT(t, 60*time.Second)
+	first, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
+		CallbackURL: te.rcvURL + "/first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.client.WaitDone(ctx, first, 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	second, err := te.client.Resend(ctx, first, te.rcvURL+"/resent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.client.WaitDone(ctx, second, 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.rcv.Wait(ctx, 2); err != nil {
+		t.Fatalf("webhooks: %v", err)
+	}
+	resend := te.col.waitSpan(t, "span of the resend request", func(s *tracepb.Span) bool {
+		return s.Name == fmt.Sprintf("POST /v2.1/faxes/%d/resend", first)
+	})
+	delivery := te.col.waitSpan(t, "delivery span of the resent fax", func(s *tracepb.Span) bool {
+		return s.Name == "webhook fax_completed" && attr(s, "faxhook.fax_id") == strconv.FormatInt(second, 10)
+	})
+	if !bytes.Equal(delivery.TraceId, resend.TraceId) || !bytes.Equal(delivery.ParentSpanId, resend.SpanId) {
+		t.Errorf("resent fax's delivery span: trace %s parent %s, want a child of the resend's span %s/%s",
+			hexID(delivery.TraceId), hexID(delivery.ParentSpanId), hexID(resend.TraceId), hexID(resend.SpanId))
+	}
+}
+
+// After a restart, until a traced request shows faxhook Caddy's tracer provider again, a
+// traced fax's retry still carries its trace: the traceparent of the send's span, stored with
+// the job; the attempt itself is not exported.
+func TestTracingRetryAfterRestartKeepsTheSendsTrace(t *testing.T) {
+	var accept atomic.Bool
+	te := newTracingEnv(t, true, func(receiver.Delivery) int {
+		if accept.Load() {
+			return 200
+		}
+		return 500
+	}, "retry_schedule 1s 1s")
+	ctx := ctxT(t, 60*time.Second)
+	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
+		CallbackURL: te.rcvURL + "/restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.rcv.Wait(ctx, 1); err != nil {
+		t.Fatalf("first attempt: %v", err)
+	}
+	send := te.col.waitSpan(t, "span of the send request", func(s *tracepb.Span) bool { return s.Name == "POST /v2.1/faxes" })
+	te.col.waitSpan(t, "span of the failed first attempt", func(s *tracepb.Span) bool { return s.Name == "webhook fax_completed" })
+	if err := te.caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	accept.Store(true)
+	if err := te.caddy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := te.rcv.Wait(ctx, 2)
+	if err != nil {
+		t.Fatalf("retry after the restart: %v", err)
+	}
+	if ds[1].Status != 200 {
+		t.Fatalf("retry answered %d", ds[1].Status)
+	}
+	hdr := te.rcv.headers()
+	if want := "00-" + hexID(send.TraceId) + "-" + hexID(send.SpanId) + "-01"; hdr[1] != want {
+		t.Errorf("retry after restart carried traceparent %q, want the send's stored %q", hdr[1], want)
+	}
+	if hdr[0] == hdr[1] {
+		t.Errorf("first attempt carried %q too: want its own span's", hdr[0])
+	}
+	if err := te.caddy.Stop(); err != nil { // flushes what Caddy's provider holds
+		t.Fatal(err)
+	}
+	spans, _ := te.col.exported()
+	n := 0
+	for _, s := range spans {
+		if s.Name == "webhook fax_completed" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d delivery spans exported, want 1: the retry went out before any traced request (see README, Tracing)", n)
+	}
+}
+
 // Without `tracing`, nothing changes: no traceparent reaches the receiver, even when the
 // client's own request carried one, and nothing is exported although OTEL_* points at a
 // collector.
 func TestNoTracingNoTraceParent(t *testing.T) {
-	te := newTracingEnv(t, false)
+	te := newTracingEnv(t, false, nil, "")
 	ctx := ctxT(t, 60*time.Second)
 	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
 		CallbackURL: te.rcvURL + "/untraced"})
