@@ -121,3 +121,25 @@ func TestTraceOf(t *testing.T) {
 		t.Fatal("the learned provider was lost")
 	}
 }
+
+// BenchmarkTraceOf measures what the handler pays per fax API request to look for a trace:
+// nothing allocated on a site without tracing.
+func BenchmarkTraceOf(b *testing.B) {
+	b.Run("untraced", func(b *testing.B) {
+		ctx := context.WithValue(context.Background(), struct{}{}, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			TraceOf(ctx)
+		}
+	})
+	b.Run("traced", func(b *testing.B) {
+		sdk := sdktrace.NewTracerProvider()
+		defer sdk.Shutdown(context.Background())
+		ctx, span := sdk.Tracer("bench").Start(context.Background(), "request")
+		defer span.End()
+		b.ReportAllocs()
+		for b.Loop() {
+			TraceOf(ctx)
+		}
+	})
+}

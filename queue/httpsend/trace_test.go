@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -207,6 +208,18 @@ func TestTraceParentRoundTrip(t *testing.T) {
 	for _, bad := range []string{"", "junk", "00-00000000000000000000000000000000-b7ad6b7169203331-01"} {
 		if ParseTraceParent(bad).IsValid() || FormatTraceParent(ParseTraceParent(bad)) != "" {
 			t.Errorf("%q parsed as a valid trace context", bad)
+		}
+	}
+}
+
+// FormatTraceParent writes what the W3C propagator injects.
+func TestFormatTraceParentMatchesThePropagator(t *testing.T) {
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsSampled | trace.FlagsRandom | 0x80} {
+		sc := ParseTraceParent(sendTraceParent).WithTraceFlags(flags)
+		c := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+		if got := FormatTraceParent(sc); got != c[HeaderTraceParent] {
+			t.Errorf("flags %x: %q, the propagator %q", byte(flags), got, c[HeaderTraceParent])
 		}
 	}
 }
