@@ -49,6 +49,16 @@ func TestEventsCarryTheTraceOfTheRequestThatRevealedTheFax(t *testing.T) {
 	}
 	record(t, e, send(1, sendTrace), send(2, sendTrace), send(3, ""), send(4, ""))
 	record(t, e, done(1, ""), done(2, statusTrace), done(3, ""), done(4, statusTrace))
+	// A traced request that sees fax 3 complete again changes nothing: it has no events to come.
+	var before []byte
+	e.store.View(func(tx queue.Tx) error { before, _ = tx.State(faxKey(3)); return nil })
+	record(t, e, done(3, statusTrace))
+	e.store.View(func(tx queue.Tx) error {
+		if after, _ := tx.State(faxKey(3)); string(after) != string(before) {
+			t.Errorf("a completed fax's record changed on a traced request: %s", after)
+		}
+		return nil
+	})
 
 	for _, tc := range []struct {
 		id          int64

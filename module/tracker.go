@@ -360,7 +360,7 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 		rec.Account, joined = o.APIKey, true
 	}
 	cfg = cfg.forAccount(rec.Account)
-	if rec.TraceParent == "" {
+	if rec.TraceParent == "" && !rec.Completed { // a completed fax has no events to come
 		rec.TraceParent = o.TraceParent
 	}
 	rec.traceLink = o.TraceParent
