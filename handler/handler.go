@@ -126,6 +126,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	cw := capture.NewWriter(w, h.MaxCapture, wantJSON)
 	c := &module.Capture{Route: rt, FaxID: faxID, APIKey: h.app.AccountOf(r)}
+	// The span of Caddy's `tracing` handler, if the site has one (none, and this is a no-op).
+	c.TraceParent, c.Tracer = module.TraceOf(r.Context())
 	if h.app != nil && h.app.WantsVia() {
 		c.Via = module.ViaOf(r, h.profile(), rt, faxID)
 	}

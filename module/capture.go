@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/profile"
@@ -37,6 +38,13 @@ type Capture struct {
 	// fetched the same way when no poll upstream is configured; nil otherwise. The app holds it
 	// in memory only, for at most 15 minutes.
 	Via *Via
+	// TraceParent is the W3C traceparent of the span Caddy's `tracing` handler started for the
+	// request (see TraceOf), "" when the site is not traced. The faxes the request reveals keep
+	// it, and their webhooks' deliveries are traced in it.
+	TraceParent string
+	// Tracer is the tracer provider of that span when it records, else nil; the app traces
+	// delivery attempts with the newest one it was given.
+	Tracer trace.TracerProvider
 	// Body is the response body, decoded (no Content-Encoding).
 	Body []byte
 	// Release, if set, is called once Body is no longer needed (the handler's buffer goes back
@@ -134,7 +142,7 @@ func (ob *observer) parse(c *Capture, log *zap.Logger) *Observation {
 	if len(objs) == 0 {
 		return nil
 	}
-	return &Observation{Faxes: objs, CallbackURLs: validURLs(log, c.CallbackURLs), APIKey: c.APIKey}
+	return &Observation{Faxes: objs, CallbackURLs: validURLs(log, c.CallbackURLs), APIKey: c.APIKey, TraceParent: c.TraceParent}
 }
 
 // validURLs keeps the callback URLs faxhook can deliver to and logs the others.
@@ -178,6 +186,7 @@ func (a *App) Submit(c *Capture) bool {
 		return false
 	}
 	ob, log, eng := a.observer, a.log, a.eng
+	eng.delivery.tracer.learn(c.Tracer)
 	if !a.eng.obs.submit(len(c.Body), func() *Observation {
 		via := c.Via
 		o := ob.observe(c, log)
@@ -203,6 +212,7 @@ func (a *App) RecordCapture(c *Capture) error {
 		c.release()
 		return errors.New("faxhook app is not provisioned")
 	}
+	a.eng.delivery.tracer.learn(c.Tracer)
 	o := a.observer.observe(c, a.log)
 	if o == nil {
 		return nil

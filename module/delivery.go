@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/faxhook/caddy-faxhook/module/render"
@@ -31,6 +32,9 @@ type delivery struct {
 	onHealth func(h queue.DestinationHealth)
 
 	senders atomic.Pointer[senderSet] // the newest config's HTTP senders
+	// tracer is the tracer provider of Caddy's `tracing`, once a traced request showed it
+	// (tracing.go); the HTTP senders trace the attempts of traced faxes' webhooks with it.
+	tracer tracerHolder
 
 	mu   sync.Mutex
 	disp *queue.Dispatcher // nil until the first start, and after stop
@@ -39,7 +43,7 @@ type delivery struct {
 // start makes the config s's senders current and starts the dispatcher, or, when it runs
 // already, hands it the new retry schedule.
 func (d *delivery) start(s settings, log *zap.Logger) error {
-	if old := d.senders.Swap(newSenderSet(&s)); old != nil {
+	if old := d.senders.Swap(newSenderSet(&s, d.tracer.provider)); old != nil {
 		old.closeIdle() // the replaced config's keep-alive connections would linger
 	}
 	d.mu.Lock()
@@ -111,11 +115,12 @@ type senderSet struct {
 	all       []*httpsend.Sender
 }
 
-// newSenderSet builds the senders of the config s.
-func newSenderSet(s *settings) *senderSet {
+// newSenderSet builds the senders of the config s; they trace attempts with the provider
+// that tracer returns (nil: none).
+func newSenderSet(s *settings, tracer func() trace.TracerProvider) *senderSet {
 	mk := func(token string, standard []httpsend.StandardRule) *httpsend.Sender {
 		return httpsend.New(httpsend.Options{Token: token, Timeout: s.timeout, Guard: s.guard, MaxIdleConnsPerHost: s.perHost,
-			StandardWebhooks: standard})
+			StandardWebhooks: standard, TracerProvider: tracer, SpanAttributes: spanAttributes, SpanName: spanName})
 	}
 	set := &senderSet{base: mk(s.token, s.standard)}
 	set.all = append(set.all, set.base)

@@ -51,11 +51,13 @@ type journalEntry struct {
 	Numbers      []profile.Number `json:"numbers,omitempty"`
 	// APIKey is the request's API key (Capture.APIKey), which makes the faxes its account's.
 	APIKey string `json:"api_key,omitempty"`
+	// TraceParent is the request's W3C traceparent (Capture.TraceParent), when it was traced.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // observation turns a replayed entry back into what the tracker records.
 func (e journalEntry) observation() *Observation {
-	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers, APIKey: e.APIKey}
+	o := &Observation{CallbackURLs: e.CallbackURLs, Numbers: e.Numbers, APIKey: e.APIKey, TraceParent: e.TraceParent}
 	for i, id := range e.FaxIDs {
 		var obj profile.Object
 		obj.Fax.ID = id
@@ -229,7 +231,7 @@ func readJournal(f *os.File) ([]journalEntry, error) {
 // entryOf returns the journal entry of an observation of a creating request, and false when it
 // holds nothing a replay could use.
 func entryOf(o *Observation) (journalEntry, bool) {
-	e := journalEntry{CallbackURLs: o.CallbackURLs, Numbers: o.Numbers, APIKey: o.APIKey}
+	e := journalEntry{CallbackURLs: o.CallbackURLs, Numbers: o.Numbers, APIKey: o.APIKey, TraceParent: o.TraceParent}
 	for i, obj := range o.Faxes {
 		e.FaxIDs = append(e.FaxIDs, obj.Fax.ID)
 		if obj.UpstreamID != "" {

@@ -133,7 +133,7 @@ func TestStandardWebhooksAccountSender(t *testing.T) {
 	if s.accounts, err = accountSettings(&s, []*Account{{APIKey: "key-b", Token: "account-b-token"}}, nil, caddy.NewReplacer()); err != nil {
 		t.Fatal(err)
 	}
-	set := newSenderSet(&s)
+	set := newSenderSet(&s, nil)
 	defer set.closeIdle()
 	j := &queue.Job{ID: "job-b", EventID: "e", URL: srv.URL + "/hook", Meta: queue.Labels{{Name: labelAccount, Value: "key-b"}},
 		Payload: queue.Payload{Fields: []queue.Field{{Name: "event_type", Value: "fax_completed"}}}}

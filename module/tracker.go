@@ -31,6 +31,9 @@ type Observation struct {
 	// APIKey is the API key of the request that revealed the faxes (see Capture.APIKey); a fax
 	// that has no account yet joins the account it names, if one is configured.
 	APIKey string
+	// TraceParent is the W3C traceparent of the traced request that revealed the faxes (see
+	// Capture.TraceParent); "" for a request that was not traced and for the poller.
+	TraceParent string
 	// OnRecorded, if set, is called once the observation is durably recorded.
 	OnRecorded func()
 
@@ -68,6 +71,13 @@ type trackedFax struct {
 	// Fax.ID (a mapping derived the id, see profile.DeriveID); the poller and the PDF fetch ask
 	// the service with it.
 	UpstreamID string `json:"upstream_id,omitempty"`
+	// TraceParent is the W3C traceparent of the first traced request that revealed the fax
+	// (its send or resend, for a sent fax): every webhook of the fax is delivered in that trace.
+	TraceParent string `json:"traceparent,omitempty"`
+
+	// traceLink is the traceparent of the traced request whose observation is being applied,
+	// when it is not TraceParent: the webhooks it causes link to it. Not stored.
+	traceLink string
 }
 
 // Keys of tracker records.
@@ -350,6 +360,10 @@ func (t *tracker) apply(tx queue.Tx, cfg *settings, now time.Time, obj profile.O
 		rec.Account, joined = o.APIKey, true
 	}
 	cfg = cfg.forAccount(rec.Account)
+	if rec.TraceParent == "" && !rec.Completed { // a completed fax has no events to come
+		rec.TraceParent = o.TraceParent
+	}
+	rec.traceLink = o.TraceParent
 	if obj.UpstreamID != "" && rec.UpstreamID == "" {
 		rec.UpstreamID = obj.UpstreamID
 	}
@@ -667,7 +681,7 @@ func (t *tracker) enqueueEvent(tx queue.Tx, now time.Time, rec *trackedFax, faxJ
 		if rec.Account != "" {
 			m = append(m, queue.Label{Name: labelAccount, Value: rec.Account})
 		}
-		return m
+		return append(m, traceMeta(rec)...)
 	}
 	all := make([]*queue.Job, 0, len(urls))
 	for _, u := range urls {

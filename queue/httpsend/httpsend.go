@@ -16,6 +16,10 @@
 // With Options.Guard set, the sender refuses loopback, private, link-local, metadata and other
 // special-purpose destinations (package ssrf): literal IP URLs before any I/O, host names at dial
 // time on the address they resolve to. A refused destination is a permanent failure.
+//
+// A job that names a W3C trace context in its Meta (LabelTraceParent) is traced: its webhook
+// carries a traceparent header in that trace, and, with Options.TracerProvider, each attempt
+// is an OpenTelemetry client span there. Other jobs carry no trace header.
 package httpsend
 
 import (
@@ -32,6 +36,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/faxhook/caddy-faxhook/queue"
 	"github.com/faxhook/caddy-faxhook/queue/sign"
@@ -96,6 +103,18 @@ type Options struct {
 	// its rules matches. A URL takes the keys of every rule with the longest matching Prefix:
 	// several keys give several space-separated signatures. No rule matching: no headers.
 	StandardWebhooks []StandardRule
+	// TracerProvider, if set, returns the OpenTelemetry tracer provider that traces attempts,
+	// or nil while there is none. Only jobs whose Meta holds a LabelTraceParent are traced:
+	// each attempt is a client span (SpanName), a child of that context, and the webhook
+	// carries its traceparent header; without a provider the header carries the stored context
+	// as it is. Jobs without the label are never traced and carry no traceparent header.
+	TracerProvider func() trace.TracerProvider
+	// SpanAttributes, if set, returns attributes that describe job on its attempt spans (what
+	// its event is about, from its Meta), besides the HTTP ones the Sender sets.
+	SpanAttributes func(job *queue.Job) []attribute.KeyValue
+	// SpanName, if set, names the attempt spans of job (e.g. after its event); "" or unset
+	// gives SpanName.
+	SpanName func(job *queue.Job) string
 }
 
 // StandardRule gives the webhooks to the URLs under Prefix Standard Webhooks signatures.
@@ -121,6 +140,10 @@ type Sender struct {
 	standard  []StandardRule
 	// now tells the time: Retry-After dates and the webhook-timestamp of each attempt.
 	now func() time.Time
+	// tracerProvider, spanAttributes and spanName are those of Options.
+	tracerProvider func() trace.TracerProvider
+	spanAttributes func(job *queue.Job) []attribute.KeyValue
+	spanName       func(job *queue.Job) string
 }
 
 var _ queue.Sender = (*Sender)(nil)
@@ -135,6 +158,10 @@ func New(opts Options) *Sender {
 		guard:     opts.Guard,
 		standard:  opts.StandardWebhooks,
 		now:       time.Now,
+
+		tracerProvider: opts.TracerProvider,
+		spanAttributes: opts.SpanAttributes,
+		spanName:       opts.SpanName,
 	}
 	if s.token != "" {
 		s.signer = sign.NewSigner(s.token)
@@ -223,7 +250,8 @@ func (s *Sender) proxied(u *url.URL) bool {
 // that can never work (malformed, another scheme, no host) or a job that cannot be encoded gives a
 // Permanent failure without any network I/O. Only a 2xx status is a success; the status decides,
 // so a 2xx whose body cannot be read in full still counts as delivered. Send returns when ctx ends
-// or the attempt times out, whichever is first.
+// or the attempt times out, whichever is first. A job with a LabelTraceParent is traced (see
+// Options.TracerProvider).
 func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 	if job == nil {
 		return queue.Result{Err: errors.New("sending webhook: nil job"), Permanent: true}
@@ -233,6 +261,15 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 		return queue.Result{Err: err, Permanent: true}
 	}
 	target := queue.SignedURL(job.URL) // textual, as ParseTarget's Signed: no second parse
+	ctx, at := s.startAttempt(ctx, job, u, target)
+	res := s.send(ctx, job, u, target, at.header)
+	at.end(res)
+	return res
+}
+
+// send makes the attempt Send describes, to the parsed URL u (target without its
+// credentials), with traceparent as its traceparent header ("" for none).
+func (s *Sender) send(ctx context.Context, job *queue.Job, u *url.URL, target, traceparent string) queue.Result {
 	if s.guard != nil {
 		if err := s.guard.CheckHost(u.Hostname()); err != nil {
 			return queue.Result{Err: fmt.Errorf("posting webhook to %s: %w", target, err), Permanent: true}
@@ -249,6 +286,9 @@ func (s *Sender) Send(ctx context.Context, job *queue.Job) queue.Result {
 		HeaderEventID, job.EventID, HeaderAttempt, strconv.Itoa(len(job.Attempts)+1))
 	if s.signer != nil {
 		header = append(header, sign.Header, signature(s.signer, job))
+	}
+	if traceparent != "" {
+		header = append(header, HeaderTraceParent, traceparent)
 	}
 	if keys := s.standardKeys(target); len(keys) > 0 {
 		id, ts := StandardID(job), s.now().Unix()
