@@ -258,10 +258,24 @@ func (o outcomes) onOutcome(j *queue.Job, res queue.Result) {
 }
 
 // jobLogFields are the fields that describe a job in log entries: the fax id (a number, as in
-// every entry about a fax) and the event type from its metadata.
+// every entry about a fax) and the event type from its metadata, and, for a job in a trace
+// (see tracing.go), its trace id as `traceID`, the field Caddy's tracing adds to the access
+// log of the request that revealed the fax, so that one search finds both.
 func jobLogFields(j *queue.Job) []zap.Field {
 	faxID, eventType := render.FaxOf(j.Meta)
-	return []zap.Field{zap.Int64("fax_id", faxID), zap.String("event_type", eventType)}
+	f := []zap.Field{zap.Int64("fax_id", faxID), zap.String("event_type", eventType)}
+	if id := traceIDOf(j.Meta.Get(labelTraceParent)); id != "" {
+		f = append(f, zap.String("traceID", id))
+	}
+	return f
+}
+
+// traceIDOf returns the trace id of a W3C traceparent (version-traceid-spanid-flags), or "".
+func traceIDOf(traceparent string) string {
+	if len(traceparent) != 55 || traceparent[2] != '-' || traceparent[35] != '-' {
+		return ""
+	}
+	return traceparent[3:35]
 }
 
 // redactor removes secrets from text shown outside the process (admin API, events): the

@@ -153,3 +153,25 @@ func BenchmarkTraceOf(b *testing.B) {
 		}
 	})
 }
+
+// A traced job's log entries carry the trace id under Caddy's field name (traceID), so one
+// log search finds the request's access log entry and the webhook's delivery entries.
+func TestJobLogFieldsNameTheTrace(t *testing.T) {
+	traced := &queue.Job{Meta: queue.Labels{{Name: labelTraceParent, Value: sendTrace}}}
+	var got string
+	for _, f := range jobLogFields(traced) {
+		if f.Key == "traceID" {
+			got = f.String
+		}
+	}
+	if got != "0af7651916cd43dd8448eb211c80319c" {
+		t.Errorf("traceID field %q, want the traceparent's trace id", got)
+	}
+	for _, tp := range []string{"", "garbage", sendTrace[:54]} {
+		for _, f := range jobLogFields(&queue.Job{Meta: queue.Labels{{Name: labelTraceParent, Value: tp}}}) {
+			if f.Key == "traceID" {
+				t.Errorf("traceparent %q gave a traceID field %q", tp, f.String)
+			}
+		}
+	}
+}
