@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -129,6 +130,21 @@ type tracingEnv struct {
 	client *harness.Client
 }
 
+// sendDone sends a one-page fax through Caddy with callback_url rcvURL+path and waits until the
+// fax service reports it done; it returns the fax's id.
+func (te *tracingEnv) sendDone(ctx context.Context, t *testing.T, path string) int64 {
+	t.Helper()
+	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
+		CallbackURL: te.rcvURL + path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // newTracingEnv starts it all; with traced, the site has Caddy's `tracing` directive. The
 // receiver answers with respond (nil: verify and accept); faxhookOpts are more global options.
 func newTracingEnv(t *testing.T, traced bool, respond func(receiver.Delivery) int, faxhookOpts string) *tracingEnv {
@@ -238,14 +254,7 @@ func attr(s *tracepb.Span, key string) string {
 func TestTracingLinksSendToDelivery(t *testing.T) {
 	te := newTracingEnv(t, true, nil, "")
 	ctx := ctxT(t, 60*time.Second)
-	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
-		CallbackURL: te.rcvURL + "/traced"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := te.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	id := te.sendDone(ctx, t, "/traced")
 	ds, err := te.rcv.Wait(ctx, 1)
 	if err != nil {
 		t.Fatalf("no webhook: %v", err)
@@ -299,14 +308,7 @@ func TestTracingLinksSendToDelivery(t *testing.T) {
 func TestTracingResendStartsItsOwnFax(t *testing.T) {
 	te := newTracingEnv(t, true, nil, "")
 	ctx := ctxT(t, 60*time.Second)
-	first, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
-		CallbackURL: te.rcvURL + "/first"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := te.client.WaitDone(ctx, first, 30*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	first := te.sendDone(ctx, t, "/first")
 	second, err := te.client.Resend(ctx, first, te.rcvURL+"/resent")
 	if err != nil {
 		t.Fatal(err)
@@ -341,14 +343,7 @@ func TestTracingRetryAfterRestartKeepsTheSendsTrace(t *testing.T) {
 		return 500
 	}, "retry_schedule 1s 1s")
 	ctx := ctxT(t, 60*time.Second)
-	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
-		CallbackURL: te.rcvURL + "/restart"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := te.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	te.sendDone(ctx, t, "/restart")
 	if _, err := te.rcv.Wait(ctx, 1); err != nil {
 		t.Fatalf("first attempt: %v", err)
 	}
@@ -396,14 +391,7 @@ func TestTracingRetryAfterRestartKeepsTheSendsTrace(t *testing.T) {
 func TestNoTracingNoTraceParent(t *testing.T) {
 	te := newTracingEnv(t, false, nil, "")
 	ctx := ctxT(t, 60*time.Second)
-	id, err := te.client.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1),
-		CallbackURL: te.rcvURL + "/untraced"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := te.client.WaitDone(ctx, id, 30*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	te.sendDone(ctx, t, "/untraced")
 	ds, err := te.rcv.Wait(ctx, 1)
 	if err != nil {
 		t.Fatalf("no webhook: %v", err)
