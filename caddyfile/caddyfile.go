@@ -480,6 +480,12 @@ func unmarshalPoll(d *caddyfile.Dispenser, p *module.PollConfig) error {
 				return err
 			}
 			p.Concurrency = n
+		case "max_rate":
+			n, err := positiveInt(d, "poll max_rate")
+			if err != nil {
+				return err
+			}
+			p.MaxRate = n
 		case "off":
 			if d.NextArg() {
 				return d.ArgErr()

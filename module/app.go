@@ -314,6 +314,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			upstream: strings.TrimSuffix(p.Upstream, "/"),
 			key:      repl.ReplaceKnown(p.APIKey, ""), secret: repl.ReplaceKnown(p.APISecret, ""),
 			interval: time.Duration(p.Interval), concurrency: p.Concurrency, disabled: p.Disabled,
+			rate: p.MaxRate,
 		}
 		for name, v := range p.Headers {
 			if a.poll.headers == nil {
@@ -478,6 +479,9 @@ func (a *App) Validate() error {
 			}
 		}
 		if err := CheckCount("poll concurrency", int64(p.Concurrency), MaxPollConcurrency, "4"); err != nil {
+			return err
+		}
+		if err := CheckCount("poll max_rate", int64(p.MaxRate), MaxPollRate, strconv.Itoa(DefaultPollMaxRate)); err != nil {
 			return err
 		}
 	}

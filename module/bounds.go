@@ -11,6 +11,8 @@ const (
 	MaxPerHost = 1024
 	// MaxPollConcurrency bounds PollConfig.Concurrency.
 	MaxPollConcurrency = 256
+	// MaxPollRate bounds PollConfig.MaxRate.
+	MaxPollRate = 10000
 	// MaxRetries bounds the number of entries of RetrySchedule.
 	MaxRetries = 100
 	// MaxRecipientsLimit bounds MaxRecipients.

@@ -60,6 +60,12 @@ var (
 		Help:      "Poll rounds against the fax service that failed.",
 	})
 
+	metricPollerRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "faxhook",
+		Name:      "poller_requests_total",
+		Help:      "Status requests the poller made to the fax service about faxes in flight (capped by the poll block's max_rate per second).",
+	})
+
 	metricCaptureSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "faxhook",
 		Name:      "capture_skipped_total",
@@ -90,7 +96,7 @@ var (
 
 	// allCollectors is what registerMetrics registers.
 	allCollectors = []prometheus.Collector{
-		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricEventLatency, metricPollerErrors, metricCaptureSkipped, metricStore,
+		metricEvents, metricDeliveries, metricAccountDeliveries, metricAttemptDuration, metricEventLatency, metricPollerErrors, metricPollerRequests, metricCaptureSkipped, metricStore,
 		metricDispatchers, metricEventsCapped, metricRejected,
 	}
 )

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"slices"
@@ -41,6 +42,10 @@ type PollConfig struct {
 	// Concurrency is how many requests the poller makes at once: 1 to MaxPollConcurrency (256).
 	// Default 4.
 	Concurrency int `json:"concurrency,omitempty"`
+	// MaxRate caps the status requests the poller makes, all faxes together, per second: 1 to
+	// MaxPollRate (10000). Default 20. With more faxes in flight than the cap allows at their
+	// pace, each is asked about less often (oldest due first), never the service more often.
+	MaxRate int `json:"max_rate,omitempty"`
 	// Disabled keeps the upstream for fetching files but does not poll.
 	Disabled bool `json:"disabled,omitempty"`
 }
@@ -56,7 +61,12 @@ type pollSettings struct {
 	interval    time.Duration
 	concurrency int
 	disabled    bool
+	// rate caps the status requests per second (PollConfig.MaxRate); 0 means the default.
+	rate int
 }
+
+// maxRate is the cap on status requests per second.
+func (p *pollSettings) maxRate() float64 { return float64(cmp.Or(p.rate, DefaultPollMaxRate)) }
 
 // apiDo makes an upstream request that a profile built (its path is relative to the API root)
 // and returns the body of a 200 answer, reading at most limit bytes (an error when larger).
@@ -154,69 +164,113 @@ func backoff(interval time.Duration, failures int) time.Duration {
 	return min(wait, 5*time.Minute)
 }
 
-// loop polls until the engine stops, reading the newest settings each round. Failing status
-// requests back the whole loop off; a failing listing of received faxes (e.g. a 400 from an
-// API that does not take the list query) backs off only the listing, so that faxes in flight
-// are still asked about every interval.
+// loop polls until the engine stops, reading the newest settings each time round. Each fax in
+// flight is asked about when pollSched says (soon after it is first seen, then at its own
+// pace, at least every interval), the status requests of all faxes together capped at the poll
+// block's max_rate per second; received faxes are listed every interval. When every status
+// request of a round fails, the loop backs off (interval doubled per failing round, at most 5
+// minutes); a failing listing (e.g. a 400 from an API that does not take the list query) backs
+// off only the listing, so that faxes in flight are still asked about.
 func (pl *poller) loop() {
 	defer close(pl.done)
 	client := &http.Client{Timeout: 30 * time.Second}
+	sched := newPollSched(10 * time.Second)
+	var bucket tokenBucket
 	failures, listFailures := 0, 0
-	var lastList, listNext time.Time
+	var lastList, listNext, liveNext, pause time.Time
+	wait := time.Duration(0)
 	for {
-		wait := 5 * time.Second
-		p := pl.cfg().poll
-		if p != nil && !p.disabled {
-			wait = backoff(p.interval, failures)
-		}
 		select {
 		case <-pl.stop:
 			return
 		case <-time.After(wait):
 		}
-		p = pl.cfg().poll
+		wait = 5 * time.Second
+		p := pl.cfg().poll
 		if p == nil || p.disabled || !pl.leads() {
+			sched.reset()
+			liveNext = time.Time{}
 			continue
 		}
-		started := time.Now()
-		list := !started.Before(listNext)
-		listErr, err := pl.round(pl.cfg(), client, lastList, list)
-		if errors.Is(err, queue.ErrClosed) || errors.Is(listErr, queue.ErrClosed) {
+		cfg := pl.cfg()
+		now := time.Now()
+		sched.setInterval(p.interval)
+		if !now.Before(liveNext) {
+			live, err := pl.tracker.live()
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			if err != nil {
+				pl.log().Warn("polling the fax service: listing faxes in flight", zap.Error(err))
+			} else {
+				sched.sync(live, now)
+			}
+			// New faxes are looked for often enough that one is first asked about about
+			// minPollGap after it was sent.
+			liveNext = now.Add(min(p.interval, minPollGap))
+		}
+		var batch []*Observation
+		if now.After(pause) {
+			due := sched.take(now, bucket.take(now, p.maxRate(), sched.len()))
+			if len(due) > 0 {
+				var err error
+				batch, err = pl.ask(cfg, client, sched, due)
+				if errors.Is(err, queue.ErrClosed) {
+					return
+				}
+				if err != nil {
+					failures++
+					metricPollerErrors.Inc()
+					pause = time.Now().Add(backoff(p.interval, failures) - p.interval)
+					pl.log().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
+				} else {
+					failures = 0
+				}
+			}
+		}
+		if !now.Before(listNext) {
+			after := pl.tracker.startedAt()
+			if !lastList.IsZero() {
+				after = lastList.Add(-2 * p.interval)
+			}
+			ctx, cancel := pl.context()
+			listErr := errors.Join(pl.listReceived(ctx, cfg, client, after, &batch)...)
+			cancel()
+			switch {
+			case errors.Is(listErr, queue.ErrClosed):
+				return
+			case listErr != nil:
+				listFailures++
+				listNext = now.Add(backoff(p.interval, listFailures))
+				metricPollerErrors.Inc()
+				pl.log().Warn("polling the fax service: listing received faxes", zap.Error(listErr),
+					zap.Int("consecutive_failures", listFailures), zap.Time("next_listing", listNext))
+			default:
+				listFailures, lastList, listNext = 0, now, now.Add(p.interval)
+			}
+		}
+		if err := pl.record(batch); errors.Is(err, queue.ErrClosed) {
 			return
+		} else if err != nil {
+			pl.log().Warn("polling the fax service: recording what it answered", zap.Error(err))
 		}
-		switch {
-		case !list:
-		case listErr != nil:
-			listFailures++
-			listNext = started.Add(backoff(p.interval, listFailures))
-			metricPollerErrors.Inc()
-			pl.log().Warn("polling the fax service: listing received faxes", zap.Error(listErr),
-				zap.Int("consecutive_failures", listFailures), zap.Time("next_listing", listNext))
-		default:
-			listFailures, lastList = 0, started
+		// Sleep until the next fax is due, the next request may go out, the next look for new
+		// faxes or the next listing, whichever comes first.
+		now = time.Now()
+		wait = min(liveNext.Sub(now), listNext.Sub(now))
+		if at, ok := sched.next(); ok {
+			wait = min(wait, max(at.Sub(now), bucket.wait()))
 		}
-		if err != nil {
-			failures++
-			metricPollerErrors.Inc()
-			pl.log().Warn("polling the fax service", zap.Error(err), zap.Int("consecutive_failures", failures))
-			continue
+		if pause.After(now) {
+			wait = max(wait, min(pause.Sub(now), liveNext.Sub(now)))
 		}
-		failures = 0
+		wait = max(wait, 5*time.Millisecond)
 	}
 }
 
-// round asks about every fax still in flight and, when list is true, lists received faxes
-// created since the last successful listing (with an overlap), recording what it learns. A fax
-// of an account with credentials of its own (Account.PollSecret) is asked about with them, and
-// each such account lists its received faxes, which are then its own. listErr holds the
-// listing's failures, err the others (status requests, recording).
-func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time, list bool) (listErr, err error) {
-	p, prof := cfg.poll, cfg.fax()
-	if p == nil {
-		return nil, nil
-	}
+// context returns a context that ends when the engine stops, and its cancel function.
+func (pl *poller) context() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	go func() {
 		select {
 		case <-pl.stop:
@@ -224,34 +278,48 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time, 
 		case <-ctx.Done():
 		}
 	}()
-	ids, err := pl.tracker.live()
-	if err != nil {
-		return nil, err
+	return ctx, cancel
+}
+
+// record records what the poller learnt, every maxBatchBytes at most at once.
+func (pl *poller) record(batch []*Observation) error {
+	if len(batch) == 0 {
+		return nil
 	}
+	return pl.tracker.record(batch)
+}
+
+// ask asks the fax service about the faxes due, at most the poll block's concurrency at once,
+// each with its account's credentials, and puts each back in sched with what its answer shows.
+// It returns the answers to record, and an error when every request failed (a fax the service
+// no longer knows is forgotten, not a failure). Answers are recorded along the way every
+// maxBatchBytes, so that many large answers are never all held parsed.
+func (pl *poller) ask(cfg *settings, client *http.Client, sched *pollSched, due []*pollEntry) ([]*Observation, error) {
+	p, prof := cfg.poll, cfg.fax()
+	ctx, cancel := pl.context()
+	defer cancel()
 	var (
 		mu        sync.Mutex
 		batch     []*Observation
 		batchSize int // bytes of the answers behind batch
 		errs      []error
-		listErrs  []error
+		failed    int
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, p.concurrency)
 	)
-	// flush records the answers collected so far; the caller holds mu. Answers are recorded
-	// every maxBatchBytes, so that a round over many large faxes never holds them all parsed.
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := pl.tracker.record(batch); err != nil {
-			errs = append(errs, err)
-		}
-		batch, batchSize = nil, 0
+	type answer struct {
+		e   *pollEntry
+		sum uint64
+		ok  bool
 	}
-	for _, l := range ids {
+	answers := make([]answer, len(due))
+	for i, e := range due {
+		l := e.fax
+		answers[i].e = e
 		req, err := prof.StatusRequest(l.upstream)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("asking about fax %s: %w", l.id, err))
+			failed++
 			continue
 		}
 		wg.Add(1)
@@ -261,15 +329,19 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time, 
 			defer func() { <-sem }()
 			pa := cmp.Or(cfg.forAccount(l.account).poll, p)
 			body, status, err := pa.apiDo(ctx, client, req, maxPollBody)
+			metricPollerRequests.Inc()
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case status == http.StatusNotFound:
 				pl.log().Info("poller: fax no longer exists upstream; forgetting it", zap.String("fax_id", l.id))
 				pl.forget(l.id)
+				e.listed = false
 			case err != nil:
 				errs = append(errs, err)
+				failed++
 			default:
+				answers[i].sum, answers[i].ok = answerSum(body), true
 				objs, err := prof.Faxes(profile.RouteStatus, body)
 				if err != nil {
 					reportMappingError(pl.log(), "poller: fax status not (all) read", err,
@@ -278,25 +350,39 @@ func (pl *poller) round(cfg *settings, client *http.Client, lastList time.Time, 
 				if len(objs) > 0 {
 					batch = append(batch, &Observation{Faxes: objs, APIKey: l.account})
 					if batchSize += len(body); batchSize >= maxBatchBytes {
-						flush()
+						if err := pl.tracker.record(batch); err != nil {
+							errs = append(errs, err)
+						}
+						batch, batchSize = nil, 0
 					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	after := pl.tracker.startedAt()
-	if !lastList.IsZero() {
-		after = lastList.Add(-2 * p.interval)
+	now := time.Now()
+	for _, a := range answers {
+		sched.answered(a.e, now, a.sum, a.ok)
 	}
-	if list {
-		listErrs = pl.listReceived(ctx, cfg, client, after, &batch)
+	if failed < len(due) {
+		for _, err := range errs {
+			if errors.Is(err, queue.ErrClosed) {
+				return batch, err
+			}
+		}
+		if len(errs) > 0 {
+			pl.log().Warn("polling the fax service: some status requests failed", zap.Error(errors.Join(errs...)))
+		}
+		return batch, nil
 	}
-	mu.Lock()
-	flush()
-	mu.Unlock()
-	return errors.Join(listErrs...), errors.Join(errs...)
+	return batch, errors.Join(errs...)
 }
+
+// answerSum is a hash of a status answer: whether the fax changed since the last one.
+func answerSum(body []byte) uint64 { return maphash.Bytes(answerSeed, body) | 1 }
+
+// answerSeed seeds answerSum.
+var answerSeed = maphash.MakeSeed()
 
 // listReceived lists the received faxes created after after, with the poll block's credentials
 // and each account's own, and appends what it finds to batch; it returns the listings' errors.

@@ -61,8 +61,22 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("send response: %+v", sent)
 	}
 	record(t, e, &Observation{Faxes: sent})
-	if listErr, err := e.poll.round(e.cfg.Load(), srv.Client(), time.Time{}, true); err != nil || listErr != nil {
-		t.Fatal(err, listErr)
+	cfg := e.cfg.Load()
+	live, err := e.tracker.live()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := newPollSched(time.Second)
+	sched.sync(live, time.Now())
+	batch, err := e.poll.ask(cfg, srv.Client(), sched, sched.take(time.Now().Add(time.Minute), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := e.poll.listReceived(context.Background(), cfg, srv.Client(), time.Time{}, &batch); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := e.poll.record(batch); err != nil {
+		t.Fatal(err)
 	}
 	mu.Lock()
 	got := append([]string(nil), asked...)

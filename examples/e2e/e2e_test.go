@@ -48,11 +48,22 @@ type fileRequests struct {
 	mu   sync.Mutex
 	seen []string // "path user:password" of each file request
 	deny bool
+	// status holds the time of each status request (GET /v2.1/faxes/{id}), by fax id.
+	status map[string][]time.Time
 }
 
-// wrap records the file requests to h, and answers them 403 while deny is set.
+// wrap records the file and status requests to h, and answers file requests 403 while deny is
+// set.
 func (f *fileRequests) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := strings.CutPrefix(r.URL.Path, "/v2.1/faxes/"); ok && r.Method == http.MethodGet && !strings.Contains(id, "/") {
+			f.mu.Lock()
+			if f.status == nil {
+				f.status = map[string][]time.Time{}
+			}
+			f.status[id] = append(f.status[id], time.Now())
+			f.mu.Unlock()
+		}
 		if strings.HasSuffix(r.URL.Path, "/file") {
 			user, pass, _ := r.BasicAuth()
 			f.mu.Lock()
@@ -66,6 +77,17 @@ func (f *fileRequests) wrap(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// statusRequests returns the times of the status requests seen so far, by fax id.
+func (f *fileRequests) statusRequests() map[string][]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string][]time.Time, len(f.status))
+	for id, ts := range f.status {
+		out[id] = append([]time.Time(nil), ts...)
+	}
+	return out
 }
 
 // requests returns the file requests seen so far.
