@@ -64,6 +64,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 			header X-Api-Token {env.T}
 			interval 2s
 			concurrency 2
+			max_rate 40
 		}
 	}
 }
@@ -77,7 +78,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	got, _ := json.Marshal(m["apps"].(map[string]any)["faxhook"])
 	want := `{"allow_private":["10.0.0.0/8","127.0.0.1"],"dead_retention":-1,"delivered_retention":172800000000000,` +
 		`"inflight":true,"max_events":200,"max_file_size":5242880,"max_recipients":500,"min_free_space":104857600,"numbers":{"+15551230001":["https://a.example/line1","https://b.example/line1"]},"per_host":2,` +
-		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"headers":{"X-Api-Token":"{env.T}"},"interval":2000000000,"upstream":"http://127.0.0.1:8090/v2.1"},` +
+		`"poll":{"api_key":"{env.K}","api_secret":"{env.S}","concurrency":2,"headers":{"X-Api-Token":"{env.T}"},"interval":2000000000,"max_rate":40,"upstream":"http://127.0.0.1:8090/v2.1"},` +
 		`"received_urls":["https://a.example/received"],"retry_schedule":[60000000000,120000000000,3600000000000],` +
 		`"sent_urls":["https://a.example/sent","https://b.example/sent"],` +
 		`"smtp":{"from":"Faxhook \u003cfax@example.com\u003e","password":"{env.SMTP_PASSWORD}","server":"mail.example.com:587","timeout":20000000000,"tls":"implicit","username":"fax"},` +
@@ -311,6 +312,7 @@ func TestCaddyfileBoundsFailValidation(t *testing.T) {
 		"workers":          {global(storage + "\n workers 100000000"), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
 		"per_host":         {global(storage + "\n per_host 5000"), `per_host: 5000 is too large; allowed: 1 to 1024`},
 		"poll concurrency": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 1000\n }"), `poll concurrency: 1000 is too large; allowed: 1 to 256`},
+		"poll max_rate": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n max_rate 20000\n }"), `poll max_rate: 20000 is too large; allowed: 1 to 10000`},
 		"retry_schedule":   {global(storage + "\n retry_schedule" + strings.Repeat(" 1m", 101)), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
 	}
 	for name, c := range cases {
