@@ -312,7 +312,7 @@ func TestCaddyfileBoundsFailValidation(t *testing.T) {
 		"workers":          {global(storage + "\n workers 100000000"), `workers: 100000000 is too large; allowed: 1 to 1024, or 0 for the default (16)`},
 		"per_host":         {global(storage + "\n per_host 5000"), `per_host: 5000 is too large; allowed: 1 to 1024`},
 		"poll concurrency": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n concurrency 1000\n }"), `poll concurrency: 1000 is too large; allowed: 1 to 256`},
-		"poll max_rate": {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n max_rate 20000\n }"), `poll max_rate: 20000 is too large; allowed: 1 to 10000`},
+		"poll max_rate":    {global(storage + "\n poll {\n upstream http://127.0.0.1:1/v2.1\n max_rate 20000\n }"), `poll max_rate: 20000 is too large; allowed: 1 to 10000`},
 		"retry_schedule":   {global(storage + "\n retry_schedule" + strings.Repeat(" 1m", 101)), `retry_schedule: 101 entries is too many; allowed: 1 to 100`},
 	}
 	for name, c := range cases {
