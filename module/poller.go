@@ -206,8 +206,9 @@ func (pl *poller) loop() {
 				sched.sync(live, now)
 			}
 			// New faxes are looked for often enough that one is first asked about about
-			// minPollGap after it was sent.
-			liveNext = now.Add(min(p.interval, minPollGap))
+			// minPollGap after it was sent, but a listing of many faxes in flight (a pass over
+			// their records in the store) is made less often: every 250 µs per fax.
+			liveNext = now.Add(min(p.interval, max(minPollGap, time.Duration(len(live))*liveScanPerFax)))
 		}
 		var batch []*Observation
 		if now.After(pause) {
@@ -267,6 +268,10 @@ func (pl *poller) loop() {
 		wait = max(wait, 5*time.Millisecond)
 	}
 }
+
+// liveScanPerFax is how much the time between two listings of the faxes in flight grows per
+// fax listed, so that listing them costs a bounded part of the poller's time.
+const liveScanPerFax = 250 * time.Microsecond
 
 // context returns a context that ends when the engine stops, and its cancel function.
 func (pl *poller) context() (context.Context, context.CancelFunc) {
