@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -155,32 +156,7 @@ func TestAccountsPollWithTheirOwnCredentials(t *testing.T) {
 	// Straight to the fax service, not through Caddy: only B's listing can reveal this fax.
 	directB := &harness.Client{Base: e.faxURL + "/v2.1", Key: keyB, Secret: secretB}
 
-	sentA, err := clientA.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdf := faxapp.PDF(3)
-	recvB, err := directB.TestReceive(ctx, pdf, "+15550300000", "+18005550122")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rcvA.Wait(ctx, 1); err != nil {
-		t.Fatalf("account A's sent fax: no webhook (got %d): %v", rcvA.Count(), err)
-	}
-	if _, err := rcvB.Wait(ctx, 1); err != nil {
-		t.Fatalf("account B's received fax: no webhook (got %d): %v", rcvB.Count(), err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	a, b := rcvA.Deliveries(), rcvB.Deliveries()
-	if len(a) != 1 || !a[0].Verified || parseFax(t, a[0]).ID != sentA || a[0].Fields["event_type"] != "fax_completed" {
-		t.Errorf("account A got %+v; want one signed fax_completed of fax %d", a, sentA)
-	}
-	if len(b) != 1 || !b[0].Verified || parseFax(t, b[0]).ID != recvB || len(b[0].Files) != 1 || b[0].Files[0].Size != len(pdf) {
-		t.Errorf("account B got %+v; want one signed webhook of fax %d with its PDF", b, recvB)
-	}
-	if n := e.rcv.Count(); n != 0 {
-		t.Errorf("%d webhooks went to the global URLs; want none", n)
-	}
+	sentAndListed(ctx, t, e, clientA, directB, rcvA, rcvB, "A", "B", "+18005550122")
 }
 
 // An API that takes its key as a bearer token (account_key bearer): faxhook finds each fax's
@@ -218,31 +194,7 @@ func TestAccountsByBearerToken(t *testing.T) {
 	// reveal this fax.
 	directB := &harness.Client{Base: e.faxURL + "/v2.1", Bearer: bearerB}
 
-	sentA, err := clientA.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recvB, err := directB.TestReceive(ctx, faxapp.PDF(2), "+15550300000", "+18005550133")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rcvA.Wait(ctx, 1); err != nil {
-		t.Fatalf("account acme's sent fax: no webhook (got %d): %v", rcvA.Count(), err)
-	}
-	if _, err := rcvB.Wait(ctx, 1); err != nil {
-		t.Fatalf("account bravo's received fax: no webhook (got %d): %v", rcvB.Count(), err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	a, b := rcvA.Deliveries(), rcvB.Deliveries()
-	if len(a) != 1 || !a[0].Verified || parseFax(t, a[0]).ID != sentA || a[0].Fields["event_type"] != "fax_completed" {
-		t.Errorf("account acme got %+v; want one fax_completed of fax %d signed with its token", a, sentA)
-	}
-	if len(b) != 1 || !b[0].Verified || parseFax(t, b[0]).ID != recvB {
-		t.Errorf("account bravo got %+v; want one webhook of fax %d signed with its token", b, recvB)
-	}
-	if n := e.rcv.Count(); n != 0 {
-		t.Errorf("%d webhooks went to the global URLs; want none", n)
-	}
+	sentAndListed(ctx, t, e, clientA, directB, rcvA, rcvB, "acme", "bravo", "+18005550133")
 	listing := e.get("/faxhook/deliveries")
 	for _, name := range []string{"acme", "bravo"} {
 		if !strings.Contains(listing, `"account":"`+name+`"`) {
@@ -254,5 +206,39 @@ func TestAccountsByBearerToken(t *testing.T) {
 		if strings.Contains(shown, secret) {
 			t.Errorf("a bearer token shows in the admin API or metrics")
 		}
+	}
+}
+
+// sentAndListed sends a fax through Caddy with clientA's credentials and has directB receive
+// one straight at the fax service (so that only the listing with B's credentials reveals it),
+// then checks that each account's receiver, rcvA and rcvB, got its one signed webhook (B's with
+// the PDF) and the global URLs none.
+func sentAndListed(ctx context.Context, t *testing.T, e *env, clientA, directB *harness.Client, rcvA, rcvB *receiver.Receiver, nameA, nameB, number string) {
+	t.Helper()
+	sentA, err := clientA.Send(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf := faxapp.PDF(3)
+	recvB, err := directB.TestReceive(ctx, pdf, "+15550300000", number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcvA.Wait(ctx, 1); err != nil {
+		t.Fatalf("account %s's sent fax: no webhook (got %d): %v", nameA, rcvA.Count(), err)
+	}
+	if _, err := rcvB.Wait(ctx, 1); err != nil {
+		t.Fatalf("account %s's received fax: no webhook (got %d): %v", nameB, rcvB.Count(), err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a, b := rcvA.Deliveries(), rcvB.Deliveries()
+	if len(a) != 1 || !a[0].Verified || parseFax(t, a[0]).ID != sentA || a[0].Fields["event_type"] != "fax_completed" {
+		t.Errorf("account %s got %+v; want one fax_completed of fax %d signed with its token", nameA, a, sentA)
+	}
+	if len(b) != 1 || !b[0].Verified || parseFax(t, b[0]).ID != recvB || len(b[0].Files) != 1 || b[0].Files[0].Size != len(pdf) {
+		t.Errorf("account %s got %+v; want one webhook of fax %d with its PDF, signed with its token", nameB, b, recvB)
+	}
+	if n := e.rcv.Count(); n != 0 {
+		t.Errorf("%d webhooks went to the global URLs; want none", n)
 	}
 }
