@@ -8,7 +8,8 @@
 #   ./xcaddy.sh modules list the faxhook modules of the built ./caddy
 #
 # Everything it needs is installed by itself: xcaddy with `go install` when missing, and for
-# `test` PostgreSQL's server (Debian's postgresql package) when missing.
+# `test` PostgreSQL's server (Debian's postgresql package) and Chromium (Debian's chromium, for
+# the console's browser test) when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,6 +43,19 @@ ensure_postgres() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >&2
 }
 
+# ensure_chromium installs Debian's chromium when no Chromium is found: the console's browser
+# test drives it (headless) with chromedp.
+ensure_chromium() {
+	if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+		return
+	fi
+	echo "installing Chromium (Debian package chromium) for the console's browser test" >&2
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq >&2 || true
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >&2
+}
+
 build() {
 	ensure_xcaddy
 	echo "building ./caddy (Caddy $CADDY_VERSION + faxhook) with xcaddy" >&2
@@ -61,6 +75,7 @@ build() {
 	modules="$(./caddy list-modules)"
 	grep -qx 'faxhook' <<<"$modules" || { echo "built caddy lacks the faxhook app" >&2; exit 1; }
 	grep -qx 'http.handlers.faxhook' <<<"$modules" || { echo "built caddy lacks http.handlers.faxhook" >&2; exit 1; }
+	grep -qx 'http.handlers.faxhook_console' <<<"$modules" || { echo "built caddy lacks http.handlers.faxhook_console" >&2; exit 1; }
 }
 
 case "${1:-}" in
@@ -73,6 +88,7 @@ demo)
 	;;
 test)
 	ensure_postgres
+	ensure_chromium
 	build
 	echo "running the test suite" >&2
 	FAXHOOK_CADDY="$PWD/caddy" go test -race -count=1 -timeout 25m ./...

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
@@ -38,14 +40,15 @@ func main() {
 	bin := flag.String("caddy", "./caddy", "Caddy binary with the faxhook plugin (./xcaddy.sh build)")
 	timeout := flag.Duration("timeout", 90*time.Second, "give up after this long")
 	keep := flag.Bool("keep", false, "keep the work directory (Caddyfile, logs, storage)")
+	stay := flag.Bool("stay", false, "after the demo, keep everything running, with the web console open, until interrupted (Ctrl-C)")
 	flag.Parse()
-	if err := run(*bin, *timeout, *keep); err != nil {
+	if err := run(*bin, *timeout, *keep, *stay); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, timeout time.Duration, keep bool) error {
+func run(bin string, timeout time.Duration, keep, stay bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "faxhook-demo-")
@@ -122,6 +125,10 @@ func run(bin string, timeout time.Duration, keep bool) error {
 	if err != nil {
 		return err
 	}
+	consoleSite, err := harness.FreeAddr()
+	if err != nil {
+		return err
+	}
 	caddyfile := fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -148,9 +155,14 @@ http://%s {
 	faxhook
 	reverse_proxy %s
 }
-`, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), acmeKey, acmeURL, site, faxURL)
-	fmt.Printf("fax service  %s\nreceiver     %s\nacme's      %s  (account %s: its own URL and token, Phaxio v1 webhooks)\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\n\n",
-		faxURL, rcvURL, acmeURL, acmeKey, sink.Addr(), site)
+
+# The web console, on a loopback address only (elsewhere: behind basic_auth).
+http://%s {
+	faxhook_console
+}
+`, admin, filepath.Join(dir, "storage"), rcvURL, sink.Addr(), acmeKey, acmeURL, site, faxURL, consoleSite)
+	fmt.Printf("fax service  %s\nreceiver     %s\nacme's      %s  (account %s: its own URL and token, Phaxio v1 webhooks)\nsmtp sink    %s\ncaddy        http://%s  (faxhook + reverse_proxy)\nconsole      http://%s/faxhook/console/\n\n",
+		faxURL, rcvURL, acmeURL, acmeKey, sink.Addr(), site, consoleSite)
 	caddy, err := harness.StartCaddy(bin, filepath.Join(dir, "caddy"), admin, caddyfile, "FAXHOOK_TOKEN="+token, "ACME_TOKEN="+acmeToken)
 	if err != nil {
 		return err
@@ -218,6 +230,13 @@ http://%s {
 	}
 	fmt.Printf("\nall %d webhooks arrived, signed and verified (%d of them to account %s's own URL, with its own token), and 1 e-mail webhook\n",
 		len(ds)+len(acmeDs), len(acmeDs), acmeKey)
+	fmt.Printf("the web console: http://%s/faxhook/console/\n", consoleSite)
+	if stay {
+		fmt.Println("running until interrupted (Ctrl-C); send faxes to the fax API through Caddy at http://" + site + "/v2.1")
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		<-ch
+	}
 	return nil
 }
 
