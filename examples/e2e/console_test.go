@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ import (
 // consoleEnv is a Caddy with faxhook whose one webhook died (the receiver answers 500 until
 // accept is set, and the retry schedule is one step of 100 ms), with the console in a site of
 // its own on loopback; it returns the console's URL and the dead delivery's id too.
-func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string) {
+func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 	t.Helper()
 	var accept atomic.Bool
 	const opts = "retry_schedule 100ms\n\t\tsent_url RCV/console-hook"
@@ -44,7 +45,7 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string) {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t, 30*time.Second)
-	e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
+	faxID := e.sendAndFollow(ctx, harness.SendOptions{To: []string{"+15550100000"}, File: faxapp.PDF(1)})
 	var id string
 	for ctx.Err() == nil && id == "" {
 		var l struct {
@@ -61,15 +62,15 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string) {
 	if id == "" {
 		t.Fatal("the webhook did not die")
 	}
-	return e, &accept, "http://" + site + "/faxhook/console/", id
+	return e, &accept, "http://" + site + "/faxhook/console/", id, faxID
 }
 
 // Every console page is HTML with a strict Content-Security-Policy and no secret; an action
 // without the CSRF token, or from another site, is refused; the console is only where its
 // directive is.
 func TestConsolePagesAreSafe(t *testing.T) {
-	e, _, base, id := consoleEnv(t)
-	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id} {
+	e, _, base, id, faxID := consoleEnv(t)
+	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id, "faxes", "faxes/" + strconv.FormatInt(faxID, 10)} {
 		resp, err := http.Get(base + page)
 		if err != nil {
 			t.Fatal(err)
@@ -158,12 +159,13 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// In a real browser: the dead delivery is in the log; its page shows both attempts; after the
+// In a real browser: the dead delivery is in the log; its page shows both attempts, and its
+// fax's timeline shows it; after the
 // receiver is fixed, Replay dead delivers it and its row turns delivered without the page
 // being reloaded; no JavaScript error on any page. Screenshots go to the test's temp dir.
 func TestConsoleInABrowser(t *testing.T) {
 	chromium := chromiumPath(t)
-	_, accept, base, id := consoleEnv(t)
+	_, accept, base, id, _ := consoleEnv(t)
 	shots := t.TempDir()
 	if dir := os.Getenv("FAXHOOK_CONSOLE_SHOTS"); dir != "" { // keep them to look at
 		shots = dir
@@ -222,6 +224,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil || attempts != 2 {
 		t.Errorf("the delivery's page lists %d attempts (%v), want 2 (the first and its one retry)", attempts, err)
 	}
+	do("its fax's timeline", chromedp.Click(chromedp.CSS(`#fax-link`)),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline li[data-id="`+id+`"][data-state="dead"]`)), shot("fax"))
 	accept.Store(true)
 	do("the log", chromedp.Navigate(base+"deliveries"), chromedp.WaitVisible(row("dead")))
 	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.__notReloaded = true`)); err != nil {
@@ -239,8 +243,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("JavaScript errors in the browser: %q", jsErrors)
 	}
 	entries, _ := os.ReadDir(shots)
-	if len(entries) != 5 {
-		t.Errorf("%d screenshots in %s, want 5", len(entries), shots)
+	if len(entries) != 6 {
+		t.Errorf("%d screenshots in %s, want 6", len(entries), shots)
 	}
 }
 

@@ -145,6 +145,10 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) error {
 		return c.deliveries(w, r)
 	case strings.HasPrefix(rest, "deliveries/") && !strings.Contains(strings.TrimPrefix(rest, "deliveries/"), "/"):
 		return c.delivery(w, r, strings.TrimPrefix(rest, "deliveries/"))
+	case rest == "faxes":
+		return c.faxes(w, r)
+	case strings.HasPrefix(rest, "faxes/") && !strings.Contains(strings.TrimPrefix(rest, "faxes/"), "/"):
+		return c.fax(w, r, strings.TrimPrefix(rest, "faxes/"))
 	}
 	return caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no console page at " + r.URL.Path}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"slices"
 	"net/http"
 	"net/url"
 	"strings"
@@ -215,4 +216,59 @@ func (c *Console) acted(w http.ResponseWriter, r *http.Request, back, done strin
 	}
 	http.Redirect(w, r, back+"?done="+url.QueryEscape(msg), http.StatusSeeOther)
 	return nil
+}
+
+// The admin API's views of tracked faxes.
+type (
+	faxSummary struct {
+		ID           int64     `json:"id"`
+		Direction    string    `json:"direction"`
+		Status       string    `json:"status"`
+		Known        bool      `json:"known"`
+		Completed    bool      `json:"completed"`
+		FirstSeen    time.Time `json:"first_seen"`
+		CompletedAt  *string   `json:"completed_at"`
+		CallbackURLs []string  `json:"callback_urls"`
+	}
+	faxDetail struct {
+		faxSummary
+		InFlight bool           `json:"in_flight"`
+		Pages    map[string]int `json:"pages"`
+		Fax      map[string]any `json:"fax"`
+	}
+)
+
+// faxes lists the tracked faxes, a page at a time.
+func (c *Console) faxes(w http.ResponseWriter, r *http.Request) error {
+	var l struct {
+		Faxes      []faxSummary `json:"faxes"`
+		NextCursor string       `json:"next_cursor"`
+	}
+	path := "/faxhook/faxes"
+	if cur := r.URL.Query().Get("cursor"); cur != "" {
+		path += "?cursor=" + url.QueryEscape(cur)
+	}
+	if err := c.call(r, http.MethodGet, path, &l); err != nil {
+		return err
+	}
+	next := ""
+	if l.NextCursor != "" {
+		next = Prefix + "faxes?cursor=" + url.QueryEscape(l.NextCursor)
+	}
+	return c.render(w, r, "faxes", map[string]any{"Title": "Faxes", "Faxes": l.Faxes, "Next": next})
+}
+
+// fax shows one tracked fax, its last known state and the timeline of its webhooks: each
+// event's deliveries, in the order they were enqueued.
+func (c *Console) fax(w http.ResponseWriter, r *http.Request, id string) error {
+	var d faxDetail
+	if err := c.call(r, http.MethodGet, "/faxhook/faxes/"+url.PathEscape(id), &d); err != nil {
+		return err
+	}
+	var l listing
+	if err := c.call(r, http.MethodGet, "/faxhook/deliveries?limit=1000&fax_id="+url.QueryEscape(id), &l); err != nil {
+		return err
+	}
+	slices.SortStableFunc(l.Deliveries, func(a, b summary) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return c.render(w, r, "fax", map[string]any{"Title": "Fax " + id, "F": d, "Deliveries": l.Deliveries})
 }
