@@ -70,7 +70,7 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 // directive is.
 func TestConsolePagesAreSafe(t *testing.T) {
 	e, _, base, id, faxID := consoleEnv(t)
-	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id, "faxes", "faxes/" + strconv.FormatInt(faxID, 10)} {
+	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id, "faxes", "faxes/" + strconv.FormatInt(faxID, 10), "test"} {
 		resp, err := http.Get(base + page)
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +165,7 @@ func chromiumPath(t *testing.T) string {
 // being reloaded; no JavaScript error on any page. Screenshots go to the test's temp dir.
 func TestConsoleInABrowser(t *testing.T) {
 	chromium := chromiumPath(t)
-	_, accept, base, id, _ := consoleEnv(t)
+	e, accept, base, id, _ := consoleEnv(t)
 	shots := t.TempDir()
 	if dir := os.Getenv("FAXHOOK_CONSOLE_SHOTS"); dir != "" { // keep them to look at
 		shots = dir
@@ -235,6 +235,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	if same, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.__notReloaded === true`)); err != nil || !same {
 		t.Errorf("the page was reloaded to show the replayed delivery (%v); want a live update", err)
 	}
+	before := e.rcv.Count()
+	do("a test webhook", chromedp.Navigate(base+"test"),
+		chromedp.SendKeys(chromedp.CSS(`#test-url`), e.rcvURL+"/test-hook"),
+		chromedp.Click(chromedp.CSS(`#send-test`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById("flash").textContent.startsWith("Accepted")`), shot("test"))
+	if ds := e.rcv.Deliveries(); len(ds) != before+1 || !ds[before].Verified || ds[before].Fields["event_type"] != "fax_completed" ||
+		!strings.HasSuffix(ds[before].URL, "/test-hook") {
+		t.Errorf("the test webhook: deliveries %+v; want one more, a verified fax_completed to /test-hook", ds[before:])
+	}
 	do("the phone-width log", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"deliveries"),
 		chromedp.WaitVisible(chromedp.CSS(`table`)), shot("log-phone"))
 	mu.Lock()
@@ -243,8 +252,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("JavaScript errors in the browser: %q", jsErrors)
 	}
 	entries, _ := os.ReadDir(shots)
-	if len(entries) != 6 {
-		t.Errorf("%d screenshots in %s, want 6", len(entries), shots)
+	if len(entries) != 7 {
+		t.Errorf("%d screenshots in %s, want 7", len(entries), shots)
 	}
 }
 

@@ -129,6 +129,8 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) error {
 		switch {
 		case rest == "replay":
 			return c.replay(w, r)
+		case rest == "test":
+			return c.sendTest(w, r)
 		case strings.HasPrefix(rest, "deliveries/") && strings.HasSuffix(rest, "/retry"):
 			return c.retry(w, r, strings.TrimSuffix(strings.TrimPrefix(rest, "deliveries/"), "/retry"))
 		}
@@ -147,6 +149,8 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) error {
 		return c.delivery(w, r, strings.TrimPrefix(rest, "deliveries/"))
 	case rest == "faxes":
 		return c.faxes(w, r)
+	case rest == "test":
+		return c.testPage(w, r)
 	case strings.HasPrefix(rest, "faxes/") && !strings.Contains(strings.TrimPrefix(rest, "faxes/"), "/"):
 		return c.fax(w, r, strings.TrimPrefix(rest, "faxes/"))
 	}

@@ -272,3 +272,40 @@ func (c *Console) fax(w http.ResponseWriter, r *http.Request, id string) error {
 	slices.SortStableFunc(l.Deliveries, func(a, b summary) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return c.render(w, r, "fax", map[string]any{"Title": "Fax " + id, "F": d, "Deliveries": l.Deliveries})
 }
+
+// testPage offers sending a sample webhook to a URL.
+func (c *Console) testPage(w http.ResponseWriter, r *http.Request) error {
+	return c.render(w, r, "test", map[string]any{"Title": "Test webhook", "Flash": r.URL.Query().Get("done")})
+}
+
+// sendTest sends a signed sample fax_completed to the form's URL through the admin API and
+// reports how the receiver answered.
+func (c *Console) sendTest(w http.ResponseWriter, r *http.Request) error {
+	var res struct {
+		URL        string  `json:"url"`
+		OK         bool    `json:"ok"`
+		Status     int     `json:"status"`
+		DurationMS float64 `json:"duration_ms"`
+		Error      string  `json:"error"`
+		Body       string  `json:"body"`
+	}
+	u := strings.TrimSpace(r.PostForm.Get("url"))
+	err := c.call(r, http.MethodPost, "/faxhook/test-webhook?url="+url.QueryEscape(u), &res)
+	msg := ""
+	switch {
+	case err != nil:
+	case res.OK:
+		msg = fmt.Sprintf("Accepted: %s answered HTTP %d in %.0f ms to a signed sample fax_completed (fax 1, is_test).", res.URL, res.Status, res.DurationMS)
+	default:
+		err = fmt.Errorf("not accepted: %s answered %s in %.0f ms: %s", res.URL, statusText(res.Status), res.DurationMS, strings.TrimSpace(res.Error+" "+res.Body))
+	}
+	return c.acted(w, r, Prefix+"test", msg, err)
+}
+
+// statusText is "HTTP n", or "nothing" when no answer came.
+func statusText(status int) string {
+	if status == 0 {
+		return "nothing"
+	}
+	return fmt.Sprintf("HTTP %d", status)
+}
