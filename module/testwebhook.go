@@ -43,9 +43,9 @@ func (a *adminAPI) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	cfg := e.cfg.Load()
 	now := a.clock().UTC()
 	f := fax.Fax{ID: 1, Direction: fax.DirectionSent, NumPages: 1, Status: fax.StatusSuccess, IsTest: true,
-		CreatedAt: now.Add(-time.Minute).Format("2006-01-02T15:04:05.000-07:00"),
+		CreatedAt:   now.Add(-time.Minute).Format("2006-01-02T15:04:05.000-07:00"),
 		CompletedAt: fax.Str(now.Format("2006-01-02T15:04:05.000-07:00")),
-		Tags: map[string]string{"faxhook_test": "true"},
+		Tags:        map[string]string{"faxhook_test": "true"},
 		Recipients: []fax.Recipient{{PhoneNumber: "+15550100000", Status: fax.Str(fax.StatusSuccess),
 			CompletedAt: fax.Str(now.Format("2006-01-02T15:04:05.000-07:00"))}}}
 	f.Normalize()
