@@ -88,11 +88,13 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.method(w, r, http.MethodGet, a.stats)
 	case len(parts) == 1 && parts[0] == "destinations":
 		return a.method(w, r, http.MethodGet, a.destinations)
+	case len(parts) == 1 && parts[0] == "settings":
+		return a.method(w, r, http.MethodGet, a.settings)
 	case len(parts) == 1 && parts[0] == "test-webhook":
 		return a.method(w, r, http.MethodPost, a.testWebhook)
 	}
 	return apiErrorf(http.StatusNotFound, "no faxhook admin endpoint at %s; see GET /faxhook/deliveries, /faxhook/deliveries/{id}, "+
-		"POST /faxhook/deliveries/{id}/retry, POST /faxhook/replay, GET /faxhook/faxes, /faxhook/faxes/{id}, /faxhook/stats, /faxhook/destinations, POST /faxhook/test-webhook?url=", r.URL.Path)
+		"POST /faxhook/deliveries/{id}/retry, POST /faxhook/replay, GET /faxhook/faxes, /faxhook/faxes/{id}, /faxhook/stats, /faxhook/destinations, /faxhook/settings, POST /faxhook/test-webhook?url=", r.URL.Path)
 }
 
 // method answers 405 unless r uses the allowed method.

@@ -24,13 +24,17 @@ import (
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
 )
 
+// accountToken is the webhook token of the console tests' account: no page may show it.
+const accountToken = "console-account-token-5150"
+
 // consoleEnv is a Caddy with faxhook whose one webhook died (the receiver answers 500 until
 // accept is set, and the retry schedule is one step of 100 ms), with the console in a site of
 // its own on loopback; it returns the console's URL and the dead delivery's id too.
 func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 	t.Helper()
 	var accept atomic.Bool
-	const opts = "retry_schedule 100ms\n\t\tsent_url RCV/console-hook"
+	const opts = "retry_schedule 100ms\n\t\tsent_url RCV/console-hook\n\t\tnumber +15550009999 RCV/line-9\n\t\t" +
+		"account console-acct {\n\t\t\ttoken " + accountToken + "\n\t\t\treceived_url RCV/acct\n\t\t}"
 	e := newEnvIn(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 21}, func(receiver.Delivery) int {
 		if accept.Load() {
 			return http.StatusOK
@@ -70,7 +74,7 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 // directive is.
 func TestConsolePagesAreSafe(t *testing.T) {
 	e, _, base, id, faxID := consoleEnv(t)
-	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id, "faxes", "faxes/" + strconv.FormatInt(faxID, 10), "test"} {
+	for _, page := range []string{"", "deliveries", "deliveries?state=dead", "deliveries/" + id, "faxes", "faxes/" + strconv.FormatInt(faxID, 10), "test", "settings"} {
 		resp, err := http.Get(base + page)
 		if err != nil {
 			t.Fatal(err)
@@ -83,8 +87,8 @@ func TestConsolePagesAreSafe(t *testing.T) {
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: Content-Security-Policy %q", page, csp)
 		}
-		if strings.Contains(string(body), token) {
-			t.Errorf("page %q shows the webhook token", page)
+		if strings.Contains(string(body), token) || strings.Contains(string(body), accountToken) {
+			t.Errorf("page %q shows a webhook token", page)
 		}
 		if strings.Contains(string(body), "<script>") || strings.Contains(string(body), " style=") {
 			t.Errorf("page %q has inline script or style, which its CSP refuses", page)
@@ -235,6 +239,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	if same, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.__notReloaded === true`)); err != nil || !same {
 		t.Errorf("the page was reloaded to show the replayed delivery (%v); want a live update", err)
 	}
+	do("the settings", chromedp.Navigate(base+"settings"), chromedp.WaitVisible(chromedp.CSS(`tr[data-number="+15550009999"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#set-console-acct`)), shot("settings"))
+	if text, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil ||
+		strings.Contains(text, token) || strings.Contains(text, accountToken) || !strings.Contains(text, "/line-9") {
+		t.Errorf("the settings page (%v) shows a token, or not the number's URL:\n%s", err, text)
+	}
 	before := e.rcv.Count()
 	do("a test webhook", chromedp.Navigate(base+"test"),
 		chromedp.SendKeys(chromedp.CSS(`#test-url`), e.rcvURL+"/test-hook"),
@@ -252,8 +262,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("JavaScript errors in the browser: %q", jsErrors)
 	}
 	entries, _ := os.ReadDir(shots)
-	if len(entries) != 7 {
-		t.Errorf("%d screenshots in %s, want 7", len(entries), shots)
+	if len(entries) != 8 {
+		t.Errorf("%d screenshots in %s, want 8", len(entries), shots)
 	}
 }
 

@@ -151,6 +151,8 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) error {
 		return c.faxes(w, r)
 	case rest == "test":
 		return c.testPage(w, r)
+	case rest == "settings":
+		return c.settingsPage(w, r)
 	case strings.HasPrefix(rest, "faxes/") && !strings.Contains(strings.TrimPrefix(rest, "faxes/"), "/"):
 		return c.fax(w, r, strings.TrimPrefix(rest, "faxes/"))
 	}

@@ -309,3 +309,37 @@ func statusText(status int) string {
 	}
 	return fmt.Sprintf("HTTP %d", status)
 }
+
+// settingsPage shows the effective webhook settings, the app's and each account's, with where
+// each value comes from; never a secret's value.
+func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request) error {
+	var s struct {
+		Global         webhookSettings   `json:"global"`
+		Accounts       []webhookSettings `json:"accounts"`
+		RetrySchedule  []string          `json:"retry_schedule"`
+		LearnedNumbers []number          `json:"learned_numbers"`
+	}
+	if err := c.call(r, http.MethodGet, "/faxhook/settings", &s); err != nil {
+		return err
+	}
+	return c.render(w, r, "settings", map[string]any{"Title": "Settings", "S": s})
+}
+
+// The admin API's view of webhook settings (GET /faxhook/settings).
+type (
+	webhookSettings struct {
+		Account        string            `json:"account"`
+		SentURLs       []string          `json:"sent_urls"`
+		ReceivedURLs   []string          `json:"received_urls"`
+		Numbers        []number          `json:"numbers"`
+		Inflight       bool              `json:"inflight"`
+		WebhookVersion string            `json:"webhook_version"`
+		TokenSet       bool              `json:"token_set"`
+		Source         map[string]string `json:"source"`
+	}
+	number struct {
+		Number string   `json:"number"`
+		URLs   []string `json:"urls"`
+		Source string   `json:"source"`
+	}
+)
