@@ -25,8 +25,12 @@ func TestAdaptConsole(t *testing.T) {
 	if console < 0 || !(auth < console && console < proxy) {
 		t.Errorf("handler order (authentication %d, faxhook_console %d, reverse_proxy %d): %s", auth, console, proxy, s)
 	}
-	for _, bad := range []string{":2020 {\n faxhook_console extra\n}", ":2020 {\n faxhook_console {\n x\n }\n}"} {
-		if _, err := adapt(t, bad); err == nil || !strings.Contains(err.Error(), "faxhook_console: unexpected") {
+	m, err = adapt(t, ":2020 {\n faxhook_console {\n admin 127.0.0.1:2999\n }\n}")
+	if b, _ := json.Marshal(m); err != nil || !strings.Contains(string(b), `"admin":"127.0.0.1:2999"`) {
+		t.Errorf("faxhook_console { admin }: %v %s", err, b)
+	}
+	for _, bad := range []string{":2020 {\n faxhook_console extra\n}", ":2020 {\n faxhook_console {\n x\n }\n}", ":2020 {\n faxhook_console {\n admin\n }\n}"} {
+		if _, err := adapt(t, bad); err == nil || !strings.Contains(err.Error(), "faxhook_console") {
 			t.Errorf("%q: error %v", bad, err)
 		}
 	}

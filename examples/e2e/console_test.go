@@ -45,7 +45,7 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.caddy.Reload(e.caddyfile(opts) + "\nhttp://" + site + " {\n\tfaxhook_console\n}\n"); err != nil {
+	if err := e.caddy.Reload(e.caddyfile(opts) + "\nhttp://" + site + " {\n\tfaxhook_console {\n\t\tadmin " + e.admin + "\n\t}\n}\n"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t, 30*time.Second)
@@ -245,6 +245,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		strings.Contains(text, token) || strings.Contains(text, accountToken) || !strings.Contains(text, "/line-9") {
 		t.Errorf("the settings page (%v) shows a token, or not the number's URL:\n%s", err, text)
 	}
+	newURL := e.rcvURL + "/changed-from-the-console"
+	do("changing the sent URL", chromedp.SetValue(chromedp.CSS(`#sent_urls`), newURL),
+		chromedp.Click(chromedp.CSS(`#save-settings`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll(".sent-url")].some(e => e.textContent.endsWith("/changed-from-the-console"))`),
+		shot("settings-changed"))
+	if got := e.get("/config/apps/faxhook/sent_urls"); !strings.Contains(got, newURL) {
+		t.Errorf("Caddy's config after the change: sent_urls %s; want %s", got, newURL)
+	}
 	before := e.rcv.Count()
 	do("a test webhook", chromedp.Navigate(base+"test"),
 		chromedp.SendKeys(chromedp.CSS(`#test-url`), e.rcvURL+"/test-hook"),
@@ -262,8 +270,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("JavaScript errors in the browser: %q", jsErrors)
 	}
 	entries, _ := os.ReadDir(shots)
-	if len(entries) != 8 {
-		t.Errorf("%d screenshots in %s, want 8", len(entries), shots)
+	if len(entries) != 9 {
+		t.Errorf("%d screenshots in %s, want 9", len(entries), shots)
 	}
 }
 

@@ -58,11 +58,25 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // site it is in; other requests pass on to the next handler. Put it in a site that only the
 // operators reach: behind `basic_auth` or `forward_auth`, or on a loopback address.
 type Console struct {
+	// Admin is the address of Caddy's admin endpoint, through whose config API the settings
+	// page changes settings (as `curl -X PATCH localhost:2019/config/apps/faxhook` would).
+	// Default: Caddy's default, localhost:2019 (or the CADDY_ADMIN environment variable); set it
+	// when the config moves the admin endpoint (the `admin` global option). TCP addresses only.
+	Admin string `json:"admin,omitempty"`
+
 	api   http.Handler
 	pages *template.Template
-	// key signs the CSRF token; a new one per provisioning.
-	key []byte
 }
+
+// csrfKey signs the CSRF tokens: one per process, so that a settings change, which reloads
+// Caddy's config and so provisions a new console, does not void the open pages' forms.
+var csrfKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic("making the console's CSRF key: " + err.Error())
+	}
+	return k
+}()
 
 // Interface guards.
 var (
@@ -83,10 +97,6 @@ func (c *Console) Provision(caddy.Context) error {
 		return fmt.Errorf("parsing the console's templates: %w", err)
 	}
 	c.pages, c.api = t, module.AdminHandler()
-	c.key = make([]byte, 32)
-	if _, err := rand.Read(c.key); err != nil {
-		return fmt.Errorf("making the console's CSRF key: %w", err)
-	}
 	return nil
 }
 
@@ -131,6 +141,8 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) error {
 			return c.replay(w, r)
 		case rest == "test":
 			return c.sendTest(w, r)
+		case rest == "settings":
+			return c.changeSettings(w, r)
 		case strings.HasPrefix(rest, "deliveries/") && strings.HasSuffix(rest, "/retry"):
 			return c.retry(w, r, strings.TrimSuffix(strings.TrimPrefix(rest, "deliveries/"), "/retry"))
 		}
@@ -179,7 +191,7 @@ func (c *Console) asset(w http.ResponseWriter, r *http.Request, name string) err
 // csrfToken is the token every console form carries: an HMAC under the process's key, which a
 // page of another site cannot read.
 func (c *Console) csrfToken() string {
-	m := hmac.New(sha256.New, c.key)
+	m := hmac.New(sha256.New, csrfKey)
 	m.Write([]byte("faxhook console"))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -278,6 +290,7 @@ var funcs = template.FuncMap{
 	"ago": func(seconds float64) string {
 		return (time.Duration(seconds) * time.Second).String()
 	},
+	"list": func(v ...string) []string { return v },
 	"pretty": func(s string) string {
 		var v any
 		if json.Unmarshal([]byte(s), &v) != nil {

@@ -322,7 +322,8 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request) error {
 	if err := c.call(r, http.MethodGet, "/faxhook/settings", &s); err != nil {
 		return err
 	}
-	return c.render(w, r, "settings", map[string]any{"Title": "Settings", "S": s})
+	return c.render(w, r, "settings", map[string]any{"Title": "Settings", "S": s, "Last": lastChangeView(),
+		"SentText": strings.Join(s.Global.SentURLs, "\n"), "ReceivedText": strings.Join(s.Global.ReceivedURLs, "\n")})
 }
 
 // The admin API's view of webhook settings (GET /faxhook/settings).
