@@ -24,8 +24,12 @@ import (
 	"github.com/faxhook/caddy-faxhook/examples/receiver"
 )
 
-// accountToken is the webhook token of the console tests' account: no page may show it.
-const accountToken = "console-account-token-5150"
+// accountToken is the webhook token of the console tests' account, urlPassword the password in
+// a configured webhook URL: no page may show them.
+const (
+	accountToken = "console-account-token-5150"
+	urlPassword  = "hunter2-url-password"
+)
 
 // consoleEnv is a Caddy with faxhook whose one webhook died (the receiver answers 500 until
 // accept is set, and the retry schedule is one step of 100 ms), with the console in a site of
@@ -34,6 +38,7 @@ func consoleEnv(t *testing.T) (*env, *atomic.Bool, string, string, int64) {
 	t.Helper()
 	var accept atomic.Bool
 	const opts = "retry_schedule 100ms\n\t\tsent_url RCV/console-hook\n\t\tnumber +15550009999 RCV/line-9\n\t\t" +
+		"received_url https://ops:" + urlPassword + "@received.example/in\n\t\t" +
 		"account console-acct {\n\t\t\ttoken " + accountToken + "\n\t\t\treceived_url RCV/acct\n\t\t}"
 	e := newEnvIn(t, faxapp.Config{Tick: 50 * time.Millisecond, Seed: 21}, func(receiver.Delivery) int {
 		if accept.Load() {
@@ -87,8 +92,10 @@ func TestConsolePagesAreSafe(t *testing.T) {
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: Content-Security-Policy %q", page, csp)
 		}
-		if strings.Contains(string(body), token) || strings.Contains(string(body), accountToken) {
-			t.Errorf("page %q shows a webhook token", page)
+		for _, secret := range []string{token, accountToken, urlPassword} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("page %q shows a secret (a webhook token or a URL's password)", page)
+			}
 		}
 		if strings.Contains(string(body), "<script>") || strings.Contains(string(body), " style=") {
 			t.Errorf("page %q has inline script or style, which its CSP refuses", page)
@@ -252,6 +259,10 @@ func TestConsoleInABrowser(t *testing.T) {
 		shot("settings-changed"))
 	if got := e.get("/config/apps/faxhook/sent_urls"); !strings.Contains(got, newURL) {
 		t.Errorf("Caddy's config after the change: sent_urls %s; want %s", got, newURL)
+	}
+	// The received URL was shown as https://REDACTED@…, sent back so, and kept its password.
+	if got := e.get("/config/apps/faxhook/received_urls"); !strings.Contains(got, "ops:"+urlPassword+"@") {
+		t.Errorf("Caddy's config after the change: received_urls %s; want the URL with its credentials", got)
 	}
 	before := e.rcv.Count()
 	do("a test webhook", chromedp.Navigate(base+"test"),
