@@ -244,6 +244,16 @@ func (c *Client) do(req *http.Request) (map[string]any, error) {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
+	if err != nil && closedBeforeAnswer(err) && req.GetBody != nil {
+		// A connection that a server closed before answering, as one Caddy's old config
+		// accepted just before a reload shut it down: no handler saw the request, so it is sent
+		// again, once, on a new connection.
+		if body, berr := req.GetBody(); berr == nil {
+			req.Body = body
+			time.Sleep(50 * time.Millisecond)
+			resp, err = hc.Do(req)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +270,11 @@ func (c *Client) do(req *http.Request) (map[string]any, error) {
 		return env, fmt.Errorf("%s %s: %s: %v", req.Method, req.URL.Path, resp.Status, env["message"])
 	}
 	return env, nil
+}
+
+// closedBeforeAnswer reports whether err is a connection closed (EOF, reset) before any answer.
+func closedBeforeAnswer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // post POSTs body (of contentType) to path under Base and returns the answer's data object and
