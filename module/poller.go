@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -485,8 +486,61 @@ func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
 	}
-	body, _, err := cfg.poll.apiDo(ctx, &http.Client{Timeout: 60 * time.Second}, req, cfg.maxFileSize)
-	return body, err
+	client := &http.Client{Timeout: 60 * time.Second}
+	body, _, err := cfg.poll.apiDo(ctx, client, req, cfg.maxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	if loc, ok := cfg.fax().(profile.FileLocator); ok {
+		return cfg.poll.fetchFileURL(ctx, client, loc, body, cfg.maxFileSize)
+	}
+	return body, nil
+}
+
+// fetchFileURL is the second step of a document fetch through a profile.FileLocator: body is
+// the fax object its FileRequest answered, which names the document's URL (absolute, or
+// relative to the API's host). The poll credentials go with the request only when the URL is
+// on the API's own scheme and host; a URL elsewhere (a storage service's pre-signed URL, which
+// refuses a second authorization) is fetched without them, and redirects are not followed
+// with them either.
+func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, loc profile.FileLocator, body []byte, limit int64) ([]byte, error) {
+	raw, err := loc.FileURL(body)
+	if err != nil {
+		return nil, fmt.Errorf("finding the document's URL: %w", err)
+	}
+	base, err := url.Parse(p.upstream)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the poll upstream: %w", err)
+	}
+	ref, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the document's URL: %w", err)
+	}
+	u := base.ResolveReference(ref)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("the document's URL %s is not http(s)", u.Redacted())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("building the document request: %w", err)
+	}
+	if u.Scheme == base.Scheme && u.Host == base.Host {
+		if p.key != "" || p.secret != "" {
+			req.SetBasicAuth(p.key, p.secret)
+		}
+		for name, v := range p.headers {
+			req.Header.Set(name, v)
+		}
+		c := *client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		client = &c
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
+	}
+	b, _, err := readAnswer(resp, http.MethodGet, u.Redacted(), limit)
+	return b, err
 }
 
 // Log messages of fetchPDFVia when a received fax's webhook goes without its PDF; the README
@@ -523,6 +577,12 @@ func (pl *poller) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
 		log.Warn(msgViaRefused, zap.Int64("fax_id", faxID), zap.Int("status", status), zap.Object("via", v))
 		return nil, true, nil
+	}
+	if loc, ok := cfg.fax().(profile.FileLocator); ok && err == nil {
+		// The answer is the fax object; its document URL must be absolute here (there is no
+		// API root to resolve it against), and is fetched without the client's credentials.
+		noCreds := &pollSettings{upstream: "faxhook-via:"}
+		body, err = noCreds.fetchFileURL(ctx, &http.Client{Timeout: 60 * time.Second}, loc, body, cfg.maxFileSize)
 	}
 	return body, false, err
 }

@@ -327,7 +327,12 @@ func (c *compiled) fax(v any) (Found, error) {
 	conv.boolean("is_test")
 	conv.integer("num_pages", false)
 	conv.time("created_at", false)
-	conv.time("completed_at", true)
+	switch status, _ := w["status"].(string); {
+	case !c.m.CompletedAtFinal || isFinal(status):
+		conv.time("completed_at", true)
+	case status != "":
+		w["completed_at"] = nil // not done yet: the upstream's time is of its last change
+	}
 	conv.str("caller_id", true)
 	conv.str("from_number", true)
 	conv.str("to_number", true)
@@ -576,9 +581,57 @@ func (cv *converter) errorType(name string) {
 		return
 	}
 	if t, mapped := cv.c.m.ErrorTypeMap[s]; mapped {
+		if t == "" {
+			cv.dst[name] = nil
+			return
+		}
 		s = t
 	}
 	cv.dst[name] = s
+}
+
+// isFinal reports whether a v2.1 fax status is final.
+func isFinal(status string) bool {
+	return status == fax.StatusSuccess || status == fax.StatusFailure || status == fax.StatusPartialSuccess
+}
+
+// FileURLOf returns the URL of a fax's document in the answer of the status route (at Object, a
+// fax object, or the first of an array of them), read at FileURL: the second step of fetching a
+// document for a mapping with file_url. The URL is as the upstream wrote it, absolute or
+// relative.
+func (m *Mapping) FileURLOf(body []byte) (string, error) {
+	if m.FileURL == "" {
+		return "", errors.New("mapping: file_url is not set")
+	}
+	c, err := m.compile()
+	if err != nil {
+		return "", err
+	}
+	p, err := mustPath("file_url", m.FileURL, true)
+	if err != nil {
+		return "", fmt.Errorf("mapping: %w", err)
+	}
+	root, err := decodeJSON(body)
+	if err != nil {
+		return "", fmt.Errorf("mapping: status response is not JSON: %w", err)
+	}
+	v, st, err := c.object.lookup(root)
+	if err == nil && st == found {
+		if list, ok := v.([]any); ok && len(list) > 0 {
+			v = list[0]
+		}
+		var u any
+		if u, st, err = p.lookup(v); err == nil && st == found {
+			if s, ok := u.(string); ok && s != "" {
+				return s, nil
+			}
+			return "", fmt.Errorf("mapping: file_url: %s is not a URL", describe(u))
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("mapping: file_url: %w", err)
+	}
+	return "", fmt.Errorf("mapping: file_url: the fax has no document URL at %q (yet)", m.FileURL)
 }
 
 // tags converts an object of scalars to tag name → text; null values are left out.

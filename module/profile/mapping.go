@@ -166,6 +166,18 @@ type Mapping struct {
 	// Its response carries no fax object; the route is named so that faxhook can fetch the
 	// document.
 	File string `json:"file,omitempty"`
+	// FileURL, for an API whose documents have no route of their own, is the path within a fax
+	// object (as the status route answers it) of the URL of the fax's document, e.g. Telnyx's or
+	// SignalWire's "media_url". faxhook then fetches a received fax's PDF in two steps: the
+	// status route, then that URL (absolute, or relative to the API's host). Not together with
+	// File; needs Status.
+	FileURL string `json:"file_url,omitempty"`
+	// PathSuffix is a suffix that the API accepts on the last segment of its paths, such as
+	// ".json" on Twilio-style routes (POST …/Faxes.json, GET …/Faxes/{sid}.json). A request
+	// path whose last segment ends with it matches the routes as if it were not there (so
+	// …/Faxes and …/Faxes.json both match "POST /Faxes"), and faxhook's own requests (Path)
+	// carry it.
+	PathSuffix string `json:"path_suffix,omitempty"`
 
 	// Object is the path of the fax object in responses of the status, cancel and (without
 	// SendID) send and resend routes, e.g. "job" or "data"; empty for the body itself. An array
@@ -228,9 +240,17 @@ type Mapping struct {
 	// sent or received, else the fax is skipped.
 	DirectionMap map[string]string `json:"direction_map,omitempty"`
 	// ErrorTypeMap translates the upstream's error types (of faxes and recipients) into v2.1's
-	// (documentConversionError, lineError, faxError, fatalError, generalError). Error types not
-	// in the map pass unchanged.
+	// (documentConversionError, lineError, faxError, fatalError, generalError); the target ""
+	// means null, so that an API whose only failure detail is its status ("busy",
+	// "no-answer") can map Fields.ErrorType to the status and the other statuses to "". Error
+	// types not in the map pass unchanged.
 	ErrorTypeMap map[string]string `json:"error_type_map,omitempty"`
+
+	// CompletedAtFinal reads Fields.CompletedAt only for faxes whose status (after StatusMap)
+	// is final (success, failure, partialsuccess) and makes it null for the others: for an API
+	// that has no completion time but a time of the last change ("updated_at", "date_updated"),
+	// which is the completion time once the fax is done.
+	CompletedAtFinal bool `json:"completed_at_final,omitempty"`
 
 	// TimeFormat is how the upstream writes times: "rfc3339" (the default; fractional seconds
 	// optional), "unix" (seconds since 1970, with an optional decimal fraction, as a number or a
@@ -561,12 +581,28 @@ func (m *Mapping) Validate() error {
 	checkVocab("status_map", m.StatusMap, faxStatuses, false)
 	checkVocab("recipient_status_map", m.RecipientStatusMap, recipientStatuses, true)
 	checkVocab("direction_map", m.DirectionMap, directions, false)
-	checkVocab("error_type_map", m.ErrorTypeMap, errorTypes, false)
+	checkVocab("error_type_map", m.ErrorTypeMap, errorTypes, true)
 	if err := checkTimeFormat(m.TimeFormat); err != nil {
 		bad("time_format", err)
 	}
 	if _, err := loadZone(m.TimeZone); err != nil {
 		bad("time_zone", err)
+	}
+	if m.FileURL != "" {
+		if _, err := parsePath(m.FileURL, true); err != nil {
+			bad("file_url", err)
+		} else if strings.HasPrefix(m.FileURL, "=") {
+			bad("file_url", fmt.Errorf("%q: the document's URL cannot be a constant", m.FileURL))
+		}
+		if m.File != "" {
+			bad("file_url", errors.New("cannot be set together with file (the file route answers the document itself)"))
+		}
+		if m.Status == "" {
+			bad("file_url", errors.New("needs the status route (its answer names the document's URL)"))
+		}
+	}
+	if m.PathSuffix != "" && (strings.ContainsAny(m.PathSuffix, "/?#{} \t") || m.PathSuffix == ".") {
+		bad("path_suffix", fmt.Errorf("%q is not a suffix of a path segment (such as .json)", m.PathSuffix))
 	}
 	if strings.TrimSpace(m.CallbackField) != m.CallbackField {
 		bad("callback_field", fmt.Errorf("%q has surrounding white space", m.CallbackField))
@@ -690,6 +726,9 @@ func (m *Mapping) Callback() string {
 // match; Validate reports them.
 func (m *Mapping) Match(method, path string) (route, id string, ok bool) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
+	if last := segs[len(segs)-1]; m.PathSuffix != "" && len(last) > len(m.PathSuffix) && strings.HasSuffix(last, m.PathSuffix) {
+		segs[len(segs)-1] = strings.TrimSuffix(last, m.PathSuffix)
+	}
 	best := -1
 	for _, r := range m.routes() {
 		if r.pattern == "" {
@@ -713,7 +752,8 @@ func (m *Mapping) Match(method, path string) (route, id string, ok bool) {
 
 // Path returns the method and path of a route for the upstream's fax id (escaped into the {id}
 // segment), for faxhook's own calls to the upstream such as polling a fax's status. The path is
-// the pattern's: if the API lives under a prefix the patterns leave out, prepend it.
+// the pattern's, with PathSuffix: if the API lives under a prefix the patterns leave out,
+// prepend it.
 func (m *Mapping) Path(route, upstreamID string) (method, path string, err error) {
 	for _, r := range m.routes() {
 		if r.name != route {
@@ -733,7 +773,7 @@ func (m *Mapping) Path(route, upstreamID string) (method, path string, err error
 			}
 			segs[pt.idAt] = url.PathEscape(upstreamID)
 		}
-		return pt.method, "/" + strings.Join(segs, "/"), nil
+		return pt.method, "/" + strings.Join(segs, "/") + m.PathSuffix, nil
 	}
 	return "", "", fmt.Errorf("mapping: unknown route %q", route)
 }

@@ -70,6 +70,14 @@ type Profile interface {
 	FileRequest(faxID string) (Request, error)
 }
 
+// FileLocator is implemented by a profile whose fax documents have no route of their own
+// (Mapping.FileURL): its FileRequest returns the fax object, which names the document's URL.
+type FileLocator interface {
+	// FileURL returns the URL of the document named in body, the answer to FileRequest:
+	// absolute, or relative to the API's host.
+	FileURL(body []byte) (string, error)
+}
+
 // PhaxioV21 is the profile of a service shaped like Phaxio's API v2.1: routes …/faxes,
 // …/faxes/{id}, …/faxes/{id}/resend, …/faxes/{id}/cancel, …/faxes/{id}/file and
 // …/phone_numbers[/{number}] under any prefix; envelope {"success","data"}; field callback_url.
@@ -173,8 +181,23 @@ func (m *Mapping) Profile() (Profile, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	if m.FileURL != "" {
+		return locatingProfile{mappedProfile{m}}, nil
+	}
 	return mappedProfile{m}, nil
 }
+
+// locatingProfile is the profile of a mapping with file_url: its FileRequest is the status
+// request, whose answer names the document's URL.
+type locatingProfile struct{ mappedProfile }
+
+// FileRequest is the status route with the fax's id: its answer names the document's URL.
+func (p locatingProfile) FileRequest(faxID string) (Request, error) {
+	return p.request(RouteStatus, faxID, "")
+}
+
+// FileURL reads the document's URL at the mapping's file_url (see Mapping.FileURLOf).
+func (p locatingProfile) FileURL(body []byte) (string, error) { return p.m.FileURLOf(body) }
 
 // mappedProfile implements Profile for a JSON Mapping.
 type mappedProfile struct{ m *Mapping }
