@@ -501,8 +501,7 @@ func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]b
 // the fax object its FileRequest answered, which names the document's URL (absolute, or
 // relative to the API's host). The poll credentials go with the request only when the URL is
 // on the API's own scheme and host; a URL elsewhere (a storage service's pre-signed URL, which
-// refuses a second authorization) is fetched without them, and redirects are not followed
-// with them either.
+// refuses a second authorization) is fetched without them, and so is a redirect elsewhere.
 func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, loc profile.FileLocator, body []byte, limit int64) ([]byte, error) {
 	raw, err := loc.FileURL(body)
 	if err != nil {
@@ -531,8 +530,22 @@ func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, lo
 		for name, v := range p.headers {
 			req.Header.Set(name, v)
 		}
+		// A redirect elsewhere (the API handing out its storage's pre-signed URL) is followed
+		// without the credentials: net/http would keep custom headers, and Authorization on
+		// another port of the same host.
 		c := *client
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		c.CheckRedirect = func(next *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			if next.URL.Scheme != base.Scheme || next.URL.Host != base.Host {
+				next.Header.Del("Authorization")
+				for name := range p.headers {
+					next.Header.Del(name)
+				}
+			}
+			return nil
+		}
 		client = &c
 	}
 	resp, err := client.Do(req)
