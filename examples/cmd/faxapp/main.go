@@ -7,19 +7,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
+	"github.com/faxhook/caddy-faxhook/examples/simserve"
 )
 
 func main() {
@@ -29,31 +23,9 @@ func main() {
 	tick := flag.Duration("tick", faxapp.DefaultTick, "duration of one simulation step")
 	seed := flag.Int64("seed", 1, "seed for ids, numbers and simulated outcomes")
 	flag.Parse()
-	if err := run(*listen, faxapp.Config{APIKey: *key, APISecret: *secret, Tick: *tick, Seed: *seed}); err != nil {
+	sim := faxapp.New(faxapp.Config{APIKey: *key, APISecret: *secret, Tick: *tick, Seed: *seed})
+	err := simserve.Run(*listen, sim, func(a net.Addr) string { return fmt.Sprintf("faxapp listening on http://%s", a) })
+	if err != nil {
 		log.Fatalf("faxapp: %v", err)
 	}
-}
-
-func run(addr string, cfg faxapp.Config) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: faxapp.New(cfg), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Printf("faxapp listening on http://%s\n", ln.Addr())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

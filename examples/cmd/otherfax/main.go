@@ -9,20 +9,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/faxhook/caddy-faxhook/examples/faxapp"
 	"github.com/faxhook/caddy-faxhook/examples/otherfax"
+	"github.com/faxhook/caddy-faxhook/examples/simserve"
 )
 
 func main() {
@@ -36,31 +30,9 @@ func main() {
 		fmt.Println(otherfax.ExampleMappingJSON)
 		return
 	}
-	if err := run(*listen, otherfax.Config{Token: *token, Tick: *tick, Seed: *seed}); err != nil {
+	sim := otherfax.New(otherfax.Config{Token: *token, Tick: *tick, Seed: *seed})
+	err := simserve.Run(*listen, sim, func(a net.Addr) string { return fmt.Sprintf("otherfax listening on http://%s", a) })
+	if err != nil {
 		log.Fatalf("otherfax: %v", err)
 	}
-}
-
-func run(addr string, cfg otherfax.Config) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: otherfax.New(cfg), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Printf("otherfax listening on http://%s\n", ln.Addr())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return nil
 }

@@ -8,19 +8,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/faxhook/caddy-faxhook/examples/simserve"
 	"github.com/faxhook/caddy-faxhook/examples/sinchfax"
 )
 
@@ -36,32 +31,11 @@ func main() {
 	if *fail != "" {
 		cfg.FailTo = strings.Split(*fail, ",")
 	}
-	if err := run(*listen, cfg); err != nil {
+	sim := sinchfax.New(cfg)
+	err := simserve.Run(*listen, sim, func(a net.Addr) string {
+		return fmt.Sprintf("sinchfax listening on http://%s%s", a, sim.Prefix())
+	})
+	if err != nil {
 		log.Fatalf("sinchfax: %v", err)
 	}
-}
-
-func run(addr string, cfg sinchfax.Config) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	sim := sinchfax.New(cfg)
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Printf("sinchfax listening on http://%s%s\n", ln.Addr(), sim.Prefix())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return nil
 }
