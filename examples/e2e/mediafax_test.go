@@ -180,24 +180,7 @@ func (s mediaShape) scenario(ctx context.Context, t *testing.T, r *profileRun, s
 // both outcomes, the received fax with its PDF byte-identical, every signature verified.
 func (s mediaShape) check(t *testing.T, r *profileRun, sent map[string]string, rcvID string, pdf []byte) {
 	t.Helper()
-	completed := func() int {
-		n := 0
-		for _, d := range r.rcv.Deliveries() {
-			if d.Fields["event_type"] == "fax_completed" {
-				n++
-			}
-		}
-		return n
-	}
-	deadline := time.Now().Add(45 * time.Second)
-	for completed() < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // nothing more may come
-	ds := r.rcv.Deliveries()
-	if completed() != 3 {
-		t.Fatalf("%d fax_completed webhooks, want 3: %v", completed(), summaries(ds))
-	}
+	ds := r.waitCompleted(3)
 	seen := map[string]bool{}
 	var pages []string // the transmitting_page events of mediaOK, in order of arrival
 	for _, d := range ds {

@@ -30,6 +30,32 @@ type profileRun struct {
 	upURL  string
 }
 
+// waitCompleted waits (up to 45 s) for n fax_completed webhooks, then half a second more for
+// anything that may follow, and returns every delivery; it fails the test unless exactly n
+// arrived.
+func (r *profileRun) waitCompleted(n int) []receiver.Delivery {
+	r.t.Helper()
+	completed := func() int {
+		k := 0
+		for _, d := range r.rcv.Deliveries() {
+			if d.Fields["event_type"] == "fax_completed" {
+				k++
+			}
+		}
+		return k
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for completed() < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // nothing more may come
+	ds := r.rcv.Deliveries()
+	if k := completed(); k != n {
+		r.t.Fatalf("%d fax_completed webhooks, want %d: %v", k, n, summaries(ds))
+	}
+	return ds
+}
+
 // startProfileRun starts the service h, a receiver and Caddy; faxhookOpts are extra global
 // faxhook options in which RCV and FAX stand for the receiver's and the service's URLs.
 func startProfileRun(t *testing.T, h http.Handler, faxhookOpts string) *profileRun {
