@@ -4,6 +4,9 @@
 // webhook as it arrives and exits 0 once every expected webhook arrived (1 otherwise).
 //
 //	go run ./examples/cmd/demo -caddy ./caddy
+//
+// With -profile sinch_v3, telnyx or twilio_fax it runs a shipped profile's demo instead (see
+// runProfile).
 package main
 
 import (
@@ -41,8 +44,15 @@ func main() {
 	timeout := flag.Duration("timeout", 90*time.Second, "give up after this long")
 	keep := flag.Bool("keep", false, "keep the work directory (Caddyfile, logs, storage)")
 	stay := flag.Bool("stay", false, "after the demo, keep everything running, with the web console open, until interrupted (Ctrl-C)")
+	prof := flag.String("profile", "", "instead, the demo of a shipped profile: sinch_v3, telnyx or twilio_fax (a simulated API of that shape)")
 	flag.Parse()
-	if err := run(*bin, *timeout, *keep, *stay); err != nil {
+	err := func() error {
+		if *prof != "" {
+			return runProfile(*bin, *prof, *timeout, *keep)
+		}
+		return run(*bin, *timeout, *keep, *stay)
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
@@ -67,24 +77,8 @@ func run(bin string, timeout time.Duration, keep, stay bool) error {
 		return err
 	}
 	defer stopFax()
-	var mu sync.Mutex
-	printer := func(d receiver.Delivery) int {
-		mu.Lock()
-		defer mu.Unlock()
-		status := "VERIFIED"
-		if !d.Verified {
-			status = "INVALID SIGNATURE"
-		}
-		event := d.Fields["event_type"]
-		if event == "" { // Phaxio v1 webhooks have no event type
-			event = "v1 callback"
-		}
-		fmt.Printf("webhook  %-17s %-15s fax=%s  %s  %s\n", status, event, faxID(d.Fields["fax"]), faxStatus(d.Fields["fax"]), d.URL)
-		if !d.Verified {
-			return http.StatusUnauthorized
-		}
-		return http.StatusOK
-	}
+	var mu sync.Mutex // one line at a time from the receivers and the SMTP sink
+	printer := newPrinter(&mu)
 	rcv := receiver.New(receiver.Config{Token: token, Respond: printer})
 	rcvURL, stopRcv, err := harness.Serve(rcv)
 	if err != nil {
@@ -238,6 +232,28 @@ http://%s {
 		<-ch
 	}
 	return nil
+}
+
+// newPrinter returns a receiver's Respond that prints each webhook on one line and refuses one
+// whose signature does not verify; mu keeps its lines whole among other printers'.
+func newPrinter(mu *sync.Mutex) func(receiver.Delivery) int {
+	return func(d receiver.Delivery) int {
+		mu.Lock()
+		defer mu.Unlock()
+		status := "VERIFIED"
+		if !d.Verified {
+			status = "INVALID SIGNATURE"
+		}
+		event := d.Fields["event_type"]
+		if event == "" { // Phaxio v1 webhooks have no event type
+			event = "v1 callback"
+		}
+		fmt.Printf("webhook  %-17s %-15s fax=%s  %s  %s\n", status, event, faxID(d.Fields["fax"]), faxStatus(d.Fields["fax"]), d.URL)
+		if !d.Verified {
+			return http.StatusUnauthorized
+		}
+		return http.StatusOK
+	}
 }
 
 func faxID(j string) string {
