@@ -5,124 +5,213 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/faxhook/caddy-faxhook/queue"
+	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/pgstore"
+	"github.com/faxhook/caddy-faxhook/queue/pgstore/pgtest"
 )
 
-// okSender accepts every webhook at once: the benchmark measures the store, not HTTP.
+// okSender accepts every webhook at once.
 type okSender struct{}
 
 func (okSender) Send(context.Context, *queue.Job) queue.Result { return queue.Result{Status: 200} }
 
-// BenchmarkDeliveries runs one dispatcher (16 workers, 4 per host) over the store until 4,000
-// jobs to 4 destinations are delivered, with a sender that accepts every webhook at once, and
-// reports deliveries per second. When the test server runs pg_stat_statements
+// deliveryStats adds up what BenchmarkDeliveries measures over its iterations.
+type deliveryStats struct {
+	jobs                           int
+	wall                           time.Duration
+	claimCalls, claimRows, claimMs float64
+	outcomeRows, outcomeMs, allMs  float64
+	updates, hotUpdates            int64
+	statements                     bool // pg_stat_statements answered
+}
+
+// BenchmarkDeliveries runs one dispatcher (16 workers, 4 per host) over the store until its
+// jobs to 4 destinations are delivered, and reports deliveries per second and the share of the
+// jobs table's row updates that were HOT (written in place, without new index entries). Two
+// senders: one that accepts every webhook at once (4,000 jobs), and signed HTTP posts to 4
+// loopback receivers (20,000 jobs; what qbench's case (e) runs, with rounds of a similar size).
+// When the test server runs pg_stat_statements
 // (PGTEST_SETTINGS=shared_preload_libraries=pg_stat_statements), it also reports the server's
 // execution time of the claim (claim-µs/call, claim-µs/job), of storing the outcomes
-// (outcome-µs/job) and of all statements (server-µs/job), and the jobs per claim:
+// (outcome-µs/job) and of all statements (server-µs/job), and the jobs per claim; -v lists
+// every statement's share:
 //
 //	PGTEST_SETTINGS=shared_preload_libraries=pg_stat_statements \
-//		go test ./queue/pgstore -run '^$' -bench Deliveries -benchtime 3x
+//		go test ./queue/pgstore -run '^$' -bench '^BenchmarkDeliveries$' -benchtime 2x
 func BenchmarkDeliveries(b *testing.B) {
-	const n, dests = 4000, 4
-	ctx := context.Background()
-	var wall time.Duration
-	var claimCalls, claimRows, claimMs, outcomeRows, outcomeMs, allMs float64
-	stats := true
+	b.Run("sender=instant", func(b *testing.B) { benchDeliveries(b, 4000, okSender{}) })
+	b.Run("sender=http", func(b *testing.B) {
+		urls := make([]string, 4)
+		for i := range urls {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusOK)
+			}))
+			b.Cleanup(srv.Close)
+			urls[i] = srv.URL + "/webhooks/fax"
+		}
+		sender := httpsend.New(httpsend.Options{Token: "bench-token"})
+		b.Cleanup(sender.CloseIdleConnections)
+		benchDeliveries(b, 20000, sender, urls...)
+	})
+}
+
+func benchDeliveries(b *testing.B, n int, sender queue.Sender, urls ...string) {
+	if len(urls) == 0 {
+		urls = []string{"https://hooks0.example.com/fax", "https://hooks1.example.com/fax",
+			"https://hooks2.example.com/fax", "https://hooks3.example.com/fax"}
+	}
+	var s deliveryStats
+	s.statements = true
 	b.StopTimer()
 	for i := range b.N { // not b.Loop: go1.26.8 fails to compile this body in one (internal compiler error)
-		st := open(b, pgstore.Options{})
-		if stats {
-			if _, err := st.Pool().Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
-				stats = false
-				b.Logf("no pg_stat_statements (%v): deliveries/s only", err)
-			}
+		deliverOnce(b, &s, fmt.Sprint(i), n, sender, urls)
+	}
+	total := float64(s.jobs)
+	b.ReportMetric(total/s.wall.Seconds(), "deliveries/s")
+	b.ReportMetric(0, "ns/op")
+	if s.updates > 0 {
+		b.ReportMetric(100*float64(s.hotUpdates)/float64(s.updates), "%hot-updates")
+	}
+	if s.statements && s.claimCalls > 0 && s.claimRows > 0 && s.outcomeRows > 0 {
+		b.ReportMetric(1000*s.claimMs/s.claimCalls, "claim-µs/call")
+		b.ReportMetric(1000*s.claimMs/s.claimRows, "claim-µs/job")
+		b.ReportMetric(s.claimRows/s.claimCalls, "jobs/claim")
+		b.ReportMetric(1000*s.outcomeMs/s.outcomeRows, "outcome-µs/job")
+		b.ReportMetric(1000*s.allMs/total, "server-µs/job")
+	}
+}
+
+// deliverOnce enqueues n jobs (64 per transaction, as qbench does) on a new database, delivers
+// them with one dispatcher, timed, and adds the server's figures to s.
+func deliverOnce(b *testing.B, s *deliveryStats, run string, n int, sender queue.Sender, urls []string) {
+	ctx := context.Background()
+	dsn := pgtest.Start(b)
+	st, err := pgstore.Open(ctx, dsn, pgstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if s.statements {
+		// The extension can be created without the library loaded, but then not read.
+		_, err := st.Pool().Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
+		if err == nil {
+			_, err = st.Pool().Exec(ctx, "SELECT public.pg_stat_statements_reset()")
 		}
-		now := time.Now()
-		for start := 0; start < n; start += 64 {
-			err := st.Update(func(tx queue.Tx) error {
-				var jobs []*queue.Job
-				for k := start; k < min(start+64, n); k++ {
-					j := benchJob(fmt.Sprint(i, "-", k), now)
-					j.URL = fmt.Sprintf("https://hooks%d.example.com/fax", k%dests)
-					j.Chain = fmt.Sprint(k, "\x00", j.URL)
-					jobs = append(jobs, j)
-				}
-				_, err := queue.EnqueueAll(tx, jobs)
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+		if err != nil {
+			s.statements = false
+			b.Logf("no pg_stat_statements (%v): deliveries/s only", err)
 		}
-		if _, err := st.Pool().Exec(ctx, "VACUUM ANALYZE jobs"); err != nil {
-			b.Fatal(err)
+	}
+	now := time.Now()
+	for start := 0; start < n; start += 64 {
+		var jobs []*queue.Job
+		for k := start; k < min(start+64, n); k++ {
+			j := benchJob(fmt.Sprint(run, "-", k), now)
+			j.URL = urls[k%len(urls)]
+			j.Chain = fmt.Sprint(k, "\x00", j.URL)
+			jobs = append(jobs, j)
 		}
-		if stats {
-			if _, err := st.Pool().Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		var left atomic.Int64
-		left.Store(n)
-		done := make(chan struct{})
-		d := queue.NewDispatcher(st, okSender{}, queue.Options{Workers: 16, PerHost: 4,
-			OnOutcome: func(*queue.Job, queue.Result) {
-				if left.Add(-1) == 0 {
-					close(done)
-				}
-			}})
-		t0 := time.Now()
-		if err := d.Start(); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case <-done:
-		case <-time.After(5 * time.Minute):
-			b.Fatalf("%d of %d jobs left after 5 minutes", left.Load(), n)
-		}
-		wall += time.Since(t0)
-		d.Stop()
-		if !stats {
-			continue
-		}
-		rows, err := st.Pool().Query(ctx, `SELECT query, calls, rows, total_exec_time FROM pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		err := st.Update(func(tx queue.Tx) error { _, err := queue.EnqueueAll(tx, jobs); return err })
 		if err != nil {
 			b.Fatal(err)
 		}
-		for rows.Next() {
-			var q string
-			var calls, nrows int64
-			var ms float64
-			if err := rows.Scan(&q, &calls, &nrows, &ms); err != nil {
-				b.Fatal(err)
-			}
-			allMs += ms
-			switch {
-			case strings.Contains(q, "SKIP LOCKED"):
-				claimCalls, claimRows, claimMs = claimCalls+float64(calls), claimRows+float64(nrows), claimMs+ms
-			case strings.HasPrefix(q, "UPDATE jobs SET state = u.state"):
-				outcomeRows, outcomeMs = outcomeRows+float64(nrows), outcomeMs+ms
-			}
-		}
-		if err := rows.Err(); err != nil {
+	}
+	if s.statements {
+		if _, err := st.Pool().Exec(ctx, "SELECT public.pg_stat_statements_reset()"); err != nil {
 			b.Fatal(err)
 		}
 	}
-	total := float64(b.N * n)
-	b.ReportMetric(total/wall.Seconds(), "deliveries/s")
-	b.ReportMetric(0, "ns/op")
-	if stats && claimCalls > 0 && claimRows > 0 && outcomeRows > 0 {
-		b.ReportMetric(1000*claimMs/claimCalls, "claim-µs/call")
-		b.ReportMetric(1000*claimMs/claimRows, "claim-µs/job")
-		b.ReportMetric(claimRows/claimCalls, "jobs/claim")
-		b.ReportMetric(1000*outcomeMs/outcomeRows, "outcome-µs/job")
-		b.ReportMetric(1000*allMs/total, "server-µs/job")
+	upd0, hot0, err := tableUpdates(ctx, st.Pool())
+	if err != nil {
+		b.Fatal(err)
 	}
+	var left atomic.Int64
+	left.Store(int64(n))
+	done := make(chan struct{})
+	d := queue.NewDispatcher(st, sender, queue.Options{Workers: 16, PerHost: 4,
+		OnOutcome: func(_ *queue.Job, res queue.Result) {
+			if res.Err != nil {
+				b.Errorf("a delivery failed: %v", res.Err)
+			}
+			if left.Add(-1) == 0 {
+				close(done)
+			}
+		}})
+	b.StartTimer()
+	t0 := time.Now()
+	if err := d.Start(); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("%d of %d jobs left after 5 minutes", left.Load(), n)
+	}
+	s.wall += time.Since(t0)
+	b.StopTimer()
+	s.jobs += n
+	d.Stop()
+	// The server's sessions send their statistics when they end, or once a second at most.
+	st.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	upd, hot, err := tableUpdates(ctx, conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.updates, s.hotUpdates = s.updates+upd-upd0, s.hotUpdates+hot-hot0
+	if !s.statements {
+		return
+	}
+	rows, err := conn.Query(ctx, `SELECT query, calls, rows, total_exec_time FROM public.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q string
+		var calls, nrows int64
+		var ms float64
+		if err := rows.Scan(&q, &calls, &nrows, &ms); err != nil {
+			b.Fatal(err)
+		}
+		s.allMs += ms
+		if testing.Verbose() && ms > 1 {
+			b.Logf("%6.1f µs/job %7d calls %7.1f µs/call %7d rows  %.90q", 1000*ms/float64(n), calls, 1000*ms/float64(calls), nrows, q)
+		}
+		switch {
+		case strings.Contains(q, "SKIP LOCKED"):
+			s.claimCalls, s.claimRows, s.claimMs = s.claimCalls+float64(calls), s.claimRows+float64(nrows), s.claimMs+ms
+		case strings.HasPrefix(q, "UPDATE jobs SET state = u.state"):
+			s.outcomeRows, s.outcomeMs = s.outcomeRows+float64(nrows), s.outcomeMs+ms
+		}
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// tableUpdates returns the row updates of the jobs table so far, and how many of them were HOT.
+func tableUpdates(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (updates, hot int64, err error) {
+	err = q.QueryRow(ctx, `SELECT coalesce(sum(n_tup_upd), 0)::bigint, coalesce(sum(n_tup_hot_upd), 0)::bigint
+FROM pg_stat_user_tables WHERE relname = 'jobs'`).Scan(&updates, &hot)
+	return updates, hot, err
 }
