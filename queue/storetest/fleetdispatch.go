@@ -167,6 +167,60 @@ func testFleetExpiredClaim(t *testing.T, s queue.Store) {
 	checkCounts(t, s)
 }
 
+// Jobs claimed ahead of a slow destination's attempts are not left to wait past their claims:
+// with one attempt at a time per destination, each longer than a third of the lease, the jobs
+// a process claims ahead would otherwise start after their claims expired, when the other
+// process has claimed them too. Each job is attempted once.
+func testFleetSlowDestination(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	slow := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		mu.Lock()
+		attempts[j.ID]++
+		mu.Unlock()
+		select {
+		case <-time.After(150 * time.Millisecond):
+			return queue.Result{Status: 204}
+		case <-ctx.Done():
+			return queue.Result{Err: ctx.Err()}
+		}
+	})
+	var ds []*queue.Dispatcher
+	for _, name := range []string{"a", "b"} {
+		opts := fleetOptions(name)
+		opts.PerHost, opts.Lease = 1, 400*time.Millisecond
+		d := queue.NewDispatcher(sh, slow, opts)
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop()
+		ds = append(ds, d)
+	}
+	const jobs = 10
+	update(t, s, func(tx queue.Tx) error {
+		for i := range jobs {
+			if _, err := tx.Enqueue(newJob(fmt.Sprintf("s%02d", i), "https://slow.example/h", time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	waitFor(t, "every job delivered", func() bool {
+		return checkCountsQuiet(t, s)[queue.StateDelivered] == jobs
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range attempts {
+		if n != 1 {
+			t.Errorf("job %s attempted %d times", id, n)
+		}
+	}
+	if len(attempts) != jobs {
+		t.Errorf("%d jobs attempted, want %d", len(attempts), jobs)
+	}
+}
+
 // A process that stops hands its claims back: another process attempts those jobs at once,
 // not when the claims would have expired.
 func testFleetStopReleasesClaims(t *testing.T, s queue.Store) {

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"FleetDeliversEachJobOnce", testFleetDeliversEachJobOnce},
 		{"FleetExpiredClaim", testFleetExpiredClaim},
 		{"FleetStopReleasesClaims", testFleetStopReleasesClaims},
+		{"FleetSlowDestination", testFleetSlowDestination},
 		{"TwoWritersOneStateRecord", testTwoWritersOneStateRecord},
 		{"ClaimIsExclusive", testClaimIsExclusive},
 		{"ChainPromotionUnderConcurrentEnqueue", testChainPromotionUnderConcurrentEnqueue},
