@@ -20,7 +20,7 @@ func TestShippedProfileOption(t *testing.T) {
 		t.Fatalf("profile sinch_v3 failed validation: %v", err)
 	}
 	err = adaptAndValidate(t, global("profile phaxio_v9")+"\n:80 {\n faxhook\n reverse_proxy 127.0.0.1:9\n}")
-	if err == nil || !strings.Contains(err.Error(), `profile: profile "phaxio_v9" is not shipped (shipped: sinch_v3)`) {
+	if err == nil || !strings.Contains(err.Error(), `profile: profile "phaxio_v9" is not shipped (shipped: sinch_v3, telnyx, twilio_fax)`) {
 		t.Fatalf("an unknown profile: %v", err)
 	}
 	if _, err := adapt(t, global("profile")); err == nil {
