@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +36,34 @@ type deliveryStats struct {
 	outcomeRows, outcomeMs, allMs  float64
 	updates, hotUpdates            int64
 	statements                     bool // pg_stat_statements answered
+	// cpu is the machine's busy CPU time during the deliveries (all processes: this one and
+	// the server's), -1 when /proc/stat cannot tell.
+	cpu time.Duration
+}
+
+// busyCPU returns the CPU time all processors of the machine spent busy since boot, as
+// /proc/stat counts it (in ticks of 10 ms; steal excluded), or -1 where there is no /proc/stat.
+func busyCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		if i != 3 && i != 4 && i != 7 { // idle, iowait, and steal (time the VM did not get)
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
 }
 
 // BenchmarkDeliveries runs one dispatcher (16 workers, 4 per host) over the store until its
@@ -80,6 +110,9 @@ func benchDeliveries(b *testing.B, n int, sender queue.Sender, urls ...string) {
 	}
 	total := float64(s.jobs)
 	b.ReportMetric(total/s.wall.Seconds(), "deliveries/s")
+	if s.cpu > 0 {
+		b.ReportMetric(float64(s.cpu.Microseconds())/total, "cpu-µs/delivery")
+	}
 	b.ReportMetric(0, "ns/op")
 	if s.updates > 0 {
 		b.ReportMetric(100*float64(s.hotUpdates)/float64(s.updates), "%hot-updates")
@@ -150,7 +183,7 @@ func deliverOnce(b *testing.B, s *deliveryStats, run string, n int, sender queue
 			}
 		}})
 	b.StartTimer()
-	t0 := time.Now()
+	t0, busy0 := time.Now(), busyCPU()
 	if err := d.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -160,6 +193,11 @@ func deliverOnce(b *testing.B, s *deliveryStats, run string, n int, sender queue
 		b.Fatalf("%d of %d jobs left after 5 minutes", left.Load(), n)
 	}
 	s.wall += time.Since(t0)
+	if busy0 >= 0 && s.cpu >= 0 {
+		s.cpu += busyCPU() - busy0
+	} else {
+		s.cpu = -1
+	}
 	b.StopTimer()
 	s.jobs += n
 	d.Stop()
