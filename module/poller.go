@@ -3,6 +3,7 @@ package module
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -347,12 +348,12 @@ func (pl *poller) ask(cfg *settings, client *http.Client, sched *pollSched, due 
 				errs = append(errs, err)
 				failed++
 			default:
-				answers[i].sum, answers[i].ok = answerSum(body), true
 				objs, err := prof.Faxes(profile.RouteStatus, body)
 				if err != nil {
 					reportMappingError(pl.log(), "poller: fax status not (all) read", err,
 						zap.String("path", req.Path))
 				}
+				answers[i].sum, answers[i].ok = answerSum(objs, body), true
 				if len(objs) > 0 {
 					batch = append(batch, &Observation{Faxes: objs, APIKey: l.account})
 					if batchSize += len(body); batchSize >= maxBatchBytes {
@@ -384,8 +385,21 @@ func (pl *poller) ask(cfg *settings, client *http.Client, sched *pollSched, due 
 	return batch, errors.Join(errs...)
 }
 
-// answerSum is a hash of a status answer: whether the fax changed since the last one.
-func answerSum(body []byte) uint64 { return maphash.Bytes(answerSeed, body) | 1 }
+// answerSum is a hash of a status answer, to tell whether the fax changed since the last one:
+// of the fax objects read from it (what faxhook makes events of), so that fields the answer
+// changes on every request (a request id, the time of the answer) do not make every answer
+// look new and keep the fax polled at the fastest pace; of the body itself when nothing could
+// be read from it.
+func answerSum(objs []profile.Object, body []byte) uint64 {
+	if len(objs) == 0 {
+		return maphash.Bytes(answerSeed, body) | 1
+	}
+	b, err := json.Marshal(objs) // maps in key order: the same objects, the same bytes
+	if err != nil {
+		return maphash.Bytes(answerSeed, body) | 1
+	}
+	return maphash.Bytes(answerSeed, b) | 1
+}
 
 // answerSeed seeds answerSum.
 var answerSeed = maphash.MakeSeed()

@@ -110,9 +110,9 @@ func (s *pollSched) take(now time.Time, n int) []*pollEntry {
 }
 
 // answered puts a fax that was asked about back in the schedule, given what the answer was
-// (sum, a hash of its bytes; ok false for a failed request, which counts as no change): a
-// changed answer brings the next request to a part of the fax's pace, an unchanged one
-// stretches the gap. A fax the tracker no longer lists is dropped.
+// (sum, a hash of the fax objects read from it, see answerSum; ok false for a failed request,
+// which counts as no change): a changed answer brings the next request to a part of the fax's
+// pace, an unchanged one stretches the gap. A fax the tracker no longer lists is dropped.
 func (s *pollSched) answered(e *pollEntry, now time.Time, sum uint64, ok bool) {
 	if !e.listed {
 		delete(s.faxes, e.fax.id)
