@@ -460,21 +460,23 @@ func (pl *poller) forget(id string) {
 // the poll upstream when one is configured, else back through the route of the client request
 // that revealed the fax (fetchPDFVia). The file is nil, without an error, when the webhook goes
 // without it: the PDF is larger than max_file_size, or, without a poll upstream, no request is
-// remembered for the fax or the fetch was refused (each logged once). Other failures are
-// errors: the attempt fails and the retry ladder tries again.
+// remembered for the fax or the fetch was refused, or a document URL named in the fax object
+// was refused even after a refresh (each logged once). Other failures are errors: the attempt
+// fails and the retry ladder tries again.
 func (pl *poller) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, error) {
 	cfg := pl.cfg().forAccount(j.Meta.Get(labelAccount)) // its account's poll credentials, if any
 	log := pl.log()
 	faxID, _ := render.FaxOf(j.Meta)
 	var body []byte
 	var err error
+	var skip bool
 	if cfg.poll == nil {
-		var skip bool
-		if body, skip, err = pl.fetchPDFVia(ctx, cfg, faxID); skip {
-			return nil, nil
-		}
+		body, skip, err = pl.fetchPDFVia(ctx, cfg, faxID)
 	} else {
-		body, err = pl.fetchPDF(ctx, cfg, faxID)
+		body, skip, err = pl.fetchPDF(ctx, cfg, faxID)
+	}
+	if skip {
+		return nil, nil
 	}
 	switch {
 	case errors.Is(err, errTooLarge):
@@ -490,25 +492,80 @@ func (pl *poller) fetchFile(ctx context.Context, j *queue.Job) (*queue.File, err
 
 // fetchPDF asks the fax service, through the profile's file request, for the PDF of the fax
 // with faxhook's id faxID (the upstream's own spelling of the id comes from the tracker), reading
-// at most max_file_size bytes (errTooLarge beyond).
-func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]byte, error) {
+// at most max_file_size bytes (errTooLarge beyond). skip is true, logged, when a document URL
+// named in the fax object is refused even after a refresh (see locateDocument).
+func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) (body []byte, skip bool, err error) {
 	uid, err := pl.tracker.upstreamID(faxID)
 	if err != nil {
-		return nil, fmt.Errorf("looking up fax %d: %w", faxID, err)
+		return nil, false, fmt.Errorf("looking up fax %d: %w", faxID, err)
 	}
 	req, err := cfg.fax().FileRequest(uid)
 	if err != nil {
-		return nil, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
+		return nil, false, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
 	}
 	client := &http.Client{Timeout: 60 * time.Second}
-	body, _, err := cfg.poll.apiDo(ctx, client, req, cfg.maxFileSize)
+	api := func(r profile.Request) ([]byte, int, error) { return cfg.poll.apiDo(ctx, client, r, cfg.maxFileSize) }
+	body, _, err = api(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if loc, ok := cfg.fax().(profile.FileLocator); ok {
-		return cfg.poll.fetchFileURL(ctx, client, loc, body, cfg.maxFileSize)
+		body, skip, err = locateDocument(loc, uid, req, body, api, func(fax []byte) ([]byte, int, error) {
+			return cfg.poll.fetchFileURL(ctx, client, loc, fax, cfg.maxFileSize)
+		})
+		if skip {
+			pl.log().Warn(msgDocumentRefused, zap.Int64("fax_id", faxID))
+		}
 	}
-	return body, nil
+	return body, skip, err
+}
+
+// msgDocumentRefused is logged when a received fax's webhook goes without its PDF because the
+// document URL in its fax object was refused; the README quotes it.
+const msgDocumentRefused = "cannot fetch the received fax's PDF: the document URL in its fax object was refused or is gone " +
+	"(an expired link?), and the fax service gave no working one; sending the webhook without it"
+
+// refusedStatus reports whether an answer says the URL will not serve the document: 401, 403,
+// 404 or 410 (what an expired pre-signed link answers).
+func refusedStatus(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
+		return true
+	}
+	return false
+}
+
+// locateDocument is the second step of a document fetch through a profile.FileLocator, whose
+// FileRequest statusReq answered body (a fax object): fetch gets the document URL named in a
+// fax object. When that URL is refused or gone (an expired link), it asks the fax API (api) to
+// refresh the URL with the profile's RefreshRequest, reads the fax again and fetches its new
+// URL, once. refused is true when no document could be had: the URL was refused and the
+// profile cannot refresh it, the refresh was refused (4xx), or the new URL was refused too.
+// Other failures are errors, for the retry ladder.
+func locateDocument(loc profile.FileLocator, uid string, statusReq profile.Request, body []byte,
+	api func(profile.Request) ([]byte, int, error), fetch func(fax []byte) ([]byte, int, error)) (doc []byte, refused bool, err error) {
+	doc, status, err := fetch(body)
+	if err == nil || !refusedStatus(status) {
+		return doc, false, err
+	}
+	refresh, ok := loc.RefreshRequest(uid)
+	if !ok {
+		return nil, true, nil
+	}
+	if _, status, err := api(refresh); err != nil {
+		if status >= 400 && status < 500 {
+			return nil, true, nil
+		}
+		return nil, false, fmt.Errorf("refreshing the document URL: %w", err)
+	}
+	if body, _, err = api(statusReq); err != nil {
+		return nil, false, fmt.Errorf("reading the fax after refreshing its document URL: %w", err)
+	}
+	doc, status, err = fetch(body)
+	if err != nil && refusedStatus(status) {
+		return nil, true, nil
+	}
+	return doc, false, err
 }
 
 // fetchFileURL is the second step of a document fetch through a profile.FileLocator: body is
@@ -516,26 +573,26 @@ func (pl *poller) fetchPDF(ctx context.Context, cfg *settings, faxID int64) ([]b
 // relative to the API's host). The poll credentials go with the request only when the URL is
 // on the API's own scheme and host; a URL elsewhere (a storage service's pre-signed URL, which
 // refuses a second authorization) is fetched without them, and so is a redirect elsewhere.
-func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, loc profile.FileLocator, body []byte, limit int64) ([]byte, error) {
+func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, loc profile.FileLocator, body []byte, limit int64) ([]byte, int, error) {
 	raw, err := loc.FileURL(body)
 	if err != nil {
-		return nil, fmt.Errorf("finding the document's URL: %w", err)
+		return nil, 0, fmt.Errorf("finding the document's URL: %w", err)
 	}
 	base, err := url.Parse(p.upstream)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the poll upstream: %w", err)
+		return nil, 0, fmt.Errorf("parsing the poll upstream: %w", err)
 	}
 	ref, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the document's URL: %w", err)
+		return nil, 0, fmt.Errorf("parsing the document's URL: %w", err)
 	}
 	u := base.ResolveReference(ref)
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("the document's URL %s is not http(s)", u.Redacted())
+		return nil, 0, fmt.Errorf("the document's URL %s is not http(s)", u.Redacted())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("building the document request: %w", err)
+		return nil, 0, fmt.Errorf("building the document request: %w", err)
 	}
 	if u.Scheme == base.Scheme && u.Host == base.Host {
 		if p.key != "" || p.secret != "" {
@@ -564,10 +621,9 @@ func (p *pollSettings) fetchFileURL(ctx context.Context, client *http.Client, lo
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
+		return nil, 0, fmt.Errorf("GET %s: %w", u.Redacted(), err)
 	}
-	b, _, err := readAnswer(resp, http.MethodGet, u.Redacted(), limit)
-	return b, err
+	return readAnswer(resp, http.MethodGet, u.Redacted(), limit)
 }
 
 // Log messages of fetchPDFVia when a received fax's webhook goes without its PDF; the README
@@ -608,8 +664,17 @@ func (pl *poller) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (
 	if loc, ok := cfg.fax().(profile.FileLocator); ok && err == nil {
 		// The answer is the fax object; its document URL must be absolute here (there is no
 		// API root to resolve it against), and is fetched without the client's credentials.
+		// A refresh goes through the client's route and credentials, as the status request did.
 		noCreds := &pollSettings{upstream: "faxhook-via:"}
-		body, err = noCreds.fetchFileURL(ctx, &http.Client{Timeout: 60 * time.Second}, loc, body, cfg.maxFileSize)
+		client := &http.Client{Timeout: 60 * time.Second}
+		body, skip, err = locateDocument(loc, uid, req, body,
+			func(r profile.Request) ([]byte, int, error) { return v.fetch(ctx, r, cfg.maxFileSize) },
+			func(fax []byte) ([]byte, int, error) {
+				return noCreds.fetchFileURL(ctx, client, loc, fax, cfg.maxFileSize)
+			})
+		if skip {
+			log.Warn(msgDocumentRefused, zap.Int64("fax_id", faxID), zap.Object("via", v))
+		}
 	}
-	return body, false, err
+	return body, skip, err
 }

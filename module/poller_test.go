@@ -86,7 +86,7 @@ func TestPollerAsksThroughTheProfile(t *testing.T) {
 		t.Fatalf("the poller asked %q, want %v", got, want)
 	}
 	in := profile.DeriveID("in-1")
-	pdf, err := e.poll.fetchPDF(context.Background(), e.cfg.Load(), in)
+	pdf, _, err := e.poll.fetchPDF(context.Background(), e.cfg.Load(), in)
 	if err != nil || string(pdf) != "%PDF-1.4" {
 		t.Fatalf("fetching the received fax's PDF: %q, %v", pdf, err)
 	}

@@ -38,7 +38,13 @@ type mediaShape struct {
 	shape     mediafax.Shape
 	idTag     string
 	failError string
+	// stale: the received fax's media link has expired by the time faxhook fetches it
+	// (mediafax.Config.StaleMedia).
+	stale bool
 }
+
+// refreshes reports whether the shape's API can refresh an expired media link (Telnyx).
+func (s mediaShape) refreshes() bool { return s.shape == mediafax.Telnyx }
 
 var (
 	telnyxShape = mediaShape{shape: mediafax.Telnyx, idTag: "telnyx_fax_id", failError: "generalError"}
@@ -49,7 +55,7 @@ var (
 func (s mediaShape) newSim(t *testing.T) *mediafax.Service {
 	t.Helper()
 	sim, err := mediafax.New(mediafax.Config{Shape: s.shape, APIKey: mediaKey, AccountSID: mediaAccount,
-		AuthToken: mediaToken, Tick: 250 * time.Millisecond, FailTo: []string{mediaFail}})
+		AuthToken: mediaToken, Tick: 250 * time.Millisecond, FailTo: []string{mediaFail}, StaleMedia: s.stale})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +228,13 @@ func (s mediaShape) check(t *testing.T, r *profileRun, sent map[string]string, r
 			if s.shape == mediafax.TwilioFax && f.NumPages != mediaRcvd {
 				t.Errorf("received fax num_pages %d, want %d", f.NumPages, mediaRcvd)
 			}
+			if s.stale && !s.refreshes() {
+				// The link is refused and cannot be refreshed: the webhook goes without it.
+				if len(d.Files) != 0 {
+					t.Errorf("received fax's PDF from an expired link: %+v", d.Files)
+				}
+				break
+			}
 			sum := sha1.Sum(pdf)
 			if len(d.Files) != 1 || d.Files[0].SHA1 != hex.EncodeToString(sum[:]) || d.Files[0].Size != len(pdf) {
 				t.Errorf("received fax's PDF: %+v, want %d bytes with SHA-1 %x", d.Files, len(pdf), sum)
@@ -283,13 +296,7 @@ func (s mediaShape) check(t *testing.T, r *profileRun, sent map[string]string, r
 // or learns of the received one.
 func TestMediaProfilesThroughThePoller(t *testing.T) {
 	for _, s := range []mediaShape{telnyxShape, twilioShape} {
-		t.Run(string(s.shape), func(t *testing.T) {
-			sim := s.newSim(t)
-			r := startProfileRun(t, sim, s.pollOpts(sim))
-			ctx := ctxT(t, 60*time.Second)
-			sent, rcvID, pdf := s.scenario(ctx, t, r, sim)
-			s.check(t, r, sent, rcvID, pdf)
-		})
+		t.Run(string(s.shape), func(t *testing.T) { s.throughThePoller(t) })
 	}
 }
 
@@ -298,39 +305,83 @@ func TestMediaProfilesThroughThePoller(t *testing.T) {
 // PDF through the client's status route and credentials, then from its media_url without them.
 func TestMediaProfilesThroughTraffic(t *testing.T) {
 	for _, s := range []mediaShape{telnyxShape, twilioShape} {
-		t.Run(string(s.shape), func(t *testing.T) {
-			sim := s.newSim(t)
-			r := startProfileRun(t, sim, "profile "+string(s.shape))
-			ctx := ctxT(t, 60*time.Second)
-			sent, rcvID, pdf := s.scenario(ctx, t, r, sim)
-			base := "http://" + r.site + sim.Prefix()
-			status, list := "/faxes/", "/faxes?filter%5Bdirection%5D%5Beq%5D=inbound&page%5Bsize%5D=50"
-			if s.shape == mediafax.TwilioFax {
-				status, list = "/Faxes/", "/Faxes.json?PageSize=50"
+		t.Run(string(s.shape), func(t *testing.T) { s.throughTraffic(t) })
+	}
+}
+
+// A received fax whose media link has expired when faxhook fetches it (a fax seen hours late):
+// with Telnyx, faxhook has the link refreshed (POST …/actions/refresh, with the poll
+// credentials or through the client's route) and the webhook carries the PDF; with the Twilio
+// resource, which has no such action, the webhook goes without it, on its first attempt.
+func TestMediaProfilesExpiredLink(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		s       mediaShape
+		traffic bool
+	}{
+		{"telnyx/poller", telnyxShape, false},
+		{"telnyx/traffic", telnyxShape, true},
+		{"twilio_fax/poller", twilioShape, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.s.stale = true
+			var sim *mediafax.Service
+			if c.traffic {
+				sim = c.s.throughTraffic(t)
+			} else {
+				sim = c.s.throughThePoller(t)
 			}
-			done := map[string]bool{}
-			for len(done) < len(sent) {
-				for _, id := range sent {
-					path := base + status + id
-					if s.shape == mediafax.TwilioFax {
-						path += ".json"
-					}
-					code, body := s.do(ctx, t, path, nil)
-					if code != http.StatusOK {
-						t.Fatalf("status through Caddy: %d %s", code, body)
-					}
-					switch s.object(t, body)["status"] {
-					case "delivered", "failed", "busy":
-						done[id] = true
-					}
-				}
-				time.Sleep(60 * time.Millisecond)
+			if n := sim.Refreshes(); c.s.refreshes() != (n > 0) {
+				t.Errorf("%d refresh actions", n)
 			}
-			code, body := s.do(ctx, t, base+list, nil)
-			if code != http.StatusOK || !bytes.Contains(body, []byte(rcvID)) {
-				t.Fatalf("received faxes through Caddy: %d %s", code, body)
-			}
-			s.check(t, r, sent, rcvID, pdf)
 		})
 	}
+}
+
+// throughThePoller runs the scenario with a poll block and checks the webhooks.
+func (s mediaShape) throughThePoller(t *testing.T) *mediafax.Service {
+	sim := s.newSim(t)
+	r := startProfileRun(t, sim, s.pollOpts(sim))
+	ctx := ctxT(t, 60*time.Second)
+	sent, rcvID, pdf := s.scenario(ctx, t, r, sim)
+	s.check(t, r, sent, rcvID, pdf)
+	return sim
+}
+
+// throughTraffic runs the scenario without a poll block, the client asking through Caddy
+// about each sent fax until it is done and listing the received ones, and checks the webhooks.
+func (s mediaShape) throughTraffic(t *testing.T) *mediafax.Service {
+	sim := s.newSim(t)
+	r := startProfileRun(t, sim, "profile "+string(s.shape))
+	ctx := ctxT(t, 60*time.Second)
+	sent, rcvID, pdf := s.scenario(ctx, t, r, sim)
+	base := "http://" + r.site + sim.Prefix()
+	status, list := "/faxes/", "/faxes?filter%5Bdirection%5D%5Beq%5D=inbound&page%5Bsize%5D=50"
+	if s.shape == mediafax.TwilioFax {
+		status, list = "/Faxes/", "/Faxes.json?PageSize=50"
+	}
+	done := map[string]bool{}
+	for len(done) < len(sent) {
+		for _, id := range sent {
+			path := base + status + id
+			if s.shape == mediafax.TwilioFax {
+				path += ".json"
+			}
+			code, body := s.do(ctx, t, path, nil)
+			if code != http.StatusOK {
+				t.Fatalf("status through Caddy: %d %s", code, body)
+			}
+			switch s.object(t, body)["status"] {
+			case "delivered", "failed", "busy":
+				done[id] = true
+			}
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	code, body := s.do(ctx, t, base+list, nil)
+	if code != http.StatusOK || !bytes.Contains(body, []byte(rcvID)) {
+		t.Fatalf("received faxes through Caddy: %d %s", code, body)
+	}
+	s.check(t, r, sent, rcvID, pdf)
+	return sim
 }

@@ -23,8 +23,9 @@
 // processing, sending, busy.
 //
 // A received fax (POST /_sim/inbound, JSON {"from","to","file": base64 PDF}) is at once
-// received; its media_url is an absolute URL on the simulator (/_media/{id}.pdf) that needs no
-// credentials, as a pre-signed storage URL does not.
+// received; its media_url is an absolute URL on the simulator (/_media/{id}-{n}.pdf) that needs
+// no credentials, as a pre-signed storage URL does not. With Config.StaleMedia that link has
+// expired (403), and Telnyx's POST /v2/faxes/{id}/actions/refresh issues a working one.
 package mediafax
 
 import (
@@ -76,14 +77,27 @@ type Config struct {
 	FailTo []string
 	// Client fetches the media URLs of sent faxes. Default: a client with a 10 s timeout.
 	Client *http.Client
+	// StaleMedia makes a received fax's first media_url an expired link (answered 403, as an
+	// expired pre-signed storage URL is), as a client sees it when it looks hours after the
+	// fax came in. Telnyx's POST /v2/faxes/{id}/actions/refresh issues a working one; the
+	// Twilio resource has no such action.
+	StaleMedia bool
 }
 
 // Service is the simulated fax API; it is an http.Handler.
 type Service struct {
-	cfg   Config
-	mu    sync.Mutex
-	faxes map[string]*simFax
-	order []string // ids in creation order
+	cfg       Config
+	mu        sync.Mutex
+	faxes     map[string]*simFax
+	order     []string // ids in creation order
+	refreshes int      // refresh actions answered
+}
+
+// Refreshes returns how many refresh actions (Telnyx) the service answered.
+func (s *Service) Refreshes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshes
 }
 
 type simFax struct {
@@ -93,6 +107,10 @@ type simFax struct {
 	callbackURL, mediaURL   string
 	pdf                     []byte
 	fails                   bool
+	// link is the current media link of a received fax (/_media/{id}-{link}.pdf on mediaHost,
+	// the host its inbound request named); the others are expired.
+	link      int
+	mediaHost string
 }
 
 // New returns a Service, or an error for an unknown shape.
@@ -247,7 +265,7 @@ func (s *Service) authorized(r *http.Request) bool {
 	return ok && user == s.cfg.AccountSID && pass == s.cfg.AuthToken
 }
 
-// ServeHTTP serves the routes under Prefix, GET /_media/{id}.pdf (a fax's document, without
+// ServeHTTP serves the routes under Prefix, GET /_media/{id}-{n}.pdf (a fax's document, without
 // credentials) and POST /_sim/inbound (simulator only).
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name, ok := strings.CutPrefix(r.URL.Path, "/_media/"); ok && r.Method == http.MethodGet {
@@ -278,6 +296,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.list(w, r)
 	case len(segs) == 1 && segs[0] != "" && r.Method == http.MethodGet:
 		s.get(w, segs[0])
+	case s.cfg.Shape == Telnyx && len(segs) == 3 && segs[1] == "actions" && segs[2] == "refresh" && r.Method == http.MethodPost:
+		s.refresh(w, r, segs[0])
 	default:
 		s.fail(w, http.StatusNotFound, "no such route")
 	}
@@ -364,7 +384,7 @@ func (s *Service) fetch(r *http.Request, mediaURL string) ([]byte, error) {
 }
 
 // inbound receives a fax: JSON {"from","to","file": base64 PDF}; its document is served at
-// /_media/{id}.pdf on the host the request named.
+// /_media/{id}-{n}.pdf on the host the request named.
 func (s *Service) inbound(w http.ResponseWriter, r *http.Request) {
 	var req struct{ From, To, File string }
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -379,13 +399,40 @@ func (s *Service) inbound(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	f := &simFax{id: newID(), direction: "inbound", from: req.From, to: req.To, pages: max(1, countPages(pdf)),
 		created: now, pdf: pdf}
-	f.mediaURL = "http://" + r.Host + "/_media/" + f.id + ".pdf"
+	f.mediaHost = r.Host
+	f.mediaURL = s.mediaURL(f)
+	if s.cfg.StaleMedia {
+		f.link = 1 // the link just handed out has expired
+	}
 	s.mu.Lock()
 	s.faxes[f.id] = f
 	s.order = append(s.order, f.id)
 	o := s.object(f, now)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, o)
+}
+
+// mediaURL is the URL of a received fax's current media link: absolute, and needing no
+// credentials.
+func (s *Service) mediaURL(f *simFax) string {
+	return "http://" + f.mediaHost + "/_media/" + f.id + "-" + strconv.Itoa(f.link) + ".pdf"
+}
+
+// refresh issues a received fax's media link anew (Telnyx: "refreshes the inbound fax's
+// media_url when it has expired") and answers {"data":{"result":"ok"}}.
+func (s *Service) refresh(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	f := s.faxes[id]
+	if f == nil || f.direction != "inbound" {
+		s.mu.Unlock()
+		s.fail(w, http.StatusNotFound, "inbound fax "+id+" not found")
+		return
+	}
+	f.link++
+	f.mediaURL = s.mediaURL(f)
+	s.refreshes++
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"result": "ok"}})
 }
 
 func (s *Service) get(w http.ResponseWriter, id string) {
@@ -404,13 +451,25 @@ func (s *Service) get(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusOK, o)
 }
 
-// media serves a received fax's document.
-func (s *Service) media(w http.ResponseWriter, id string) {
+// media serves a received fax's document at its current link, name "{id}-{link}"; an older
+// link is expired (403).
+func (s *Service) media(w http.ResponseWriter, name string) {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		http.Error(w, "no such media", http.StatusNotFound)
+		return
+	}
+	id, link := name[:i], name[i+1:]
 	s.mu.Lock()
 	f := s.faxes[id]
+	current := f != nil && strconv.Itoa(f.link) == link
 	s.mu.Unlock()
 	if f == nil || f.direction != "inbound" {
 		http.Error(w, "no such media", http.StatusNotFound)
+		return
+	}
+	if !current {
+		http.Error(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", http.StatusForbidden)
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")

@@ -172,6 +172,13 @@ type Mapping struct {
 	// status route, then that URL (absolute, or relative to the API's host). Not together with
 	// File; needs Status.
 	FileURL string `json:"file_url,omitempty"`
+	// FileRefresh, with FileURL, is the route that makes the upstream issue a fresh document
+	// URL when the one in the fax object has expired, e.g. Telnyx's
+	// "POST /faxes/{id}/actions/refresh". When the document URL is refused or gone (401, 403,
+	// 404, 410), faxhook calls it once, reads the fax again and fetches the new URL; without it
+	// (or when the new URL is refused too) the webhook goes without the PDF. It is no fax route:
+	// a client's request to it passes through untouched.
+	FileRefresh string `json:"file_refresh,omitempty"`
 	// PathSuffix is a suffix that the API accepts on the last segment of its paths, such as
 	// ".json" on Twilio-style routes (POST …/Faxes.json, GET …/Faxes/{sid}.json). A request
 	// path whose last segment ends with it matches the routes as if it were not there (so
@@ -601,6 +608,16 @@ func (m *Mapping) Validate() error {
 			bad("file_url", errors.New("needs the status route (its answer names the document's URL)"))
 		}
 	}
+	if m.FileRefresh != "" {
+		if pt, err := parsePattern(m.FileRefresh); err != nil {
+			bad("file_refresh", err)
+		} else if pt.idAt < 0 {
+			bad("file_refresh", fmt.Errorf("%q has no {id} segment", m.FileRefresh))
+		}
+		if m.FileURL == "" {
+			bad("file_refresh", errors.New("needs file_url (it refreshes the document URL found there)"))
+		}
+	}
 	if m.PathSuffix != "" && (strings.ContainsAny(m.PathSuffix, "/?#{} \t") || m.PathSuffix == ".") {
 		bad("path_suffix", fmt.Errorf("%q is not a suffix of a path segment (such as .json)", m.PathSuffix))
 	}
@@ -762,18 +779,24 @@ func (m *Mapping) Path(route, upstreamID string) (method, path string, err error
 		if r.pattern == "" {
 			return "", "", fmt.Errorf("mapping: route %s is not configured", route)
 		}
-		pt, err := parsePattern(r.pattern)
-		if err != nil {
-			return "", "", fmt.Errorf("mapping: %s: %w", r.json, err)
-		}
-		segs := slices.Clone(pt.segs)
-		if pt.idAt >= 0 {
-			if upstreamID == "" {
-				return "", "", fmt.Errorf("mapping: route %s needs a fax id", route)
-			}
-			segs[pt.idAt] = url.PathEscape(upstreamID)
-		}
-		return pt.method, "/" + strings.Join(segs, "/") + m.PathSuffix, nil
+		return m.fill(r.json, r.pattern, upstreamID)
 	}
 	return "", "", fmt.Errorf("mapping: unknown route %q", route)
+}
+
+// fill returns the method and path of the pattern (the mapping's field name) for the
+// upstream's fax id, with PathSuffix.
+func (m *Mapping) fill(name, pattern, upstreamID string) (method, path string, err error) {
+	pt, err := parsePattern(pattern)
+	if err != nil {
+		return "", "", fmt.Errorf("mapping: %s: %w", name, err)
+	}
+	segs := slices.Clone(pt.segs)
+	if pt.idAt >= 0 {
+		if upstreamID == "" {
+			return "", "", fmt.Errorf("mapping: %s needs a fax id", name)
+		}
+		segs[pt.idAt] = url.PathEscape(upstreamID)
+	}
+	return pt.method, "/" + strings.Join(segs, "/") + m.PathSuffix, nil
 }

@@ -76,6 +76,9 @@ type FileLocator interface {
 	// FileURL returns the URL of the document named in body, the answer to FileRequest:
 	// absolute, or relative to the API's host.
 	FileURL(body []byte) (string, error)
+	// RefreshRequest returns the request that makes the upstream issue a fresh document URL
+	// for the fax (Mapping.FileRefresh), and false when the profile has none.
+	RefreshRequest(faxID string) (Request, bool)
 }
 
 // PhaxioV21 is the profile of a service shaped like Phaxio's API v2.1: routes …/faxes,
@@ -198,6 +201,18 @@ func (p locatingProfile) FileRequest(faxID string) (Request, error) {
 
 // FileURL reads the document's URL at the mapping's file_url (see Mapping.FileURLOf).
 func (p locatingProfile) FileURL(body []byte) (string, error) { return p.m.FileURLOf(body) }
+
+// RefreshRequest is the mapping's file_refresh route with the fax's id.
+func (p locatingProfile) RefreshRequest(faxID string) (Request, bool) {
+	if p.m.FileRefresh == "" {
+		return Request{}, false
+	}
+	method, path, err := p.m.fill("file_refresh", p.m.FileRefresh, faxID)
+	if err != nil { // Validate refused such a mapping
+		return Request{}, false
+	}
+	return Request{Method: method, Path: path}, true
+}
 
 // mappedProfile implements Profile for a JSON Mapping.
 type mappedProfile struct{ m *Mapping }

@@ -156,4 +156,30 @@ func TestURLFaxValidate(t *testing.T) {
 	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "mapping: file_url: \"=https://x\": the document's URL cannot be a constant") {
 		t.Errorf("a constant file_url: %v", err)
 	}
+	m = Mapping{Status: "GET /f/{id}", FileRefresh: "POST /f/refresh", Fields: FieldMap{ID: "id", Status: "s"}}
+	err = m.Validate()
+	for _, want := range []string{`mapping: file_refresh: "POST /f/refresh" has no {id} segment`, "mapping: file_refresh: needs file_url"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate's error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// file_refresh is the request that renews an expired document URL: the fax's id in its path,
+// with path_suffix, and none without it.
+func TestFileRefreshRequest(t *testing.T) {
+	m, err := Shipped("telnyx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Profile()
+	req, ok := p.(FileLocator).RefreshRequest("u 1")
+	if !ok || req.Method != "POST" || req.Path != "/faxes/u%201/actions/refresh" {
+		t.Errorf("telnyx refresh request: %+v %v", req, ok)
+	}
+	m, _ = Shipped("twilio_fax")
+	p, _ = m.Profile()
+	if req, ok := p.(FileLocator).RefreshRequest("FX1"); ok {
+		t.Errorf("twilio_fax has a refresh request: %+v", req)
+	}
 }
