@@ -43,7 +43,7 @@ type webhookSettingsView struct {
 type numberView struct {
 	Number string   `json:"number"`
 	URLs   []string `json:"urls"`
-	Source string   `json:"source"` // "config" or "traffic"
+	Source string   `json:"source"` // "config"; "global" for an account's number the app's config gives; "traffic"
 }
 
 // settings answers GET /faxhook/settings.
@@ -81,7 +81,11 @@ func webhookView(s, base *settings) webhookSettingsView {
 	v := webhookSettingsView{Account: s.account, SentURLs: redactAll(s.sentURLs), ReceivedURLs: redactAll(s.receivedURLs),
 		Inflight: s.inflight, WebhookVersion: s.version.String(), TokenSet: s.token != ""}
 	for _, n := range slices.Sorted(maps.Keys(s.numberURLs)) {
-		v.Numbers = append(v.Numbers, numberView{Number: n, URLs: redactAll(s.numberURLs[n]), Source: "config"})
+		src := "config"
+		if base != nil && slices.Equal(s.numberURLs[n], base.numberURLs[n]) {
+			src = "global" // an account's number as the app's config gives it
+		}
+		v.Numbers = append(v.Numbers, numberView{Number: n, URLs: redactAll(s.numberURLs[n]), Source: src})
 	}
 	if base != nil {
 		from := func(same bool) string {

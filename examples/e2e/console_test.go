@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,6 +265,34 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := e.get("/config/apps/faxhook/received_urls"); !strings.Contains(got, "ops:"+urlPassword+"@") {
 		t.Errorf("Caddy's config after the change: received_urls %s; want the URL with its credentials", got)
 	}
+	if got := e.get("/config/apps/faxhook/numbers"); !strings.Contains(got, `"+15550009999":["`+e.rcvURL+`/line-9"]`) {
+		t.Errorf("Caddy's config after the change: numbers %s; want +15550009999's URL kept", got)
+	}
+	// An account's own settings: its sent URL, a number of its own and webhook version 1; its
+	// received URL, its own already, is kept; inflight stays as the global setting.
+	acctSent := e.rcvURL + "/acct-sent"
+	do("changing the account's settings", chromedp.Navigate(base+"settings"),
+		chromedp.Click(chromedp.CSS(`details[data-account="console-acct"] summary`)),
+		chromedp.SetValue(chromedp.CSS(`#a0-sent_urls`), acctSent),
+		chromedp.SetValue(chromedp.CSS(`#a0-numbers`), "+15550007777 "+e.rcvURL+"/acct-line"),
+		chromedp.SetValue(chromedp.CSS(`#a0-webhook_version`), "1"),
+		chromedp.Click(chromedp.CSS(`details[data-account="console-acct"] .save-account`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('section[aria-labelledby="set-console-acct"] .sent-url')].some(e => e.textContent.endsWith("/acct-sent"))`),
+		shot("settings-account"))
+	var acct struct {
+		SentURLs       []string            `json:"sent_urls"`
+		ReceivedURLs   []string            `json:"received_urls"`
+		Numbers        map[string][]string `json:"numbers"`
+		WebhookVersion string              `json:"webhook_version"`
+		Inflight       *bool               `json:"inflight"`
+		Token          string              `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(e.get("/config/apps/faxhook/accounts/0")), &acct); err != nil ||
+		!slices.Equal(acct.SentURLs, []string{acctSent}) || !slices.Equal(acct.ReceivedURLs, []string{e.rcvURL + "/acct"}) ||
+		!slices.Equal(acct.Numbers["+15550007777"], []string{e.rcvURL + "/acct-line"}) || len(acct.Numbers) != 1 ||
+		acct.WebhookVersion != "1" || acct.Inflight != nil || acct.Token != accountToken {
+		t.Errorf("Caddy's config of the account after the change (%v): %+v", err, acct)
+	}
 	before := e.rcv.Count()
 	do("a test webhook", chromedp.Navigate(base+"test"),
 		chromedp.SendKeys(chromedp.CSS(`#test-url`), e.rcvURL+"/test-hook"),
@@ -281,8 +310,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("JavaScript errors in the browser: %q", jsErrors)
 	}
 	entries, _ := os.ReadDir(shots)
-	if len(entries) != 9 {
-		t.Errorf("%d screenshots in %s, want 9", len(entries), shots)
+	if len(entries) != 10 {
+		t.Errorf("%d screenshots in %s, want 10", len(entries), shots)
 	}
 }
 

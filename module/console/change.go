@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -57,74 +58,21 @@ func (c *Console) adminAddress() string {
 	return strings.TrimPrefix(strings.TrimPrefix(a, "tcp/"), "tcp:")
 }
 
-// changeSettings takes the settings form (sent and received URLs, one per line; inflight;
-// webhook version), checks it, answers, and then applies it to the faxhook app's config through
-// Caddy's config API, guarded by the config's ETag so that a concurrent change is not lost.
+// changeSettings takes a settings form, the global one or an account's (field account: its
+// id), checks it, answers, and then applies it to the faxhook app's config through Caddy's
+// config API, guarded by the config's ETag so that a concurrent change is not lost. The fields:
+// sent and received URLs, one per line; numbers, one per line ("+15551230000 URL [URL…]");
+// inflight and webhook version. An account's empty list, and its "as global" inflight or
+// version, leave the setting to the global one.
 func (c *Console) changeSettings(w http.ResponseWriter, r *http.Request) error {
-	f := r.PostForm
 	base := "http://" + c.adminAddress() + "/config/apps/faxhook"
 	cfg, etag, err := getConfig(r.Context(), base)
 	if err != nil {
 		return c.acted(w, r, Prefix+"settings", "", err)
 	}
-	// The page shows URLs with their credentials replaced by REDACTED@; such a URL, sent back
-	// unchanged, stands for the configured one, credentials and all.
-	configured := map[string]string{}
-	for _, key := range []string{"sent_urls", "received_urls"} {
-		list, _ := cfg[key].([]any)
-		for _, v := range list {
-			if u, ok := v.(string); ok {
-				configured[queue.RedactURL(u)] = u
-			}
-		}
-	}
-	lines := func(name string) ([]string, error) {
-		var out []string
-		for _, l := range strings.Split(f.Get(name), "\n") {
-			if l = strings.TrimSpace(l); l == "" {
-				continue
-			}
-			if u, ok := configured[l]; ok {
-				l = u
-			} else if strings.Contains(l, "REDACTED@") {
-				return nil, fmt.Errorf("%s: %s hides credentials this page cannot know; give the URL with its credentials, or change it in the config", strings.ReplaceAll(name, "_", " "), l)
-			}
-			if err := module.ValidateURL(l); err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", strings.ReplaceAll(name, "_", " "), queue.RedactURL(l), err)
-			}
-			out = append(out, l)
-		}
-		return out, nil
-	}
-	sent, err := lines("sent_urls")
-	if err != nil {
+	if err := applyForm(cfg, r.PostForm); err != nil {
 		return c.acted(w, r, Prefix+"settings", "", err)
 	}
-	received, err := lines("received_urls")
-	if err != nil {
-		return c.acted(w, r, Prefix+"settings", "", err)
-	}
-	version := f.Get("webhook_version")
-	switch version {
-	case "2.1", "2", "1":
-	default:
-		return c.acted(w, r, Prefix+"settings", "", fmt.Errorf("webhook version %q: want 2.1, 2 or 1", version))
-	}
-	inflight := f.Get("inflight") == "on"
-	if inflight && version != "2.1" {
-		return c.acted(w, r, Prefix+"settings", "", fmt.Errorf("inflight events exist only in webhook version 2.1"))
-	}
-	set := func(key string, v any, empty bool) {
-		if empty {
-			delete(cfg, key)
-		} else {
-			cfg[key] = v
-		}
-	}
-	set("sent_urls", sent, len(sent) == 0)
-	set("received_urls", received, len(received) == 0)
-	set("inflight", true, !inflight)
-	set("webhook_version", version, version == "2.1")
 	body, err := json.Marshal(cfg)
 	if err != nil {
 		return c.acted(w, r, Prefix+"settings", "", fmt.Errorf("encoding the faxhook config: %w", err))
@@ -132,6 +80,174 @@ func (c *Console) changeSettings(w http.ResponseWriter, r *http.Request) error {
 	go patchConfig(base, etag, body)
 	return c.acted(w, r, Prefix+"settings", "Change submitted to Caddy's config API; the settings below show it once Caddy has reloaded.", nil)
 }
+
+// applyForm applies a settings form to cfg, the faxhook app's config as JSON: to its global
+// settings, or to the account the form names.
+func applyForm(cfg map[string]any, f url.Values) error {
+	// The page shows URLs with their credentials replaced by REDACTED@; such a URL, sent back
+	// unchanged, stands for the configured one, credentials and all.
+	configured := map[string]string{}
+	collectURLs(cfg, configured)
+	target, what := cfg, "global settings"
+	if id := f.Get("account"); id != "" {
+		acct, err := findAccount(cfg, id)
+		if err != nil {
+			return err
+		}
+		target, what = acct, "account "+id
+	}
+	restore := func(field, u string) (string, error) {
+		if full, ok := configured[u]; ok {
+			u = full
+		} else if strings.Contains(u, "REDACTED@") {
+			return "", fmt.Errorf("%s: %s hides credentials this page cannot know; give the URL with its credentials, or change it in the config", field, u)
+		}
+		if err := module.ValidateURL(u); err != nil {
+			return "", fmt.Errorf("%s: %s: %w", field, queue.RedactURL(u), err)
+		}
+		return u, nil
+	}
+	lines := func(name string) ([]string, error) {
+		var out []string
+		for _, l := range strings.Split(f.Get(name), "\n") {
+			if l = strings.TrimSpace(l); l == "" {
+				continue
+			}
+			u, err := restore(strings.ReplaceAll(name, "_", " "), l)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, u)
+		}
+		return out, nil
+	}
+	sent, err := lines("sent_urls")
+	if err != nil {
+		return err
+	}
+	received, err := lines("received_urls")
+	if err != nil {
+		return err
+	}
+	numbers := map[string][]string{}
+	for _, l := range strings.Split(f.Get("numbers"), "\n") {
+		fields := strings.Fields(l)
+		if len(fields) == 0 {
+			continue
+		}
+		n := fields[0]
+		if !e164(n) {
+			return fmt.Errorf("numbers: %q is not an E.164 number (+ and digits), as each line starts", n)
+		}
+		if len(fields) == 1 {
+			return fmt.Errorf("numbers: %s has no URL", n)
+		}
+		for _, raw := range fields[1:] {
+			u, err := restore("numbers: "+n, raw)
+			if err != nil {
+				return err
+			}
+			numbers[n] = append(numbers[n], u)
+		}
+	}
+	account := f.Get("account") != ""
+	version := f.Get("webhook_version")
+	switch version {
+	case "2.1", "2", "1":
+	case "":
+		if !account {
+			return fmt.Errorf("webhook version: want 2.1, 2 or 1")
+		}
+	default:
+		return fmt.Errorf("webhook version %q: want 2.1, 2 or 1", version)
+	}
+	effective := version
+	if effective == "" { // an account's, left to the global one
+		effective, _ = cfg["webhook_version"].(string)
+	}
+	var inflight *bool
+	switch v := f.Get("inflight"); {
+	case v == "on": // the global form's checkbox, or an account's choice
+		inflight = ptr(true)
+	case v == "off" || !account:
+		inflight = ptr(false)
+	}
+	if globalInflight, _ := cfg["inflight"].(bool); (inflight != nil && *inflight || inflight == nil && globalInflight) &&
+		effective != "" && effective != "2.1" && effective != "2.1.0" {
+		return fmt.Errorf("%s: inflight events exist only in webhook version 2.1", what)
+	}
+	set := func(key string, v any, empty bool) {
+		if empty {
+			delete(target, key)
+		} else {
+			target[key] = v
+		}
+	}
+	set("sent_urls", sent, len(sent) == 0)
+	set("received_urls", received, len(received) == 0)
+	set("numbers", numbers, len(numbers) == 0)
+	if account {
+		set("inflight", inflight, inflight == nil)
+		set("webhook_version", version, version == "")
+	} else {
+		set("inflight", true, !*inflight)
+		set("webhook_version", version, version == "2.1")
+	}
+	return nil
+}
+
+// findAccount returns the entry of the account with id (its name, else its API key, with
+// placeholders replaced) in the faxhook app's config.
+func findAccount(cfg map[string]any, id string) (map[string]any, error) {
+	list, _ := cfg["accounts"].([]any)
+	repl := caddy.NewReplacer()
+	for _, v := range list {
+		acct, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _ := acct["name"].(string)
+		key, _ := acct["api_key"].(string)
+		if name != "" && repl.ReplaceAll(name, "") == id || name == "" && repl.ReplaceAll(key, "") == id {
+			return acct, nil
+		}
+	}
+	return nil, fmt.Errorf("account %s is not in Caddy's config (changed meanwhile?)", id)
+}
+
+// collectURLs adds every webhook URL of the app's config (global, numbers, accounts') to m,
+// keyed by the URL as the page shows it.
+func collectURLs(cfg map[string]any, m map[string]string) {
+	add := func(v any) {
+		list, _ := v.([]any)
+		for _, x := range list {
+			if u, ok := x.(string); ok {
+				m[queue.RedactURL(u)] = u
+			}
+		}
+	}
+	add(cfg["sent_urls"])
+	add(cfg["received_urls"])
+	if nums, ok := cfg["numbers"].(map[string]any); ok {
+		for _, v := range nums {
+			add(v)
+		}
+	}
+	if list, ok := cfg["accounts"].([]any); ok {
+		for _, v := range list {
+			if acct, ok := v.(map[string]any); ok {
+				collectURLs(acct, m)
+			}
+		}
+	}
+}
+
+// e164 reports whether n looks like an E.164 number, as faxhook's config wants it.
+func e164(n string) bool {
+	return strings.HasPrefix(n, "+") && len(n) >= 8 && strings.Trim(n[1:], "0123456789") == ""
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // getConfig reads the faxhook app's config and its ETag from Caddy's config API.
 func getConfig(ctx context.Context, url string) (map[string]any, string, error) {

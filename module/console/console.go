@@ -291,6 +291,19 @@ var funcs = template.FuncMap{
 		return (time.Duration(seconds) * time.Second).String()
 	},
 	"list": func(v ...string) []string { return v },
+	// lines is a list as a textarea holds it, one per line.
+	"lines": func(v []string) string { return strings.Join(v, "\n") },
+	// numberLines is the configured numbers as the settings form's textarea holds them: one per
+	// line, the number and its URLs (numbers learnt from traffic left out).
+	"numberLines": func(ns []number) string {
+		var b strings.Builder
+		for _, n := range ns {
+			if n.Source == "config" {
+				b.WriteString(n.Number + " " + strings.Join(n.URLs, " ") + "\n")
+			}
+		}
+		return b.String()
+	},
 	"pretty": func(s string) string {
 		var v any
 		if json.Unmarshal([]byte(s), &v) != nil {
