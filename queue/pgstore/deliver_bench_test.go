@@ -82,19 +82,26 @@ func busyCPU() time.Duration {
 func BenchmarkDeliveries(b *testing.B) {
 	b.Run("sender=instant", func(b *testing.B) { benchDeliveries(b, 4000, okSender{}) })
 	b.Run("sender=http", func(b *testing.B) {
-		urls := make([]string, 4)
-		for i := range urls {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.Copy(io.Discard, r.Body)
-				w.WriteHeader(http.StatusOK)
-			}))
-			b.Cleanup(srv.Close)
-			urls[i] = srv.URL + "/webhooks/fax"
-		}
-		sender := httpsend.New(httpsend.Options{Token: "bench-token"})
-		b.Cleanup(sender.CloseIdleConnections)
+		urls, sender := httpDeliveries(b)
 		benchDeliveries(b, 20000, sender, urls...)
 	})
+}
+
+// httpDeliveries starts 4 loopback receivers that accept every webhook and returns their URLs
+// and a signing HTTP sender, all stopped when b ends.
+func httpDeliveries(b *testing.B) ([]string, queue.Sender) {
+	urls := make([]string, 4)
+	for i := range urls {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusOK)
+		}))
+		b.Cleanup(srv.Close)
+		urls[i] = srv.URL + "/webhooks/fax"
+	}
+	sender := httpsend.New(httpsend.Options{Token: "bench-token"})
+	b.Cleanup(sender.CloseIdleConnections)
+	return urls, sender
 }
 
 func benchDeliveries(b *testing.B, n int, sender queue.Sender, urls ...string) {

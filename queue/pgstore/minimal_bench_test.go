@@ -5,9 +5,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/faxhook/caddy-faxhook/queue"
-	"github.com/faxhook/caddy-faxhook/queue/httpsend"
 	"github.com/faxhook/caddy-faxhook/queue/pgstore/pgtest"
 )
 
@@ -42,17 +39,7 @@ CREATE INDEX mq_due ON mq (due_at, id) WHERE state = 0;
 //	PGTEST_FSYNC=on go test ./queue/pgstore -run '^$' -bench PostgresDeliveries -benchtime 4x
 func BenchmarkPostgresDeliveries(b *testing.B) {
 	const n = 20000
-	urls := make([]string, 4)
-	for i := range urls {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			w.WriteHeader(http.StatusOK)
-		}))
-		b.Cleanup(srv.Close)
-		urls[i] = srv.URL + "/webhooks/fax"
-	}
-	sender := httpsend.New(httpsend.Options{Token: "bench-token"})
-	b.Cleanup(sender.CloseIdleConnections)
+	urls, sender := httpDeliveries(b)
 	var faxhook, minimal time.Duration
 	b.StopTimer()
 	for i := range b.N {
