@@ -91,6 +91,12 @@ func (s mediaShape) do(ctx context.Context, t *testing.T, rawURL string, form ma
 			body, ctype = []byte(v.Encode()), "application/x-www-form-urlencoded"
 		}
 	}
+	return s.call(ctx, t, method, rawURL, ctype, body)
+}
+
+// call makes a request with the shape's credentials and returns the status and body.
+func (s mediaShape) call(ctx context.Context, t *testing.T, method, rawURL, ctype string, body []byte) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -158,25 +164,14 @@ func (s mediaShape) scenario(ctx context.Context, t *testing.T, r *profileRun, s
 	}
 	pdf = faxapp.PDF(mediaRcvd)
 	b, _ := json.Marshal(map[string]string{"from": mediaFrom, "to": mediaLine, "file": base64.StdEncoding.EncodeToString(pdf)})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.upURL+"/_sim/inbound", bytes.NewReader(b))
-	if s.shape == mediafax.Telnyx {
-		req.Header.Set("Authorization", "Bearer "+mediaKey)
-	} else {
-		req.SetBasicAuth(mediaAccount, mediaToken)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	code, body := s.call(ctx, t, http.MethodPost, r.upURL+"/_sim/inbound", "application/json", b)
 	o := s.object(t, body)
 	rcvID, _ = o["id"].(string)
 	if s.shape == mediafax.TwilioFax {
 		rcvID, _ = o["sid"].(string)
 	}
-	if resp.StatusCode != http.StatusOK || rcvID == "" {
-		t.Fatalf("receiving a fax: %d %s", resp.StatusCode, body)
+	if code != http.StatusOK || rcvID == "" {
+		t.Fatalf("receiving a fax: %d %s", code, body)
 	}
 	return sent, rcvID, pdf
 }
