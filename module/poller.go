@@ -656,8 +656,7 @@ func (pl *poller) fetchPDFVia(ctx context.Context, cfg *settings, faxID int64) (
 		return nil, false, fmt.Errorf("building the file request of fax %d: %w", faxID, err)
 	}
 	body, status, err := v.fetch(ctx, req, cfg.maxFileSize)
-	switch status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
+	if refusedStatus(status) {
 		log.Warn(msgViaRefused, zap.Int64("fax_id", faxID), zap.Int("status", status), zap.Object("via", v))
 		return nil, true, nil
 	}

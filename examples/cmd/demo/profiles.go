@@ -43,7 +43,8 @@ type shippedAPI struct {
 	send func(to, mediaURL string, pdf []byte, cb string) (path, ctype string, body []byte)
 }
 
-// shippedAPIs are the simulators of the shipped profiles, each failing every fax to demoFail.
+// newShippedAPI returns the simulated API of the shipped profile name, failing every fax to
+// demoFail.
 func newShippedAPI(name string) (*shippedAPI, error) {
 	tick := 250 * time.Millisecond
 	switch name {
