@@ -79,8 +79,9 @@ type App struct {
 	SyncWrites *bool `json:"sync_writes,omitempty"`
 
 	// Workers is how many deliveries may be under way at once: 1 to MaxWorkers (1024). Default
-	// 16. Each worker holds an attempt's memory and a connection, and the dispatcher keeps twice
-	// as many jobs leased ahead, so the bound keeps a typo from reserving gigabytes.
+	// 16. Each worker holds an attempt's memory and a connection, and the dispatcher leases as
+	// many jobs again ahead of them (over PostgreSQL up to 15 times as many for receivers that
+	// answer fast, within 32 MiB of payloads), so the bound keeps a typo from reserving gigabytes.
 	Workers int `json:"workers,omitempty"`
 
 	// Health configures destination health (see HealthConfig): after 5 consecutive failures a

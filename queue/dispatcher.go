@@ -28,11 +28,13 @@ type Options struct {
 	Schedule []time.Duration
 	// Workers is how many deliveries may be under way at once. Default 16. The dispatcher holds
 	// at most 2×Workers jobs in memory (those being attempted and as many leased ahead),
-	// whatever the backlog.
+	// whatever the backlog; over a Shared store up to 16×Workers, as long as the payloads of
+	// the jobs leased ahead stay within AheadBytes.
 	Workers int
 	// PerHost is how many attempts to one destination (see Destination: scheme, host and port
 	// of the URL) may be under way at once. Default 4. The dispatcher leases at most as many
-	// again of a destination's jobs ahead; further due jobs of a destination at its limit stay
+	// again of a destination's jobs ahead (over a Shared store up to 15 times as many, within
+	// AheadBytes); further due jobs of a destination at its limit stay
 	// pending, and jobs of other destinations are delivered meanwhile: a receiver that hangs or
 	// fails holds at most PerHost of the Workers.
 	PerHost int
@@ -58,6 +60,13 @@ type Options struct {
 	// the attempt (retried like any failure) and nothing is stored. Without Prepare, such a job
 	// is sent as it is.
 	Prepare func(ctx context.Context, job *Job) (Payload, error)
+	// AheadBytes bounds, over a Shared store, the payloads (files and form fields) of the jobs
+	// leased ahead of the workers beyond what the dispatcher leases over a store of its own
+	// (2×PerHost per destination, running ones included): a job further ahead is leased only
+	// while the payloads ahead leave room for one as large as the largest its destination had
+	// lately. Webhooks with received faxes' PDFs are large (up to max_file_size); the others
+	// are a few KiB. Default 32 MiB.
+	AheadBytes int64
 	// FleetScan is how often a dispatcher over a Shared store looks for due jobs even when no
 	// wake-up came: jobs that other processes enqueued, or whose claim expired, while their
 	// notification was lost. Default 2 seconds.
@@ -192,6 +201,9 @@ func NewDispatcher(store Store, sender Sender, opts Options) *Dispatcher {
 	if opts.FleetScan <= 0 {
 		opts.FleetScan = 2 * time.Second
 	}
+	if opts.AheadBytes <= 0 {
+		opts.AheadBytes = DefaultAheadBytes
+	}
 	d := &Dispatcher{
 		store: store, sender: sender, opts: opts, log: log,
 		wake:   make(chan struct{}, 1),
@@ -289,6 +301,9 @@ type leased struct {
 	ahead time.Time
 	// claimEnd is when the job's claim in a Shared store ends; zero for other stores.
 	claimEnd time.Time
+	// size is the job's payload size (payloadSize), counted in loop.aheadBytes while it waits
+	// ahead.
+	size int64
 }
 
 // outcome is what a worker reports about one attempt; it holds no job body, but for one the
@@ -312,6 +327,8 @@ type loop struct {
 	ahead      map[string][]leased // leased jobs not handed to a worker yet, per destination
 	order      []string            // destinations with jobs ahead, in the order they are served
 	aheadTotal int
+	aheadBytes int64          // the payload sizes of the jobs ahead
+	pace       paceBook       // how far ahead to lease, over a Shared store
 	running    int            // jobs handed to the workers whose attempt has not ended
 	perDest    map[string]int // per destination: jobs running and ahead
 	runPerDest map[string]int // per destination: jobs running
@@ -471,12 +488,13 @@ func (d *Dispatcher) attempt(ctx context.Context, slot *attemptSlot, l leased) (
 func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	defer close(d.done)
 	w := d.opts.Workers
-	ahead := d.aheadFactor() * w // jobs leased but not finished: running, or waiting for a worker
+	ahead := d.aheadFactor() * w // the most jobs leased but not finished: running, or waiting for a worker
 	l.batch = ahead
 	scan := true // look for due jobs in the next round
 	var timer, retry, delay <-chan time.Time
 	delayed := false              // delay ran out: the next round starts whatever its size
 	var inflight chan roundResult // the round under way, nil if none
+	var leaseStart time.Time      // when the round under way began, if it leases
 	var storing chan roundResult  // the outcome-only round under way beside it (Shared stores), nil if none
 	var wakeups <-chan struct{}   // the store's wake-ups in fleet mode
 	var fleetScan *time.Ticker
@@ -489,9 +507,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	if fleetScan != nil {
 		fleetTick = fleetScan.C
 	}
-	start := func(outs []outcome, want int, counts map[string]int, held map[string]lease) chan roundResult {
+	start := func(outs []outcome, ask leaseAsk) chan roundResult {
 		ch := make(chan roundResult, 1)
-		go func() { ch <- d.round(outs, want, counts, held) }()
+		go func() { ch <- d.round(outs, ask) }()
 		return ch
 	}
 	// ended handles the result of a round; it reports whether the dispatcher stops.
@@ -530,8 +548,12 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			if len(res.jobs) == l.batch {
 				l.batch = min(ahead, l.batch*2)
 			}
-			for _, j := range res.jobs {
-				d.enqueueAhead(l, j)
+			for i := range res.jobs {
+				res.jobs[i].size = payloadSize(res.jobs[i].job)
+				d.enqueueAhead(l, res.jobs[i])
+			}
+			if d.shared != nil {
+				l.pace.leased(res.jobs)
 			}
 			scan = scan || res.scan.More
 			timer = nil
@@ -567,7 +589,8 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				for k, v := range l.perDest {
 					counts[k] = v
 				}
-				inflight = start(outs, want, counts, d.held())
+				inflight = start(outs, d.leaseAsk(l, want, counts))
+				leaseStart = time.Now()
 				if want > 0 {
 					scan = false
 				}
@@ -576,7 +599,7 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 		if d.shared != nil && inflight != nil && storing == nil && retry == nil && len(l.pending) >= max(1, w/2) {
 			outs := l.pending
 			l.pending = nil
-			storing = start(outs, 0, nil, nil)
+			storing = start(outs, leaseAsk{})
 		}
 		select {
 		case <-delay:
@@ -589,6 +612,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 			scan = true
 		case res := <-inflight:
 			inflight = nil
+			if d.shared != nil && res.leased && res.err == nil {
+				l.pace.roundTook(time.Since(leaseStart))
+			}
 			if ended(res) {
 				d.stop(l, nil, storing)
 				return
@@ -614,22 +640,71 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 	}
 }
 
-// sharedAhead is aheadFactor over a Shared store. A round there waits for a server and its
-// commit (milliseconds, where Badger's takes a fraction of one), and a round can only claim what
-// the previous ones left room for: with 2×PerHost per destination, PerHost jobs run while as many
-// wait, and a worker whose job ends during a round idles until the next one. Leasing further
-// ahead keeps them busy: BenchmarkPostgresDeliveries in queue/pgstore and qbench's case (e)
-// measured 5,500–6,000 deliveries/s with 2 and 7,300–9,400 with 6 on a 2-core machine; 10 and
-// 16 did not do better. A job that waits ahead too long is handed back (see handOut).
-const sharedAhead = 6
+// plainAhead is aheadFactor over a store of one process: a round there takes a fraction of a
+// millisecond, and PerHost jobs leased ahead of the PerHost running keep a destination's
+// workers busy across it.
+const plainAhead = 2
+
+// sharedAhead is aheadFactor over a Shared store: the most a destination whose attempts are
+// quick next to a round gets (see paceBook). A round there waits for a server and its commit
+// (milliseconds, where Badger's takes a fraction of one, and now and then ten or more on a busy
+// machine), and a round can only claim what the previous ones left room for: with 2×PerHost per
+// destination, PerHost jobs run while as many wait, and a worker whose job ends during a round
+// idles until the next one; its jobs ahead must outlast the slowest rounds. qbench's case (e)
+// on a 2-core machine, 10,000 jobs, 16 workers, 4 per host: 5,500–6,000 deliveries/s with 2,
+// 8,600–9,900 with 6, 8,900–10,800 with 10, 10,600–11,900 with 16, 10,200–12,500 with 24
+// (workers idle for want of a job ahead: 24% of their time with 6, 11% with 16). A job that
+// waits ahead too long is handed back (see handOut); AheadBytes bounds what the jobs ahead hold
+// in memory.
+const sharedAhead = 16
+
+// DefaultAheadBytes is the default of Options.AheadBytes.
+const DefaultAheadBytes = 32 << 20
 
 // aheadFactor is how many times Workers (in all) and PerHost (per destination) jobs may be
-// leased and unfinished at once.
+// leased and unfinished at once, at most.
 func (d *Dispatcher) aheadFactor() int {
 	if d.shared != nil {
 		return sharedAhead
 	}
-	return 2
+	return plainAhead
+}
+
+// leaseAsk is what a round is to lease: up to want jobs, given counts (per destination, the jobs
+// running or ahead) and held (the jobs leased already, passed over). A destination has room for
+// plainAhead×PerHost jobs running or ahead, or up to its reach (paceBook.reaches) over a Shared
+// store, where each job beyond plainAhead×PerHost takes its destination's size from bytes and
+// is leased only while bytes has room for it. The zero leaseAsk leases nothing.
+type leaseAsk struct {
+	want    int
+	counts  map[string]int
+	held    map[string]lease
+	bytes   int64
+	reaches map[string]reach
+}
+
+// leaseAsk returns the ask of a round that leases up to want jobs, given counts.
+func (d *Dispatcher) leaseAsk(l *loop, want int, counts map[string]int) leaseAsk {
+	ask := leaseAsk{want: want, counts: counts, held: d.held()}
+	if want > 0 && d.shared != nil {
+		ask.bytes, ask.reaches = d.opts.AheadBytes-l.aheadBytes, l.pace.reaches(d.opts.PerHost)
+	}
+	return ask
+}
+
+// payloadSize is what a job's payload holds in memory, roughly: its files' and fields' bytes.
+func payloadSize(j *Job) int64 {
+	n := int64(len(j.Prepare))
+	for _, f := range j.Fields {
+		n += int64(len(f.Name) + len(f.Value))
+	}
+	for _, f := range j.Files {
+		n += int64(len(f.Data))
+	}
+	if j.Mail != nil {
+		n += int64(len(j.Mail.HTML))
+	}
+	return n
 }
 
 // enqueueAhead queues a leased job for a worker.
@@ -639,6 +714,7 @@ func (d *Dispatcher) enqueueAhead(l *loop, j leased) {
 	}
 	l.ahead[j.dest] = append(l.ahead[j.dest], j)
 	l.aheadTotal++
+	l.aheadBytes += j.size
 	l.perDest[j.dest]++
 }
 
@@ -669,6 +745,7 @@ func (d *Dispatcher) handOut(l *loop) {
 			}
 		}
 		l.work <- q[0] // never blocks: work holds as many as can run
+		l.aheadBytes -= q[0].size
 		q[0] = leased{}
 		l.running++
 		l.runPerDest[dest]++
@@ -695,6 +772,9 @@ func (d *Dispatcher) ended(l *loop, o outcome) {
 		delete(l.perDest, o.dest)
 	}
 	l.pending = append(l.pending, o)
+	if d.shared != nil {
+		l.pace.attempted(o.dest, o.attempt.Duration)
+	}
 	if ch, ok := d.health.note(o.dest, o.res, o.end); ok {
 		if ch.down {
 			d.handBack(l, ch.dest)
@@ -759,6 +839,9 @@ func (d *Dispatcher) handBack(l *loop, dest string) {
 		l.order = slices.Delete(l.order, i, i+1)
 	}
 	l.aheadTotal -= len(q)
+	for _, j := range q {
+		l.aheadBytes -= j.size
+	}
 	if l.perDest[dest] -= len(q); l.perDest[dest] <= 0 {
 		delete(l.perDest, dest)
 	}
@@ -797,7 +880,7 @@ func (d *Dispatcher) stop(l *loop, rounds ...chan roundResult) {
 		}
 	}
 	if len(l.pending) > 0 {
-		res := d.round(l.pending, 0, nil, nil)
+		res := d.round(l.pending, leaseAsk{})
 		d.settle(res)
 		d.finish(res.stored)
 		if res.err != nil && !errors.Is(res.err, ErrClosed) {
@@ -860,8 +943,8 @@ func (d *Dispatcher) settle(res roundResult) {
 // round stores outs and leases up to want due jobs, given how many jobs per destination are
 // running or ahead, in one transaction if they fit; otherwise it stores the outcomes one by one
 // and leases nothing, reporting tooBig.
-func (d *Dispatcher) round(outs []outcome, want int, counts map[string]int, held map[string]lease) roundResult {
-	res := d.storeAndLease(outs, want, counts, held)
+func (d *Dispatcher) round(outs []outcome, ask leaseAsk) roundResult {
+	res := d.storeAndLease(outs, ask)
 	if !errors.Is(res.err, ErrTooBig) {
 		if res.err == nil {
 			res.settled = ids(outs)
@@ -870,7 +953,7 @@ func (d *Dispatcher) round(outs []outcome, want int, counts map[string]int, held
 	}
 	res = roundResult{tooBig: true}
 	for i, o := range outs {
-		r := d.storeAndLease([]outcome{o}, 0, nil, nil)
+		r := d.storeAndLease([]outcome{o}, leaseAsk{})
 		res.stored = append(res.stored, r.stored...)
 		if r.err != nil {
 			res.err, res.unstored = r.err, outs[i:]
@@ -899,10 +982,10 @@ type storedOutcome struct {
 // storeAndLease runs one transaction: it leases up to want due jobs whose destinations have
 // room (fewer than aheadFactor×PerHost jobs running or ahead, counts included), then stores outs. Jobs in
 // held, those of outs included, are leased already.
-func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]int, held map[string]lease) roundResult {
+func (d *Dispatcher) storeAndLease(outs []outcome, ask leaseAsk) roundResult {
 	var res roundResult
 	res.err = d.store.UpdateLazy(func(tx Tx) error {
-		res = roundResult{leased: want > 0}
+		res = roundResult{leased: ask.want > 0}
 		// Lease first: a Badger iterator sorts the transaction's writes so far, so scanning
 		// before storing the outcomes costs less. The scan passes over the jobs of outs (held)
 		// and does not see the retries and chain successors their outcomes make due; the run
@@ -914,7 +997,7 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 				return err
 			}
 		}
-		if err := d.lease(tx, &res, want, counts, held); err != nil {
+		if err := d.lease(tx, &res, ask); err != nil {
 			return err
 		}
 		for _, o := range outs {
@@ -939,10 +1022,11 @@ func (d *Dispatcher) storeAndLease(outs []outcome, want int, counts map[string]i
 // jobs running or ahead, counts included) gets one job per turn, in destination order starting
 // after the destination served last, until want is reached or no destination has room or due
 // jobs left; within a destination, jobs go in due order. A destination that hangs thus holds at
-// most aheadFactor×PerHost jobs (2×, or 6× over a Shared store) and never more than its turn,
+// most aheadFactor×PerHost jobs (2×, or up to 16× over a Shared store) and never more than its turn,
 // and its backlog stays in its own due index, which no other destination's turn reads. Jobs in
 // held, those of outs included, are leased already and passed over.
-func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]int, held map[string]lease) error {
+func (d *Dispatcher) lease(tx Tx, res *roundResult, ask leaseAsk) error {
+	want, counts, held := ask.want, ask.counts, ask.held
 	if want <= 0 {
 		return nil
 	}
@@ -972,7 +1056,11 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		}
 	}
 	next, err := tx.Destinations(now, func(dest string, _ time.Time) bool {
-		room := d.aheadFactor()*d.opts.PerHost - counts[dest]
+		plain := plainAhead*d.opts.PerHost - counts[dest]
+		room := plain
+		if r, ok := ask.reaches[dest]; ok {
+			room = r.jobs - counts[dest]
+		}
 		if nextProbe, ok := downAt[dest]; ok {
 			delete(downAt, dest) // seen: it has due jobs
 			switch {
@@ -986,7 +1074,7 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 			room = 1
 		}
 		if room > 0 {
-			turns = append(turns, turn{dest: dest, room: room})
+			turns = append(turns, turn{dest: dest, room: room, plain: min(room, plain)})
 		}
 		return true
 	})
@@ -1008,7 +1096,7 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 		default:
 			down = append(down, dn.dest)
 			early[dn.dest] = true
-			turns = append(turns, turn{dest: dn.dest, room: 1})
+			turns = append(turns, turn{dest: dn.dest, room: 1, plain: 1})
 		}
 	}
 	var skip map[string]bool // jobs of down destinations that died unattempted
@@ -1034,15 +1122,25 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 	// Share want out, one job per destination per turn. A destination whose due jobs are fewer
 	// than its share leaves the rest unused this round; the run loop looks again at once when
 	// a round leased less than it could and more was due (scan.More).
+	// Beyond its plain room, a destination's job takes its size from ask.bytes.
 	quota := make([]int, len(turns))
+	bytes := ask.bytes
 	for left, given := want, true; left > 0 && given; {
 		given = false
-		for i := range turns {
-			if left > 0 && quota[i] < turns[i].room {
-				quota[i]++
-				left--
-				given = true
+		for i, t := range turns {
+			if left == 0 || quota[i] >= t.room {
+				continue
 			}
+			if quota[i] >= t.plain {
+				size := ask.reaches[t.dest].size // room > plain: it has a reach
+				if size > bytes {
+					continue
+				}
+				bytes -= size
+			}
+			quota[i]++
+			left--
+			given = true
 		}
 	}
 	if d.shared != nil {
@@ -1104,6 +1202,8 @@ func (d *Dispatcher) lease(tx Tx, res *roundResult, want int, counts map[string]
 type turn struct {
 	dest string
 	room int
+	// plain is the part of room within plainAhead×PerHost, which AheadBytes does not bound.
+	plain int
 }
 
 // noteNext keeps the earliest due time of a job not due yet.

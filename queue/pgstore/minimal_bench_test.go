@@ -96,9 +96,9 @@ func minimalOnce(b *testing.B, n int, sender queue.Sender, urls []string) time.D
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE mq"); err != nil {
 		b.Fatal(err)
 	}
-	// As the dispatcher over a Shared store: 16 workers, and up to 6 × 16 jobs claimed and
+	// As the dispatcher over a Shared store: 16 workers, and up to 16 × 16 jobs claimed and
 	// unfinished (queue's sharedAhead).
-	const workers, ahead = 16, 6 * 16
+	const workers, ahead = 16, 16 * 16
 	work := make(chan int64, ahead)
 	results := make(chan int64, ahead)
 	var inFlight atomic.Int64 // claimed and not yet marked delivered

@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,8 +55,12 @@ func testFleetDeliversEachJobOnce(t *testing.T, s queue.Store) {
 			return queue.Result{Status: 204}
 		})
 	}
-	a := queue.NewDispatcher(sh, sender("a"), fleetOptions("a"))
-	b := queue.NewDispatcher(sh, sender("b"), fleetOptions("b"))
+	// Each leases no further ahead than over a store of its own (AheadBytes has room for no
+	// job), so that both get work: leasing 16×PerHost ahead, the first to scan takes it all.
+	optsA, optsB := fleetOptions("a"), fleetOptions("b")
+	optsA.AheadBytes, optsB.AheadBytes = 1, 1
+	a := queue.NewDispatcher(sh, sender("a"), optsA)
+	b := queue.NewDispatcher(sh, sender("b"), optsB)
 	for _, d := range []*queue.Dispatcher{a, b} {
 		if err := d.Start(); err != nil {
 			t.Fatal(err)
@@ -218,6 +224,129 @@ func testFleetSlowDestination(t *testing.T, s queue.Store) {
 	}
 	if len(attempts) != jobs {
 		t.Errorf("%d jobs attempted, want %d", len(attempts), jobs)
+	}
+}
+
+// Over a shared store a dispatcher claims the jobs of a destination whose attempts are quick
+// far ahead of its workers, but not large ones: beyond 2×PerHost per destination, the payloads
+// it holds ahead stay within AheadBytes. Two destinations answer their first attempts at once
+// and then hang: the one with small jobs has deep claims, the one with large jobs few; a third
+// destination's jobs are delivered meanwhile.
+func testFleetAheadBytes(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	release := make(chan struct{})
+	var delivered sync.Map
+	var mu sync.Mutex
+	answered := map[string]int{}
+	sender := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+		mu.Lock()
+		answered[j.URL]++
+		quick := answered[j.URL] <= 8
+		mu.Unlock()
+		if !quick && !strings.Contains(j.URL, "//free.") {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return queue.Result{Err: ctx.Err()}
+			}
+		}
+		if strings.Contains(j.URL, "//free.") {
+			delivered.Store(j.ID, true)
+		}
+		return queue.Result{Status: 204}
+	})
+	opts := fleetOptions("a")
+	opts.Workers, opts.PerHost, opts.AheadBytes = 6, 2, 1<<20
+	const jobs, large = 40, 200 << 10
+	update(t, s, func(tx queue.Tx) error {
+		for i := range jobs {
+			big := newJob(fmt.Sprintf("big%02d", i), "https://big.example/h", time.Now())
+			big.Files[0].Data = bytes.Repeat([]byte{'%'}, large)
+			for _, j := range []*queue.Job{big,
+				newJob(fmt.Sprintf("small%02d", i), "https://small.example/h", time.Now()),
+				newJob(fmt.Sprintf("free%02d", i), "https://free.example/h", time.Now())} {
+				if _, err := tx.Enqueue(j); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	d := queue.NewDispatcher(sh, sender, opts)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	held := func(prefix string) int {
+		n := 0
+		for id := range d.Leases() {
+			if strings.HasPrefix(id, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the free destination's jobs delivered while the others hang", func() bool {
+		n := 0
+		delivered.Range(func(k, _ any) bool { n++; return true })
+		return n == jobs
+	})
+	// The small jobs of a destination whose attempts were quick are claimed deep (up to
+	// 16×PerHost) as rounds come.
+	waitFor(t, "small jobs claimed far ahead", func() bool { return held("small") >= 8*opts.PerHost })
+	// 2×PerHost (running or ahead) plus what fits in AheadBytes; 16×PerHost without the bound.
+	if n, most := held("big"), 2*opts.PerHost+int(opts.AheadBytes/large); n > most {
+		t.Errorf("%d large jobs claimed, want at most %d (2×PerHost and %d bytes ahead)", n, most, opts.AheadBytes)
+	}
+	close(release)
+	waitFor(t, "every job delivered", func() bool {
+		return checkCountsQuiet(t, s)[queue.StateDelivered] == 3*jobs
+	})
+}
+
+// A destination whose attempts are slow is not claimed far ahead: its backlog stays in the
+// shared queue, and every process of the fleet works on it, each up to its own PerHost.
+func testFleetSpreadsSlowDestination(t *testing.T, s queue.Store) {
+	sh := asShared(s)
+	var mu sync.Mutex
+	by := map[string]int{}
+	slow := func(name string) queue.Sender {
+		return senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
+			mu.Lock()
+			by[name]++
+			mu.Unlock()
+			select {
+			case <-time.After(40 * time.Millisecond):
+				return queue.Result{Status: 204}
+			case <-ctx.Done():
+				return queue.Result{Err: ctx.Err()}
+			}
+		})
+	}
+	const jobs = 40
+	update(t, s, func(tx queue.Tx) error {
+		for i := range jobs {
+			if _, err := tx.Enqueue(newJob(fmt.Sprintf("w%02d", i), "https://slow.example/h", time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, name := range []string{"a", "b"} {
+		d := queue.NewDispatcher(sh, slow(name), fleetOptions(name))
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop()
+	}
+	waitFor(t, "every job delivered", func() bool {
+		return checkCountsQuiet(t, s)[queue.StateDelivered] == jobs
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// Claimed 16×PerHost deep, the first to scan would take 32 of the 40 jobs.
+	if by["a"] < jobs/4 || by["b"] < jobs/4 {
+		t.Errorf("attempts: a %d, b %d; want each at least %d", by["a"], by["b"], jobs/4)
 	}
 }
 

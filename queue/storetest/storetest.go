@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"FleetExpiredClaim", testFleetExpiredClaim},
 		{"FleetStopReleasesClaims", testFleetStopReleasesClaims},
 		{"FleetSlowDestination", testFleetSlowDestination},
+		{"FleetAheadBytes", testFleetAheadBytes},
+		{"FleetSpreadsSlowDestination", testFleetSpreadsSlowDestination},
 		{"TwoWritersOneStateRecord", testTwoWritersOneStateRecord},
 		{"ClaimIsExclusive", testClaimIsExclusive},
 		{"ChainPromotionUnderConcurrentEnqueue", testChainPromotionUnderConcurrentEnqueue},

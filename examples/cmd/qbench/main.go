@@ -29,6 +29,7 @@ func main() {
 	flag.DurationVar(&o.Duration, "duration", 0, "length of one enqueue run in (a) (default 2s)")
 	flag.IntVar(&o.Rounds, "rounds", 0, "rounds of each throughput pair in (a) and (b), alternating order (default 5)")
 	flag.IntVar(&o.Jobs, "jobs", 0, "jobs per delivery run in (b) (default 3000)")
+	flag.IntVar(&o.FleetJobs, "fleet-jobs", 0, "jobs per delivery run in (e), on each store (default 10000)")
 	flag.IntVar(&o.Pending, "pending", 0, "future jobs in the store of (c) (default 1000000)")
 	flag.IntVar(&o.Rate, "rate", 0, "arrival rate of (d) in jobs/s (default 200)")
 	flag.DurationVar(&o.LatencyDuration, "latency-duration", 0, "enqueueing time per run of (d) (default 5s)")
