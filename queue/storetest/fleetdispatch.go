@@ -234,6 +234,8 @@ func testFleetSlowDestination(t *testing.T, s queue.Store) {
 // destination's jobs are delivered meanwhile.
 func testFleetAheadBytes(t *testing.T, s queue.Store) {
 	sh := asShared(s)
+	// Each destination has jobs jobs; the first quick attempts of each are answered at once.
+	const jobs, large, quick = 40, 200 << 10, 8
 	release := make(chan struct{})
 	var delivered sync.Map
 	var mu sync.Mutex
@@ -241,9 +243,9 @@ func testFleetAheadBytes(t *testing.T, s queue.Store) {
 	sender := senderFunc(func(ctx context.Context, j *queue.Job) queue.Result {
 		mu.Lock()
 		answered[j.URL]++
-		quick := answered[j.URL] <= 8
+		fast := answered[j.URL] <= quick
 		mu.Unlock()
-		if !quick && !strings.Contains(j.URL, "//free.") {
+		if !fast && !strings.Contains(j.URL, "//free.") {
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -257,7 +259,6 @@ func testFleetAheadBytes(t *testing.T, s queue.Store) {
 	})
 	opts := fleetOptions("a")
 	opts.Workers, opts.PerHost, opts.AheadBytes = 6, 2, 1<<20
-	const jobs, large = 40, 200 << 10
 	update(t, s, func(tx queue.Tx) error {
 		for i := range jobs {
 			big := newJob(fmt.Sprintf("big%02d", i), "https://big.example/h", time.Now())
@@ -290,6 +291,10 @@ func testFleetAheadBytes(t *testing.T, s queue.Store) {
 		n := 0
 		delivered.Range(func(k, _ any) bool { n++; return true })
 		return n == jobs
+	})
+	// The quick attempts' outcomes are stored: the jobs still held are running or ahead.
+	waitFor(t, "the quick attempts' outcomes stored", func() bool {
+		return checkCountsQuiet(t, s)[queue.StateDelivered] == jobs+2*quick
 	})
 	// The small jobs of a destination whose attempts were quick are claimed deep (up to
 	// 16×PerHost) as rounds come.
