@@ -651,9 +651,10 @@ const plainAhead = 2
 // machine), and a round can only claim what the previous ones left room for: with 2×PerHost per
 // destination, PerHost jobs run while as many wait, and a worker whose job ends during a round
 // idles until the next one; its jobs ahead must outlast the slowest rounds. qbench's case (e)
-// on a 2-core machine, 10,000 jobs, 16 workers, 4 per host: 5,500–6,000 deliveries/s with 2,
-// 8,600–9,900 with 6, 8,900–10,800 with 10, 10,600–11,900 with 16, 10,200–12,500 with 24
-// (workers idle for want of a job ahead: 24% of their time with 6, 11% with 16). A job that
+// on a 2-core machine, 10,000 jobs, 16 workers, 4 per host: 8,600–9,900 deliveries/s with 6,
+// 8,900–10,800 with 10, 10,600–11,900 with 16, 10,200–12,500 with 24 (with 2, 5,500–6,000 on
+// 3,000-job runs of an earlier version); workers idle for want of a job ahead 24–32% of their
+// time with 6, 15–20% with 12. A job that
 // waits ahead too long is handed back (see handOut); AheadBytes bounds what the jobs ahead hold
 // in memory.
 const sharedAhead = 16
