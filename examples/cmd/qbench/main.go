@@ -2,11 +2,13 @@
 // throughput against raw Badger writes (a), signed deliveries/s against a plain net/http client
 // (b), peak RSS and restart-to-first-delivery over a million pending jobs (c), and healthy
 // destinations' p99 latency with half the destinations hanging (d), each with sync_writes on and
-// off. See package examples/qbench.
+// off; and, on request, the PostgreSQL store of a fleet against Badger (e): signed deliveries/s
+// and p99 enqueue-to-delivery latency. See package examples/qbench.
 //
 //	go run ./examples/cmd/qbench                                   # the default size, a few minutes
 //	go run ./examples/cmd/qbench -cases a,b -rounds 1 -duration 300ms -jobs 500
 //	go run ./examples/cmd/qbench -cases c -pending 100000
+//	go run ./examples/cmd/qbench -cases e                          # needs PostgreSQL's server binaries
 package main
 
 import (
