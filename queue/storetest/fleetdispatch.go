@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,14 +205,7 @@ func testFleetSlowDestination(t *testing.T, s queue.Store) {
 		ds = append(ds, d)
 	}
 	const jobs = 10
-	update(t, s, func(tx queue.Tx) error {
-		for i := range jobs {
-			if _, err := tx.Enqueue(newJob(fmt.Sprintf("s%02d", i), "https://slow.example/h", time.Now())); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enqueue(t, s, jobsTo("s", "https://slow.example/h", jobs)...)
 	waitFor(t, "every job delivered", func() bool {
 		return checkCountsQuiet(t, s)[queue.StateDelivered] == jobs
 	})
@@ -259,20 +253,11 @@ func testFleetAheadBytes(t *testing.T, s queue.Store) {
 	})
 	opts := fleetOptions("a")
 	opts.Workers, opts.PerHost, opts.AheadBytes = 6, 2, 1<<20
-	update(t, s, func(tx queue.Tx) error {
-		for i := range jobs {
-			big := newJob(fmt.Sprintf("big%02d", i), "https://big.example/h", time.Now())
-			big.Files[0].Data = bytes.Repeat([]byte{'%'}, large)
-			for _, j := range []*queue.Job{big,
-				newJob(fmt.Sprintf("small%02d", i), "https://small.example/h", time.Now()),
-				newJob(fmt.Sprintf("free%02d", i), "https://free.example/h", time.Now())} {
-				if _, err := tx.Enqueue(j); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	bigs := jobsTo("big", "https://big.example/h", jobs)
+	for _, j := range bigs {
+		j.Files[0].Data = bytes.Repeat([]byte{'%'}, large)
+	}
+	enqueue(t, s, slices.Concat(bigs, jobsTo("small", "https://small.example/h", jobs), jobsTo("free", "https://free.example/h", jobs))...)
 	d := queue.NewDispatcher(sh, sender, opts)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
@@ -329,14 +314,7 @@ func testFleetSpreadsSlowDestination(t *testing.T, s queue.Store) {
 		})
 	}
 	const jobs = 40
-	update(t, s, func(tx queue.Tx) error {
-		for i := range jobs {
-			if _, err := tx.Enqueue(newJob(fmt.Sprintf("w%02d", i), "https://slow.example/h", time.Now())); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enqueue(t, s, jobsTo("w", "https://slow.example/h", jobs)...)
 	for _, name := range []string{"a", "b"} {
 		d := queue.NewDispatcher(sh, slow(name), fleetOptions(name))
 		if err := d.Start(); err != nil {
@@ -394,6 +372,15 @@ func testFleetStopReleasesClaims(t *testing.T, s queue.Store) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("b did not attempt the job a handed back")
 	}
+}
+
+// jobsTo returns n new jobs to url, due now, with IDs prefix00, prefix01 and so on.
+func jobsTo(prefix, url string, n int) []*queue.Job {
+	jobs := make([]*queue.Job, n)
+	for i := range jobs {
+		jobs[i] = newJob(fmt.Sprintf("%s%02d", prefix, i), url, time.Now())
+	}
+	return jobs
 }
 
 // senderFunc adapts a function to queue.Sender.
