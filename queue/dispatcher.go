@@ -301,8 +301,8 @@ type leased struct {
 	ahead time.Time
 	// claimEnd is when the job's claim in a Shared store ends; zero for other stores.
 	claimEnd time.Time
-	// size is the job's payload size (payloadSize), counted in loop.aheadBytes while it waits
-	// ahead.
+	// size is the job's payload size (payloadSize) over a Shared store, 0 otherwise, counted
+	// in loop.aheadBytes while it waits ahead.
 	size int64
 }
 
@@ -549,7 +549,9 @@ func (d *Dispatcher) run(ctx context.Context, l *loop) {
 				l.batch = min(ahead, l.batch*2)
 			}
 			for i := range res.jobs {
-				res.jobs[i].size = payloadSize(res.jobs[i].job)
+				if d.shared != nil { // only AheadBytes, over a Shared store, reads the size
+					res.jobs[i].size = payloadSize(res.jobs[i].job)
+				}
 				d.enqueueAhead(l, res.jobs[i])
 			}
 			if d.shared != nil {
